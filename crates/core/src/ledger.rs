@@ -1,0 +1,40 @@
+//! The usage ledger: one entry per model call, success or failure.
+
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub provider: String,
+    pub model: String,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub latency_ms: i64,
+    /// `ok` or an error code such as `provider_rate_limited`.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub agent_id: Option<String>,
+    pub session_id: Option<String>,
+    pub run_id: Option<String>,
+    pub step: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A ledger entry before the store numbers it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewLedgerEntry {
+    pub provider: String,
+    pub model: String,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub latency_ms: i64,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub agent_id: Option<String>,
+    pub session_id: Option<String>,
+    pub run_id: Option<String>,
+    pub step: Option<i64>,
+}

@@ -1,0 +1,26 @@
+//! Roster's domain: the words of the architecture brief as types, and the run
+//! state machine.
+//!
+//! This crate owns the meaning of tenants, agents, sessions, items, runs, steps,
+//! memory blocks and ledger entries, and the pure function that decides what a
+//! run does next. It must never do I/O: no files, no network, no clock reads
+//! inside the state machine, no async runtime. Everything here is serialisable
+//! so the store can journal it and the API can show it.
+
+pub mod agent;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod item;
+pub mod ledger;
+pub mod machine;
+pub mod memory;
+pub mod route;
+pub mod run;
+pub mod tokens;
+
+pub use error::ValidationError;
+pub use ids::{AgentId, KeyId, RunId, SessionId, TenantId};
+
+/// The one timestamp type: UTC, stored with millisecond precision.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
