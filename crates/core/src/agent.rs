@@ -1,9 +1,9 @@
 //! Agents and their versioned configuration.
 
-use chrono::{DateTime, Utc};
 use crate::memory::MemoryBlockSpec;
 use crate::route::ModelRoute;
 use crate::{AgentId, ValidationError};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -47,10 +47,16 @@ impl AgentConfig {
     pub fn validate(&self, known_tools: &[&str]) -> Result<(), ValidationError> {
         self.route()?;
         if self.instructions.len() > 200_000 {
-            return Err(ValidationError::new("instructions", "longer than 200000 bytes"));
+            return Err(ValidationError::new(
+                "instructions",
+                "longer than 200000 bytes",
+            ));
         }
         if self.max_steps == 0 || self.max_steps > 1_000 {
-            return Err(ValidationError::new("max_steps", "must be between 1 and 1000"));
+            return Err(ValidationError::new(
+                "max_steps",
+                "must be between 1 and 1000",
+            ));
         }
         if !(256..=10_000_000).contains(&self.context_tokens) {
             return Err(ValidationError::new(
@@ -62,7 +68,10 @@ impl AgentConfig {
             if !known_tools.contains(&tool.as_str()) {
                 return Err(ValidationError::new(
                     "tools",
-                    format!("unknown tool `{tool}`; known tools: {}", known_tools.join(", ")),
+                    format!(
+                        "unknown tool `{tool}`; known tools: {}",
+                        known_tools.join(", ")
+                    ),
                 ));
             }
         }

@@ -14,13 +14,29 @@ pub enum RunEvent {
     RunStarted,
     /// Part of the assistant's text as the model streams it. Sent live only;
     /// the whole text is persisted as an `item` event.
-    TextDelta { step: i64, delta: String },
+    TextDelta {
+        step: i64,
+        delta: String,
+    },
     /// The model asked for a tool call.
-    ToolCall { step: i64, call_id: String, name: String, arguments: String },
+    ToolCall {
+        step: i64,
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
     /// A tool call finished.
-    ToolResult { step: i64, call_id: String, name: String, output: String, is_error: bool },
+    ToolResult {
+        step: i64,
+        call_id: String,
+        name: String,
+        output: String,
+        is_error: bool,
+    },
     /// An item was appended to the session.
-    Item { item: Item },
+    Item {
+        item: Item,
+    },
     /// The run reached a final status.
     RunFinished {
         status: RunStatus,

@@ -6,7 +6,18 @@ use std::fmt;
 
 macro_rules! typed_id {
     ($name:ident, $prefix:literal) => {
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            Serialize,
+            Deserialize,
+            utoipa::ToSchema,
+        )]
         #[serde(transparent)]
         #[schema(value_type = String)]
         pub struct $name(String);

@@ -1,7 +1,7 @@
 //! Session items: the append-only conversation a session holds.
 
+use crate::RunId;
 use chrono::{DateTime, Utc};
-use crate::{RunId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -53,13 +53,14 @@ impl ItemContent {
             ItemContent::UserMessage { text } | ItemContent::SystemNote { text } => {
                 crate::tokens::estimate_tokens(text)
             }
-            ItemContent::AssistantMessage { text, tool_calls } => tool_calls.iter().fold(
-                crate::tokens::estimate_tokens(text),
-                |sum, c| {
-                    sum.saturating_add(crate::tokens::estimate_tokens(&c.arguments))
-                        .saturating_add(crate::tokens::estimate_tokens(&c.name))
-                },
-            ),
+            ItemContent::AssistantMessage { text, tool_calls } => {
+                tool_calls
+                    .iter()
+                    .fold(crate::tokens::estimate_tokens(text), |sum, c| {
+                        sum.saturating_add(crate::tokens::estimate_tokens(&c.arguments))
+                            .saturating_add(crate::tokens::estimate_tokens(&c.name))
+                    })
+            }
             ItemContent::ToolResult { output, .. } => crate::tokens::estimate_tokens(output),
         };
         text_tokens

@@ -1,6 +1,5 @@
 //! The usage ledger: one entry per model call, success or failure.
 
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -209,7 +209,10 @@ mod tests {
         let mut m = RunMachine::new(4);
         assert_eq!(m.next_action(), Action::CallModel);
         m.on_model_reply(&reply("", vec![call("a"), call("b")]));
-        assert_eq!(m.next_action(), Action::CallTools(vec![call("a"), call("b")]));
+        assert_eq!(
+            m.next_action(),
+            Action::CallTools(vec![call("a"), call("b")])
+        );
         m.on_tool_outcome(&outcome("b"));
         assert_eq!(m.next_action(), Action::CallTools(vec![call("a")]));
         assert_eq!(m.dangling_calls(), vec![call("a")]);

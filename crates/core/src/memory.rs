@@ -1,7 +1,7 @@
 //! Memory blocks: small labelled texts pinned into every context of an agent.
 
+use crate::ValidationError;
 use chrono::{DateTime, Utc};
-use crate::{ValidationError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -89,8 +89,15 @@ pub struct MemoryBlockVersion {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum BlockEdit {
-    Append { label: String, content: String },
-    Replace { label: String, old: String, new: String },
+    Append {
+        label: String,
+        content: String,
+    },
+    Replace {
+        label: String,
+        old: String,
+        new: String,
+    },
 }
 
 impl BlockEdit {
@@ -122,7 +129,12 @@ impl BlockEdit {
                     return Err("`old` must not be empty".to_owned());
                 }
                 match current.matches(old.as_str()).count() {
-                    0 => return Err(format!("`{old}` does not occur in block `{}`", self.label())),
+                    0 => {
+                        return Err(format!(
+                            "`{old}` does not occur in block `{}`",
+                            self.label()
+                        ))
+                    }
                     1 => current.replacen(old.as_str(), new, 1),
                     n => {
                         return Err(format!(
@@ -144,10 +156,17 @@ mod tests {
 
     #[test]
     fn append_and_replace() {
-        let a = BlockEdit::Append { label: "n".into(), content: "b".into() };
+        let a = BlockEdit::Append {
+            label: "n".into(),
+            content: "b".into(),
+        };
         assert_eq!(a.apply("a", 10).as_deref(), Ok("a\nb"));
         assert!(a.apply("123456789", 10).is_err());
-        let r = BlockEdit::Replace { label: "n".into(), old: "x".into(), new: "y".into() };
+        let r = BlockEdit::Replace {
+            label: "n".into(),
+            old: "x".into(),
+            new: "y".into(),
+        };
         assert_eq!(r.apply("axb", 10).as_deref(), Ok("ayb"));
         assert!(r.apply("ab", 10).is_err());
         assert!(r.apply("xx", 10).is_err());

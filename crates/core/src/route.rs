@@ -16,7 +16,10 @@ impl RouteTarget {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let raw = raw.trim();
         let (provider, model) = raw.split_once('/').ok_or_else(|| {
-            ValidationError::new("model", format!("`{raw}` is not a route of the form provider/model"))
+            ValidationError::new(
+                "model",
+                format!("`{raw}` is not a route of the form provider/model"),
+            )
         })?;
         let provider_ok = !provider.is_empty()
             && provider

@@ -1,7 +1,7 @@
 //! Runs and their journaled steps.
 
-use chrono::{DateTime, Utc};
 use crate::{RunId, SessionId};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -41,7 +41,10 @@ impl RunStatus {
     }
 
     pub fn is_finished(self) -> bool {
-        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
     }
 }
 

@@ -1,0 +1,167 @@
+//! Roster's storage layer.
+//!
+//! Owns the [`Store`] trait (what the runtime and API may ask of durable
+//! state) and its two backends: SQLite, embedded and the default, and
+//! PostgreSQL for several nodes. Every method that touches tenant data takes
+//! the tenant and filters by it in SQL, so no caller can forget the filter.
+//! Each backend owns its migrations and applies them when it opens.
+//!
+//! This crate must never call a model, run a tool or speak HTTP, and must not
+//! decide what a run does next: it records what the runtime decided.
+
+mod error;
+pub mod postgres;
+pub mod sqlite;
+mod types;
+
+pub use error::StoreError;
+pub use types::*;
+
+use async_trait::async_trait;
+use roster_core::agent::{Agent, AgentConfig, NewAgent};
+use roster_core::event::SequencedEvent;
+use roster_core::item::Item;
+use roster_core::ledger::LedgerEntry;
+use roster_core::memory::{MemoryBlock, MemoryBlockVersion};
+use roster_core::run::{Run, Step};
+use roster_core::{AgentId, KeyId, RunId, SessionId, TenantId};
+use std::sync::Arc;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Durable state. Implementations must make each method atomic and must make
+/// [`Store::commit`] durable (fsynced) before it returns.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Short backend name for logs and benchmarks: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    // --- tenants and keys ---
+    async fn ensure_tenant(&self, tenant: &TenantId, name: &str) -> StoreResult<()>;
+    async fn insert_api_key(&self, tenant: &TenantId, key: NewApiKey) -> StoreResult<ApiKeyRecord>;
+    /// Authentication is how a request learns its tenant, so this one lookup
+    /// is by the key's hash alone. Revoked keys are not returned.
+    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn count_admin_keys(&self, tenant: &TenantId) -> StoreResult<i64>;
+    async fn revoke_admin_keys(&self, tenant: &TenantId) -> StoreResult<()>;
+    async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>>;
+
+    // --- agents and memory blocks ---
+    async fn create_agent(
+        &self,
+        tenant: &TenantId,
+        agent: NewAgent,
+        principal: &str,
+    ) -> StoreResult<Agent>;
+    async fn list_agents(&self, tenant: &TenantId) -> StoreResult<Vec<Agent>>;
+    async fn get_agent(&self, tenant: &TenantId, agent: &AgentRef) -> StoreResult<Option<Agent>>;
+    async fn get_agent_version(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        version: i64,
+    ) -> StoreResult<Option<Agent>>;
+    /// Stores `config` as a new version; existing sessions stay on theirs.
+    async fn update_agent(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        config: AgentConfig,
+    ) -> StoreResult<Agent>;
+    async fn delete_agent(&self, tenant: &TenantId, agent: &AgentId) -> StoreResult<bool>;
+    async fn list_memory_blocks(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+    ) -> StoreResult<Vec<MemoryBlock>>;
+    async fn memory_block_history(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+    ) -> StoreResult<Vec<MemoryBlockVersion>>;
+
+    // --- sessions and items ---
+    async fn create_session(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        agent_version: i64,
+    ) -> StoreResult<Session>;
+    async fn get_session(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+    ) -> StoreResult<Option<Session>>;
+    async fn list_sessions(
+        &self,
+        tenant: &TenantId,
+        query: &SessionQuery,
+    ) -> StoreResult<Vec<Session>>;
+    /// Items with `seq > after`, ascending, at most `limit`.
+    async fn list_items(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Item>>;
+    /// The newest `limit` items, ascending. Cost depends on `limit`, never on
+    /// the session's length.
+    async fn tail_items(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        limit: i64,
+    ) -> StoreResult<Vec<Item>>;
+
+    // --- runs and the journal ---
+    async fn create_run(&self, tenant: &TenantId, run: NewRun) -> StoreResult<CreatedRun>;
+    async fn get_run(&self, tenant: &TenantId, run: &RunId) -> StoreResult<Option<Run>>;
+    async fn list_runs(&self, tenant: &TenantId, session: &SessionId) -> StoreResult<Vec<Run>>;
+    async fn list_steps(&self, tenant: &TenantId, run: &RunId) -> StoreResult<Vec<Step>>;
+    /// The oldest queued run of the session, if any.
+    async fn next_queued_run(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+    ) -> StoreResult<Option<Run>>;
+    /// Appends a journal entry atomically and durably. See [`JournalWrite`].
+    async fn commit(&self, tenant: &TenantId, write: JournalWrite) -> StoreResult<Committed>;
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        run: &RunId,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<SequencedEvent>>;
+    async fn list_ledger(
+        &self,
+        tenant: &TenantId,
+        query: &LedgerQuery,
+    ) -> StoreResult<Vec<LedgerEntry>>;
+
+    /// Runs not yet finished, across tenants: the system principal's view,
+    /// used only by recovery at start-up.
+    async fn unfinished_runs(&self) -> StoreResult<Vec<(TenantId, Run)>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the backend a URL names: `sqlite://PATH` or `postgres://…`.
+pub async fn open(url: &str) -> StoreResult<DynStore> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        postgres::PgStore::connect(url).await?;
+        Err(StoreError::Config(
+            "PostgreSQL backend not built yet".into(),
+        ))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(
+            sqlite::SqliteStore::open(std::path::Path::new(path)).await?,
+        ))
+    } else {
+        Err(StoreError::Config(format!(
+            "unsupported database URL `{}`: use sqlite://PATH or postgres://…",
+            url.split('@').next_back().unwrap_or_default()
+        )))
+    }
+}

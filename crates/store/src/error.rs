@@ -1,0 +1,36 @@
+//! Store errors, in kinds the API can map to stable codes.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The session has an active or queued run and the caller asked not to queue.
+    #[error("session {0} already has an active run")]
+    SessionBusy(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Database(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}

@@ -1,0 +1,199 @@
+//! The journal write on SQLite: one run's step, items, events, ledger rows,
+//! block edit and status change, all in one savepoint of a group commit.
+
+use crate::types::{events_for, from_millis, millis};
+use crate::{BlockWrite, Committed, JournalWrite, RunTransition, StepWrite, StoreError};
+use chrono::Utc;
+use roster_core::event::SequencedEvent;
+use roster_core::item::{Item, ItemContent};
+use roster_core::TenantId;
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub(crate) fn commit(
+    conn: &Connection,
+    tenant: &TenantId,
+    write: &JournalWrite,
+) -> Result<Committed, StoreError> {
+    let now = millis(Utc::now());
+    let run = write.run_id.as_str();
+    let status: Option<String> = conn
+        .query_row(
+            "SELECT status FROM runs WHERE id = ?1 AND tenant_id = ?2 AND session_id = ?3",
+            params![run, tenant.as_str(), write.session_id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let status = status.ok_or_else(|| StoreError::NotFound("run".into()))?;
+    if matches!(status.as_str(), "completed" | "failed" | "cancelled") {
+        return Err(StoreError::Conflict(format!(
+            "run {run} is already {status}"
+        )));
+    }
+
+    let mut items = Vec::with_capacity(write.items.len() + 1);
+    if let Some(RunTransition::Start) = &write.transition {
+        let (input,): (String,) =
+            conn.query_row("SELECT input FROM runs WHERE id = ?1", params![run], |r| {
+                Ok((r.get(0)?,))
+            })?;
+        conn.execute(
+            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?2) WHERE id = ?1",
+            params![run, now],
+        )?;
+        items.push(append_item(
+            conn,
+            tenant,
+            write,
+            &ItemContent::UserMessage { text: input },
+            now,
+        )?);
+    }
+    if let Some(step) = &write.step {
+        write_step(conn, tenant, run, step, now)?;
+    }
+    for content in &write.items {
+        items.push(append_item(conn, tenant, write, content, now)?);
+    }
+    if let Some(block) = &write.block_write {
+        write_block(conn, tenant, block, run, now)?;
+    }
+    for entry in &write.ledger {
+        conn.prepare_cached(
+            "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?
+        .execute(params![
+            tenant.as_str(), entry.provider, entry.model, entry.tokens_in, entry.tokens_out, entry.latency_ms,
+            entry.outcome, entry.error, entry.agent_id, entry.session_id, entry.run_id, entry.step, now
+        ])?;
+    }
+    if let Some(RunTransition::Finish {
+        status,
+        output,
+        error,
+    }) = &write.transition
+    {
+        let error = error.as_ref().map(serde_json::to_string).transpose()?;
+        conn.prepare_cached(
+            "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5 WHERE id = ?1",
+        )?
+        .execute(params![run, status.as_str(), output, error, now])?;
+    }
+
+    let mut seq: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = ?1")?
+        .query_row(params![run], |r| r.get(0))?;
+    let mut events = Vec::new();
+    let mut insert = conn.prepare_cached("INSERT INTO run_events (run_id, seq, tenant_id, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for event in events_for(write, &items) {
+        seq += 1;
+        insert.execute(params![
+            run,
+            seq,
+            tenant.as_str(),
+            serde_json::to_string(&event)?,
+            now
+        ])?;
+        events.push(SequencedEvent { seq, event });
+    }
+    Ok(Committed { items, events })
+}
+
+fn append_item(
+    conn: &Connection,
+    tenant: &TenantId,
+    write: &JournalWrite,
+    content: &ItemContent,
+    now: i64,
+) -> Result<Item, StoreError> {
+    let session = write.session_id.as_str();
+    let last: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM items WHERE session_id = ?1")?
+        .query_row(params![session], |r| r.get(0))?;
+    let tokens = content.token_estimate();
+    conn.prepare_cached(
+        "INSERT INTO items (session_id, seq, tenant_id, run_id, kind, content, tokens, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![session, last + 1, tenant.as_str(), write.run_id.as_str(), content.kind(), serde_json::to_string(content)?, tokens, now])?;
+    Ok(Item {
+        seq: last + 1,
+        run_id: Some(write.run_id.clone()),
+        content: content.clone(),
+        tokens,
+        created_at: from_millis(now),
+    })
+}
+
+fn write_step(
+    conn: &Connection,
+    tenant: &TenantId,
+    run: &str,
+    step: &StepWrite,
+    now: i64,
+) -> Result<(), StoreError> {
+    match step {
+        StepWrite::Started { n, kind, input } => {
+            conn.prepare_cached(
+                "INSERT INTO steps (run_id, n, tenant_id, kind, status, input, started_at) VALUES (?1, ?2, ?3, ?4, 'started', ?5, ?6)",
+            )?
+            .execute(params![run, n, tenant.as_str(), kind.as_str(), serde_json::to_string(input)?, now])?;
+        }
+        StepWrite::Completed {
+            n,
+            kind,
+            input,
+            output,
+        } => {
+            let updated = conn
+                .prepare_cached("UPDATE steps SET status = 'completed', output = ?3, finished_at = ?4 WHERE run_id = ?1 AND n = ?2 AND status = 'started'")?
+                .execute(params![run, n, serde_json::to_string(output)?, now])?;
+            if updated == 0 {
+                conn.prepare_cached(
+                    "INSERT INTO steps (run_id, n, tenant_id, kind, status, input, output, started_at, finished_at)
+                     VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?6, ?7, ?7)",
+                )?
+                .execute(params![run, n, tenant.as_str(), kind.as_str(), serde_json::to_string(input)?, serde_json::to_string(output)?, now])
+                .map_err(|e| match e.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                        StoreError::Conflict(format!("step {n} of run {run} is already completed"))
+                    }
+                    _ => StoreError::from(e),
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_block(
+    conn: &Connection,
+    tenant: &TenantId,
+    block: &BlockWrite,
+    run: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let changed = conn.execute(
+        "UPDATE memory_blocks SET value = ?4, version = version + 1, updated_at = ?5
+         WHERE tenant_id = ?1 AND agent_id = ?2 AND label = ?3 AND version = ?6",
+        params![
+            tenant.as_str(),
+            block.agent_id.as_str(),
+            block.label,
+            block.value,
+            now,
+            block.expected_version
+        ],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::Conflict(format!(
+            "memory block `{}` changed since it was read (expected version {})",
+            block.label, block.expected_version
+        )));
+    }
+    conn.execute(
+        "INSERT INTO memory_block_versions (agent_id, label, version, tenant_id, value, operation, run_id, principal, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![block.agent_id.as_str(), block.label, block.expected_version + 1, tenant.as_str(), block.value, block.operation, run, block.principal, now],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! Versioned migrations for the SQLite backend, tracked in `user_version`.
+
+use crate::StoreError;
+use rusqlite::Connection;
+
+/// In order; a migration is never edited once released, only followed by a new one.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_core",
+    include_str!("../../migrations/sqlite/0001_core.sql"),
+)];
+
+pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(StoreError::Config(format!(
+            "the database is at schema version {current}, newer than this binary knows ({known}); upgrade Roster"
+        )));
+    }
+    for (index, (name, sql)) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Database(format!("migration {name}: {e}")))?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(migration = name, "applied SQLite migration");
+    }
+    Ok(())
+}

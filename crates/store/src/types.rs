@@ -1,0 +1,214 @@
+//! Records and write descriptions shared by every backend.
+
+use chrono::{DateTime, Utc};
+use roster_core::event::{RunEvent, SequencedEvent};
+use roster_core::item::{Item, ItemContent};
+use roster_core::ledger::NewLedgerEntry;
+use roster_core::run::{Run, RunError, RunStatus, StepKind};
+use roster_core::{AgentId, KeyId, RunId, SessionId, TenantId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    pub id: KeyId,
+    pub name: String,
+    /// Hex SHA-256 of the key; the key itself is never stored.
+    pub key_hash: String,
+    pub is_admin: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: KeyId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub is_admin: bool,
+}
+
+/// How a request names an agent: by id or by name.
+#[derive(Clone, Debug)]
+pub enum AgentRef {
+    Id(AgentId),
+    Name(String),
+}
+
+impl AgentRef {
+    pub fn parse(raw: &str) -> Self {
+        match AgentId::parse(raw) {
+            Some(id) => AgentRef::Id(id),
+            None => AgentRef::Name(raw.to_owned()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Session {
+    pub id: SessionId,
+    pub agent_id: AgentId,
+    pub agent_version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SessionQuery {
+    pub agent: Option<AgentId>,
+    pub limit: i64,
+}
+
+/// What to do when a session already has a run in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BusyPolicy {
+    #[default]
+    Queue,
+    Reject,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub session_id: SessionId,
+    pub input: String,
+    pub idempotency_key: Option<String>,
+    pub if_busy: BusyPolicy,
+}
+
+#[derive(Clone, Debug)]
+pub enum CreatedRun {
+    Created(Run),
+    /// A run with the same idempotency key already existed.
+    Existing(Run),
+}
+
+impl CreatedRun {
+    pub fn run(&self) -> &Run {
+        match self {
+            CreatedRun::Created(r) | CreatedRun::Existing(r) => r,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum StepWrite {
+    /// Written before an external action with side effects.
+    Started {
+        n: i64,
+        kind: StepKind,
+        input: serde_json::Value,
+    },
+    /// Inserts the step or completes its started row.
+    Completed {
+        n: i64,
+        kind: StepKind,
+        input: serde_json::Value,
+        output: serde_json::Value,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub enum RunTransition {
+    /// queued -> running; the store also appends the run's input as a user
+    /// message item and emits `run_started`.
+    Start,
+    /// Emits `run_finished` after the write's items.
+    Finish {
+        status: RunStatus,
+        output: Option<String>,
+        error: Option<RunError>,
+    },
+}
+
+/// A versioned write to a memory block, applied only if the block is still
+/// at `expected_version` (otherwise the whole write fails with `Conflict`).
+#[derive(Clone, Debug)]
+pub struct BlockWrite {
+    pub agent_id: AgentId,
+    pub label: String,
+    pub expected_version: i64,
+    pub value: String,
+    pub operation: String,
+    pub principal: String,
+}
+
+/// One atomic journal entry of a run: everything in it lands together or
+/// not at all, in one durable transaction.
+#[derive(Clone, Debug)]
+pub struct JournalWrite {
+    pub run_id: RunId,
+    pub session_id: SessionId,
+    pub transition: Option<RunTransition>,
+    pub step: Option<StepWrite>,
+    /// Events persisted before the items' own `item` events.
+    pub events: Vec<RunEvent>,
+    /// Appended to the session in order; the store assigns `seq`.
+    pub items: Vec<ItemContent>,
+    pub ledger: Vec<NewLedgerEntry>,
+    pub block_write: Option<BlockWrite>,
+}
+
+impl JournalWrite {
+    pub fn new(run_id: RunId, session_id: SessionId) -> Self {
+        Self {
+            run_id,
+            session_id,
+            transition: None,
+            step: None,
+            events: Vec::new(),
+            items: Vec::new(),
+            ledger: Vec::new(),
+            block_write: None,
+        }
+    }
+}
+
+/// What a commit produced: the stored items and every persisted event.
+#[derive(Clone, Debug, Default)]
+pub struct Committed {
+    pub items: Vec<Item>,
+    pub events: Vec<SequencedEvent>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LedgerQuery {
+    pub run_id: Option<RunId>,
+    pub agent_id: Option<AgentId>,
+    /// Entries with `id < before`, newest first.
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// Events a journal write persists, in order: the run's start, the caller's
+/// events, one per appended item, and the run's end. Shared by both backends
+/// so they cannot disagree on the stream's shape.
+pub(crate) fn events_for(write: &JournalWrite, items: &[Item]) -> Vec<RunEvent> {
+    let mut events = Vec::with_capacity(write.events.len() + items.len() + 2);
+    if matches!(write.transition, Some(RunTransition::Start)) {
+        events.push(RunEvent::RunStarted);
+    }
+    events.extend(write.events.iter().filter(|e| e.is_persisted()).cloned());
+    events.extend(
+        items
+            .iter()
+            .map(|item| RunEvent::Item { item: item.clone() }),
+    );
+    if let Some(RunTransition::Finish {
+        status,
+        output,
+        error,
+    }) = &write.transition
+    {
+        events.push(RunEvent::RunFinished {
+            status: *status,
+            output: output.clone(),
+            error: error.clone(),
+        });
+    }
+    events
+}

@@ -1,0 +1,25 @@
+//! Backend set-up shared by the store's integration tests.
+
+use roster_store::DynStore;
+
+pub async fn sqlite(dir: &tempfile::TempDir) -> DynStore {
+    let url = format!("sqlite://{}", dir.path().join("roster.db").display());
+    roster_store::open(&url).await.expect("open sqlite")
+}
+
+/// A fresh PostgreSQL database per test, or `None` (with a notice) when no
+/// server is configured. In CI a missing URL is a failure, never a skip.
+pub async fn postgres() -> Option<DynStore> {
+    let Ok(url) = std::env::var("ROSTER_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set ROSTER_TEST_DATABASE_URL"
+        );
+        eprintln!("notice: ROSTER_TEST_DATABASE_URL is not set; skipping a PostgreSQL story test");
+        return None;
+    };
+    let fresh = roster_store::postgres::create_test_database(&url)
+        .await
+        .expect("create test database");
+    Some(roster_store::open(&fresh).await.expect("open postgres"))
+}
