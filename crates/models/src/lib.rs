@@ -1,0 +1,61 @@
+//! Roster's model provider clients.
+//!
+//! This crate owns the wire protocols of the model providers (OpenAI-compatible
+//! chat completions and Anthropic Messages), the mapping of their failures onto
+//! one error type, the provider registry built from configuration, and the
+//! router that retries and falls back across `provider/model` targets.
+//!
+//! A provider is a stateless wire client: it must never hold conversation
+//! state, touch the store, write the ledger, or log request bodies or API keys.
+//! The caller passes the whole conversation on every call and records every
+//! attempt the router reports.
+
+mod anthropic;
+mod config;
+mod error;
+mod error_body;
+mod http;
+mod openai;
+mod registry;
+mod request;
+mod retry;
+mod router;
+mod sse;
+
+pub use anthropic::AnthropicProvider;
+pub use config::{ProviderConfig, ProviderKind, Secret};
+pub use error::{ConfigError, ProviderError};
+pub use openai::OpenAiProvider;
+pub use registry::{build_provider, ProviderRegistry};
+pub use request::{ChatMessage, ChatRequest, ChatResponse, ToolSpec, Usage};
+pub use retry::RetryPolicy;
+pub use router::{Attempt, Router};
+
+/// A model provider: one wire client for one configured endpoint.
+///
+/// Implementations must be stateless between calls (they may hold an HTTP
+/// connection pool) so that one instance can serve every session at once.
+#[async_trait::async_trait]
+pub trait ModelProvider: Send + Sync {
+    /// The registry name of this provider (the `provider` part of a route).
+    fn name(&self) -> &str;
+
+    /// Sends one request. When `req.stream` is true, calls `on_text` for each
+    /// text delta as it arrives; the returned response still holds the whole
+    /// text. When streaming is off, `on_text` is not called.
+    ///
+    /// `on_text` is spelled with an explicit `for<'t>` because
+    /// `#[async_trait]` would otherwise pin the `&str` to one caller-chosen
+    /// lifetime; implementations must spell it the same way.
+    async fn chat(
+        &self,
+        req: &ChatRequest,
+        on_text: &(dyn for<'t> Fn(&'t str) + Send + Sync),
+    ) -> Result<ChatResponse, ProviderError>;
+
+    /// How many times the router may retry a retryable error on this provider.
+    /// `None` means the router's own policy decides.
+    fn max_retries(&self) -> Option<u32> {
+        None
+    }
+}

@@ -1,0 +1,23 @@
+//! Roster's runtime: turns an input into a run and drives it to its end.
+//!
+//! Owns the per-session scheduler (one active run per session, the rest
+//! queued in order), the runner that executes the pure state machine from
+//! `roster-core` against real models and tools, journaling every step through
+//! the store before the next begins, recovery of unfinished runs at start-up,
+//! context assembly, the tool registry with the built-in memory tools, and
+//! the in-process event bus that SSE streams listen to.
+//!
+//! It must never speak HTTP to clients or parse CLI arguments, and must never
+//! write state except through [`roster_store::Store::commit`] and friends.
+
+pub mod bench;
+mod bus;
+mod context;
+mod error;
+mod runner;
+mod scheduler;
+pub mod tools;
+
+pub use bus::LiveEvent;
+pub use error::RuntimeError;
+pub use scheduler::{Runtime, RuntimeOptions, Submission};

@@ -1,0 +1,210 @@
+//! `/v1/agents`: create, list, show, update (new version), delete, memory.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use roster_core::agent::{
+    validate_agent_name, Agent, AgentConfig, NewAgent, DEFAULT_CONTEXT_TOKENS, DEFAULT_MAX_STEPS,
+};
+use roster_core::memory::{MemoryBlock, MemoryBlockSpec, MemoryBlockVersion};
+use roster_store::AgentRef;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgent {
+    pub name: String,
+    #[serde(default)]
+    pub instructions: String,
+    /// Route `provider/model`, e.g. `openai/gpt-4.1-mini`.
+    pub model: String,
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    #[serde(default)]
+    pub tools: Vec<String>,
+    #[serde(default)]
+    pub memory_blocks: Vec<MemoryBlockSpec>,
+    pub max_steps: Option<u32>,
+    pub context_tokens: Option<u32>,
+}
+
+/// Fields to change; each PATCH stores a new version of the agent.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAgent {
+    pub instructions: Option<String>,
+    pub model: Option<String>,
+    pub fallbacks: Option<Vec<String>>,
+    pub tools: Option<Vec<String>>,
+    pub max_steps: Option<u32>,
+    pub context_tokens: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgentList {
+    pub data: Vec<Agent>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgentMemory {
+    pub blocks: Vec<MemoryBlock>,
+    /// Every version of every block, oldest first per label.
+    pub history: Vec<MemoryBlockVersion>,
+}
+
+pub(crate) async fn find(
+    state: &AppState,
+    principal: &Principal,
+    reference: &str,
+) -> Result<Agent, ApiError> {
+    state
+        .store
+        .get_agent(&principal.tenant, &AgentRef::parse(reference))
+        .await?
+        .ok_or_else(|| ApiError::not_found("agent"))
+}
+
+#[utoipa::path(post, path = "/v1/agents", request_body = CreateAgent, tag = "agents",
+    responses((status = 201, body = Agent), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<CreateAgent>,
+) -> Result<(StatusCode, axum::Json<Agent>), ApiError> {
+    validate_agent_name(&body.name)?;
+    let config = AgentConfig {
+        instructions: body.instructions,
+        model: body.model,
+        fallbacks: body.fallbacks,
+        tools: body.tools,
+        max_steps: body.max_steps.unwrap_or(DEFAULT_MAX_STEPS),
+        context_tokens: body.context_tokens.unwrap_or(DEFAULT_CONTEXT_TOKENS),
+    };
+    config.validate(&state.runtime.tools().names())?;
+    let mut labels = HashSet::new();
+    for block in &body.memory_blocks {
+        block.validate()?;
+        if !labels.insert(block.label.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "memory block `{}` is listed twice",
+                block.label
+            )));
+        }
+    }
+    if body.memory_blocks.len() > 64 {
+        return Err(ApiError::invalid("at most 64 memory blocks per agent"));
+    }
+    let agent = state
+        .store
+        .create_agent(
+            &principal.tenant,
+            NewAgent {
+                name: body.name,
+                config,
+                memory_blocks: body.memory_blocks,
+            },
+            &principal.label(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(agent)))
+}
+
+#[utoipa::path(get, path = "/v1/agents", tag = "agents", responses((status = 200, body = AgentList)))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<AgentList>, ApiError> {
+    Ok(axum::Json(AgentList {
+        data: state.store.list_agents(&principal.tenant).await?,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/agents/{agent}", tag = "agents", params(("agent" = String, Path, description = "id or name")),
+    responses((status = 200, body = Agent), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(agent): Path<String>,
+) -> Result<axum::Json<Agent>, ApiError> {
+    Ok(axum::Json(find(&state, &principal, &agent).await?))
+}
+
+#[utoipa::path(patch, path = "/v1/agents/{agent}", tag = "agents", request_body = UpdateAgent, params(("agent" = String, Path, description = "id or name")),
+    responses((status = 200, body = Agent), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(agent): Path<String>,
+    Json(body): Json<UpdateAgent>,
+) -> Result<axum::Json<Agent>, ApiError> {
+    let current = find(&state, &principal, &agent).await?;
+    let mut config = current.config;
+    if let Some(v) = body.instructions {
+        config.instructions = v;
+    }
+    if let Some(v) = body.model {
+        config.model = v;
+    }
+    if let Some(v) = body.fallbacks {
+        config.fallbacks = v;
+    }
+    if let Some(v) = body.tools {
+        config.tools = v;
+    }
+    if let Some(v) = body.max_steps {
+        config.max_steps = v;
+    }
+    if let Some(v) = body.context_tokens {
+        config.context_tokens = v;
+    }
+    config.validate(&state.runtime.tools().names())?;
+    Ok(axum::Json(
+        state
+            .store
+            .update_agent(&principal.tenant, &current.id, config)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/agents/{agent}", tag = "agents", params(("agent" = String, Path, description = "id or name")),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(agent): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let current = find(&state, &principal, &agent).await?;
+    if state
+        .store
+        .delete_agent(&principal.tenant, &current.id)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("agent"))
+    }
+}
+
+#[utoipa::path(get, path = "/v1/agents/{agent}/memory", tag = "agents", params(("agent" = String, Path, description = "id or name")),
+    responses((status = 200, body = AgentMemory), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn memory(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(agent): Path<String>,
+) -> Result<axum::Json<AgentMemory>, ApiError> {
+    let agent = find(&state, &principal, &agent).await?;
+    let blocks = state
+        .store
+        .list_memory_blocks(&principal.tenant, &agent.id)
+        .await?;
+    let history = state
+        .store
+        .memory_block_history(&principal.tenant, &agent.id)
+        .await?;
+    Ok(axum::Json(AgentMemory { blocks, history }))
+}

@@ -1,0 +1,79 @@
+//! `/v1/runs/{id}`: status and steps, cancellation, the event stream.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::sse::run_events;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use roster_core::run::{Run, Step};
+use roster_core::RunId;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: Run,
+    pub steps: Vec<Step>,
+}
+
+async fn find(state: &AppState, principal: &Principal, id: &str) -> Result<Run, ApiError> {
+    let Some(id) = RunId::parse(id) else {
+        return Err(ApiError::not_found("run"));
+    };
+    state
+        .store
+        .get_run(&principal.tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("run"))
+}
+
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, body = RunDetail), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<RunDetail>, ApiError> {
+    let run = find(&state, &principal, &id).await?;
+    let steps = state.store.list_steps(&principal.tenant, &run.id).await?;
+    Ok(axum::Json(RunDetail { run, steps }))
+}
+
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, body = Run), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "run_finished")))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Run>, ApiError> {
+    let run = find(&state, &principal, &id).await?;
+    Ok(axum::Json(
+        state.runtime.cancel(&principal.tenant, &run.id).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs",
+    params(("id" = String, Path), ("Last-Event-ID" = Option<i64>, Header, description = "resume after this event")),
+    responses((status = 200, content_type = "text/event-stream", description = "the run's events from the start (or after Last-Event-ID); ends after `run_finished`"),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let run = find(&state, &principal, &id).await?;
+    let after = match headers.get("last-event-id") {
+        None => 0,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ApiError::invalid("Last-Event-ID must be a non-negative integer"))?,
+    };
+    Ok(run_events(state, principal.tenant, run.id, after))
+}

@@ -1,0 +1,260 @@
+//! `/v1/sessions`: create, list, show, items, and posting messages.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::extract::{Json, Query};
+use crate::sse::run_events;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use roster_core::event::RunEvent;
+use roster_core::item::Item;
+use roster_core::run::Run;
+use roster_core::SessionId;
+use roster_runtime::Submission;
+use roster_store::{BusyPolicy, Session, SessionQuery};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// Agent id or name; the session is pinned to its current version.
+    pub agent: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SessionListParams {
+    /// Agent id or name.
+    pub agent: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub data: Vec<Session>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ItemParams {
+    /// Items with `seq` greater than this (the previous page's `next_after`).
+    pub after: Option<i64>,
+    /// 1..=1000, default 100.
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ItemPage {
+    pub data: Vec<Item>,
+    pub next_after: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessage {
+    pub content: String,
+    /// Send the run's events as Server-Sent Events while it runs.
+    #[serde(default)]
+    pub stream: bool,
+    /// Answer 202 with the run at once; follow it with `/v1/runs/{id}`.
+    #[serde(default)]
+    pub background: bool,
+    /// What to do if the session has a run in progress: `queue` (default) or `reject` (409).
+    #[serde(default)]
+    pub if_busy: BusyPolicy,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunResult {
+    pub run: Run,
+    /// Items the run appended to the session (for a finished run).
+    pub items: Vec<Item>,
+}
+
+/// How long a waiting `POST …/messages` holds the request open.
+const WAIT_LIMIT: Duration = Duration::from_secs(600);
+
+pub(crate) async fn find(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<Session, ApiError> {
+    let Some(id) = SessionId::parse(id) else {
+        return Err(ApiError::not_found("session"));
+    };
+    state
+        .store
+        .get_session(&principal.tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))
+}
+
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSession,
+    responses((status = 201, body = Session), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<CreateSession>,
+) -> Result<(StatusCode, axum::Json<Session>), ApiError> {
+    let agent = crate::routes::agents::find(&state, &principal, &body.agent).await?;
+    let session = state
+        .store
+        .create_session(&principal.tenant, &agent.id, agent.version)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(session)))
+}
+
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", params(SessionListParams), responses((status = 200, body = SessionList)))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<SessionListParams>,
+) -> Result<axum::Json<SessionList>, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let agent = match params.agent.as_deref() {
+        Some(raw) => Some(
+            crate::routes::agents::find(&state, &principal, raw)
+                .await?
+                .id,
+        ),
+        None => None,
+    };
+    let data = state
+        .store
+        .list_sessions(&principal.tenant, &SessionQuery { agent, limit })
+        .await?;
+    Ok(axum::Json(SessionList { data }))
+}
+
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 200, body = Session), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Session>, ApiError> {
+    Ok(axum::Json(find(&state, &principal, &id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/sessions/{id}/items", tag = "sessions", params(("id" = String, Path), ItemParams),
+    responses((status = 200, body = ItemPage), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn items(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(params): Query<ItemParams>,
+) -> Result<axum::Json<ItemPage>, ApiError> {
+    let session = find(&state, &principal, &id).await?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let data = state
+        .store
+        .list_items(
+            &principal.tenant,
+            &session.id,
+            params.after.unwrap_or(0),
+            limit,
+        )
+        .await?;
+    let next_after = (data.len() as i64 == limit)
+        .then(|| data.last().map(|i| i.seq))
+        .flatten();
+    Ok(axum::Json(ItemPage { data, next_after }))
+}
+
+#[utoipa::path(post, path = "/v1/sessions/{id}/messages", tag = "sessions", request_body = PostMessage,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the first run")),
+    responses(
+        (status = 200, body = RunResult, description = "the finished run (or the run as it stands after 10 minutes)"),
+        (status = 202, body = RunResult, description = "background: the accepted run"),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "session_busy with if_busy=reject")))]
+pub async fn post_message(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<PostMessage>,
+) -> Result<Response, ApiError> {
+    let session = find(&state, &principal, &id).await?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .map_err(|_| ApiError::invalid("Idempotency-Key must be ASCII"))?;
+            if key.is_empty() || key.len() > 255 {
+                return Err(ApiError::invalid(
+                    "Idempotency-Key must be 1-255 characters",
+                ));
+            }
+            Some(key.to_owned())
+        }
+    };
+    if body.stream && body.background {
+        return Err(ApiError::invalid(
+            "`stream` and `background` cannot both be true",
+        ));
+    }
+    let created = state
+        .runtime
+        .submit(
+            &principal.tenant,
+            &session.id,
+            Submission {
+                input: body.content,
+                idempotency_key,
+                if_busy: body.if_busy,
+            },
+        )
+        .await?;
+    let run = created.run().clone();
+    if body.stream {
+        return Ok(run_events(state, principal.tenant, run.id, 0).into_response());
+    }
+    if body.background {
+        return Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(RunResult { run, items: vec![] }),
+        )
+            .into_response());
+    }
+    let run = state
+        .runtime
+        .wait(&principal.tenant, &run.id, WAIT_LIMIT)
+        .await?;
+    let items = run_items(&state, &principal, &run).await?;
+    Ok(axum::Json(RunResult { run, items }).into_response())
+}
+
+/// The items a run appended, read from its persisted `item` events.
+pub(crate) async fn run_items(
+    state: &AppState,
+    principal: &Principal,
+    run: &Run,
+) -> Result<Vec<Item>, ApiError> {
+    let mut items = Vec::new();
+    let mut after = 0;
+    loop {
+        let events = state
+            .store
+            .list_events(&principal.tenant, &run.id, after, 1000)
+            .await?;
+        let Some(last) = events.last() else { break };
+        after = last.seq;
+        items.extend(events.into_iter().filter_map(|e| match e.event {
+            RunEvent::Item { item } => Some(item),
+            _ => None,
+        }));
+    }
+    Ok(items)
+}

@@ -1,0 +1,241 @@
+//! Provider configuration: the `[providers.NAME]` tables of the config file,
+//! and the secret wrapper for API keys.
+//!
+//! Owns defaults and API-key resolution. Must never print a key: `Secret`'s
+//! `Debug` shows `***`, and nothing here implements `Serialize` for it.
+
+use crate::error::ConfigError;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// An API key. Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The key itself, for the one place that puts it on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Which wire protocol a provider speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI-compatible chat completions (OpenAI, Azure, vLLM, Ollama, ...).
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+        })
+    }
+}
+
+/// One `[providers.NAME]` table. Its `Debug` shows header names but not
+/// their values, and the key as `***`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Set from the table key, not from the table.
+    #[serde(skip)]
+    pub name: String,
+    pub kind: ProviderKind,
+    /// OpenAI: includes `/v1`. Anthropic: with or without `/v1`. Empty means
+    /// the vendor's public endpoint.
+    #[serde(default)]
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// Read the key from this environment variable when the provider is built.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Header carrying the key. Default: `Authorization: Bearer KEY` (openai),
+    /// `x-api-key: KEY` (anthropic). A configured `Authorization` still gets
+    /// the `Bearer ` prefix; any other header gets the bare key.
+    #[serde(default)]
+    pub auth_header: Option<String>,
+    /// Extra query parameters on every request (e.g. Azure's `api-version`).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Extra headers on every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Whole-request timeout without streaming; idle timeout between stream
+    /// chunks (and until the response headers) with streaming.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// Retries of retryable errors on this provider before the router moves on.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Default `max_tokens` when the request sets none (anthropic: 4096).
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// `false` turns streaming off for endpoints that cannot stream.
+    #[serde(default)]
+    pub stream: Option<bool>,
+}
+
+pub(crate) const OPENAI_DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+pub(crate) const ANTHROPIC_DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+pub(crate) const ANTHROPIC_DEFAULT_MAX_TOKENS: u32 = 4096;
+
+fn default_timeout_secs() -> u64 {
+    120
+}
+
+fn default_connect_timeout_secs() -> u64 {
+    10
+}
+
+fn default_max_retries() -> u32 {
+    2
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key)
+            .field("api_key_env", &self.api_key_env)
+            .field("auth_header", &self.auth_header)
+            .field("query", &self.query)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("timeout_secs", &self.timeout_secs)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("max_retries", &self.max_retries)
+            .field("max_tokens", &self.max_tokens)
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+impl ProviderConfig {
+    /// A config with every optional field at its default.
+    pub fn new(name: impl Into<String>, kind: ProviderKind, base_url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            base_url: base_url.into(),
+            api_key: None,
+            api_key_env: None,
+            auth_header: None,
+            query: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            timeout_secs: default_timeout_secs(),
+            connect_timeout_secs: default_connect_timeout_secs(),
+            max_retries: default_max_retries(),
+            max_tokens: None,
+            stream: None,
+        }
+    }
+
+    /// Sets the API key (builder style).
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(Secret::new(key));
+        self
+    }
+
+    /// The base URL without a trailing slash, the vendor default if empty.
+    pub(crate) fn effective_base_url(&self) -> String {
+        let base = self.base_url.trim().trim_end_matches('/');
+        if !base.is_empty() {
+            return base.to_owned();
+        }
+        match self.kind {
+            ProviderKind::Openai => OPENAI_DEFAULT_BASE_URL.to_owned(),
+            ProviderKind::Anthropic => ANTHROPIC_DEFAULT_BASE_URL.to_owned(),
+        }
+    }
+
+    /// The key: `api_key` if set, else the value of `api_key_env` looked up in
+    /// `env`, else none (a keyless local server).
+    pub(crate) fn resolve_key(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Secret>, ConfigError> {
+        if let Some(key) = &self.api_key {
+            return Ok(Some(key.clone()));
+        }
+        let Some(var) = &self.api_key_env else {
+            return Ok(None);
+        };
+        match env(var) {
+            Some(value) if !value.trim().is_empty() => Ok(Some(Secret::new(value.trim()))),
+            _ => Err(ConfigError::MissingEnv {
+                provider: self.name.clone(),
+                var: var.clone(),
+            }),
+        }
+    }
+}
+
+/// The process environment, for callers that have no other.
+pub(crate) fn process_env(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_hides_value() {
+        let cfg = ProviderConfig::new("x", ProviderKind::Openai, "").with_api_key("sk-secret");
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("sk-secret"), "{shown}");
+        assert!(shown.contains("***"));
+        let mut cfg = cfg;
+        cfg.headers
+            .insert("x-proxy-token".into(), "tok-secret".into());
+        let shown = format!("{cfg:?}");
+        assert!(
+            shown.contains("x-proxy-token") && !shown.contains("tok-secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn resolves_key_from_env_closure() {
+        let mut cfg = ProviderConfig::new("x", ProviderKind::Openai, "");
+        cfg.api_key_env = Some("MY_KEY".into());
+        let key = cfg
+            .resolve_key(&|v| (v == "MY_KEY").then(|| "k1".to_owned()))
+            .expect("resolves");
+        assert_eq!(key.map(|k| k.expose().to_owned()), Some("k1".to_owned()));
+        assert!(matches!(
+            cfg.resolve_key(&|_| None),
+            Err(ConfigError::MissingEnv { .. })
+        ));
+    }
+
+    #[test]
+    fn base_url_defaults_and_trims() {
+        let cfg = ProviderConfig::new("x", ProviderKind::Openai, "http://h/v1/");
+        assert_eq!(cfg.effective_base_url(), "http://h/v1");
+        let cfg = ProviderConfig::new("x", ProviderKind::Anthropic, "");
+        assert_eq!(cfg.effective_base_url(), ANTHROPIC_DEFAULT_BASE_URL);
+    }
+}

@@ -1,0 +1,127 @@
+//! The errors of this crate: what a provider call can fail with, and what
+//! building providers from configuration can fail with.
+//!
+//! Owns the stable error codes written to the ledger. Must never carry an API
+//! key or a request body in a message.
+
+use std::time::Duration;
+
+/// Why a model call failed, as the router and the ledger see it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    /// 429, or Anthropic 529 "overloaded".
+    #[error("rate limited: {message}")]
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// The prompt does not fit the model's context window.
+    #[error("context overflow: {message}")]
+    ContextOverflow { message: String },
+    /// 401/403: the key is missing, wrong or not allowed.
+    #[error("authentication failed: {message}")]
+    Auth { message: String },
+    /// Any other 4xx: the request itself is wrong.
+    #[error("bad request: {message}")]
+    BadRequest { message: String },
+    /// 5xx, connection errors, a stream cut before its terminator.
+    #[error("transient provider error: {message}")]
+    Transient { message: String },
+    /// No answer (or no stream chunk) within the configured time.
+    #[error("timeout: {message}")]
+    Timeout { message: String },
+    /// A success status with a body that cannot be understood.
+    #[error("invalid response: {message}")]
+    InvalidResponse { message: String },
+    /// A route names a provider the registry does not have.
+    #[error("unknown provider `{name}`")]
+    UnknownProvider { name: String },
+}
+
+impl ProviderError {
+    /// The stable code written to the ledger's `outcome`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProviderError::RateLimited { .. } => "provider_rate_limited",
+            ProviderError::ContextOverflow { .. } => "provider_context_overflow",
+            ProviderError::Auth { .. } => "provider_auth",
+            ProviderError::BadRequest { .. } => "provider_bad_request",
+            ProviderError::Transient { .. } => "provider_transient",
+            ProviderError::Timeout { .. } => "provider_timeout",
+            ProviderError::InvalidResponse { .. } => "provider_invalid_response",
+            ProviderError::UnknownProvider { .. } => "unknown_provider",
+        }
+    }
+
+    /// Whether trying the same target again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::RateLimited { .. }
+                | ProviderError::Transient { .. }
+                | ProviderError::Timeout { .. }
+        )
+    }
+
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
+        ProviderError::Transient {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        ProviderError::InvalidResponse {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn timeout(message: impl Into<String>) -> Self {
+        ProviderError::Timeout {
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a provider could not be built from its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("provider name must not be empty")]
+    EmptyName,
+    #[error("provider `{name}` is configured twice")]
+    Duplicate { name: String },
+    #[error("provider `{provider}`: environment variable `{var}` is not set")]
+    MissingEnv { provider: String, var: String },
+    #[error("provider `{provider}`: invalid base_url `{url}`: {reason}")]
+    InvalidBaseUrl {
+        provider: String,
+        url: String,
+        reason: String,
+    },
+    #[error("provider `{provider}`: invalid header `{header}`")]
+    InvalidHeader { provider: String, header: String },
+    #[error("provider `{provider}`: cannot build HTTP client: {reason}")]
+    Client { provider: String, reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_retryability() {
+        let rl = ProviderError::RateLimited {
+            retry_after: None,
+            message: String::new(),
+        };
+        assert_eq!(rl.code(), "provider_rate_limited");
+        assert!(rl.is_retryable());
+        assert!(ProviderError::timeout("x").is_retryable());
+        assert!(ProviderError::transient("x").is_retryable());
+        assert!(!ProviderError::invalid("x").is_retryable());
+        let auth = ProviderError::Auth {
+            message: String::new(),
+        };
+        assert!(!auth.is_retryable());
+        assert_eq!(auth.code(), "provider_auth");
+    }
+}

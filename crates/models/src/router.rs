@@ -1,0 +1,118 @@
+//! The router: sends a request along a `ModelRoute`, retrying retryable
+//! errors on each target and falling back to the next target, and reports
+//! every attempt so the caller can write the usage ledger.
+//!
+//! Owns the retry/fallback decisions. Must never write the ledger itself or
+//! keep state between calls.
+
+use crate::error::ProviderError;
+use crate::registry::ProviderRegistry;
+use crate::request::{ChatRequest, ChatResponse, Usage};
+use crate::retry::RetryPolicy;
+use roster_core::route::{ModelRoute, RouteTarget};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One call to one target, successful or not.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    pub provider: String,
+    pub model: String,
+    pub latency: Duration,
+    pub usage: Option<Usage>,
+    pub error: Option<ProviderError>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Router {
+    registry: Arc<ProviderRegistry>,
+    retry: RetryPolicy,
+}
+
+impl Router {
+    pub fn new(registry: Arc<ProviderRegistry>, retry: RetryPolicy) -> Self {
+        Self { registry, retry }
+    }
+
+    pub fn registry(&self) -> &Arc<ProviderRegistry> {
+        &self.registry
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Tries each target of the route in order. Within a target, retryable
+    /// errors are retried (provider's `max_retries`, else the policy's) after
+    /// a backoff or the provider's `retry-after`; a `retry-after` beyond
+    /// `max_delay` moves straight on. `BadRequest` and `ContextOverflow` are
+    /// returned at once: another target would not fix the request. Everything
+    /// else falls through to the next target; the last error is returned when
+    /// all fail.
+    ///
+    /// Every attempt is reported to `on_attempt` as it finishes. Text already
+    /// passed to `on_text` by an attempt that then failed is not taken back:
+    /// a caller that streams should discard it when that attempt's report
+    /// carries an error.
+    pub async fn chat(
+        &self,
+        route: &ModelRoute,
+        mut req: ChatRequest,
+        on_text: &(dyn Fn(&str) + Send + Sync),
+        on_attempt: &(dyn Fn(Attempt) + Send + Sync),
+    ) -> Result<(ChatResponse, RouteTarget), ProviderError> {
+        let mut last_error = ProviderError::BadRequest {
+            message: "the route has no targets".to_owned(),
+        };
+        for target in &route.targets {
+            let Some(provider) = self.registry.get(&target.provider) else {
+                let error = ProviderError::UnknownProvider {
+                    name: target.provider.clone(),
+                };
+                on_attempt(attempt(target, Duration::ZERO, Err(&error)));
+                last_error = error;
+                continue;
+            };
+            let max_retries = provider.max_retries().unwrap_or(self.retry.max_retries);
+            req.model.clone_from(&target.model);
+            let mut retry = 0;
+            loop {
+                let started = Instant::now();
+                let result = provider.chat(&req, on_text).await;
+                on_attempt(attempt(target, started.elapsed(), result.as_ref()));
+                let error = match result {
+                    Ok(response) => return Ok((response, target.clone())),
+                    Err(error) => error,
+                };
+                tracing::warn!(target = %target, code = error.code(), retry, "model call failed");
+                if matches!(
+                    error,
+                    ProviderError::BadRequest { .. } | ProviderError::ContextOverflow { .. }
+                ) {
+                    return Err(error);
+                }
+                let Some(wait) = self.retry.delay_after(&error, retry, max_retries) else {
+                    last_error = error;
+                    break;
+                };
+                tokio::time::sleep(wait).await;
+                retry += 1;
+            }
+        }
+        Err(last_error)
+    }
+}
+
+fn attempt(
+    target: &RouteTarget,
+    latency: Duration,
+    result: Result<&ChatResponse, &ProviderError>,
+) -> Attempt {
+    Attempt {
+        provider: target.provider.clone(),
+        model: target.model.clone(),
+        latency,
+        usage: result.ok().map(|r| r.usage),
+        error: result.err().cloned(),
+    }
+}

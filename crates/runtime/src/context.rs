@@ -1,0 +1,221 @@
+//! Context assembly: instructions + pinned memory blocks + as much recent
+//! history as fits the token budget.
+//!
+//! Reads only the session's tail (at most [`MAX_CONTEXT_ITEMS`] items by
+//! the `(session, seq)` index), so a turn costs the same in a session of ten
+//! items and one of ten thousand.
+
+use roster_core::item::{Item, ItemContent};
+use roster_core::memory::MemoryBlock;
+use roster_core::tokens::estimate_tokens;
+use roster_models::{ChatMessage, ToolSpec};
+use std::collections::HashSet;
+
+/// Upper bound on history items read per model call.
+pub(crate) const MAX_CONTEXT_ITEMS: i64 = 200;
+
+pub(crate) fn system_prompt(instructions: &str, blocks: &[MemoryBlock]) -> String {
+    if blocks.is_empty() {
+        return instructions.to_owned();
+    }
+    let mut prompt = String::with_capacity(instructions.len() + 256);
+    prompt.push_str(instructions);
+    prompt.push_str(
+        "\n\n<memory_blocks>\nThese blocks are your pinned memory. Edit them with memory_append and memory_replace.\n",
+    );
+    for block in blocks {
+        let used = block.value.chars().count();
+        prompt.push_str(&format!(
+            "<{label} chars=\"{used}/{limit}\">\n{value}\n</{label}>\n",
+            label = block.label,
+            limit = block.limit,
+            value = block.value
+        ));
+    }
+    prompt.push_str("</memory_blocks>");
+    prompt
+}
+
+/// Picks the newest items that fit `budget` tokens and turns them into chat
+/// messages, keeping every tool call next to its result.
+pub(crate) fn history(
+    items: &[Item],
+    budget: u32,
+    system: &str,
+    tools: &[ToolSpec],
+) -> Vec<ChatMessage> {
+    let fixed = estimate_tokens(system).saturating_add(
+        tools
+            .iter()
+            .map(|t| {
+                estimate_tokens(&t.description)
+                    .saturating_add(estimate_tokens(&t.parameters.to_string()))
+            })
+            .sum::<u32>(),
+    );
+    let mut remaining = budget.saturating_sub(fixed);
+    let mut start = items.len();
+    for (index, item) in items.iter().enumerate().rev() {
+        if item.tokens > remaining {
+            break;
+        }
+        remaining -= item.tokens;
+        start = index;
+    }
+    let window = &items[start..];
+    // The window must not open on results whose call fell outside it.
+    let first_kept = window
+        .iter()
+        .position(|i| !matches!(i.content, ItemContent::ToolResult { .. }))
+        .unwrap_or(window.len());
+    let window = &window[first_kept..];
+
+    let answered: HashSet<&str> = window
+        .iter()
+        .filter_map(|i| match &i.content {
+            ItemContent::ToolResult { call_id, .. } => Some(call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut messages = Vec::with_capacity(window.len());
+    for item in window {
+        match &item.content {
+            ItemContent::UserMessage { text } => {
+                messages.push(ChatMessage::User { text: text.clone() })
+            }
+            ItemContent::SystemNote { text } => messages.push(ChatMessage::User {
+                text: format!("[system note] {text}"),
+            }),
+            ItemContent::ToolResult {
+                call_id,
+                name,
+                output,
+                is_error,
+            } => messages.push(ChatMessage::ToolResult {
+                call_id: call_id.clone(),
+                name: name.clone(),
+                output: output.clone(),
+                is_error: *is_error,
+            }),
+            ItemContent::AssistantMessage { text, tool_calls } => {
+                messages.push(ChatMessage::Assistant {
+                    text: text.clone(),
+                    tool_calls: tool_calls.clone(),
+                });
+                // Defensive: providers reject a call with no result. The
+                // journal never leaves one, but old or imported data might.
+                for call in tool_calls
+                    .iter()
+                    .filter(|c| !answered.contains(c.id.as_str()))
+                {
+                    messages.push(ChatMessage::ToolResult {
+                        call_id: call.id.clone(),
+                        name: call.name.clone(),
+                        output: "no result was recorded for this call".into(),
+                        is_error: true,
+                    });
+                }
+            }
+        }
+    }
+    messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roster_core::item::ToolCall;
+
+    fn item(seq: i64, content: ItemContent) -> Item {
+        Item {
+            seq,
+            run_id: None,
+            tokens: content.token_estimate(),
+            content,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    fn conversation() -> Vec<Item> {
+        let call = ToolCall {
+            id: "c1".into(),
+            name: "t".into(),
+            arguments: "{}".into(),
+        };
+        vec![
+            item(
+                1,
+                ItemContent::UserMessage {
+                    text: "a".repeat(400),
+                },
+            ),
+            item(
+                2,
+                ItemContent::AssistantMessage {
+                    text: String::new(),
+                    tool_calls: vec![call],
+                },
+            ),
+            item(
+                3,
+                ItemContent::ToolResult {
+                    call_id: "c1".into(),
+                    name: "t".into(),
+                    output: "r".repeat(400),
+                    is_error: false,
+                },
+            ),
+            item(
+                4,
+                ItemContent::AssistantMessage {
+                    text: "done".into(),
+                    tool_calls: vec![],
+                },
+            ),
+            item(
+                5,
+                ItemContent::UserMessage {
+                    text: "next".into(),
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn everything_fits_a_large_budget() {
+        assert_eq!(history(&conversation(), 10_000, "", &[]).len(), 5);
+    }
+
+    #[test]
+    fn a_window_never_opens_on_an_orphan_result() {
+        // Budget fits items 3..5 but not the call at 2: the result goes too.
+        let messages = history(&conversation(), 120, "", &[]);
+        assert_eq!(messages.len(), 2);
+        assert!(matches!(messages[0], ChatMessage::Assistant { .. }));
+    }
+
+    #[test]
+    fn unanswered_calls_get_a_placeholder_result() {
+        let mut items = conversation();
+        items.remove(2);
+        let messages = history(&items, 10_000, "", &[]);
+        assert!(matches!(
+            &messages[2],
+            ChatMessage::ToolResult { is_error: true, .. }
+        ));
+    }
+
+    #[test]
+    fn blocks_are_pinned_in_the_system_prompt() {
+        let block = MemoryBlock {
+            label: "human".into(),
+            value: "Likes tea".into(),
+            limit: 50,
+            version: 1,
+            updated_at: chrono::Utc::now(),
+        };
+        let prompt = system_prompt("Be brief.", &[block]);
+        assert!(prompt.starts_with("Be brief."));
+        assert!(prompt.contains("<human chars=\"9/50\">\nLikes tea\n</human>"));
+    }
+}
