@@ -119,7 +119,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_run(&self, tenant: &TenantId, run: &RunId) -> StoreResult<Option<Run>>;
     async fn list_runs(&self, tenant: &TenantId, session: &SessionId) -> StoreResult<Vec<Run>>;
     async fn list_steps(&self, tenant: &TenantId, run: &RunId) -> StoreResult<Vec<Step>>;
-    /// The oldest queued run of the session, if any.
+    /// The session's next run to execute: the oldest that is queued or still
+    /// `running` (one interrupted by a crash is resumed before newer input).
     async fn next_queued_run(
         &self,
         tenant: &TenantId,
@@ -150,10 +151,7 @@ pub type DynStore = Arc<dyn Store>;
 /// Opens the backend a URL names: `sqlite://PATH` or `postgres://…`.
 pub async fn open(url: &str) -> StoreResult<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        postgres::PgStore::connect(url).await?;
-        Err(StoreError::Config(
-            "PostgreSQL backend not built yet".into(),
-        ))
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(
             sqlite::SqliteStore::open(std::path::Path::new(path)).await?,

@@ -103,7 +103,7 @@ pub(crate) fn next_queued_run(
     session: &SessionId,
 ) -> Result<Option<Run>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = ?1 AND status = 'queued' AND tenant_id = ?2 ORDER BY id LIMIT 1"
+        "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = ?1 AND status IN ('queued', 'running') AND tenant_id = ?2 ORDER BY id LIMIT 1"
     ))?;
     rows::first(
         &mut stmt,

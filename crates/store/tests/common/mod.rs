@@ -10,16 +10,24 @@ pub async fn sqlite(dir: &tempfile::TempDir) -> DynStore {
 /// A fresh PostgreSQL database per test, or `None` (with a notice) when no
 /// server is configured. In CI a missing URL is a failure, never a skip.
 pub async fn postgres() -> Option<DynStore> {
+    let fresh = postgres_url().await?;
+    Some(roster_store::open(&fresh).await.expect("open postgres"))
+}
+
+/// The URL of a fresh, empty (unmigrated) PostgreSQL database, or `None`
+/// (with a notice) when no server is configured; in CI that is a failure.
+pub async fn postgres_url() -> Option<String> {
     let Ok(url) = std::env::var("ROSTER_TEST_DATABASE_URL") else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must set ROSTER_TEST_DATABASE_URL"
         );
-        eprintln!("notice: ROSTER_TEST_DATABASE_URL is not set; skipping a PostgreSQL story test");
+        eprintln!("notice: ROSTER_TEST_DATABASE_URL is not set; skipping a PostgreSQL test");
         return None;
     };
-    let fresh = roster_store::postgres::create_test_database(&url)
-        .await
-        .expect("create test database");
-    Some(roster_store::open(&fresh).await.expect("open postgres"))
+    Some(
+        roster_store::postgres::create_test_database(&url)
+            .await
+            .expect("create test database"),
+    )
 }

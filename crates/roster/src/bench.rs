@@ -1,0 +1,5 @@
+pub async fn run(_a: BenchArgs) -> anyhow::Result<()> {
+    anyhow::bail!("todo")
+}
+#[derive(clap::Args)]
+pub struct BenchArgs {}

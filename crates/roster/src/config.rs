@@ -1,0 +1,44 @@
+//! Configuration, layered once: defaults, then the TOML file, then
+//! environment variables, then flags (clap merges the last two).
+
+use anyhow::{Context, Result};
+use roster_models::ProviderConfig;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The config file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config: FileConfig = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Provider tables with their names filled in from the table keys.
+    pub fn provider_configs(&self) -> Vec<ProviderConfig> {
+        self.providers
+            .iter()
+            .map(|(name, config)| {
+                let mut config = config.clone();
+                config.name.clone_from(name);
+                config
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,193 @@
+//! `roster serve`: open the store, make sure an admin key exists, build the
+//! providers and the runtime, resume unfinished runs, and serve HTTP.
+
+use crate::config::FileConfig;
+use anyhow::{Context, Result};
+use roster_api::{hash_key, AppState};
+use roster_core::{KeyId, TenantId};
+use roster_models::{ProviderRegistry, RetryPolicy, Router};
+use roster_runtime::tools::ToolRegistry;
+use roster_runtime::{Runtime, RuntimeOptions};
+use roster_store::{DynStore, NewApiKey};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Directory for the embedded database and the admin key file.
+    #[arg(long, env = "ROSTER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "ROSTER_LISTEN")]
+    listen: Option<String>,
+    /// PostgreSQL URL (postgres://…); without it the embedded SQLite store is used.
+    #[arg(long, env = "ROSTER_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// TOML config file (providers, defaults for the flags above).
+    #[arg(long, env = "ROSTER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let file = FileConfig::load(args.config.as_deref())?;
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("roster-data"));
+    let listen = args
+        .listen
+        .or(file.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let database_url = args.database_url.or(file.database_url.clone());
+
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let url = match &database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", data_dir.join("roster.db").display()),
+    };
+    let store = roster_store::open(&url)
+        .await
+        .context("cannot open the store")?;
+    bootstrap_admin_key(&store, &data_dir).await?;
+
+    let env = |name: &str| std::env::var(name).ok();
+    let registry = ProviderRegistry::from_config(file.provider_configs(), &env)
+        .context("invalid provider configuration")?;
+    let providers = registry.names();
+    let router = Arc::new(Router::new(Arc::new(registry), RetryPolicy::default()));
+    let runtime = Runtime::new(RuntimeOptions {
+        store: store.clone(),
+        router,
+        tools: ToolRegistry::with_builtins(),
+    });
+
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr().context("listener has no address")?;
+    let resumed = runtime
+        .recover()
+        .await
+        .context("cannot resume unfinished runs")?;
+    tracing::info!(
+        %address, store = store.backend(), providers = ?providers, resumed,
+        "roster is listening"
+    );
+    eprintln!(
+        "roster listening on http://{address} (store: {}, providers: {})",
+        store.backend(),
+        if providers.is_empty() {
+            "none configured".to_owned()
+        } else {
+            providers.join(", ")
+        }
+    );
+    let app = roster_api::app(AppState { store, runtime });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down; unfinished runs resume at the next start");
+}
+
+/// `ROSTER_ADMIN_KEY` names the admin key (replacing earlier ones); without
+/// it the first start generates one, stores only its hash, prints it once
+/// and writes it to `admin.key` (mode 0600) in the data directory.
+async fn bootstrap_admin_key(store: &DynStore, data_dir: &Path) -> Result<()> {
+    let tenant = TenantId::default_tenant();
+    store.ensure_tenant(&tenant, "default").await?;
+    if let Ok(key) = std::env::var("ROSTER_ADMIN_KEY") {
+        let key = key.trim().to_owned();
+        anyhow::ensure!(
+            key.len() >= 16,
+            "ROSTER_ADMIN_KEY must be at least 16 characters"
+        );
+        let hash = hash_key(&key);
+        if store.find_api_key(&hash).await?.is_none() {
+            store.revoke_admin_keys(&tenant).await?;
+            store
+                .insert_api_key(
+                    &tenant,
+                    NewApiKey {
+                        id: KeyId::generate(),
+                        name: "admin (ROSTER_ADMIN_KEY)".into(),
+                        key_hash: hash,
+                        is_admin: true,
+                    },
+                )
+                .await?;
+        }
+        return Ok(());
+    }
+    if store.count_admin_keys(&tenant).await? > 0 {
+        return Ok(());
+    }
+    let key = format!("rk_{}", hex::encode(rand::random::<[u8; 24]>()));
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    write_secret_file(&path, &key)?;
+    store
+        .insert_api_key(
+            &tenant,
+            NewApiKey {
+                id: KeyId::generate(),
+                name: "admin (generated)".into(),
+                key_hash: hash_key(&key),
+                is_admin: true,
+            },
+        )
+        .await?;
+    println!(
+        "Generated admin API key (shown once; also saved to {}):\n{key}",
+        path.display()
+    );
+    Ok(())
+}
+
+fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(format!("{contents}\n").as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Starts the real `roster` binary for end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `roster serve` on a free loopback port with the given model
+    /// server as provider `openai`, and waits until `/healthz` answers.
+    pub async fn start(
+        data_dir: &Path,
+        openai_base_url: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Server {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
+        command
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("ROSTER_ADMIN_KEY", ADMIN_KEY)
+            .env("OPENAI_API_KEY", "sk-test")
+            .env("OPENAI_BASE_URL", openai_base_url)
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("ROSTER_DATABASE_URL")
+            .env("ROSTER_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra_env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start roster");
+        let server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+        };
+        server.wait_healthy().await;
+        server
+    }
+
+    async fn wait_healthy(&self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("roster did not become healthy at {}", self.url);
+    }
+
+    pub fn kill(&mut self) {
+        // SIGKILL: no chance to clean up, like a crash or an OOM kill.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn client(&self) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            url: self.url.clone(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Api {
+    pub http: reqwest::Client,
+    pub url: String,
+}
+
+impl Api {
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("get");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}

@@ -1,0 +1,290 @@
+//! The journal write on PostgreSQL: one run's step, items, events, ledger
+//! rows, block edit and status change, all in one transaction.
+//!
+//! The first statement locks the run row and its session row. The run lock
+//! serialises commits to one run (event numbering, the finished check); the
+//! session lock serialises item numbering across runs of one session and
+//! orders commits against `create_run`'s busy check.
+
+use super::is_unique_violation;
+use crate::types::{events_for, from_millis, millis};
+use crate::{BlockWrite, Committed, JournalWrite, RunTransition, StepWrite, StoreError};
+use chrono::Utc;
+use roster_core::event::SequencedEvent;
+use roster_core::item::{Item, ItemContent};
+use roster_core::TenantId;
+use sqlx::postgres::PgConnection;
+use sqlx::Row;
+
+/// Runs inside a transaction; any error leaves the caller to roll it back.
+pub(crate) async fn commit(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    write: &JournalWrite,
+) -> Result<Committed, StoreError> {
+    let now = millis(Utc::now());
+    let run = write.run_id.as_str();
+    let locked = sqlx::query(
+        "SELECT r.status, r.input FROM runs r JOIN sessions s ON s.id = r.session_id AND s.tenant_id = r.tenant_id
+         WHERE r.id = $1 AND r.tenant_id = $2 AND r.session_id = $3
+         FOR UPDATE OF r, s",
+    )
+    .bind(run)
+    .bind(tenant.as_str())
+    .bind(write.session_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound("run".into()))?;
+    let status: String = locked.try_get(0)?;
+    if matches!(status.as_str(), "completed" | "failed" | "cancelled") {
+        return Err(StoreError::Conflict(format!(
+            "run {run} is already {status}"
+        )));
+    }
+
+    let mut items = Vec::with_capacity(write.items.len() + 1);
+    let mut next_item: Option<i64> = None;
+    if let Some(RunTransition::Start) = &write.transition {
+        let input: String = locked.try_get(1)?;
+        sqlx::query(
+            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $2) WHERE id = $1",
+        )
+        .bind(run)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        let content = ItemContent::UserMessage { text: input };
+        items.push(append_item(conn, tenant, write, &mut next_item, &content, now).await?);
+    }
+    if let Some(step) = &write.step {
+        write_step(conn, tenant, run, step, now).await?;
+    }
+    for content in &write.items {
+        items.push(append_item(conn, tenant, write, &mut next_item, content, now).await?);
+    }
+    if let Some(block) = &write.block_write {
+        write_block(conn, tenant, block, run, now).await?;
+    }
+    for entry in &write.ledger {
+        sqlx::query(
+            "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(tenant.as_str())
+        .bind(&entry.provider)
+        .bind(&entry.model)
+        .bind(entry.tokens_in)
+        .bind(entry.tokens_out)
+        .bind(entry.latency_ms)
+        .bind(&entry.outcome)
+        .bind(entry.error.as_deref())
+        .bind(entry.agent_id.as_deref())
+        .bind(entry.session_id.as_deref())
+        .bind(entry.run_id.as_deref())
+        .bind(entry.step)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if let Some(RunTransition::Finish {
+        status,
+        output,
+        error,
+    }) = &write.transition
+    {
+        let error = error.as_ref().map(serde_json::to_string).transpose()?;
+        sqlx::query(
+            "UPDATE runs SET status = $2, output = $3, error = $4, finished_at = $5 WHERE id = $1",
+        )
+        .bind(run)
+        .bind(status.as_str())
+        .bind(output.as_deref())
+        .bind(error)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    let mut seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1 AND tenant_id = $2",
+    )
+    .bind(run)
+    .bind(tenant.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut events = Vec::new();
+    for event in events_for(write, &items) {
+        seq += 1;
+        sqlx::query(
+            "INSERT INTO run_events (run_id, seq, tenant_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(run)
+        .bind(seq)
+        .bind(tenant.as_str())
+        .bind(serde_json::to_string(&event)?)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        events.push(SequencedEvent { seq, event });
+    }
+    Ok(Committed { items, events })
+}
+
+/// Appends one item with the session's next `seq`. The session row is locked
+/// by [`commit`], so the maximum is read once and then counted up locally.
+async fn append_item(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    write: &JournalWrite,
+    next: &mut Option<i64>,
+    content: &ItemContent,
+    now: i64,
+) -> Result<Item, StoreError> {
+    let session = write.session_id.as_str();
+    let seq = match *next {
+        Some(seq) => seq,
+        None => {
+            let last: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(seq), 0) FROM items WHERE session_id = $1 AND tenant_id = $2",
+            )
+            .bind(session)
+            .bind(tenant.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+            last + 1
+        }
+    };
+    let tokens = content.token_estimate();
+    sqlx::query(
+        "INSERT INTO items (session_id, seq, tenant_id, run_id, kind, content, tokens, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(session)
+    .bind(seq)
+    .bind(tenant.as_str())
+    .bind(write.run_id.as_str())
+    .bind(content.kind())
+    .bind(serde_json::to_string(content)?)
+    .bind(i64::from(tokens))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    *next = Some(seq + 1);
+    Ok(Item {
+        seq,
+        run_id: Some(write.run_id.clone()),
+        content: content.clone(),
+        tokens,
+        created_at: from_millis(now),
+    })
+}
+
+async fn write_step(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    run: &str,
+    step: &StepWrite,
+    now: i64,
+) -> Result<(), StoreError> {
+    match step {
+        StepWrite::Started { n, kind, input } => {
+            sqlx::query(
+                "INSERT INTO steps (run_id, n, tenant_id, kind, status, input, started_at) VALUES ($1, $2, $3, $4, 'started', $5, $6)",
+            )
+            .bind(run)
+            .bind(n)
+            .bind(tenant.as_str())
+            .bind(kind.as_str())
+            .bind(serde_json::to_string(input)?)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        StepWrite::Completed {
+            n,
+            kind,
+            input,
+            output,
+        } => {
+            let output = serde_json::to_string(output)?;
+            let updated = sqlx::query(
+                "UPDATE steps SET status = 'completed', output = $3, finished_at = $4
+                 WHERE run_id = $1 AND n = $2 AND tenant_id = $5 AND status = 'started'",
+            )
+            .bind(run)
+            .bind(n)
+            .bind(&output)
+            .bind(now)
+            .bind(tenant.as_str())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                sqlx::query(
+                    "INSERT INTO steps (run_id, n, tenant_id, kind, status, input, output, started_at, finished_at)
+                     VALUES ($1, $2, $3, $4, 'completed', $5, $6, $7, $7)",
+                )
+                .bind(run)
+                .bind(n)
+                .bind(tenant.as_str())
+                .bind(kind.as_str())
+                .bind(serde_json::to_string(input)?)
+                .bind(&output)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Conflict(format!("step {n} of run {run} is already completed"))
+                    } else {
+                        StoreError::from(e)
+                    }
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn write_block(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    block: &BlockWrite,
+    run: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let changed = sqlx::query(
+        "UPDATE memory_blocks SET value = $4, version = version + 1, updated_at = $5
+         WHERE tenant_id = $1 AND agent_id = $2 AND label = $3 AND version = $6",
+    )
+    .bind(tenant.as_str())
+    .bind(block.agent_id.as_str())
+    .bind(&block.label)
+    .bind(&block.value)
+    .bind(now)
+    .bind(block.expected_version)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(StoreError::Conflict(format!(
+            "memory block `{}` changed since it was read (expected version {})",
+            block.label, block.expected_version
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO memory_block_versions (agent_id, label, version, tenant_id, value, operation, run_id, principal, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(block.agent_id.as_str())
+    .bind(&block.label)
+    .bind(block.expected_version + 1)
+    .bind(tenant.as_str())
+    .bind(&block.value)
+    .bind(&block.operation)
+    .bind(run)
+    .bind(&block.principal)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
