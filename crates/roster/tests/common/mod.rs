@@ -125,3 +125,14 @@ fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// A fresh PostgreSQL database for one test, or `None` with a notice when
+/// `ROSTER_TEST_DATABASE_URL` is unset. In CI a missing URL fails the test.
+pub async fn postgres_url() -> Option<String> {
+    let Ok(url) = std::env::var("ROSTER_TEST_DATABASE_URL") else {
+        assert!(std::env::var_os("CI").is_none(), "CI must set ROSTER_TEST_DATABASE_URL");
+        eprintln!("notice: ROSTER_TEST_DATABASE_URL is not set; skipping a PostgreSQL end-to-end test");
+        return None;
+    };
+    Some(roster_store::postgres::create_test_database(&url).await.expect("create test database"))
+}
