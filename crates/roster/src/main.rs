@@ -8,7 +8,6 @@ mod config;
 mod serve;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -27,46 +26,22 @@ enum Command {
     /// Run the server (embedded SQLite store unless --database-url is given).
     Serve(serve::ServeArgs),
     /// Create, list, show, update and delete agents.
-    #[command(subcommand)]
-    Agent(client::AgentCommand),
+    Agent(client::AgentArgs),
     /// Chat with an agent interactively, streaming its replies.
     Chat(client::ChatArgs),
-    /// Inspect sessions.
-    #[command(subcommand)]
-    Session(client::SessionCommand),
-    /// Inspect runs.
-    #[command(subcommand)]
-    Run(client::RunCommand),
+    /// Inspect sessions and their conversations.
+    Session(client::SessionArgs),
+    /// Inspect and cancel runs.
+    Run(client::RunArgs),
     /// Measure the runtime's own per-turn cost with an instant in-process model.
     Bench(bench::BenchArgs),
 }
 
-/// Where the CLI finds its server and key.
-#[derive(clap::Args, Clone, Debug)]
-pub struct Connection {
-    /// Server URL.
-    #[arg(
-        long,
-        env = "ROSTER_URL",
-        default_value = "http://127.0.0.1:7700",
-        global = true
-    )]
-    pub url: String,
-    /// API key; defaults to the admin key file in --data-dir.
-    #[arg(long, env = "ROSTER_API_KEY", hide_env_values = true, global = true)]
-    pub api_key: Option<String>,
-    /// Data directory whose `admin.key` is used when no key is given.
-    #[arg(
-        long,
-        env = "ROSTER_DATA_DIR",
-        default_value = "roster-data",
-        global = true
-    )]
-    pub data_dir: PathBuf,
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -96,4 +71,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version print as usual; a usage error becomes one line, like
+/// every other failure.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+    }
+    let rendered = e.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("error: {message} (see --help)");
+    ExitCode::from(2)
 }

@@ -24,14 +24,19 @@ async fn sigkill_mid_run_resumes_from_the_journal_sqlite() {
 
 #[tokio::test]
 async fn sigkill_mid_run_resumes_from_the_journal_postgres() {
-    let Some(url) = common::postgres_url().await else { return };
+    let Some(url) = common::postgres_url().await else {
+        return;
+    };
     sigkill_mid_run(Some(url)).await;
 }
 
 async fn sigkill_mid_run(database_url: Option<String>) {
     let model = FakeModelServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let env: Vec<(&str, &str)> = database_url.iter().map(|u| ("ROSTER_DATABASE_URL", u.as_str())).collect();
+    let env: Vec<(&str, &str)> = database_url
+        .iter()
+        .map(|u| ("ROSTER_DATABASE_URL", u.as_str()))
+        .collect();
     let mut server = Server::start(dir.path(), &model.openai_base_url(), &env).await;
     let api = server.client();
     let (status, body) = api
@@ -47,21 +52,34 @@ async fn sigkill_mid_run(database_url: Option<String>) {
 
     // Step 1: the model asks for a memory edit (completes at once).
     // Step 2: the tool runs. Step 3: the model call hangs: we kill there.
-    model.push(Reply::tool_call("c1", "memory_append", r#"{"label":"notes","content":"remember me"}"#));
+    model.push(Reply::tool_call(
+        "c1",
+        "memory_append",
+        r#"{"label":"notes","content":"remember me"}"#,
+    ));
     model.push(Reply::text("too late").hang());
     let (status, first) = api
-        .post(&format!("/v1/sessions/{sid}/messages"), json!({"content": "note this", "background": true}))
+        .post(
+            &format!("/v1/sessions/{sid}/messages"),
+            json!({"content": "note this", "background": true}),
+        )
         .await;
     assert_eq!(status, 202, "{first}");
     let run1 = first["run"]["id"].as_str().expect("run id").to_owned();
     // A second input queues behind the first; it must survive the crash too.
     let (status, second) = api
-        .post(&format!("/v1/sessions/{sid}/messages"), json!({"content": "and then?", "background": true}))
+        .post(
+            &format!("/v1/sessions/{sid}/messages"),
+            json!({"content": "and then?", "background": true}),
+        )
         .await;
     assert_eq!(status, 202, "{second}");
     let run2 = second["run"]["id"].as_str().expect("run id").to_owned();
 
-    wait_for("the third model call to be in flight", || model.request_count() == 2).await;
+    wait_for("the third model call to be in flight", || {
+        model.request_count() == 2
+    })
+    .await;
     server.kill();
 
     model.push(Reply::text("noted"));
@@ -83,8 +101,17 @@ async fn sigkill_mid_run(database_url: Option<String>) {
     // completed first call was not sent again.
     assert_eq!(model.request_count(), 4);
     let resent = &model.requests()[2].body["messages"];
-    let roles: Vec<&str> = resent.as_array().expect("messages").iter().filter_map(|m| m["role"].as_str()).collect();
-    assert_eq!(roles, vec!["system", "user", "assistant", "tool"], "the resent call saw the journaled tool result");
+    let roles: Vec<&str> = resent
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["role"].as_str())
+        .collect();
+    assert_eq!(
+        roles,
+        vec!["system", "user", "assistant", "tool"],
+        "the resent call saw the journaled tool result"
+    );
 
     // The tool ran exactly once.
     let (_, memory) = api.get("/v1/agents/keeper/memory").await;
@@ -99,9 +126,22 @@ async fn sigkill_mid_run(database_url: Option<String>) {
         .as_array()
         .expect("steps")
         .iter()
-        .map(|s| (s["n"].as_i64().unwrap_or(-1), s["kind"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or("")))
+        .map(|s| {
+            (
+                s["n"].as_i64().unwrap_or(-1),
+                s["kind"].as_str().unwrap_or(""),
+                s["status"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
-    assert_eq!(steps, vec![(1, "model_call", "completed"), (2, "tool_call", "completed"), (3, "model_call", "completed")]);
+    assert_eq!(
+        steps,
+        vec![
+            (1, "model_call", "completed"),
+            (2, "tool_call", "completed"),
+            (3, "model_call", "completed")
+        ]
+    );
 
     // The history has each item once, in order, and run 2 came after run 1.
     let (_, items) = api.get(&format!("/v1/sessions/{sid}/items")).await;
@@ -109,7 +149,13 @@ async fn sigkill_mid_run(database_url: Option<String>) {
         .as_array()
         .expect("items")
         .iter()
-        .map(|i| format!("{}:{}", i["type"].as_str().unwrap_or(""), i["text"].as_str().unwrap_or("")))
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["type"].as_str().unwrap_or(""),
+                i["text"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     assert_eq!(
         kinds,

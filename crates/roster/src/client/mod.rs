@@ -1,33 +1,44 @@
-//! The CLI's client commands (being written).
+//! The CLI's client commands: `agent`, `chat`, `session` and `run` speak HTTP
+//! to a running `roster serve`. Each command module owns its clap arguments
+//! and its output; [`http`] is the shared request/error plumbing and
+//! [`output`] the shared formatting.
 
-use anyhow::Result;
+mod agent;
+mod chat;
+mod http;
+mod output;
+mod run;
+mod session;
 
-#[derive(clap::Subcommand)]
-pub enum AgentCommand {
-    List,
-}
-#[derive(clap::Args)]
-pub struct ChatArgs {
-    pub agent: String,
-}
-#[derive(clap::Subcommand)]
-pub enum SessionCommand {
-    List,
-}
-#[derive(clap::Subcommand)]
-pub enum RunCommand {
-    Show { id: String },
-}
+use std::path::PathBuf;
 
-pub async fn agent(_cmd: AgentCommand) -> Result<()> {
-    anyhow::bail!("not yet")
-}
-pub async fn chat(_args: ChatArgs) -> Result<()> {
-    anyhow::bail!("not yet")
-}
-pub async fn session(_cmd: SessionCommand) -> Result<()> {
-    anyhow::bail!("not yet")
-}
-pub async fn run(_cmd: RunCommand) -> Result<()> {
-    anyhow::bail!("not yet")
+pub use agent::{run as agent, AgentArgs};
+pub use chat::{run as chat, ChatArgs};
+pub use run::{run, RunArgs};
+pub use session::{run as session, SessionArgs};
+
+/// Where the CLI finds its server and key. Flattened into every client
+/// command; `global` so the flags may also follow a nested subcommand
+/// (`roster agent list --url …`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct Connection {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "ROSTER_URL",
+        default_value = "http://127.0.0.1:7700",
+        global = true
+    )]
+    pub url: String,
+    /// API key; defaults to the admin key file in --data-dir.
+    #[arg(long, env = "ROSTER_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
+    /// Data directory whose `admin.key` is used when no key is given.
+    #[arg(
+        long,
+        env = "ROSTER_DATA_DIR",
+        default_value = "roster-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
 }

@@ -21,6 +21,18 @@ impl Server {
         openai_base_url: &str,
         extra_env: &[(&str, &str)],
     ) -> Server {
+        Self::start_with_admin_key(data_dir, openai_base_url, extra_env, Some(ADMIN_KEY)).await
+    }
+
+    /// Like [`Server::start`]; with `admin_key: None` the server runs without
+    /// `ROSTER_ADMIN_KEY`, so on first start it generates a key and writes it
+    /// to `<data_dir>/admin.key`.
+    pub async fn start_with_admin_key(
+        data_dir: &Path,
+        openai_base_url: &str,
+        extra_env: &[(&str, &str)],
+        admin_key: Option<&str>,
+    ) -> Server {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
         command
@@ -31,7 +43,6 @@ impl Server {
                 "--data-dir",
             ])
             .arg(data_dir)
-            .env("ROSTER_ADMIN_KEY", ADMIN_KEY)
             .env("OPENAI_API_KEY", "sk-test")
             .env("OPENAI_BASE_URL", openai_base_url)
             .env_remove("ANTHROPIC_API_KEY")
@@ -39,6 +50,10 @@ impl Server {
             .env("ROSTER_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        match admin_key {
+            Some(key) => command.env("ROSTER_ADMIN_KEY", key),
+            None => command.env_remove("ROSTER_ADMIN_KEY"),
+        };
         for (k, v) in extra_env {
             command.env(k, v);
         }
@@ -130,9 +145,18 @@ fn free_port() -> u16 {
 /// `ROSTER_TEST_DATABASE_URL` is unset. In CI a missing URL fails the test.
 pub async fn postgres_url() -> Option<String> {
     let Ok(url) = std::env::var("ROSTER_TEST_DATABASE_URL") else {
-        assert!(std::env::var_os("CI").is_none(), "CI must set ROSTER_TEST_DATABASE_URL");
-        eprintln!("notice: ROSTER_TEST_DATABASE_URL is not set; skipping a PostgreSQL end-to-end test");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set ROSTER_TEST_DATABASE_URL"
+        );
+        eprintln!(
+            "notice: ROSTER_TEST_DATABASE_URL is not set; skipping a PostgreSQL end-to-end test"
+        );
         return None;
     };
-    Some(roster_store::postgres::create_test_database(&url).await.expect("create test database"))
+    Some(
+        roster_store::postgres::create_test_database(&url)
+            .await
+            .expect("create test database"),
+    )
 }

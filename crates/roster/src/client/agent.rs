@@ -1,0 +1,356 @@
+//! `roster agent create|list|show|update|delete`.
+
+use super::http::{decode, Client};
+use super::output::{print_json, table};
+use super::Connection;
+use anyhow::{anyhow, bail, Context, Result};
+use roster_core::agent::Agent;
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: AgentCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum AgentCommand {
+    /// Create an agent (version 1).
+    Create(CreateArgs),
+    /// List agents: name, id, version, model.
+    List {
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an agent's current version as JSON.
+    Show {
+        /// Agent name or id.
+        agent: String,
+        /// Also include the agent's memory blocks (`memory_blocks`).
+        #[arg(long)]
+        memory: bool,
+    },
+    /// Change an agent's configuration; stores and prints a new version.
+    Update(UpdateArgs),
+    /// Delete an agent.
+    Delete {
+        /// Agent name or id.
+        agent: String,
+    },
+}
+
+/// Configuration flags shared by `create` and `update`.
+#[derive(clap::Args)]
+struct ConfigFlags {
+    /// The agent's instructions (system prompt).
+    #[arg(long, value_name = "TEXT", conflicts_with = "instructions_file")]
+    instructions: Option<String>,
+    /// Read the instructions from a file (`-` for stdin).
+    #[arg(long, value_name = "PATH")]
+    instructions_file: Option<PathBuf>,
+    /// A fallback route `provider/model`, tried in order (repeatable).
+    #[arg(long = "fallback", value_name = "ROUTE")]
+    fallbacks: Vec<String>,
+    /// A tool the agent may call, e.g. `memory_append` (repeatable).
+    #[arg(long = "tool", value_name = "NAME")]
+    tools: Vec<String>,
+    /// Upper bound on model calls in one run.
+    #[arg(long, value_name = "N")]
+    max_steps: Option<u32>,
+    /// Token budget for the assembled context.
+    #[arg(long, value_name = "N")]
+    context_tokens: Option<u32>,
+}
+
+#[derive(clap::Args)]
+struct CreateArgs {
+    /// The agent's name (letters, digits, `-`, `_`, `.`).
+    name: String,
+    /// Model route `provider/model`, e.g. `openai/gpt-4.1-mini`.
+    #[arg(long, value_name = "ROUTE")]
+    model: String,
+    #[command(flatten)]
+    config: ConfigFlags,
+    /// A memory block pinned to the context, `LABEL=VALUE` (repeatable).
+    #[arg(long = "block", value_name = "LABEL=VALUE")]
+    blocks: Vec<String>,
+    /// A memory block's size limit in characters, `LABEL=N` (repeatable; a
+    /// label without --block gets an empty block).
+    #[arg(long = "block-limit", value_name = "LABEL=N")]
+    block_limits: Vec<String>,
+    /// Print the created agent as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct UpdateArgs {
+    /// Agent name or id.
+    agent: String,
+    /// Model route `provider/model`.
+    #[arg(long, value_name = "ROUTE")]
+    model: Option<String>,
+    #[command(flatten)]
+    config: ConfigFlags,
+    /// Remove all fallback routes.
+    #[arg(long, conflicts_with = "fallbacks")]
+    no_fallbacks: bool,
+    /// Remove all tools.
+    #[arg(long, conflicts_with = "tools")]
+    no_tools: bool,
+    /// Print the updated agent as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: AgentArgs) -> Result<()> {
+    let conn = &args.conn;
+    match args.command {
+        AgentCommand::Create(create) => create_agent(conn, create).await,
+        AgentCommand::List { json } => list(conn, json).await,
+        AgentCommand::Show { agent, memory } => show(conn, &agent, memory).await,
+        AgentCommand::Update(update) => update_agent(conn, update).await,
+        AgentCommand::Delete { agent } => {
+            let client = Client::new(conn)?;
+            let found: Agent = decode(client.get(&["v1", "agents", &agent], &[]).await?)?;
+            client.delete(&["v1", "agents", found.id.as_str()]).await?;
+            println!("deleted agent {} ({})", found.name, found.id);
+            Ok(())
+        }
+    }
+}
+
+async fn create_agent(conn: &Connection, args: CreateArgs) -> Result<()> {
+    // Local input first: a typo should not need a server or a key.
+    let blocks = memory_blocks(&args.blocks, &args.block_limits)?;
+    let mut body = Map::new();
+    body.insert("name".into(), json!(args.name));
+    body.insert("model".into(), json!(args.model));
+    if let Some(instructions) = instructions(&args.config)? {
+        body.insert("instructions".into(), json!(instructions));
+    }
+    body.insert("fallbacks".into(), json!(args.config.fallbacks));
+    body.insert("tools".into(), json!(args.config.tools));
+    body.insert("memory_blocks".into(), Value::Array(blocks));
+    if let Some(n) = args.config.max_steps {
+        body.insert("max_steps".into(), json!(n));
+    }
+    if let Some(n) = args.config.context_tokens {
+        body.insert("context_tokens".into(), json!(n));
+    }
+    let client = Client::new(conn)?;
+    let value = client.post(&["v1", "agents"], &Value::Object(body)).await?;
+    if args.json {
+        return print_json(&value);
+    }
+    let agent: Agent = decode(value)?;
+    println!(
+        "created agent {} ({}) version {}",
+        agent.name, agent.id, agent.version
+    );
+    Ok(())
+}
+
+async fn list(conn: &Connection, json: bool) -> Result<()> {
+    let client = Client::new(conn)?;
+    let value = client.get(&["v1", "agents"], &[]).await?;
+    if json {
+        return print_json(&value);
+    }
+    #[derive(serde::Deserialize)]
+    struct List {
+        data: Vec<Agent>,
+    }
+    let list: List = decode(value)?;
+    if list.data.is_empty() {
+        eprintln!("no agents yet; create one with `roster agent create NAME --model ROUTE`");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = list
+        .data
+        .iter()
+        .map(|a| {
+            vec![
+                a.name.clone(),
+                a.id.to_string(),
+                a.version.to_string(),
+                a.config.model.clone(),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["NAME", "ID", "VERSION", "MODEL"], &rows));
+    Ok(())
+}
+
+async fn show(conn: &Connection, agent: &str, memory: bool) -> Result<()> {
+    let client = Client::new(conn)?;
+    let mut value = client.get(&["v1", "agents", agent], &[]).await?;
+    if memory {
+        let mut answer = client.get(&["v1", "agents", agent, "memory"], &[]).await?;
+        let blocks = answer
+            .get_mut("blocks")
+            .map(Value::take)
+            .ok_or_else(|| anyhow!("unexpected response from the server: no `blocks`"))?;
+        if let Value::Object(fields) = &mut value {
+            fields.insert("memory_blocks".into(), blocks);
+        }
+    }
+    print_json(&value)
+}
+
+async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
+    let mut body = Map::new();
+    if let Some(model) = &args.model {
+        body.insert("model".into(), json!(model));
+    }
+    if let Some(instructions) = instructions(&args.config)? {
+        body.insert("instructions".into(), json!(instructions));
+    }
+    if args.no_fallbacks || !args.config.fallbacks.is_empty() {
+        body.insert("fallbacks".into(), json!(args.config.fallbacks));
+    }
+    if args.no_tools || !args.config.tools.is_empty() {
+        body.insert("tools".into(), json!(args.config.tools));
+    }
+    if let Some(n) = args.config.max_steps {
+        body.insert("max_steps".into(), json!(n));
+    }
+    if let Some(n) = args.config.context_tokens {
+        body.insert("context_tokens".into(), json!(n));
+    }
+    if body.is_empty() {
+        bail!("nothing to update: pass --model, --instructions, --instructions-file, --fallback, --no-fallbacks, --tool, --no-tools, --max-steps or --context-tokens");
+    }
+    let client = Client::new(conn)?;
+    let value = client
+        .patch(&["v1", "agents", &args.agent], &Value::Object(body))
+        .await?;
+    if args.json {
+        return print_json(&value);
+    }
+    let agent: Agent = decode(value)?;
+    println!(
+        "updated agent {} ({}) to version {}",
+        agent.name, agent.id, agent.version
+    );
+    Ok(())
+}
+
+fn instructions(flags: &ConfigFlags) -> Result<Option<String>> {
+    match (&flags.instructions, &flags.instructions_file) {
+        (Some(text), _) => Ok(Some(text.clone())),
+        (None, Some(path)) => read_instructions(path).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+fn read_instructions(path: &Path) -> Result<String> {
+    if path == Path::new("-") {
+        return std::io::read_to_string(std::io::stdin())
+            .context("cannot read the instructions from stdin");
+    }
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the instructions file {}", path.display()))
+}
+
+/// `--block LABEL=VALUE` and `--block-limit LABEL=N` into the API's
+/// `memory_blocks`, in the order the labels first appear.
+fn memory_blocks(blocks: &[String], limits: &[String]) -> Result<Vec<Value>> {
+    struct Spec {
+        label: String,
+        value: String,
+        limit: Option<u32>,
+    }
+    let mut specs: Vec<Spec> = Vec::new();
+    for raw in blocks {
+        let (label, value) = split_pair(raw)
+            .ok_or_else(|| anyhow!("invalid --block `{raw}`: expected LABEL=VALUE"))?;
+        if specs.iter().any(|s| s.label == label) {
+            bail!("--block `{label}` is given twice");
+        }
+        specs.push(Spec {
+            label: label.to_owned(),
+            value: value.to_owned(),
+            limit: None,
+        });
+    }
+    for raw in limits {
+        let (label, n) = split_pair(raw)
+            .ok_or_else(|| anyhow!("invalid --block-limit `{raw}`: expected LABEL=N"))?;
+        let n: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("invalid --block-limit `{raw}`: `{n}` is not a whole number"))?;
+        match specs.iter_mut().find(|s| s.label == label) {
+            Some(spec) if spec.limit.is_some() => {
+                bail!("--block-limit `{label}` is given twice")
+            }
+            Some(spec) => spec.limit = Some(n),
+            None => specs.push(Spec {
+                label: label.to_owned(),
+                value: String::new(),
+                limit: Some(n),
+            }),
+        }
+    }
+    Ok(specs
+        .into_iter()
+        .map(|s| {
+            let mut block = json!({"label": s.label, "value": s.value});
+            if let (Some(limit), Value::Object(fields)) = (s.limit, &mut block) {
+                fields.insert("limit".into(), json!(limit));
+            }
+            block
+        })
+        .collect())
+}
+
+/// `LABEL=REST` with a non-empty label; the value may itself contain `=`.
+fn split_pair(raw: &str) -> Option<(&str, &str)> {
+    raw.split_once('=').filter(|(label, _)| !label.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_and_limits() {
+        let blocks = memory_blocks(
+            &["human=Name: Ada".into(), "notes=a=b".into()],
+            &["human=200".into(), "scratch=50".into()],
+        )
+        .expect("blocks");
+        assert_eq!(
+            Value::Array(blocks),
+            json!([
+                {"label": "human", "value": "Name: Ada", "limit": 200},
+                {"label": "notes", "value": "a=b"},
+                {"label": "scratch", "value": "", "limit": 50}
+            ])
+        );
+    }
+
+    #[test]
+    fn bad_blocks() {
+        for (blocks, limits) in [
+            (vec!["novalue"], vec![]),
+            (vec!["=x"], vec![]),
+            (vec!["a=1", "a=2"], vec![]),
+            (vec![], vec!["a=ten"]),
+            (vec![], vec!["a"]),
+            (vec![], vec!["a=1", "a=2"]),
+        ] {
+            let blocks: Vec<String> = blocks.into_iter().map(String::from).collect();
+            let limits: Vec<String> = limits.into_iter().map(String::from).collect();
+            assert!(
+                memory_blocks(&blocks, &limits).is_err(),
+                "{blocks:?} {limits:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `roster run show|cancel`.
+
+use super::http::{decode, Client};
+use super::output::{hang, one_line, print_json, table, time};
+use super::Connection;
+use anyhow::Result;
+use roster_core::run::{Run, Step, StepKind, StepStatus};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: RunCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum RunCommand {
+    /// Show a run: status, output or error, and its steps.
+    Show {
+        /// Run id.
+        id: String,
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a queued or running run.
+    Cancel {
+        /// Run id.
+        id: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct RunDetail {
+    #[serde(flatten)]
+    run: Run,
+    steps: Vec<Step>,
+}
+
+pub async fn run(args: RunArgs) -> Result<()> {
+    let client = Client::new(&args.conn)?;
+    match args.command {
+        RunCommand::Show { id, json } => {
+            let value = client.get(&["v1", "runs", &id], &[]).await?;
+            if json {
+                return print_json(&value);
+            }
+            let detail: RunDetail = decode(value)?;
+            print!("{}", render(&detail));
+            Ok(())
+        }
+        RunCommand::Cancel { id } => {
+            let run: Run = decode(
+                client
+                    .post(&["v1", "runs", &id, "cancel"], &json!({}))
+                    .await?,
+            )?;
+            println!("run {}: {}", run.id, run.status.as_str());
+            Ok(())
+        }
+    }
+}
+
+fn render(detail: &RunDetail) -> String {
+    const INDENT: usize = 10;
+    let run = &detail.run;
+    let mut out = String::new();
+    let mut line = |label: &str, value: &str| {
+        out.push_str(&format!("{label:<9} {}\n", hang(value, INDENT)));
+    };
+    line("run", run.id.as_str());
+    line("session", run.session_id.as_str());
+    line("status", run.status.as_str());
+    line("version", &format!("agent version {}", run.agent_version));
+    line("input", &run.input);
+    if let Some(output) = &run.output {
+        line("output", output);
+    }
+    if let Some(error) = &run.error {
+        line("error", &format!("{}: {}", error.code, error.message));
+    }
+    line("created", &format!("{} UTC", time(&run.created_at)));
+    if let Some(t) = &run.started_at {
+        line("started", &format!("{} UTC", time(t)));
+    }
+    if let Some(t) = &run.finished_at {
+        let took = t.signed_duration_since(run.created_at).num_milliseconds();
+        line(
+            "finished",
+            &format!(
+                "{} UTC ({:.1}s after creation)",
+                time(t),
+                took as f64 / 1000.0
+            ),
+        );
+    }
+    if detail.steps.is_empty() {
+        out.push_str("steps     none\n");
+        return out;
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = detail
+        .steps
+        .iter()
+        .map(|s| {
+            vec![
+                s.n.to_string(),
+                s.kind.as_str().to_owned(),
+                match s.status {
+                    StepStatus::Started => "started".to_owned(),
+                    StepStatus::Completed => "completed".to_owned(),
+                },
+                step_detail(s),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["N", "KIND", "STATUS", "DETAIL"], &rows));
+    out
+}
+
+/// The route of a model call; the tool and its arguments for a tool call.
+fn step_detail(step: &Step) -> String {
+    match step.kind {
+        StepKind::ModelCall => step
+            .input
+            .get("route")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        StepKind::ToolCall => {
+            let call = step.input.get("call");
+            let name = call
+                .and_then(|c| c.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let arguments = call
+                .and_then(|c| c.get("arguments"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            one_line(&format!("{name} {arguments}"), 80)
+        }
+    }
+}
