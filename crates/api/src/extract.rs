@@ -1,7 +1,7 @@
 //! Extractors whose rejections speak the API's error format.
 
 use crate::error::ApiError;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -60,5 +60,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             .map_err(|e: QueryRejection| {
                 ApiError::invalid(format!("invalid query string: {}", e.body_text()))
             })
+    }
+}
+
+/// `axum::extract::Path` with our error body. A path segment that cannot be
+/// decoded (say, percent-encoded bytes that are not UTF-8) cannot name
+/// anything, so it is answered like any other unknown id: `not_found`.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(ApiError::not_found("resource"))
+            }
+            Err(other) => Err(ApiError::internal(other.body_text())),
+        }
     }
 }

@@ -40,9 +40,9 @@ pub struct AppState {
         routes::sessions::create, routes::sessions::list, routes::sessions::show, routes::sessions::items,
         routes::sessions::post_message,
         routes::runs::show, routes::runs::cancel, routes::runs::events,
-        routes::ledger::list, healthz
+        routes::ledger::list, healthz, openapi_json
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -60,6 +60,81 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Lists the errors any operation can answer with, so each handler's
+/// annotation need only list its own: `401` on every `/v1` operation, and
+/// `400`, `413` and `415` on every operation that takes a JSON body.
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut add = |code: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| error(description).into());
+                };
+                if path.starts_with("/v1/") {
+                    add("401", "unauthorized: missing, malformed or unknown API key");
+                }
+                if operation.request_body.is_some() {
+                    add("400", "malformed_json or invalid_request");
+                    add("413", "payload_too_large: the body is over 2 MiB");
+                    add(
+                        "415",
+                        "unsupported_media_type: send `Content-Type: application/json`",
+                    );
+                }
+                for (code, response) in operation.responses.responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(response) = response {
+                        if response.description.is_empty() {
+                            response.description = default_description(code).to_owned();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn default_description(code: &str) -> &'static str {
+    match code {
+        "200" => "OK",
+        "201" => "created",
+        "202" => "accepted",
+        "204" => "done; no body",
+        "400" => "invalid_request",
+        "404" => "not_found: no such resource in this tenant",
+        "409" => "conflict",
+        "503" => "unavailable",
+        _ => "see the error body",
+    }
+}
+
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: &'static str,
@@ -71,13 +146,22 @@ async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<axum::Json<Health>, ApiError> {
     // A cheap read proves the store answers.
-    state.store.find_api_key("healthz").await?;
+    if let Err(e) = state.store.find_api_key("healthz").await {
+        tracing::error!(error = %e, "health check: the store does not answer");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the store does not answer",
+        ));
+    }
     Ok(axum::Json(Health {
         status: "ok",
         store: state.store.backend(),
     }))
 }
 
+#[utoipa::path(get, path = "/openapi.json", tag = "system", security(),
+    responses((status = 200, content_type = "application/json", description = "this OpenAPI document")))]
 async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }

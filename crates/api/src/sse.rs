@@ -18,10 +18,15 @@ pub fn run_events(
     run: RunId,
     after: i64,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // Subscribe before replaying so nothing falls between the two, and now
+    // rather than when the body is first polled: a run submitted just before
+    // may already be streaming text deltas by then, and those are live only.
+    let mut live = state.runtime.subscribe(&run);
     let stream = async_stream::stream! {
-        // Subscribe before replaying so nothing falls between the two.
-        let mut live = state.runtime.subscribe(&run);
         let mut last = after;
+        // Set once the run is known to have finished: what is left in the
+        // store is all there will ever be.
+        let mut finished = false;
         'outer: loop {
             let events = match state.store.list_events(&tenant, &run, last, 500).await {
                 Ok(events) => events,
@@ -33,17 +38,33 @@ pub fn run_events(
             let page_full = events.len() == 500;
             for e in events {
                 last = e.seq;
-                let finished = matches!(e.event, RunEvent::RunFinished { .. });
+                let is_last = matches!(e.event, RunEvent::RunFinished { .. });
                 yield Ok(sse_event(Some(e.seq), &e.event));
-                if finished {
+                if is_last {
                     break 'outer;
                 }
             }
             if page_full {
                 continue;
             }
+            if finished {
+                // Resumed after the run's last event (`Last-Event-ID`): end
+                // the stream rather than poll a run that will never change.
+                break;
+            }
             match live.as_mut() {
-                None => tokio::time::sleep(Duration::from_millis(250)).await,
+                // Not live in this process: poll the store. A run's final
+                // status and its `run_finished` event commit together, so
+                // once the status says finished one more read sees the rest.
+                None => match state.store.get_run(&tenant, &run).await {
+                    Ok(Some(current)) if current.status.is_finished() => finished = true,
+                    Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(run = %run, error = %e, "cannot read the run");
+                        break;
+                    }
+                },
                 Some(rx) => loop {
                     match rx.recv().await {
                         Ok(ev) => match ev.seq {
@@ -51,9 +72,9 @@ pub fn run_events(
                             Some(seq) if seq <= last => continue,
                             Some(seq) if seq == last + 1 => {
                                 last = seq;
-                                let finished = matches!(ev.event, RunEvent::RunFinished { .. });
+                                let is_last = matches!(ev.event, RunEvent::RunFinished { .. });
                                 yield Ok(sse_event(Some(seq), &ev.event));
-                                if finished {
+                                if is_last {
                                     break 'outer;
                                 }
                             }

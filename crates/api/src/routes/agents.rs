@@ -2,9 +2,9 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::extract::Json;
+use crate::extract::{Json, Path};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use roster_core::agent::{
     validate_agent_name, Agent, AgentConfig, NewAgent, DEFAULT_CONTEXT_TOKENS, DEFAULT_MAX_STEPS,

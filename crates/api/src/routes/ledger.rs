@@ -29,7 +29,8 @@ pub struct LedgerPage {
     pub next_before: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/v1/ledger", tag = "ledger", params(LedgerParams), responses((status = 200, body = LedgerPage), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/ledger", tag = "ledger", params(LedgerParams), responses((status = 200, body = LedgerPage), (status = 400, body = crate::error::ErrorBody),
+    (status = 404, body = crate::error::ErrorBody, description = "no such agent")))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,

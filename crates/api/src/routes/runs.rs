@@ -2,11 +2,13 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::Path;
 use crate::sse::run_events;
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
+use roster_core::event::RunEvent;
 use roster_core::run::{Run, Step};
 use roster_core::RunId;
 use serde::Serialize;
@@ -57,7 +59,8 @@ pub async fn cancel(
 
 #[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs",
     params(("id" = String, Path), ("Last-Event-ID" = Option<i64>, Header, description = "resume after this event")),
-    responses((status = 200, content_type = "text/event-stream", description = "the run's events from the start (or after Last-Event-ID); ends after `run_finished`"),
+    responses((status = 200, content_type = "text/event-stream", body = RunEvent, description = "the run's events from the start (or after Last-Event-ID); ends after `run_finished`"),
+        (status = 400, body = crate::error::ErrorBody, description = "Last-Event-ID is not a non-negative integer"),
         (status = 404, body = crate::error::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,

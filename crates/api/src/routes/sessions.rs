@@ -2,10 +2,10 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
 use crate::sse::run_events;
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roster_core::event::RunEvent;
@@ -94,7 +94,7 @@ pub(crate) async fn find(
 }
 
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSession,
-    responses((status = 201, body = Session), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = Session), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -108,7 +108,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
 
-#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", params(SessionListParams), responses((status = 200, body = SessionList)))]
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", params(SessionListParams),
+    responses((status = 200, body = SessionList), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody, description = "no such agent")))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -144,7 +146,7 @@ pub async fn show(
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}/items", tag = "sessions", params(("id" = String, Path), ItemParams),
-    responses((status = 200, body = ItemPage), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = ItemPage), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn items(
     State(state): State<AppState>,
     principal: Principal,
@@ -174,8 +176,10 @@ pub async fn items(
 #[utoipa::path(post, path = "/v1/sessions/{id}/messages", tag = "sessions", request_body = PostMessage,
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the first run")),
     responses(
-        (status = 200, body = RunResult, description = "the finished run (or the run as it stands after 10 minutes)"),
+        (status = 200, description = "the finished run (or the run as it stands after 10 minutes); with `stream: true`, the run's events as Server-Sent Events",
+            content((RunResult = "application/json"), (RunEvent = "text/event-stream"))),
         (status = 202, body = RunResult, description = "background: the accepted run"),
+        (status = 400, body = crate::error::ErrorBody, description = "invalid_request: empty or oversize content, conflicting options, bad Idempotency-Key"),
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody, description = "session_busy with if_busy=reject")))]
 pub async fn post_message(

@@ -1,0 +1,234 @@
+//! Test harness: the API built as the binary builds it (SQLite store in a
+//! temporary directory, admin key of the default tenant, a second tenant,
+//! providers pointed at the fake model server), served on a loopback port,
+//! plus a small HTTP client and an SSE parser.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use roster_api::{hash_key, AppState};
+use roster_core::{KeyId, TenantId};
+use roster_models::{ProviderRegistry, RetryPolicy, Router};
+use roster_runtime::tools::{Tool, ToolCallContext, ToolOutput, ToolRegistry};
+use roster_runtime::{Runtime, RuntimeOptions};
+use roster_store::{DynStore, NewApiKey};
+use roster_testkit::FakeModelServer;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+#[allow(unused_imports)]
+pub use roster_testkit::Reply;
+
+mod client;
+#[allow(unused_imports)]
+pub use client::{parse_sse, Client, Resp, Sse};
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+pub const TENANT_B_KEY: &str = "tenant-b-key-0123456789";
+/// Upper bound for anything a test waits for; reaching it fails the test.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A test-only external tool: sleeps `ms` milliseconds, then answers "slept".
+struct SleepTool;
+
+#[async_trait::async_trait]
+impl Tool for SleepTool {
+    fn name(&self) -> &str {
+        "sleep"
+    }
+    fn description(&self) -> &str {
+        "Sleeps for `ms` milliseconds."
+    }
+    fn parameters(&self) -> Value {
+        json!({"type": "object", "properties": {"ms": {"type": "integer"}}})
+    }
+    async fn call(&self, _ctx: &ToolCallContext, arguments: Value) -> ToolOutput {
+        let ms = arguments["ms"].as_u64().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        ToolOutput::ok("slept")
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub fake: FakeModelServer,
+    pub state: AppState,
+    pub tenant_b: TenantId,
+    http: reqwest::Client,
+    _server: AbortOnDrop,
+    _dir: tempfile::TempDir,
+}
+
+async fn add_key(store: &DynStore, tenant: &TenantId, key: &str) {
+    store
+        .insert_api_key(
+            tenant,
+            NewApiKey {
+                id: KeyId::generate(),
+                name: format!("test key {tenant}"),
+                key_hash: hash_key(key),
+                is_admin: true,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(|store| store).await
+    }
+
+    /// Like [`TestApp::start`], with the store the app sees wrapped by `wrap`.
+    pub async fn start_with(wrap: impl FnOnce(DynStore) -> DynStore) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("roster.db").display());
+        let store = roster_store::open(&url).await.unwrap();
+        let tenant_a = TenantId::default_tenant();
+        store.ensure_tenant(&tenant_a, "default").await.unwrap();
+        add_key(&store, &tenant_a, ADMIN_KEY).await;
+        let tenant_b = TenantId::generate();
+        store.ensure_tenant(&tenant_b, "tenant b").await.unwrap();
+        add_key(&store, &tenant_b, TENANT_B_KEY).await;
+
+        let fake = FakeModelServer::start().await;
+        let (openai, anthropic) = (fake.openai_base_url(), fake.anthropic_base_url());
+        let env = move |name: &str| match name {
+            "OPENAI_API_KEY" => Some("sk".to_owned()),
+            "OPENAI_BASE_URL" => Some(openai.clone()),
+            "ANTHROPIC_API_KEY" => Some("sk-ant".to_owned()),
+            "ANTHROPIC_BASE_URL" => Some(anthropic.clone()),
+            _ => None,
+        };
+        let registry = ProviderRegistry::from_config(vec![], &env).unwrap();
+        let router = Router::new(
+            Arc::new(registry),
+            RetryPolicy {
+                max_retries: 1,
+                base_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(100),
+            },
+        );
+        let store = wrap(store);
+        let mut tools = ToolRegistry::with_builtins();
+        tools.register(Arc::new(SleepTool));
+        let runtime = Runtime::new(RuntimeOptions {
+            store: store.clone(),
+            router: Arc::new(router),
+            tools,
+        });
+        let state = AppState { store, runtime };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = roster_api::app(state.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestApp {
+            url: format!("http://{addr}"),
+            fake,
+            state,
+            tenant_b,
+            http: reqwest::Client::new(),
+            _server: AbortOnDrop(server),
+            _dir: dir,
+        }
+    }
+
+    fn client(&self, key: Option<&str>) -> Client {
+        Client::new(self.http.clone(), self.url.clone(), key)
+    }
+
+    /// The default tenant's admin.
+    pub fn admin(&self) -> Client {
+        self.client(Some(ADMIN_KEY))
+    }
+
+    pub fn tenant_b(&self) -> Client {
+        self.client(Some(TENANT_B_KEY))
+    }
+
+    pub fn anon(&self) -> Client {
+        self.client(None)
+    }
+
+    /// One request through `app()` without a socket.
+    pub async fn oneshot(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = roster_api::app(self.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// The `model` field of every request the fake server received.
+    pub fn requested_models(&self) -> Vec<String> {
+        self.fake
+            .requests()
+            .iter()
+            .map(|r| r.body["model"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// Polls `check` every 20 ms until it yields a value; panics after [`TIMEOUT`].
+pub async fn eventually<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached within {TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Item `type`s in order.
+pub fn kinds(items: &[Value]) -> Vec<&str> {
+    items
+        .iter()
+        .map(|i| i["type"].as_str().unwrap_or_default())
+        .collect()
+}
+
+/// Every tool call in the items has a matching tool result after it.
+#[track_caller]
+pub fn assert_calls_answered(items: &[Value]) {
+    for (i, item) in items.iter().enumerate() {
+        for call in item["tool_calls"].as_array().into_iter().flatten() {
+            let id = &call["id"];
+            assert!(
+                items[i + 1..]
+                    .iter()
+                    .any(|r| r["type"] == "tool_result" && r["call_id"] == *id),
+                "tool call {id} has no result: {items:#?}"
+            );
+        }
+    }
+}
