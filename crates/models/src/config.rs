@@ -85,9 +85,10 @@ pub struct ProviderConfig {
     pub timeout_secs: u64,
     #[serde(default = "default_connect_timeout_secs")]
     pub connect_timeout_secs: u64,
-    /// Retries of retryable errors on this provider before the router moves on.
-    #[serde(default = "default_max_retries")]
-    pub max_retries: u32,
+    /// Retries of retryable errors on this provider before the router moves
+    /// on; unset, the router's policy decides (2 by default).
+    #[serde(default)]
+    pub max_retries: Option<u32>,
     /// Default `max_tokens` when the request sets none (anthropic: 4096).
     #[serde(default)]
     pub max_tokens: Option<u32>,
@@ -106,10 +107,6 @@ fn default_timeout_secs() -> u64 {
 
 fn default_connect_timeout_secs() -> u64 {
     10
-}
-
-fn default_max_retries() -> u32 {
-    2
 }
 
 impl fmt::Debug for ProviderConfig {
@@ -146,7 +143,7 @@ impl ProviderConfig {
             headers: BTreeMap::new(),
             timeout_secs: default_timeout_secs(),
             connect_timeout_secs: default_connect_timeout_secs(),
-            max_retries: default_max_retries(),
+            max_retries: None,
             max_tokens: None,
             stream: None,
         }

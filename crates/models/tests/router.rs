@@ -261,7 +261,7 @@ async fn all_targets_failing_returns_the_last_error() {
     server.push_all([Reply::error(401, "a"), Reply::error(403, "b")]);
     let mut anthropic =
         ProviderConfig::new("c", ProviderKind::Anthropic, server.anthropic_base_url());
-    anthropic.max_retries = 0;
+    anthropic.max_retries = Some(0);
     let e = router(vec![named(&server, "a"), anthropic])
         .chat(&route("a/m", &["c/n"]), request(false), &ignore, &|_| {})
         .await
@@ -275,7 +275,7 @@ async fn provider_max_retries_overrides_policy() {
     let server = FakeModelServer::start().await;
     server.push_all([Reply::error(503, "x"), Reply::text("never reached")]);
     let mut config = named(&server, "a");
-    config.max_retries = 0;
+    config.max_retries = Some(0);
     let e = router(vec![config])
         .chat(&route("a/m", &[]), request(false), &ignore, &|_| {})
         .await

@@ -22,7 +22,7 @@ pub struct AnthropicProvider {
     endpoint: Endpoint,
     max_tokens: u32,
     stream: bool,
-    max_retries: u32,
+    max_retries: Option<u32>,
 }
 
 impl AnthropicProvider {
@@ -94,6 +94,6 @@ impl ModelProvider for AnthropicProvider {
     }
 
     fn max_retries(&self) -> Option<u32> {
-        Some(self.max_retries)
+        self.max_retries
     }
 }

@@ -22,7 +22,7 @@ pub struct OpenAiProvider {
     endpoint: Endpoint,
     max_tokens: Option<u32>,
     stream: bool,
-    max_retries: u32,
+    max_retries: Option<u32>,
 }
 
 impl OpenAiProvider {
@@ -87,6 +87,6 @@ impl ModelProvider for OpenAiProvider {
     }
 
     fn max_retries(&self) -> Option<u32> {
-        Some(self.max_retries)
+        self.max_retries
     }
 }
