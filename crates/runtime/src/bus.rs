@@ -54,4 +54,13 @@ impl Bus {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         channels.remove(run);
     }
+
+    /// Drops every channel (the runtime is stopping); receivers fall back to
+    /// the store.
+    pub(crate) fn close_all(&self) {
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
 }

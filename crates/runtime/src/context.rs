@@ -12,7 +12,7 @@ use roster_models::{ChatMessage, ToolSpec};
 use std::collections::HashSet;
 
 /// Upper bound on history items read per model call.
-pub(crate) const MAX_CONTEXT_ITEMS: i64 = 200;
+pub const MAX_CONTEXT_ITEMS: i64 = 200;
 
 pub(crate) fn system_prompt(instructions: &str, blocks: &[MemoryBlock]) -> String {
     if blocks.is_empty() {
@@ -37,7 +37,8 @@ pub(crate) fn system_prompt(instructions: &str, blocks: &[MemoryBlock]) -> Strin
 }
 
 /// Picks the newest items that fit `budget` tokens and turns them into chat
-/// messages, keeping every tool call next to its result.
+/// messages, keeping every tool call next to its result. The newest turn is
+/// always sent, even when it alone is over the budget.
 pub(crate) fn history(
     items: &[Item],
     budget: u32,
@@ -62,13 +63,22 @@ pub(crate) fn history(
         remaining -= item.tokens;
         start = index;
     }
-    let window = &items[start..];
+    let is_result = |i: &Item| matches!(i.content, ItemContent::ToolResult { .. });
     // The window must not open on results whose call fell outside it.
-    let first_kept = window
+    let mut start = items[start..]
         .iter()
-        .position(|i| !matches!(i.content, ItemContent::ToolResult { .. }))
-        .unwrap_or(window.len());
-    let window = &window[first_kept..];
+        .position(|i| !is_result(i))
+        .map_or(items.len(), |p| start + p);
+    if start == items.len() {
+        // Not even the newest turn fits: send it anyway (from its input or
+        // its call, with the results after it) and let the provider judge
+        // its size. An empty conversation would hide the input from the model.
+        start = items
+            .iter()
+            .rposition(|i| !is_result(i))
+            .unwrap_or(items.len());
+    }
+    let window = &items[start..];
 
     let answered: HashSet<&str> = window
         .iter()
@@ -192,6 +202,24 @@ mod tests {
         let messages = history(&conversation(), 120, "", &[]);
         assert_eq!(messages.len(), 2);
         assert!(matches!(messages[0], ChatMessage::Assistant { .. }));
+    }
+
+    #[test]
+    fn the_newest_turn_is_sent_even_over_budget() {
+        let messages = history(&conversation(), 1, "", &[]);
+        assert_eq!(
+            messages,
+            vec![ChatMessage::User {
+                text: "next".into()
+            }]
+        );
+        // Ending on a result too large for the budget: its call comes along.
+        let items = &conversation()[..3];
+        let messages = history(items, 1, "", &[]);
+        assert_eq!(messages.len(), 2);
+        assert!(matches!(messages[0], ChatMessage::Assistant { .. }));
+        assert!(matches!(messages[1], ChatMessage::ToolResult { .. }));
+        assert!(history(&[], 1, "", &[]).is_empty());
     }
 
     #[test]

@@ -19,5 +19,6 @@ mod scheduler;
 pub mod tools;
 
 pub use bus::LiveEvent;
+pub use context::MAX_CONTEXT_ITEMS;
 pub use error::RuntimeError;
 pub use scheduler::{Runtime, RuntimeOptions, Submission};

@@ -4,11 +4,18 @@
 //! (an interrupted `running` one first, then `queued` ones in order), drives
 //! it to its end, and exits when the queue is empty. That is what keeps one
 //! active run per session without locks in the store.
+//!
+//! Every worker is tracked, so [`Runtime::shutdown`] can stop them all the
+//! way a crash would: mid-step, journaling nothing. The store then holds the
+//! runs exactly as a killed process leaves them, and [`Runtime::recover`] in
+//! the next runtime resumes them.
 
 use crate::bus::{Bus, LiveEvent};
 use crate::error::RuntimeError;
 use crate::runner;
 use crate::tools::ToolRegistry;
+
+mod worker;
 use roster_core::event::RunEvent;
 use roster_core::run::{Run, RunStatus};
 use roster_core::{RunId, SessionId, TenantId};
@@ -16,11 +23,13 @@ use roster_models::Router;
 use roster_store::{
     BusyPolicy, CreatedRun, DynStore, JournalWrite, NewRun, RunTransition, StoreError,
 };
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub struct RuntimeOptions {
     pub store: DynStore,
@@ -49,10 +58,19 @@ pub(crate) struct Inner {
     pub(crate) router: Arc<Router>,
     pub(crate) tools: ToolRegistry,
     pub(crate) bus: Bus,
+    pub(crate) block_locks: runner::BlockLocks,
     /// Sessions with a live worker, and a wake-up count the worker checks
     /// before it exits, so an input that lands as it exits is not stranded.
     workers: Mutex<HashMap<(TenantId, SessionId), u64>>,
+    /// Cancellation of each run a worker is executing or about to take. A
+    /// token is put here by whichever comes first: the worker taking the run
+    /// or [`Runtime::cancel`] (already cancelled), so a cancel can never miss
+    /// a run that is starting.
     cancels: Mutex<HashMap<RunId, CancellationToken>>,
+    /// Fired by [`Runtime::shutdown`]: stops every worker without journaling.
+    /// Distinct from the per-run tokens, whose firing journals `cancelled`.
+    halt: CancellationToken,
+    tasks: TaskTracker,
 }
 
 impl Runtime {
@@ -63,8 +81,11 @@ impl Runtime {
                 router: options.router,
                 tools: options.tools,
                 bus: Bus::default(),
+                block_locks: runner::BlockLocks::default(),
                 workers: Mutex::new(HashMap::new()),
                 cancels: Mutex::new(HashMap::new()),
+                halt: CancellationToken::new(),
+                tasks: TaskTracker::new(),
             }),
         }
     }
@@ -84,6 +105,7 @@ impl Runtime {
         session: &SessionId,
         submission: Submission,
     ) -> Result<CreatedRun, RuntimeError> {
+        self.inner.check_running()?;
         if submission.input.trim().is_empty() {
             return Err(RuntimeError::Invalid("content must not be empty".into()));
         }
@@ -113,7 +135,15 @@ impl Runtime {
     }
 
     /// Cancels a queued or running run and returns it as it ended.
+    ///
+    /// A run being executed is stopped by its runner, which closes every tool
+    /// call left without a result before it journals `cancelled`. A queued
+    /// run is finished here without ever starting. A `running` run no worker
+    /// here executes (interrupted by a crash, not yet resumed) is handed to a
+    /// worker that will find it cancelled, so its history is closed the same
+    /// way.
     pub async fn cancel(&self, tenant: &TenantId, run_id: &RunId) -> Result<Run, RuntimeError> {
+        self.inner.check_running()?;
         let run = self
             .inner
             .store
@@ -123,34 +153,65 @@ impl Runtime {
         if run.status.is_finished() {
             return Err(RuntimeError::AlreadyFinished(run_id.to_string()));
         }
-        let token = self
-            .inner
-            .cancels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(run_id)
-            .cloned();
-        match token {
-            Some(token) => token.cancel(),
-            None => {
-                let mut write = JournalWrite::new(run.id.clone(), run.session_id.clone());
-                write.transition = Some(RunTransition::Finish {
-                    status: RunStatus::Cancelled,
-                    output: None,
-                    error: None,
-                });
-                match self.inner.store.commit(tenant, write).await {
-                    Ok(committed) => {
-                        self.inner.publish(&run.id, &committed.events);
-                        self.inner.bus.close(&run.id);
-                    }
-                    // It finished or started meanwhile: fall through and report.
-                    Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e.into()),
+        let executing = {
+            let mut cancels = self.inner.cancels.lock().unwrap_or_else(|p| p.into_inner());
+            match cancels.entry(run_id.clone()) {
+                Entry::Occupied(token) => {
+                    token.get().cancel();
+                    true
+                }
+                Entry::Vacant(slot) => {
+                    // A worker that takes the run from now on finds it cancelled
+                    // and never starts it.
+                    slot.insert(CancellationToken::new()).cancel();
+                    false
                 }
             }
+        };
+        if !executing {
+            if run.status == RunStatus::Queued {
+                let result = self.finish_queued(tenant, &run).await;
+                self.inner
+                    .cancels
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(run_id);
+                result?;
+            } else {
+                self.inner.bus.open(&run.id);
+                self.inner.kick(tenant, &run.session_id);
+            }
         }
-        self.wait(tenant, run_id, Duration::from_secs(30)).await
+        let ended = self.wait(tenant, run_id, Duration::from_secs(30)).await?;
+        if ended.status.is_finished() {
+            // A cancel that found the run already finishing leaves its token.
+            self.inner
+                .cancels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(run_id);
+        }
+        Ok(ended)
+    }
+
+    /// Journals `cancelled` for a run that never started.
+    async fn finish_queued(&self, tenant: &TenantId, run: &Run) -> Result<(), RuntimeError> {
+        let mut write = JournalWrite::new(run.id.clone(), run.session_id.clone());
+        write.transition = Some(RunTransition::Finish {
+            status: RunStatus::Cancelled,
+            output: None,
+            error: None,
+        });
+        match self.inner.store.commit(tenant, write).await {
+            Ok(committed) => {
+                self.inner.publish(&run.id, &committed.events);
+                self.inner.bus.close(&run.id);
+                Ok(())
+            }
+            // It finished meanwhile: the caller reports how.
+            Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Live events of a run active in this process, if it is.
@@ -200,6 +261,7 @@ impl Runtime {
 
     /// Resumes every unfinished run after a start; returns how many.
     pub async fn recover(&self) -> Result<usize, RuntimeError> {
+        self.inner.check_running()?;
         let runs = self.inner.store.unfinished_runs().await?;
         for (tenant, run) in &runs {
             self.inner.bus.open(&run.id);
@@ -210,9 +272,38 @@ impl Runtime {
         }
         Ok(runs.len())
     }
+
+    /// Stops every worker at once, the way a crash would, and returns when
+    /// they are gone. Work in flight (a model call, a tool call) is dropped
+    /// mid-way and nothing more is journaled: no `cancelled`, no results.
+    /// Unfinished runs stay `queued` or `running` in the store for the next
+    /// runtime's [`Runtime::recover`]. Afterwards this runtime refuses new
+    /// work with [`RuntimeError::ShuttingDown`].
+    ///
+    /// A store write already handed to the store when the worker is dropped
+    /// may still land; like a crash right after the write, recovery copes.
+    pub async fn shutdown(&self) {
+        {
+            // Workers start under this lock after checking `halt`: none can
+            // start unseen by the wait below.
+            let _workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
+            self.inner.halt.cancel();
+        }
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        self.inner.bus.close_all();
+    }
 }
 
 impl Inner {
+    fn check_running(&self) -> Result<(), RuntimeError> {
+        if self.halt.is_cancelled() {
+            Err(RuntimeError::ShuttingDown)
+        } else {
+            Ok(())
+        }
+    }
+
     pub(crate) fn publish(&self, run: &RunId, events: &[roster_core::event::SequencedEvent]) {
         for e in events {
             self.bus.publish(
@@ -223,72 +314,5 @@ impl Inner {
                 },
             );
         }
-    }
-
-    fn kick(self: &Arc<Self>, tenant: &TenantId, session: &SessionId) {
-        let key = (tenant.clone(), session.clone());
-        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(wakeups) = workers.get_mut(&key) {
-            *wakeups += 1;
-            return;
-        }
-        workers.insert(key.clone(), 0);
-        let inner = self.clone();
-        tokio::spawn(async move { inner.work(key).await });
-    }
-
-    async fn work(self: Arc<Self>, key: (TenantId, SessionId)) {
-        let (tenant, session) = &key;
-        let mut last_failed: Option<RunId> = None;
-        loop {
-            let seen = self
-                .workers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                .copied();
-            match self.store.next_queued_run(tenant, session).await {
-                Ok(Some(run)) => {
-                    if last_failed.as_ref() == Some(&run.id) {
-                        tracing::error!(run = %run.id, "run keeps failing to execute; leaving it for the next start");
-                        break;
-                    }
-                    let token = CancellationToken::new();
-                    self.cancels
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(run.id.clone(), token.clone());
-                    self.bus.open(&run.id);
-                    let result = runner::execute(&self, tenant, run.clone(), token).await;
-                    self.cancels
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&run.id);
-                    match result {
-                        Ok(()) => last_failed = None,
-                        Err(e) => {
-                            tracing::error!(run = %run.id, error = %e, "run execution failed");
-                            last_failed = Some(run.id.clone());
-                        }
-                    }
-                    self.bus.close(&run.id);
-                }
-                Ok(None) => {
-                    let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-                    if workers.get(&key).copied() == seen {
-                        workers.remove(&key);
-                        return;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(session = %session, error = %e, "cannot read the session's queue");
-                    break;
-                }
-            }
-        }
-        self.workers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
     }
 }

@@ -7,22 +7,25 @@
 //! completed is re-run only if its tool is idempotent; otherwise it gets an
 //! `interrupted` error result the model can see.
 
+mod tool_step;
+
+pub(crate) use tool_step::BlockLocks;
+
 use crate::context::{history, system_prompt, MAX_CONTEXT_ITEMS};
 use crate::error::RuntimeError;
 use crate::scheduler::Inner;
-use crate::tools::{truncate_output, ToolCallContext, ToolKind};
 use crate::LiveEvent;
 use roster_core::agent::Agent;
 use roster_core::event::RunEvent;
 use roster_core::item::{ItemContent, ToolCall};
 use roster_core::ledger::NewLedgerEntry;
-use roster_core::machine::{replay, Action, ModelReply, RunMachine, StepOutput, ToolOutcome};
+use roster_core::machine::{replay, Action, ModelReply, RunMachine, StepOutput};
 use roster_core::run::{Run, RunError, RunStatus, StepKind, StepStatus};
 use roster_core::TenantId;
 use roster_models::{Attempt, ChatRequest, ToolSpec};
-use roster_store::{BlockWrite, JournalWrite, RunTransition, Session, StepWrite, StoreError};
+use roster_store::{JournalWrite, RunTransition, Session, StepWrite, StoreError};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -34,8 +37,11 @@ struct RunState<'a> {
     agent: Agent,
     machine: RunMachine,
     next_step: i64,
-    /// Tool steps found started after a crash, to re-run under the same number.
+    /// Tool steps found started after a crash, to re-run under the same
+    /// number (call id -> step number).
     resumed: HashMap<String, i64>,
+    /// Step numbers whose `started` row is already journaled.
+    started: HashSet<i64>,
     /// Ledger rows of failed attempts waiting for the next commit.
     pending_ledger: Vec<NewLedgerEntry>,
     cancel: CancellationToken,
@@ -60,12 +66,25 @@ pub(crate) async fn execute(
     };
     if run.status == RunStatus::Queued {
         let mut start = JournalWrite::new(run.id.clone(), run.session_id.clone());
-        start.transition = Some(RunTransition::Start);
+        start.transition = Some(if cancel.is_cancelled() {
+            // Cancelled before it started: it ends without adding anything.
+            RunTransition::Finish {
+                status: RunStatus::Cancelled,
+                output: None,
+                error: None,
+            }
+        } else {
+            RunTransition::Start
+        });
+        let cancelled = cancel.is_cancelled();
         match store.commit(tenant, start).await {
             Ok(committed) => inner.publish(&run.id, &committed.events),
             // Cancelled while queued.
             Err(StoreError::Conflict(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
+        }
+        if cancelled {
+            return Ok(());
         }
     }
     let steps = store.list_steps(tenant, &run.id).await?;
@@ -87,6 +106,7 @@ pub(crate) async fn execute(
         machine,
         next_step,
         resumed: HashMap::new(),
+        started: HashSet::new(),
         pending_ledger: Vec::new(),
         cancel,
     };
@@ -258,247 +278,6 @@ impl RunState<'_> {
         }
     }
 
-    async fn tool_steps(&mut self, calls: Vec<ToolCall>) -> Result<(), RuntimeError> {
-        let mut numbered = Vec::with_capacity(calls.len());
-        for call in calls {
-            let n = match self.resumed.remove(&call.id) {
-                Some(n) => n,
-                None => {
-                    self.next_step += 1;
-                    self.next_step - 1
-                }
-            };
-            numbered.push((n, call));
-        }
-        let this = &*self;
-        let results =
-            futures::future::join_all(numbered.iter().map(|(n, call)| this.tool_step(*n, call)))
-                .await;
-        for result in results {
-            if let Some(outcome) = result? {
-                self.machine.on_tool_outcome(&outcome);
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs one tool call and journals its result; `None` when cancelled.
-    async fn tool_step(
-        &self,
-        n: i64,
-        call: &ToolCall,
-    ) -> Result<Option<ToolOutcome>, RuntimeError> {
-        let allowed = self.agent.config.tools.iter().any(|t| t == &call.name);
-        let tool = self.inner.tools.get(&call.name).filter(|_| allowed);
-        let arguments = parse_arguments(&call.arguments);
-        let (text, is_error, block_write) = match (tool, arguments) {
-            (None, _) => (
-                format!(
-                    "unknown tool `{}`; available tools: {}",
-                    call.name,
-                    self.agent.config.tools.join(", ")
-                ),
-                true,
-                None,
-            ),
-            (Some(_), Err(message)) => (message, true, None),
-            (Some(tool), Ok(arguments)) => match &tool.kind {
-                ToolKind::Memory(memory) => match memory.parse(arguments) {
-                    Err(message) => (message, true, None),
-                    Ok(edit) => return self.memory_step(n, call, edit).await.map(Some),
-                },
-                ToolKind::External(external) => {
-                    if !self.started_already(n) {
-                        let mut started = self.journal();
-                        started.step = Some(StepWrite::Started {
-                            n,
-                            kind: StepKind::ToolCall,
-                            input: json!({ "call": call }),
-                        });
-                        let committed = self.inner.store.commit(self.tenant, started).await?;
-                        self.inner.publish(&self.run.id, &committed.events);
-                    }
-                    let ctx = self.call_context();
-                    let output = tokio::select! {
-                        out = tokio::time::timeout(external.timeout(), external.call(&ctx, arguments)) => out,
-                        () = self.cancel.cancelled() => return Ok(None),
-                    };
-                    match output {
-                        Ok(out) => (
-                            truncate_output(out.text, external.max_output_bytes()),
-                            out.is_error,
-                            None,
-                        ),
-                        Err(_) => (
-                            format!(
-                                "tool `{}` timed out after {:?}",
-                                call.name,
-                                external.timeout()
-                            ),
-                            true,
-                            None,
-                        ),
-                    }
-                }
-            },
-        };
-        let outcome = ToolOutcome {
-            call_id: call.id.clone(),
-            name: call.name.clone(),
-            output: text,
-            is_error,
-        };
-        self.commit_tool_result(n, call, &outcome, block_write)
-            .await?;
-        Ok(Some(outcome))
-    }
-
-    fn started_already(&self, _n: i64) -> bool {
-        false
-    }
-
-    fn call_context(&self) -> ToolCallContext {
-        ToolCallContext {
-            tenant: self.tenant.clone(),
-            agent_id: self.agent.id.clone(),
-            session_id: self.session.id.clone(),
-            run_id: self.run.id.clone(),
-        }
-    }
-
-    async fn commit_tool_result(
-        &self,
-        n: i64,
-        call: &ToolCall,
-        outcome: &ToolOutcome,
-        block: Option<BlockWrite>,
-    ) -> Result<(), StoreError> {
-        let mut write = self.journal();
-        write.step = Some(StepWrite::Completed {
-            n,
-            kind: StepKind::ToolCall,
-            input: json!({ "call": call }),
-            output: serde_json::to_value(StepOutput::ToolCall(outcome.clone()))
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        });
-        write.events = vec![RunEvent::ToolResult {
-            step: n,
-            call_id: call.id.clone(),
-            name: call.name.clone(),
-            output: outcome.output.clone(),
-            is_error: outcome.is_error,
-        }];
-        write.items = vec![ItemContent::ToolResult {
-            call_id: call.id.clone(),
-            name: call.name.clone(),
-            output: outcome.output.clone(),
-            is_error: outcome.is_error,
-        }];
-        write.block_write = block;
-        let committed = self.inner.store.commit(self.tenant, write).await?;
-        self.inner.publish(&self.run.id, &committed.events);
-        Ok(())
-    }
-
-    /// Applies a memory edit and its result in one commit, retrying when a
-    /// concurrent run of the same agent changed the block first.
-    async fn memory_step(
-        &self,
-        n: i64,
-        call: &ToolCall,
-        edit: roster_core::memory::BlockEdit,
-    ) -> Result<ToolOutcome, RuntimeError> {
-        const ATTEMPTS: usize = 8;
-        for _ in 0..ATTEMPTS {
-            let blocks = self
-                .inner
-                .store
-                .list_memory_blocks(self.tenant, &self.agent.id)
-                .await?;
-            let outcome = |output: String, is_error| ToolOutcome {
-                call_id: call.id.clone(),
-                name: call.name.clone(),
-                output,
-                is_error,
-            };
-            let Some(block) = blocks.iter().find(|b| b.label == edit.label()) else {
-                let labels: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
-                let result = outcome(
-                    format!(
-                        "no memory block `{}`; blocks: {}",
-                        edit.label(),
-                        labels.join(", ")
-                    ),
-                    true,
-                );
-                self.commit_tool_result(n, call, &result, None).await?;
-                return Ok(result);
-            };
-            let value = match edit.apply(&block.value, block.limit) {
-                Ok(value) => value,
-                Err(message) => {
-                    let result = outcome(message, true);
-                    self.commit_tool_result(n, call, &result, None).await?;
-                    return Ok(result);
-                }
-            };
-            let result = outcome(
-                format!(
-                    "block `{}` updated (version {})",
-                    block.label,
-                    block.version + 1
-                ),
-                false,
-            );
-            let write = BlockWrite {
-                agent_id: self.agent.id.clone(),
-                label: block.label.clone(),
-                expected_version: block.version,
-                value,
-                operation: edit.operation().to_owned(),
-                principal: format!("agent:{}", self.agent.id),
-            };
-            match self.commit_tool_result(n, call, &result, Some(write)).await {
-                Ok(()) => return Ok(result),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(RuntimeError::Invalid(format!(
-            "memory block `{}` kept changing; gave up after {ATTEMPTS} tries",
-            edit.label()
-        )))
-    }
-
-    /// A tool step that was started but never completed: the process died
-    /// while the tool ran. Re-run it only if that is safe.
-    async fn resolve_interrupted(
-        &mut self,
-        n: i64,
-        input: &serde_json::Value,
-    ) -> Result<(), RuntimeError> {
-        let call: ToolCall = serde_json::from_value(input["call"].clone()).map_err(|e| {
-            StoreError::Corrupt(format!("started step {n} of run {}: {e}", self.run.id))
-        })?;
-        let idempotent = matches!(self.inner.tools.get(&call.name).map(|t| &t.kind), Some(ToolKind::External(t)) if t.idempotent());
-        if idempotent {
-            self.resumed.insert(call.id.clone(), n);
-            return Ok(());
-        }
-        let outcome = ToolOutcome {
-            call_id: call.id.clone(),
-            name: call.name.clone(),
-            output: format!(
-                "interrupted: the runtime stopped while `{}` was running, and it was not retried because it is not idempotent; its effect is unknown",
-                call.name
-            ),
-            is_error: true,
-        };
-        self.commit_tool_result(n, &call, &outcome, None).await?;
-        self.machine.on_tool_outcome(&outcome);
-        Ok(())
-    }
-
     async fn finish(
         &mut self,
         status: RunStatus,
@@ -533,29 +312,23 @@ impl RunState<'_> {
 /// Models sometimes repeat or omit call ids; results are matched by id, so
 /// every call of a reply gets a unique one.
 fn unique_call_ids(calls: Vec<ToolCall>, step: i64) -> Vec<ToolCall> {
-    let mut seen = std::collections::HashSet::new();
-    calls
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut call)| {
-            if call.id.trim().is_empty() || !seen.insert(call.id.clone()) {
-                call.id = format!("call_{step}_{i}");
-                seen.insert(call.id.clone());
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut out = Vec::with_capacity(calls.len());
+    for (i, mut call) in calls.into_iter().enumerate() {
+        if call.id.trim().is_empty() || seen.contains(&call.id) {
+            // A made-up id must not collide with one the model sent either.
+            let mut id = format!("call_{step}_{i}");
+            let mut k = 0;
+            while seen.contains(&id) {
+                k += 1;
+                id = format!("call_{step}_{i}_{k}");
             }
-            call
-        })
-        .collect()
-}
-
-fn parse_arguments(raw: &str) -> Result<serde_json::Value, String> {
-    if raw.trim().is_empty() {
-        return Ok(json!({}));
+            call.id = id;
+        }
+        seen.insert(call.id.clone());
+        out.push(call);
     }
-    match serde_json::from_str::<serde_json::Value>(raw) {
-        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
-        Ok(_) => Err("tool arguments must be a JSON object".into()),
-        Err(e) => Err(format!("tool arguments are not valid JSON ({e}); send a JSON object matching the tool's schema")),
-    }
+    out
 }
 
 async fn finish_without_agent(

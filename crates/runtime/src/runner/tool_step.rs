@@ -1,0 +1,324 @@
+//! Tool steps: executing a batch of tool calls, journaling each result, the
+//! memory tools' versioned edits, and tool steps a crash interrupted.
+
+use super::RunState;
+use crate::error::RuntimeError;
+use crate::tools::{truncate_output, ToolCallContext, ToolKind};
+use roster_core::event::RunEvent;
+use roster_core::item::{ItemContent, ToolCall};
+use roster_core::machine::{StepOutput, ToolOutcome};
+use roster_core::run::StepKind;
+use roster_store::{BlockWrite, StepWrite, StoreError};
+use serde_json::json;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+/// Tries of a memory edit that keeps losing its version check.
+const ATTEMPTS: usize = 8;
+
+/// Serialises edits of one memory block within this process, so runs of the
+/// same agent take turns instead of failing each other's version check.
+/// Striped: a fixed set of locks, each block always on the same one.
+pub(crate) struct BlockLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for BlockLocks {
+    fn default() -> Self {
+        Self {
+            stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+}
+
+impl BlockLocks {
+    fn of(
+        &self,
+        tenant: &roster_core::TenantId,
+        agent: &roster_core::AgentId,
+        label: &str,
+    ) -> &tokio::sync::Mutex<()> {
+        let mut hasher = DefaultHasher::new();
+        (tenant, agent, label).hash(&mut hasher);
+        let stripe = usize::try_from(hasher.finish() % self.stripes.len() as u64).unwrap_or(0);
+        &self.stripes[stripe]
+    }
+}
+
+impl RunState<'_> {
+    pub(super) async fn tool_steps(&mut self, calls: Vec<ToolCall>) -> Result<(), RuntimeError> {
+        let mut numbered = Vec::with_capacity(calls.len());
+        for call in calls {
+            let n = match self.resumed.remove(&call.id) {
+                Some(n) => n,
+                None => {
+                    self.next_step += 1;
+                    self.next_step - 1
+                }
+            };
+            numbered.push((n, call));
+        }
+        let this = &*self;
+        let results =
+            futures::future::join_all(numbered.iter().map(|(n, call)| this.tool_step(*n, call)))
+                .await;
+        // Every journaled outcome reaches the machine, even if a sibling failed.
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(outcome) => self.machine.on_tool_outcome(&outcome),
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Runs one tool call and journals its result (an error result when the
+    /// run is cancelled while the tool runs).
+    async fn tool_step(&self, n: i64, call: &ToolCall) -> Result<ToolOutcome, RuntimeError> {
+        let allowed = self.agent.config.tools.iter().any(|t| t == &call.name);
+        let tool = self.inner.tools.get(&call.name).filter(|_| allowed);
+        let arguments = parse_arguments(&call.arguments);
+        let (text, is_error, block_write) = match (tool, arguments) {
+            (None, _) => (
+                format!(
+                    "unknown tool `{}`; available tools: {}",
+                    call.name,
+                    self.agent.config.tools.join(", ")
+                ),
+                true,
+                None,
+            ),
+            (Some(_), Err(message)) => (message, true, None),
+            (Some(tool), Ok(arguments)) => match &tool.kind {
+                ToolKind::Memory(memory) => match memory.parse(arguments) {
+                    Err(message) => (message, true, None),
+                    Ok(edit) => return self.memory_step(n, call, edit).await,
+                },
+                ToolKind::External(external) => {
+                    if !self.started_already(n) {
+                        let mut started = self.journal();
+                        started.step = Some(StepWrite::Started {
+                            n,
+                            kind: StepKind::ToolCall,
+                            input: json!({ "call": call }),
+                        });
+                        let committed = self.inner.store.commit(self.tenant, started).await?;
+                        self.inner.publish(&self.run.id, &committed.events);
+                    }
+                    let ctx = self.call_context();
+                    let output = tokio::select! {
+                        out = tokio::time::timeout(external.timeout(), external.call(&ctx, arguments)) => Some(out),
+                        () = self.cancel.cancelled() => None,
+                    };
+                    match output {
+                        Some(Ok(out)) => (
+                            truncate_output(out.text, external.max_output_bytes()),
+                            out.is_error,
+                            None,
+                        ),
+                        Some(Err(_)) => (
+                            format!(
+                                "tool `{}` timed out after {:?}",
+                                call.name,
+                                external.timeout()
+                            ),
+                            true,
+                            None,
+                        ),
+                        // Its step is started: complete it, so neither the
+                        // journal nor the history keeps a call without a result.
+                        None => (
+                            format!(
+                                "cancelled: the run was cancelled while `{}` was running; its effect is unknown",
+                                call.name
+                            ),
+                            true,
+                            None,
+                        ),
+                    }
+                }
+            },
+        };
+        let outcome = ToolOutcome {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            output: text,
+            is_error,
+        };
+        self.commit_tool_result(n, call, &outcome, block_write)
+            .await?;
+        Ok(outcome)
+    }
+
+    fn started_already(&self, n: i64) -> bool {
+        self.started.contains(&n)
+    }
+
+    fn call_context(&self) -> ToolCallContext {
+        ToolCallContext {
+            tenant: self.tenant.clone(),
+            agent_id: self.agent.id.clone(),
+            session_id: self.session.id.clone(),
+            run_id: self.run.id.clone(),
+        }
+    }
+
+    async fn commit_tool_result(
+        &self,
+        n: i64,
+        call: &ToolCall,
+        outcome: &ToolOutcome,
+        block: Option<BlockWrite>,
+    ) -> Result<(), StoreError> {
+        let mut write = self.journal();
+        write.step = Some(StepWrite::Completed {
+            n,
+            kind: StepKind::ToolCall,
+            input: json!({ "call": call }),
+            output: serde_json::to_value(StepOutput::ToolCall(outcome.clone()))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        });
+        write.events = vec![RunEvent::ToolResult {
+            step: n,
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            output: outcome.output.clone(),
+            is_error: outcome.is_error,
+        }];
+        write.items = vec![ItemContent::ToolResult {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            output: outcome.output.clone(),
+            is_error: outcome.is_error,
+        }];
+        write.block_write = block;
+        let committed = self.inner.store.commit(self.tenant, write).await?;
+        self.inner.publish(&self.run.id, &committed.events);
+        Ok(())
+    }
+
+    /// Applies a memory edit and its result in one commit. Edits of one block
+    /// take turns within this process; one that still loses the version
+    /// check (another node edited the block) is retried, and after
+    /// [`ATTEMPTS`] the model is told its edit did not land.
+    async fn memory_step(
+        &self,
+        n: i64,
+        call: &ToolCall,
+        edit: roster_core::memory::BlockEdit,
+    ) -> Result<ToolOutcome, RuntimeError> {
+        let _turn = self
+            .inner
+            .block_locks
+            .of(self.tenant, &self.agent.id, edit.label())
+            .lock()
+            .await;
+        for _ in 0..ATTEMPTS {
+            let blocks = self
+                .inner
+                .store
+                .list_memory_blocks(self.tenant, &self.agent.id)
+                .await?;
+            let outcome = |output: String, is_error| ToolOutcome {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                output,
+                is_error,
+            };
+            let Some(block) = blocks.iter().find(|b| b.label == edit.label()) else {
+                let labels: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
+                let result = outcome(
+                    format!(
+                        "no memory block `{}`; blocks: {}",
+                        edit.label(),
+                        labels.join(", ")
+                    ),
+                    true,
+                );
+                self.commit_tool_result(n, call, &result, None).await?;
+                return Ok(result);
+            };
+            let value = match edit.apply(&block.value, block.limit) {
+                Ok(value) => value,
+                Err(message) => {
+                    let result = outcome(message, true);
+                    self.commit_tool_result(n, call, &result, None).await?;
+                    return Ok(result);
+                }
+            };
+            let result = outcome(
+                format!(
+                    "block `{}` updated (version {})",
+                    block.label,
+                    block.version + 1
+                ),
+                false,
+            );
+            let write = BlockWrite {
+                agent_id: self.agent.id.clone(),
+                label: block.label.clone(),
+                expected_version: block.version,
+                value,
+                operation: edit.operation().to_owned(),
+                principal: format!("agent:{}", self.agent.id),
+            };
+            match self.commit_tool_result(n, call, &result, Some(write)).await {
+                Ok(()) => return Ok(result),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let result = ToolOutcome {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            output: format!(
+                "memory block `{}` kept changing under other edits; yours was not applied. Read the block again and retry",
+                edit.label()
+            ),
+            is_error: true,
+        };
+        self.commit_tool_result(n, call, &result, None).await?;
+        Ok(result)
+    }
+
+    /// A tool step that was started but never completed: the process died
+    /// while the tool ran. Re-run it only if that is safe.
+    pub(super) async fn resolve_interrupted(
+        &mut self,
+        n: i64,
+        input: &serde_json::Value,
+    ) -> Result<(), RuntimeError> {
+        let call: ToolCall = serde_json::from_value(input["call"].clone()).map_err(|e| {
+            StoreError::Corrupt(format!("started step {n} of run {}: {e}", self.run.id))
+        })?;
+        let idempotent = matches!(self.inner.tools.get(&call.name).map(|t| &t.kind), Some(ToolKind::External(t)) if t.idempotent());
+        if idempotent {
+            self.resumed.insert(call.id.clone(), n);
+            self.started.insert(n);
+            return Ok(());
+        }
+        let outcome = ToolOutcome {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            output: format!(
+                "interrupted: the runtime stopped while `{}` was running, and it was not retried because it is not idempotent; its effect is unknown",
+                call.name
+            ),
+            is_error: true,
+        };
+        self.commit_tool_result(n, &call, &outcome, None).await?;
+        self.machine.on_tool_outcome(&outcome);
+        Ok(())
+    }
+}
+
+fn parse_arguments(raw: &str) -> Result<serde_json::Value, String> {
+    if raw.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        Ok(_) => Err("tool arguments must be a JSON object".into()),
+        Err(e) => Err(format!("tool arguments are not valid JSON ({e}); send a JSON object matching the tool's schema")),
+    }
+}
