@@ -245,6 +245,14 @@ async fn delete_hides_the_agent_and_frees_its_name() {
         admin.get(&format!("/v1/sessions/{session}")).await.status,
         200
     );
+    // ... but it takes no new messages.
+    admin
+        .post(
+            &format!("/v1/sessions/{session}/messages"),
+            json!({"content": "still there?"}),
+        )
+        .await
+        .err(409, "agent_deleted");
 
     let again = admin.agent("gone", "openai/m").await;
     assert_ne!(again, id, "a new agent under the old name");

@@ -227,7 +227,6 @@ async fn a_retried_streaming_message_replays_the_first_run() {
 /// already streamed must not reach the client as if it were part of the
 /// answer (the router documents that a streaming caller has to discard it).
 #[tokio::test]
-#[ignore = "roster-runtime: runner.rs publishes text deltas of a failed attempt; the client cannot tell them from the retry's"]
 async fn deltas_of_a_failed_attempt_are_not_mixed_into_the_answer() {
     let app = TestApp::start().await;
     let admin = app.admin();

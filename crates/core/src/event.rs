@@ -18,6 +18,11 @@ pub enum RunEvent {
         step: i64,
         delta: String,
     },
+    /// The text streamed so far for `step` is void: that attempt failed and
+    /// the call is being retried or sent elsewhere. Sent live only.
+    TextReset {
+        step: i64,
+    },
     /// The model asked for a tool call.
     ToolCall {
         step: i64,
@@ -51,6 +56,7 @@ impl RunEvent {
             RunEvent::RunQueued => "run_queued",
             RunEvent::RunStarted => "run_started",
             RunEvent::TextDelta { .. } => "text_delta",
+            RunEvent::TextReset { .. } => "text_reset",
             RunEvent::ToolCall { .. } => "tool_call",
             RunEvent::ToolResult { .. } => "tool_result",
             RunEvent::Item { .. } => "item",
@@ -60,7 +66,10 @@ impl RunEvent {
 
     /// Deltas are too many and too small to journal; everything else is kept.
     pub fn is_persisted(&self) -> bool {
-        !matches!(self, RunEvent::TextDelta { .. })
+        !matches!(
+            self,
+            RunEvent::TextDelta { .. } | RunEvent::TextReset { .. }
+        )
     }
 }
 

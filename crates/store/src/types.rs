@@ -136,7 +136,9 @@ pub struct JournalWrite {
     pub run_id: RunId,
     pub session_id: SessionId,
     pub transition: Option<RunTransition>,
-    pub step: Option<StepWrite>,
+    /// Journal rows, in order: e.g. a model step's completion together with
+    /// the `started` rows of the tool calls it asked for.
+    pub steps: Vec<StepWrite>,
     /// Events persisted before the items' own `item` events.
     pub events: Vec<RunEvent>,
     /// Appended to the session in order; the store assigns `seq`.
@@ -151,7 +153,7 @@ impl JournalWrite {
             run_id,
             session_id,
             transition: None,
-            step: None,
+            steps: Vec::new(),
             events: Vec::new(),
             items: Vec::new(),
             ledger: Vec::new(),

@@ -224,7 +224,7 @@ async fn story(store: DynStore) {
         arguments: "{}".into(),
     };
     let mut model = JournalWrite::new(run.id.clone(), session.id.clone());
-    model.step = Some(StepWrite::Completed {
+    model.steps.push(StepWrite::Completed {
         n: 1,
         kind: StepKind::ModelCall,
         input: json!({}),
@@ -250,7 +250,7 @@ async fn story(store: DynStore) {
     store.commit(&a, model).await.expect("model step");
 
     let mut started = JournalWrite::new(run.id.clone(), session.id.clone());
-    started.step = Some(StepWrite::Started {
+    started.steps.push(StepWrite::Started {
         n: 2,
         kind: StepKind::ToolCall,
         input: json!({"call": "c1"}),
@@ -264,7 +264,7 @@ async fn story(store: DynStore) {
 
     // A stale block version fails the whole write: no item, no step change.
     let mut stale = JournalWrite::new(run.id.clone(), session.id.clone());
-    stale.step = Some(StepWrite::Completed {
+    stale.steps.push(StepWrite::Completed {
         n: 2,
         kind: StepKind::ToolCall,
         input: json!({}),
@@ -328,7 +328,7 @@ async fn story(store: DynStore) {
         .is_empty());
 
     let mut finish = JournalWrite::new(run.id.clone(), session.id.clone());
-    finish.step = Some(StepWrite::Completed {
+    finish.steps.push(StepWrite::Completed {
         n: 3,
         kind: StepKind::ModelCall,
         input: json!({}),

@@ -181,7 +181,7 @@ pub async fn items(
         (status = 202, body = RunResult, description = "background: the accepted run"),
         (status = 400, body = crate::error::ErrorBody, description = "invalid_request: empty or oversize content, conflicting options, bad Idempotency-Key"),
         (status = 404, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody, description = "session_busy with if_busy=reject")))]
+        (status = 409, body = crate::error::ErrorBody, description = "session_busy with if_busy=reject; agent_deleted")))]
 pub async fn post_message(
     State(state): State<AppState>,
     principal: Principal,
@@ -190,6 +190,19 @@ pub async fn post_message(
     Json(body): Json<PostMessage>,
 ) -> Result<Response, ApiError> {
     let session = find(&state, &principal, &id).await?;
+    let agent = roster_store::AgentRef::Id(session.agent_id.clone());
+    if state
+        .store
+        .get_agent(&principal.tenant, &agent)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "agent_deleted",
+            "the agent of this session was deleted; its history stays readable but it takes no new messages",
+        ));
+    }
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {

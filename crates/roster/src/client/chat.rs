@@ -317,6 +317,13 @@ impl Turn<'_> {
                 print_text(progress, &delta);
                 progress.streamed.push_str(&delta);
             }
+            RunEvent::TextReset { .. } => {
+                // What streamed so far is void; the answer comes again.
+                if !progress.streamed.is_empty() {
+                    progress.streamed.clear();
+                    self.note(progress, "  (the model call failed mid-answer; retrying)");
+                }
+            }
             RunEvent::ToolCall {
                 name, arguments, ..
             } => {

@@ -37,14 +37,16 @@ struct RunState<'a> {
     agent: Agent,
     machine: RunMachine,
     next_step: i64,
-    /// Tool steps found started after a crash, to re-run under the same
-    /// number (call id -> step number).
+    /// Step numbers already given to tool calls (call id -> step number):
+    /// planned when the model asked for them, or found started after a crash.
     resumed: HashMap<String, i64>,
     /// Step numbers whose `started` row is already journaled.
     started: HashSet<i64>,
     /// Ledger rows of failed attempts waiting for the next commit.
     pending_ledger: Vec<NewLedgerEntry>,
     cancel: CancellationToken,
+    /// The run's final status is journaled.
+    finished: bool,
 }
 
 pub(crate) async fn execute(
@@ -109,6 +111,7 @@ pub(crate) async fn execute(
         started: HashSet::new(),
         pending_ledger: Vec::new(),
         cancel,
+        finished: false,
     };
     for step in steps
         .iter()
@@ -122,6 +125,9 @@ pub(crate) async fn execute(
 impl RunState<'_> {
     async fn drive(&mut self) -> Result<(), RuntimeError> {
         loop {
+            if self.finished {
+                return Ok(());
+            }
             if self.cancel.is_cancelled() {
                 return self.finish(RunStatus::Cancelled, None, None).await;
             }
@@ -222,7 +228,19 @@ impl RunState<'_> {
                 },
             );
         };
-        let on_attempt = |a: Attempt| attempts.lock().unwrap_or_else(|p| p.into_inner()).push(a);
+        let on_attempt = |a: Attempt| {
+            if a.error.is_some() {
+                // Whatever that attempt streamed will not be the answer.
+                bus.publish(
+                    &run_id,
+                    LiveEvent {
+                        seq: None,
+                        event: RunEvent::TextReset { step: n },
+                    },
+                );
+            }
+            attempts.lock().unwrap_or_else(|p| p.into_inner()).push(a);
+        };
         let outcome = tokio::select! {
             result = self.inner.router.chat(&route, request, &on_text, &on_attempt) => Some(result),
             () = self.cancel.cancelled() => None,
@@ -248,13 +266,28 @@ impl RunState<'_> {
                     route: target.to_string(),
                 };
                 let mut write = self.journal();
-                write.step = Some(StepWrite::Completed {
+                write.steps.push(StepWrite::Completed {
                     n,
                     kind: StepKind::ModelCall,
                     input: json!({ "route": target.to_string(), "context_items": context_items }),
                     output: serde_json::to_value(StepOutput::ModelCall(reply.clone()))
                         .map_err(|e| RuntimeError::Invalid(e.to_string()))?,
                 });
+                // Number the calls now, and journal the `started` rows of
+                // those that act outside the store in this same commit: the
+                // row still lands before the tool runs, without its own fsync.
+                let mut planned = Vec::with_capacity(reply.tool_calls.len());
+                for (offset, call) in (1..).zip(&reply.tool_calls) {
+                    let step = n + offset;
+                    if self.runs_outside_the_store(call) {
+                        write.steps.push(StepWrite::Started {
+                            n: step,
+                            kind: StepKind::ToolCall,
+                            input: json!({ "call": call }),
+                        });
+                    }
+                    planned.push((call.id.clone(), step));
+                }
                 write.events = reply
                     .tool_calls
                     .iter()
@@ -270,9 +303,31 @@ impl RunState<'_> {
                     tool_calls: reply.tool_calls.clone(),
                 }];
                 write.ledger = ledger;
+                // A final answer ends the run in the same commit.
+                let finishes = reply.tool_calls.is_empty() && !self.cancel.is_cancelled();
+                if finishes {
+                    write.transition = Some(RunTransition::Finish {
+                        status: RunStatus::Completed,
+                        output: Some(reply.text.clone()),
+                        error: None,
+                    });
+                }
                 self.commit(write).await?;
+                for (call_id, step) in planned {
+                    self.resumed.insert(call_id, step);
+                }
+                self.started.extend(
+                    reply
+                        .tool_calls
+                        .iter()
+                        .zip(1..)
+                        .filter(|(call, _)| self.runs_outside_the_store(call))
+                        .map(|(_, offset)| n + offset)
+                        .collect::<Vec<_>>(),
+                );
+                self.next_step = n + 1 + i64::try_from(reply.tool_calls.len()).unwrap_or(0);
                 self.machine.on_model_reply(&reply);
-                self.next_step += 1;
+                self.finished = finishes;
                 Ok(())
             }
         }

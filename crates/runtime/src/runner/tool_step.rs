@@ -97,7 +97,7 @@ impl RunState<'_> {
                 ToolKind::External(external) => {
                     if !self.started_already(n) {
                         let mut started = self.journal();
-                        started.step = Some(StepWrite::Started {
+                        started.steps.push(StepWrite::Started {
                             n,
                             kind: StepKind::ToolCall,
                             input: json!({ "call": call }),
@@ -154,6 +154,14 @@ impl RunState<'_> {
         self.started.contains(&n)
     }
 
+    /// Whether `call` will run as an external tool (and so needs a `started`
+    /// row before it runs).
+    pub(super) fn runs_outside_the_store(&self, call: &ToolCall) -> bool {
+        let allowed = self.agent.config.tools.iter().any(|t| t == &call.name);
+        matches!(self.inner.tools.get(&call.name).map(|t| &t.kind), Some(ToolKind::External(_)) if allowed)
+            && parse_arguments(&call.arguments).is_ok()
+    }
+
     fn call_context(&self) -> ToolCallContext {
         ToolCallContext {
             tenant: self.tenant.clone(),
@@ -171,7 +179,7 @@ impl RunState<'_> {
         block: Option<BlockWrite>,
     ) -> Result<(), StoreError> {
         let mut write = self.journal();
-        write.step = Some(StepWrite::Completed {
+        write.steps.push(StepWrite::Completed {
             n,
             kind: StepKind::ToolCall,
             input: json!({ "call": call }),

@@ -48,7 +48,7 @@ pub async fn after_model_step(store: &DynStore, fx: &Fixture) -> RunId {
         route: "fake/test-model".into(),
     };
     let mut write = JournalWrite::new(run.clone(), fx.session.clone());
-    write.step = Some(StepWrite::Completed {
+    write.steps.push(StepWrite::Completed {
         n: 1,
         kind: StepKind::ModelCall,
         input: json!({}),
@@ -67,7 +67,7 @@ pub async fn after_model_step(store: &DynStore, fx: &Fixture) -> RunId {
 pub async fn mid_tool(store: &DynStore, fx: &Fixture) -> RunId {
     let run = after_model_step(store, fx).await;
     let mut started = JournalWrite::new(run.clone(), fx.session.clone());
-    started.step = Some(StepWrite::Started {
+    started.steps.push(StepWrite::Started {
         n: 2,
         kind: StepKind::ToolCall,
         input: json!({ "call": two_calls()[0] }),

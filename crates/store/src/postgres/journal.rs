@@ -41,6 +41,11 @@ pub(crate) async fn commit(
             "run {run} is already {status}"
         )));
     }
+    if matches!(write.transition, Some(RunTransition::Start)) && status != "queued" {
+        return Err(StoreError::Conflict(format!(
+            "run {run} cannot start: it is {status}"
+        )));
+    }
 
     let mut items = Vec::with_capacity(write.items.len() + 1);
     let mut next_item: Option<i64> = None;
@@ -56,7 +61,7 @@ pub(crate) async fn commit(
         let content = ItemContent::UserMessage { text: input };
         items.push(append_item(conn, tenant, write, &mut next_item, &content, now).await?);
     }
-    if let Some(step) = &write.step {
+    for step in &write.steps {
         write_step(conn, tenant, run, step, now).await?;
     }
     for content in &write.items {

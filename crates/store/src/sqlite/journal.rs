@@ -29,6 +29,11 @@ pub(crate) fn commit(
             "run {run} is already {status}"
         )));
     }
+    if matches!(write.transition, Some(RunTransition::Start)) && status != "queued" {
+        return Err(StoreError::Conflict(format!(
+            "run {run} cannot start: it is {status}"
+        )));
+    }
 
     let mut items = Vec::with_capacity(write.items.len() + 1);
     if let Some(RunTransition::Start) = &write.transition {
@@ -48,7 +53,7 @@ pub(crate) fn commit(
             now,
         )?);
     }
-    if let Some(step) = &write.step {
+    for step in &write.steps {
         write_step(conn, tenant, run, step, now)?;
     }
     for content in &write.items {
