@@ -202,9 +202,10 @@ async fn prefill(
         )
         .await?;
     let run_id = run.run().id.clone();
-    let mut start = JournalWrite::new(run_id.clone(), session.clone());
-    start.transition = Some(RunTransition::Start);
-    store.commit(tenant, start).await?;
+    anyhow::ensure!(
+        run.run().status == roster_core::run::RunStatus::Running,
+        "a new session's first run starts at once"
+    );
     let mut remaining = items.saturating_sub(1);
     while remaining > 0 {
         let batch = remaining.min(500);

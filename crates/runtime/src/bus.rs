@@ -23,7 +23,9 @@ pub(crate) struct Bus {
     channels: Mutex<HashMap<RunId, broadcast::Sender<LiveEvent>>>,
 }
 
-const CAPACITY: usize = 1024;
+/// Per-run buffer. A subscriber that falls further behind re-reads the
+/// store, so this only needs to cover bursts; each run allocates it.
+const CAPACITY: usize = 64;
 
 impl Bus {
     /// Opens the run's channel; done when the run is accepted or recovered.

@@ -11,20 +11,24 @@ use roster_core::run::RunStatus;
 use roster_store::DynStore;
 
 on_both_backends!(
-    a_failed_start_is_retried,
+    a_failed_model_step_commit_is_retried,
     a_lost_tool_result_is_resumed_as_interrupted,
 );
 
-async fn a_failed_start_is_retried(db: Db) {
-    let model = ScriptedModel::new(vec![text("hi")]);
+/// The run starts as it is created, so the first commit the runner makes is
+/// the model step's: when it fails, the call (which has no side effects) is
+/// sent again and the run completes with one copy of each item.
+async fn a_failed_model_step_commit_is_retried(db: Db) {
+    let model = ScriptedModel::new(vec![text("lost"), text("hi")]);
     let flaky = FlakyStore::new(db.open().await);
     let store: DynStore = flaky.clone();
     let fx = Fixture::new(&store, config(&[])).await;
     let rt = runtime(store.clone(), model.clone(), vec![]);
     flaky.fail_next_commit();
     let run = submit(&rt, &fx, "hello").await;
-    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
-    assert_eq!(model.request_count(), 1);
+    let done = finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    assert_eq!(done.output.as_deref(), Some("hi"));
+    assert_eq!(model.request_count(), 2);
     assert_eq!(contents(&store, &fx).await.len(), 2);
 }
 

@@ -168,7 +168,9 @@ async fn story(store: DynStore) {
     let CreatedRun::Created(run) = created else {
         panic!("expected a new run")
     };
-    assert_eq!(run.status, RunStatus::Queued);
+    // Nothing is ahead of it, so it starts as it is created.
+    assert_eq!(run.status, RunStatus::Running);
+    assert!(run.started_at.is_some());
     assert_eq!(run.agent_version, 2);
     let again = store
         .create_run(&a, new_run("hello", Some("k1"), BusyPolicy::Queue))
@@ -202,22 +204,34 @@ async fn story(store: DynStore) {
         Some(run.id.clone())
     );
 
-    // Journal: start (appends the input), a model step with a tool call, a
-    // started-then-completed tool step with a block edit, and the finish.
-    let mut start = JournalWrite::new(run.id.clone(), session.id.clone());
-    start.transition = Some(RunTransition::Start);
-    let committed = store.commit(&a, start).await.expect("start");
-    assert_eq!(committed.items.len(), 1);
-    assert_eq!(committed.items[0].seq, 1);
+    assert_eq!(queued.status, RunStatus::Queued, "the second run waits");
+
+    // Starting appended the input and said so in the events; starting twice
+    // (or starting a run that is not queued) is refused.
+    let items = store
+        .list_items(&a, &session.id, 0, 10)
+        .await
+        .expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].seq, 1);
     assert_eq!(
-        committed.items[0].content,
+        items[0].content,
         ItemContent::UserMessage {
             text: "hello".into()
         }
     );
-    assert_eq!(committed.events[0].event, RunEvent::RunStarted);
-    assert_eq!(committed.events[0].seq, 2, "run_queued was event 1");
+    let events = store.list_events(&a, &run.id, 0, 10).await.expect("events");
+    assert_eq!(events[0].event, RunEvent::RunQueued);
+    assert_eq!(events[1].event, RunEvent::RunStarted);
+    let mut start = JournalWrite::new(run.id.clone(), session.id.clone());
+    start.transition = Some(RunTransition::Start);
+    assert!(matches!(
+        store.commit(&a, start).await,
+        Err(StoreError::Conflict(_))
+    ));
 
+    // Journal: a model step with a tool call, a started-then-completed tool
+    // step with a block edit, and the finish.
     let call = ToolCall {
         id: "c1".into(),
         name: "memory_append".into(),
@@ -545,9 +559,11 @@ async fn concurrent_sessions(store: DynStore) {
                 )
                 .await
                 .expect("run");
-            let mut start = JournalWrite::new(run.run().id.clone(), session.id.clone());
-            start.transition = Some(RunTransition::Start);
-            store.commit(&t, start).await.expect("start");
+            assert_eq!(
+                run.run().status,
+                RunStatus::Running,
+                "idle session: started at once"
+            );
             for i in 0..10 {
                 let mut w = JournalWrite::new(run.run().id.clone(), session.id.clone());
                 w.items = vec![ItemContent::SystemNote {

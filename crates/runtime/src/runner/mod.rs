@@ -7,8 +7,10 @@
 //! completed is re-run only if its tool is idempotent; otherwise it gets an
 //! `interrupted` error result the model can see.
 
+mod cache;
 mod tool_step;
 
+pub(crate) use cache::Immutable;
 pub(crate) use tool_step::BlockLocks;
 
 use crate::context::{history, system_prompt, MAX_CONTEXT_ITEMS};
@@ -47,6 +49,8 @@ struct RunState<'a> {
     cancel: CancellationToken,
     /// The run's final status is journaled.
     finished: bool,
+    /// The session tail and memory blocks, read once and kept current.
+    window: cache::Window,
 }
 
 pub(crate) async fn execute(
@@ -56,13 +60,32 @@ pub(crate) async fn execute(
     cancel: CancellationToken,
 ) -> Result<(), RuntimeError> {
     let store = &inner.store;
-    let session = store
-        .get_session(tenant, &run.session_id)
-        .await?
-        .ok_or(RuntimeError::NotFound("session"))?;
-    let agent = store
-        .get_agent_version(tenant, &session.agent_id, run.agent_version)
-        .await?;
+    let session = match inner.immutable.session(tenant, &run.session_id) {
+        Some(session) => session,
+        None => {
+            let session = store
+                .get_session(tenant, &run.session_id)
+                .await?
+                .ok_or(RuntimeError::NotFound("session"))?;
+            inner.immutable.keep_session(tenant, &session);
+            session
+        }
+    };
+    let agent = match inner
+        .immutable
+        .agent(tenant, &session.agent_id, run.agent_version)
+    {
+        Some(agent) => Some(agent),
+        None => {
+            let agent = store
+                .get_agent_version(tenant, &session.agent_id, run.agent_version)
+                .await?;
+            if let Some(agent) = &agent {
+                inner.immutable.keep_agent(tenant, agent);
+            }
+            agent
+        }
+    };
     let Some(agent) = agent else {
         return finish_without_agent(inner, tenant, &run).await;
     };
@@ -112,6 +135,7 @@ pub(crate) async fn execute(
         pending_ledger: Vec::new(),
         cancel,
         finished: false,
+        window: cache::Window::default(),
     };
     for step in steps
         .iter()
@@ -151,6 +175,7 @@ impl RunState<'_> {
     async fn commit(&mut self, mut write: JournalWrite) -> Result<(), RuntimeError> {
         write.ledger.append(&mut self.pending_ledger);
         let committed = self.inner.store.commit(self.tenant, write).await?;
+        self.window.append(&committed.items, window_limit());
         self.inner.publish(&self.run.id, &committed.events);
         Ok(())
     }
@@ -194,14 +219,28 @@ impl RunState<'_> {
                 return Ok(());
             }
         };
-        let blocks = store
-            .list_memory_blocks(self.tenant, &self.agent.id)
-            .await?;
+        let blocks = match self.window.blocks() {
+            Some(blocks) => blocks,
+            None => {
+                let blocks = store
+                    .list_memory_blocks(self.tenant, &self.agent.id)
+                    .await?;
+                self.window.set_blocks(blocks.clone());
+                blocks
+            }
+        };
         let system = system_prompt(&self.agent.config.instructions, &blocks);
         let tools = self.tool_specs();
-        let tail = store
-            .tail_items(self.tenant, &self.session.id, MAX_CONTEXT_ITEMS)
-            .await?;
+        let tail = match self.window.items() {
+            Some(tail) => tail,
+            None => {
+                let tail = store
+                    .tail_items(self.tenant, &self.session.id, MAX_CONTEXT_ITEMS)
+                    .await?;
+                self.window.set_items(tail.clone());
+                tail
+            }
+        };
         let messages = history(&tail, self.agent.config.context_tokens, &system, &tools);
         let context_items = messages.len();
         let request = ChatRequest {
@@ -362,6 +401,10 @@ impl RunState<'_> {
         });
         self.commit(write).await
     }
+}
+
+fn window_limit() -> usize {
+    usize::try_from(MAX_CONTEXT_ITEMS).unwrap_or(usize::MAX)
 }
 
 /// Models sometimes repeat or omit call ids; results are matched by id, so

@@ -200,7 +200,20 @@ impl RunState<'_> {
             is_error: outcome.is_error,
         }];
         write.block_write = block;
-        let committed = self.inner.store.commit(self.tenant, write).await?;
+        let edits_memory = write.block_write.is_some();
+        let committed = match self.inner.store.commit(self.tenant, write).await {
+            Ok(committed) => committed,
+            Err(e) => {
+                if edits_memory {
+                    self.window.forget_blocks();
+                }
+                return Err(e);
+            }
+        };
+        if edits_memory {
+            self.window.forget_blocks();
+        }
+        self.window.append(&committed.items, super::window_limit());
         self.inner.publish(&self.run.id, &committed.events);
         Ok(())
     }

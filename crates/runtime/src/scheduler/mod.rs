@@ -59,6 +59,7 @@ pub(crate) struct Inner {
     pub(crate) tools: ToolRegistry,
     pub(crate) bus: Bus,
     pub(crate) block_locks: runner::BlockLocks,
+    pub(crate) immutable: runner::Immutable,
     /// Sessions with a live worker, and a wake-up count the worker checks
     /// before it exits, so an input that lands as it exits is not stranded.
     workers: Mutex<HashMap<(TenantId, SessionId), u64>>,
@@ -82,6 +83,7 @@ impl Runtime {
                 tools: options.tools,
                 bus: Bus::default(),
                 block_locks: runner::BlockLocks::default(),
+                immutable: runner::Immutable::default(),
                 workers: Mutex::new(HashMap::new()),
                 cancels: Mutex::new(HashMap::new()),
                 halt: CancellationToken::new(),

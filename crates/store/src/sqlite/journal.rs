@@ -1,6 +1,7 @@
 //! The journal write on SQLite: one run's step, items, events, ledger rows,
 //! block edit and status change, all in one savepoint of a group commit.
 
+use super::rows;
 use crate::types::{events_for, from_millis, millis};
 use crate::{BlockWrite, Committed, JournalWrite, RunTransition, StepWrite, StoreError};
 use chrono::Utc;
@@ -16,13 +17,13 @@ pub(crate) fn commit(
 ) -> Result<Committed, StoreError> {
     let now = millis(Utc::now());
     let run = write.run_id.as_str();
-    let status: Option<String> = conn
-        .query_row(
-            "SELECT status FROM runs WHERE id = ?1 AND tenant_id = ?2 AND session_id = ?3",
-            params![run, tenant.as_str(), write.session_id.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let status: Option<String> = rows::row(
+        conn,
+        "SELECT status FROM runs WHERE id = ?1 AND tenant_id = ?2 AND session_id = ?3",
+        params![run, tenant.as_str(), write.session_id.as_str()],
+        |r| r.get(0),
+    )
+    .optional()?;
     let status = status.ok_or_else(|| StoreError::NotFound("run".into()))?;
     if matches!(status.as_str(), "completed" | "failed" | "cancelled") {
         return Err(StoreError::Conflict(format!(
@@ -37,11 +38,13 @@ pub(crate) fn commit(
 
     let mut items = Vec::with_capacity(write.items.len() + 1);
     if let Some(RunTransition::Start) = &write.transition {
-        let (input,): (String,) =
-            conn.query_row("SELECT input FROM runs WHERE id = ?1", params![run], |r| {
-                Ok((r.get(0)?,))
-            })?;
-        conn.execute(
+        let (input,): (String,) = rows::row(
+            conn,
+            "SELECT input FROM runs WHERE id = ?1",
+            params![run],
+            |r| Ok((r.get(0)?,)),
+        )?;
+        rows::exec(conn, 
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?2) WHERE id = ?1",
             params![run, now],
         )?;
@@ -177,7 +180,8 @@ fn write_block(
     run: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let changed = conn.execute(
+    let changed = rows::exec(
+        conn,
         "UPDATE memory_blocks SET value = ?4, version = version + 1, updated_at = ?5
          WHERE tenant_id = ?1 AND agent_id = ?2 AND label = ?3 AND version = ?6",
         params![
@@ -195,7 +199,7 @@ fn write_block(
             block.label, block.expected_version
         )));
     }
-    conn.execute(
+    rows::exec(conn, 
         "INSERT INTO memory_block_versions (agent_id, label, version, tenant_id, value, operation, run_id, principal, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![block.agent_id.as_str(), block.label, block.expected_version + 1, tenant.as_str(), block.value, block.operation, run, block.principal, now],

@@ -25,6 +25,10 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
 }
 
+/// Prepared statements kept per connection: more than the store has, so
+/// none is ever prepared twice.
+const STATEMENT_CACHE: usize = 128;
+
 /// Read connections kept for reuse; more may be opened under load.
 const IDLE_READERS: usize = 8;
 
@@ -51,6 +55,7 @@ impl SqliteStore {
                 )));
             }
             conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             migrate::apply(&mut conn)?;
             Ok(conn)
         })
@@ -108,6 +113,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 

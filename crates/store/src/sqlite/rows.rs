@@ -151,3 +151,23 @@ pub(crate) fn first<T>(
         None => Ok(None),
     }
 }
+
+/// `Connection::execute` through the statement cache: hot writes are
+/// prepared once per connection, not once per call.
+pub(crate) fn exec(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `Connection::query_row` through the statement cache.
+pub(crate) fn row<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, map)
+}

@@ -15,13 +15,13 @@ pub(crate) fn create_run(
     tenant: &TenantId,
     new: &NewRun,
 ) -> Result<CreatedRun, StoreError> {
-    let version: Option<i64> = conn
-        .query_row(
-            "SELECT agent_version FROM sessions WHERE tenant_id = ?1 AND id = ?2",
-            params![tenant.as_str(), new.session_id.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let version: Option<i64> = rows::row(
+        conn,
+        "SELECT agent_version FROM sessions WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant.as_str(), new.session_id.as_str()],
+        |r| r.get(0),
+    )
+    .optional()?;
     let version = version.ok_or_else(|| StoreError::NotFound("session".into()))?;
     if let Some(key) = &new.idempotency_key {
         let mut stmt = conn.prepare_cached(&format!(
@@ -36,7 +36,7 @@ pub(crate) fn create_run(
         }
     }
     if new.if_busy == BusyPolicy::Reject {
-        let busy: i64 = conn.query_row(
+        let busy: i64 = rows::row(conn, 
             "SELECT COUNT(*) FROM runs WHERE session_id = ?1 AND status IN ('queued', 'running', 'awaiting_approval')",
             params![new.session_id.as_str()],
             |r| r.get(0),
@@ -58,17 +58,36 @@ pub(crate) fn create_run(
         started_at: None,
         finished_at: None,
     };
-    conn.execute(
+    rows::exec(conn, 
         "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at)
          VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)",
         params![run.id.as_str(), tenant.as_str(), run.session_id.as_str(), run.input, version, new.idempotency_key, millis(now)],
     )?;
     let event = serde_json::to_string(&roster_core::event::RunEvent::RunQueued)?;
-    conn.execute(
+    rows::exec(conn, 
         "INSERT INTO run_events (run_id, seq, tenant_id, body, created_at) VALUES (?1, 1, ?2, ?3, ?4)",
         params![run.id.as_str(), tenant.as_str(), event, millis(now)],
     )?;
-    Ok(CreatedRun::Created(run))
+    let ahead: i64 = rows::row(
+        conn,
+        "SELECT COUNT(*) FROM runs WHERE session_id = ?1 AND tenant_id = ?2 AND id <> ?3
+         AND status IN ('queued', 'running', 'awaiting_approval')",
+        params![run.session_id.as_str(), tenant.as_str(), run.id.as_str()],
+        |r| r.get(0),
+    )?;
+    if ahead > 0 {
+        return Ok(CreatedRun::Created(run));
+    }
+    // Nothing ahead of it: it starts in the same transaction, saving the
+    // runner a commit (and an fsync) per turn.
+    let mut start = crate::JournalWrite::new(run.id.clone(), run.session_id.clone());
+    start.transition = Some(crate::RunTransition::Start);
+    super::journal::commit(conn, tenant, &start)?;
+    Ok(CreatedRun::Created(Run {
+        status: RunStatus::Running,
+        started_at: Some(run.created_at),
+        ..run
+    }))
 }
 
 pub(crate) fn get_run(
