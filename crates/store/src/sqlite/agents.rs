@@ -14,7 +14,8 @@ pub(crate) fn ensure_tenant(
     tenant: &TenantId,
     name: &str,
 ) -> Result<(), StoreError> {
-    rows::exec(conn, 
+    rows::exec(
+        conn,
         "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
         params![tenant.as_str(), name, millis(Utc::now())],
     )?;
@@ -26,7 +27,8 @@ pub(crate) fn insert_api_key(
     tenant: &TenantId,
     key: &NewApiKey,
 ) -> Result<ApiKeyRecord, StoreError> {
-    rows::exec(conn, 
+    rows::exec(
+        conn,
         "INSERT INTO api_keys (id, tenant_id, name, key_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![key.id.as_str(), tenant.as_str(), key.name, key.key_hash, key.is_admin, millis(Utc::now())],
     )?;
@@ -69,7 +71,8 @@ pub(crate) fn get_key(
 }
 
 pub(crate) fn count_admin_keys(conn: &Connection, tenant: &TenantId) -> Result<i64, StoreError> {
-    Ok(rows::row(conn, 
+    Ok(rows::row(
+        conn,
         "SELECT COUNT(*) FROM api_keys WHERE tenant_id = ?1 AND is_admin = 1 AND revoked_at IS NULL",
         params![tenant.as_str()],
         |r| r.get(0),
@@ -77,7 +80,8 @@ pub(crate) fn count_admin_keys(conn: &Connection, tenant: &TenantId) -> Result<i
 }
 
 pub(crate) fn revoke_admin_keys(conn: &Connection, tenant: &TenantId) -> Result<(), StoreError> {
-    rows::exec(conn, 
+    rows::exec(
+        conn,
         "UPDATE api_keys SET revoked_at = ?2 WHERE tenant_id = ?1 AND is_admin = 1 AND revoked_at IS NULL",
         params![tenant.as_str(), millis(Utc::now())],
     )?;
@@ -105,16 +109,19 @@ pub(crate) fn create_agent(
     }
     let id = AgentId::generate();
     let now = millis(Utc::now());
-    rows::exec(conn, 
+    rows::exec(
+        conn,
         "INSERT INTO agents (id, tenant_id, name, current_version, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)",
         params![id.as_str(), tenant.as_str(), agent.name, now],
     )?;
-    rows::exec(conn, 
+    rows::exec(
+        conn,
         "INSERT INTO agent_versions (agent_id, version, tenant_id, config, created_at) VALUES (?1, 1, ?2, ?3, ?4)",
         params![id.as_str(), tenant.as_str(), serde_json::to_string(&agent.config)?, now],
     )?;
     for block in &agent.memory_blocks {
-        rows::exec(conn, 
+        rows::exec(
+        conn,
             "INSERT INTO memory_blocks (agent_id, label, tenant_id, value, char_limit, version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
             params![id.as_str(), block.label, tenant.as_str(), block.value, block.limit(), now],
         )
@@ -124,7 +131,8 @@ pub(crate) fn create_agent(
             }
             _ => StoreError::from(e),
         })?;
-        rows::exec(conn, 
+        rows::exec(
+        conn,
             "INSERT INTO memory_block_versions (agent_id, label, version, tenant_id, value, operation, run_id, principal, created_at) VALUES (?1, ?2, 1, ?3, ?4, 'create', NULL, ?5, ?6)",
             params![id.as_str(), block.label, tenant.as_str(), block.value, principal, now],
         )?;
@@ -180,7 +188,8 @@ pub(crate) fn update_agent(
     agent: &AgentId,
     config: &AgentConfig,
 ) -> Result<Agent, StoreError> {
-    let current: Option<i64> = rows::row(conn, 
+    let current: Option<i64> = rows::row(
+        conn,
             "SELECT current_version FROM agents WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL",
             params![tenant.as_str(), agent.as_str()],
             |r| r.get(0),
@@ -188,7 +197,8 @@ pub(crate) fn update_agent(
         .optional()?;
     let version = current.ok_or_else(|| StoreError::NotFound("agent".into()))? + 1;
     let now = millis(Utc::now());
-    rows::exec(conn, 
+    rows::exec(
+        conn,
         "INSERT INTO agent_versions (agent_id, version, tenant_id, config, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![agent.as_str(), version, tenant.as_str(), serde_json::to_string(config)?, now],
     )?;

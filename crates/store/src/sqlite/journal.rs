@@ -44,7 +44,8 @@ pub(crate) fn commit(
             params![run],
             |r| Ok((r.get(0)?,)),
         )?;
-        rows::exec(conn, 
+        rows::exec(
+        conn,
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?2) WHERE id = ?1",
             params![run, now],
         )?;
@@ -199,7 +200,8 @@ fn write_block(
             block.label, block.expected_version
         )));
     }
-    rows::exec(conn, 
+    rows::exec(
+        conn,
         "INSERT INTO memory_block_versions (agent_id, label, version, tenant_id, value, operation, run_id, principal, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![block.agent_id.as_str(), block.label, block.expected_version + 1, tenant.as_str(), block.value, block.operation, run, block.principal, now],

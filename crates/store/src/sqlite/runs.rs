@@ -36,7 +36,8 @@ pub(crate) fn create_run(
         }
     }
     if new.if_busy == BusyPolicy::Reject {
-        let busy: i64 = rows::row(conn, 
+        let busy: i64 = rows::row(
+        conn,
             "SELECT COUNT(*) FROM runs WHERE session_id = ?1 AND status IN ('queued', 'running', 'awaiting_approval')",
             params![new.session_id.as_str()],
             |r| r.get(0),
@@ -58,13 +59,15 @@ pub(crate) fn create_run(
         started_at: None,
         finished_at: None,
     };
-    rows::exec(conn, 
+    rows::exec(
+        conn,
         "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at)
          VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)",
         params![run.id.as_str(), tenant.as_str(), run.session_id.as_str(), run.input, version, new.idempotency_key, millis(now)],
     )?;
     let event = serde_json::to_string(&roster_core::event::RunEvent::RunQueued)?;
-    rows::exec(conn, 
+    rows::exec(
+        conn,
         "INSERT INTO run_events (run_id, seq, tenant_id, body, created_at) VALUES (?1, 1, ?2, ?3, ?4)",
         params![run.id.as_str(), tenant.as_str(), event, millis(now)],
     )?;

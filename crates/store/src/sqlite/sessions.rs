@@ -20,7 +20,8 @@ pub(crate) fn create_session(
         agent_version: version,
         created_at: crate::types::from_millis(millis(Utc::now())),
     };
-    rows::exec(conn, 
+    rows::exec(
+        conn,
         "INSERT INTO sessions (id, tenant_id, agent_id, agent_version, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![session.id.as_str(), tenant.as_str(), agent.as_str(), version, millis(session.created_at)],
     )?;
