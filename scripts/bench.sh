@@ -17,8 +17,8 @@ for url in "${backends[@]}"; do
     db=()
     [ -n "$url" ] && db=(--database-url "$url")
     for history in 10 1000 10000; do
-        ROSTER_BENCH_DATABASE_URL= "$roster" bench "${db[@]}" --sessions 1 --turns "${TURNS_ONE:-300}" --history "$history"
-        ROSTER_BENCH_DATABASE_URL= "$roster" bench "${db[@]}" --sessions 100 --turns "${TURNS_MANY:-20}" --history "$history"
+        env -u ROSTER_BENCH_DATABASE_URL "$roster" bench "${db[@]}" --sessions 1 --turns "${TURNS_ONE:-300}" --history "$history"
+        env -u ROSTER_BENCH_DATABASE_URL "$roster" bench "${db[@]}" --sessions 100 --turns "${TURNS_MANY:-20}" --history "$history"
     done
 done
 

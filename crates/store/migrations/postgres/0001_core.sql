@@ -74,6 +74,9 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_by_tenant ON sessions (tenant_id, id);
 
+-- Append-only tables are keyed (tenant_id, parent, seq): every query gives
+-- both, so reading a session's tail is an index range scan of LIMIT rows
+-- whatever the table's statistics say (tenant_id leads).
 CREATE TABLE items (
     session_id TEXT COLLATE "C" NOT NULL,
     seq BIGINT NOT NULL,
@@ -83,7 +86,7 @@ CREATE TABLE items (
     content TEXT NOT NULL,
     tokens BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
-    PRIMARY KEY (session_id, seq)
+    PRIMARY KEY (tenant_id, session_id, seq)
 );
 
 CREATE TABLE runs (
@@ -114,7 +117,7 @@ CREATE TABLE steps (
     output TEXT,
     started_at BIGINT NOT NULL,
     finished_at BIGINT,
-    PRIMARY KEY (run_id, n)
+    PRIMARY KEY (tenant_id, run_id, n)
 );
 
 CREATE TABLE run_events (
@@ -123,7 +126,7 @@ CREATE TABLE run_events (
     tenant_id TEXT COLLATE "C" NOT NULL,
     body TEXT NOT NULL,
     created_at BIGINT NOT NULL,
-    PRIMARY KEY (run_id, seq)
+    PRIMARY KEY (tenant_id, run_id, seq)
 );
 
 CREATE TABLE ledger (

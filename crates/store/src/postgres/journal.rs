@@ -110,13 +110,16 @@ pub(crate) async fn commit(
         .await?;
     }
 
-    let mut seq: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1 AND tenant_id = $2",
+    // `ORDER BY … DESC LIMIT 1`, not `MAX()`: the planner may answer MAX with
+    // a full scan of the run's rows when statistics are stale.
+    let mut seq: i64 = sqlx::query_scalar::<_, i64>(
+        "SELECT seq FROM run_events WHERE tenant_id = $2 AND run_id = $1 ORDER BY seq DESC LIMIT 1",
     )
     .bind(run)
     .bind(tenant.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
+    .fetch_optional(&mut *conn)
+    .await?
+    .unwrap_or(0);
     let mut events = Vec::new();
     for event in events_for(write, &items) {
         seq += 1;
@@ -149,13 +152,15 @@ async fn append_item(
     let seq = match *next {
         Some(seq) => seq,
         None => {
-            let last: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(seq), 0) FROM items WHERE session_id = $1 AND tenant_id = $2",
+            // See the events' sequence above: never `MAX()` here.
+            let last: i64 = sqlx::query_scalar::<_, i64>(
+                "SELECT seq FROM items WHERE tenant_id = $2 AND session_id = $1 ORDER BY seq DESC LIMIT 1",
             )
             .bind(session)
             .bind(tenant.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or(0);
             last + 1
         }
     };
