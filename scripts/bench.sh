@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build --release -p roster >&2
 roster="$CARGO_TARGET_DIR/release/roster"
+python3 scripts/fsync_probe.py 1000
 
 backends=("")
 [ -n "${ROSTER_BENCH_DATABASE_URL:-}" ] && backends+=("$ROSTER_BENCH_DATABASE_URL")
