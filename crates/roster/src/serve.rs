@@ -52,6 +52,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    // Two servers on one data directory would both resume the same runs and
+    // both write the same SQLite file: refuse the second.
+    let _lock = lock_data_dir(&data_dir)?;
     let url = match &database_url {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", data_dir.join("roster.db").display()),
@@ -93,12 +96,53 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             providers.join(", ")
         }
     );
-    let app = roster_api::app(AppState { store, runtime });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    let app = roster_api::app(AppState {
+        store,
+        runtime: runtime.clone(),
+    });
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signalled = stopping.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        signalled.notify_one();
+    });
+    // Long requests (a waiting POST, an SSE stream) get a grace period, not
+    // a veto: runs in flight resume from their journal at the next start.
+    let grace = async {
+        stopping.notified().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server => result.context("server failed")?,
+        () = grace => tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway"),
+    }
+    runtime.shutdown().await;
     Ok(())
+}
+
+/// How long open requests may keep a stopping server alive.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Holds an exclusive lock on `<data-dir>/roster.lock` for the life of the
+/// server.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
+    let path = data_dir.join("roster.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another roster server is using the data directory {}",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 async fn shutdown_signal() {

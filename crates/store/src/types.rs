@@ -214,3 +214,24 @@ pub(crate) fn events_for(write: &JournalWrite, items: &[Item]) -> Vec<RunEvent> 
     }
     events
 }
+
+/// Whether a journal write may apply to a run in `status`: a finished run
+/// takes none, and only a queued run can start. Shared so both backends
+/// refuse the same writes.
+pub(crate) fn check_writable(
+    run: &str,
+    status: &str,
+    write: &JournalWrite,
+) -> Result<(), crate::StoreError> {
+    if matches!(status, "completed" | "failed" | "cancelled") {
+        return Err(crate::StoreError::Conflict(format!(
+            "run {run} is already {status}"
+        )));
+    }
+    if matches!(write.transition, Some(RunTransition::Start)) && status != "queued" {
+        return Err(crate::StoreError::Conflict(format!(
+            "run {run} cannot start: it is {status}"
+        )));
+    }
+    Ok(())
+}

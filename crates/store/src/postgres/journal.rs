@@ -7,7 +7,7 @@
 //! orders commits against `create_run`'s busy check.
 
 use super::is_unique_violation;
-use crate::types::{events_for, from_millis, millis};
+use crate::types::{check_writable, events_for, from_millis, millis};
 use crate::{BlockWrite, Committed, JournalWrite, RunTransition, StepWrite, StoreError};
 use chrono::Utc;
 use roster_core::event::SequencedEvent;
@@ -36,16 +36,7 @@ pub(crate) async fn commit(
     .await?
     .ok_or_else(|| StoreError::NotFound("run".into()))?;
     let status: String = locked.try_get(0)?;
-    if matches!(status.as_str(), "completed" | "failed" | "cancelled") {
-        return Err(StoreError::Conflict(format!(
-            "run {run} is already {status}"
-        )));
-    }
-    if matches!(write.transition, Some(RunTransition::Start)) && status != "queued" {
-        return Err(StoreError::Conflict(format!(
-            "run {run} cannot start: it is {status}"
-        )));
-    }
+    check_writable(run, &status, write)?;
 
     let mut items = Vec::with_capacity(write.items.len() + 1);
     let mut next_item: Option<i64> = None;

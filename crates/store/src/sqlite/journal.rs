@@ -2,7 +2,7 @@
 //! block edit and status change, all in one savepoint of a group commit.
 
 use super::rows;
-use crate::types::{events_for, from_millis, millis};
+use crate::types::{check_writable, events_for, from_millis, millis};
 use crate::{BlockWrite, Committed, JournalWrite, RunTransition, StepWrite, StoreError};
 use chrono::Utc;
 use roster_core::event::SequencedEvent;
@@ -25,16 +25,7 @@ pub(crate) fn commit(
     )
     .optional()?;
     let status = status.ok_or_else(|| StoreError::NotFound("run".into()))?;
-    if matches!(status.as_str(), "completed" | "failed" | "cancelled") {
-        return Err(StoreError::Conflict(format!(
-            "run {run} is already {status}"
-        )));
-    }
-    if matches!(write.transition, Some(RunTransition::Start)) && status != "queued" {
-        return Err(StoreError::Conflict(format!(
-            "run {run} cannot start: it is {status}"
-        )));
-    }
+    check_writable(run, &status, write)?;
 
     let mut items = Vec::with_capacity(write.items.len() + 1);
     if let Some(RunTransition::Start) = &write.transition {
