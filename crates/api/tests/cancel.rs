@@ -245,7 +245,6 @@ async fn a_finished_run_cannot_be_cancelled() {
 /// The ledger promises one entry per model call, success or failure; a call
 /// abandoned by a cancel was still sent (and may be billed).
 #[tokio::test]
-#[ignore = "roster-runtime: runner.rs drops the in-flight attempt on cancel, so it never reaches the ledger"]
 async fn a_cancelled_model_call_is_in_the_ledger() {
     let app = TestApp::start().await;
     let admin = app.admin();

@@ -36,6 +36,10 @@ pub enum ProviderError {
     /// A route names a provider the registry does not have.
     #[error("unknown provider `{name}`")]
     UnknownProvider { name: String },
+    /// The caller stopped waiting (the run was cancelled) while the request
+    /// was in flight; the provider may still bill it.
+    #[error("cancelled while in flight")]
+    Cancelled,
 }
 
 impl ProviderError {
@@ -50,6 +54,7 @@ impl ProviderError {
             ProviderError::Timeout { .. } => "provider_timeout",
             ProviderError::InvalidResponse { .. } => "provider_invalid_response",
             ProviderError::UnknownProvider { .. } => "unknown_provider",
+            ProviderError::Cancelled => "cancelled",
         }
     }
 

@@ -77,9 +77,19 @@ impl Router {
             req.model.clone_from(&target.model);
             let mut retry = 0;
             loop {
-                let started = Instant::now();
+                let mut in_flight = InFlight {
+                    target,
+                    started: Instant::now(),
+                    on_attempt,
+                    reported: false,
+                };
                 let result = provider.chat(&req, on_text).await;
-                on_attempt(attempt(target, started.elapsed(), result.as_ref()));
+                in_flight.reported = true;
+                on_attempt(attempt(
+                    target,
+                    in_flight.started.elapsed(),
+                    result.as_ref(),
+                ));
                 let error = match result {
                     Ok(response) => return Ok((response, target.clone())),
                     Err(error) => error,
@@ -100,6 +110,28 @@ impl Router {
             }
         }
         Err(last_error)
+    }
+}
+
+/// Reports the attempt as `cancelled` if the caller drops the router's
+/// future while a request is in flight, so the ledger still gets a row for a
+/// call that was sent (and may be billed).
+struct InFlight<'a> {
+    target: &'a RouteTarget,
+    started: Instant,
+    on_attempt: &'a (dyn Fn(Attempt) + Send + Sync),
+    reported: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            (self.on_attempt)(attempt(
+                self.target,
+                self.started.elapsed(),
+                Err(&ProviderError::Cancelled),
+            ));
+        }
     }
 }
 

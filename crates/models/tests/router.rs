@@ -283,3 +283,25 @@ async fn provider_max_retries_overrides_policy() {
     assert_eq!(e.code(), "provider_transient");
     assert_eq!(server.request_count(), 1);
 }
+
+#[tokio::test]
+async fn a_call_abandoned_in_flight_is_reported_as_cancelled() {
+    let server = FakeModelServer::start().await;
+    server.push_all([Reply::error(503, "busy"), Reply::text("late").hang()]);
+    let attempts = Attempts::default();
+    let router = router(vec![named(&server, "a")]);
+    let on_attempt = |a| attempts.push(a);
+    let to = route("a/m1", &[]);
+    let call = router.chat(&to, request(false), &ignore, &on_attempt);
+    // The caller gives up while the retry is in flight.
+    let abandoned = tokio::time::timeout(Duration::from_millis(500), call).await;
+    assert!(abandoned.is_err(), "the hung call cannot have finished");
+    assert_eq!(server.request_count(), 2);
+    assert_eq!(
+        attempts.outcomes(),
+        vec![
+            outcome("a", "m1", "provider_transient"),
+            outcome("a", "m1", "cancelled")
+        ]
+    );
+}
