@@ -50,8 +50,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let database_url = args.database_url.or(file.database_url.clone());
 
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    create_private_dir(&data_dir)?;
     // Two servers on one data directory would both resume the same runs and
     // both write the same SQLite file: refuse the second.
     let _lock = lock_data_dir(&data_dir)?;
@@ -118,6 +117,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     runtime.shutdown().await;
     Ok(())
+}
+
+/// Creates the data directory readable by its owner only: it holds the
+/// database and the admin key file.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
 /// How long open requests may keep a stopping server alive.
