@@ -58,6 +58,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", data_dir.join("roster.db").display()),
     };
+    // The PostgreSQL counterpart of the data-directory lock.
+    let _server_lock = match &database_url {
+        Some(url) => Some(
+            roster_store::postgres::lock_for_server(url)
+                .await
+                .context("cannot start")?,
+        ),
+        None => None,
+    };
     let store = roster_store::open(&url)
         .await
         .context("cannot open the store")?;

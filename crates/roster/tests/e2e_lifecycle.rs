@@ -35,6 +35,34 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
 }
 
 #[tokio::test]
+async fn a_second_server_on_the_same_database_is_refused() {
+    let Some(url) = common::postgres_url().await else {
+        return;
+    };
+    let model = FakeModelServer::start().await;
+    let (first_dir, second_dir) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let env = [("ROSTER_DATABASE_URL", url.as_str())];
+    let _first = Server::start(first_dir.path(), &model.openai_base_url(), &env).await;
+    let second = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(second_dir.path())
+        .env("ROSTER_ADMIN_KEY", common::ADMIN_KEY)
+        .env("ROSTER_DATABASE_URL", &url)
+        .stdout(Stdio::null())
+        .output()
+        .expect("run a second server");
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another roster server is using this database"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn sigterm_stops_promptly_and_the_waiting_run_resumes_later() {
     let model = FakeModelServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");

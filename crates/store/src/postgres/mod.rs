@@ -12,7 +12,10 @@ mod api;
 mod journal;
 mod rows;
 mod runs;
+mod server_lock;
 mod sessions;
+
+pub use server_lock::{lock_for_server, ServerLock};
 
 use crate::StoreError;
 use sqlx::migrate::{MigrateError, Migrator};
