@@ -66,7 +66,24 @@ pub fn run_events(
                     }
                 },
                 Some(rx) => loop {
-                    match rx.recv().await {
+                    let received = match tokio::time::timeout(QUIET_CHECK, rx.recv()).await {
+                        Ok(received) => received,
+                        // Quiet for a while: make sure the run is still going
+                        // (a channel can outlive a run that ended elsewhere).
+                        Err(_) => match state.store.get_run(&tenant, &run).await {
+                            Ok(Some(current)) if !current.status.is_finished() => continue,
+                            Ok(Some(_)) => {
+                                finished = true;
+                                break;
+                            }
+                            Ok(None) => break 'outer,
+                            Err(e) => {
+                                tracing::error!(run = %run, error = %e, "cannot read the run");
+                                break 'outer;
+                            }
+                        },
+                    };
+                    match received {
                         Ok(ev) => match ev.seq {
                             None => yield Ok(sse_event(None, &ev.event)),
                             Some(seq) if seq <= last => continue,
@@ -93,6 +110,10 @@ pub fn run_events(
     };
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
+
+/// How long a live stream may stay silent before the run's status is checked
+/// in the store.
+const QUIET_CHECK: Duration = Duration::from_secs(5);
 
 fn sse_event(seq: Option<i64>, event: &RunEvent) -> Event {
     let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_owned());

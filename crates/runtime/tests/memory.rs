@@ -5,6 +5,7 @@
 mod common;
 
 use common::model::{call, calls, request_results, text, ScriptedModel};
+use common::tools::ProbeTool;
 use common::*;
 use roster_core::memory::{MemoryBlock, MemoryBlockSpec, MemoryBlockVersion};
 use roster_core::run::RunStatus;
@@ -15,6 +16,7 @@ on_both_backends!(
     edits_and_their_errors,
     two_sessions_append_at_once_and_both_land,
     many_sessions_append_at_once_and_all_land,
+    a_run_sees_blocks_edited_by_another_session_meanwhile,
 );
 
 const TOOLS: [&str; 2] = ["memory_append", "memory_replace"];
@@ -240,4 +242,35 @@ async fn many_sessions_append_at_once_and_all_land(db: Db) {
     expected.sort_unstable();
     assert_eq!(lines, expected, "an update was lost");
     assert_eq!(history(&store, &fx, "log").await.len(), 1 + SESSIONS);
+}
+
+/// Blocks belong to the agent: a run must see an edit another session made
+/// between two of its model calls.
+async fn a_run_sees_blocks_edited_by_another_session_meanwhile(db: Db) {
+    let store = db.open().await;
+    // Requests in order: A's first call, B's two, A's second.
+    let model = ScriptedModel::new(vec![
+        calls(vec![call("w1", "wait", "{}")]),
+        calls(vec![append("b1", "human", "Likes tea")]),
+        text("noted"),
+        text("done waiting"),
+    ]);
+    let tool = ProbeTool::blocking("wait", false);
+    let fx = Fixture::with_blocks(&store, config(&["wait", "memory_append"]), blocks()).await;
+    let rt = runtime(store.clone(), model.clone(), vec![tool.clone()]);
+    let a = submit(&rt, &fx, "wait for me").await;
+    wait_until("session A's tool runs", || tool.executions() == 1).await;
+    let other = fx.new_session(&store).await;
+    let b = submit_to(&rt, &fx, &other, "I like tea").await;
+    finished(&rt, &fx, &b.id, RunStatus::Completed).await;
+    tool.release();
+    finished(&rt, &fx, &a.id, RunStatus::Completed).await;
+    assert_eq!(model.request_count(), 4);
+    let before = model.request(0).system;
+    let after = model.request(3).system;
+    assert!(!before.contains("Likes tea"), "{before}");
+    assert!(
+        after.contains("Likes tea"),
+        "A's second call used a stale block: {after}"
+    );
 }

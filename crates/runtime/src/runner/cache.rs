@@ -1,11 +1,11 @@
 //! What a run reads once and then keeps up to date itself, so a turn does
-//! not re-read the store for state it wrote: the session's context window
-//! and the agent's memory blocks. Also the process-wide cache of sessions and
-//! agent versions, which never change once written.
+//! not re-read the store for state it wrote: the session's context window.
+//! Also the process-wide cache of sessions and agent versions, which never
+//! change once written. (Memory blocks are not cached: they belong to the
+//! agent, and its other sessions edit them.)
 
 use roster_core::agent::Agent;
 use roster_core::item::Item;
-use roster_core::memory::MemoryBlock;
 use roster_core::{AgentId, SessionId, TenantId};
 use roster_store::Session;
 use std::collections::HashMap;
@@ -17,7 +17,6 @@ use std::sync::Mutex;
 #[derive(Default)]
 pub(crate) struct Window {
     items: Mutex<Option<Vec<Item>>>,
-    blocks: Mutex<Option<Vec<MemoryBlock>>>,
 }
 
 impl Window {
@@ -39,22 +38,6 @@ impl Window {
                 items.drain(..items.len() - limit);
             }
         }
-    }
-
-    pub(crate) fn blocks(&self) -> Option<Vec<MemoryBlock>> {
-        self.blocks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub(crate) fn set_blocks(&self, blocks: Vec<MemoryBlock>) {
-        *self.blocks.lock().unwrap_or_else(|p| p.into_inner()) = Some(blocks);
-    }
-
-    /// A memory edit landed (or may have): read the blocks again next time.
-    pub(crate) fn forget_blocks(&self) {
-        *self.blocks.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 

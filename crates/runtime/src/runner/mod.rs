@@ -49,7 +49,7 @@ struct RunState<'a> {
     cancel: CancellationToken,
     /// The run's final status is journaled.
     finished: bool,
-    /// The session tail and memory blocks, read once and kept current.
+    /// The session tail, read once and kept current.
     window: cache::Window,
 }
 
@@ -219,16 +219,11 @@ impl RunState<'_> {
                 return Ok(());
             }
         };
-        let blocks = match self.window.blocks() {
-            Some(blocks) => blocks,
-            None => {
-                let blocks = store
-                    .list_memory_blocks(self.tenant, &self.agent.id)
-                    .await?;
-                self.window.set_blocks(blocks.clone());
-                blocks
-            }
-        };
+        // Read every time: blocks belong to the agent, and runs in its other
+        // sessions may have edited them since this run's last model call.
+        let blocks = store
+            .list_memory_blocks(self.tenant, &self.agent.id)
+            .await?;
         let system = system_prompt(&self.agent.config.instructions, &blocks);
         let tools = self.tool_specs();
         let tail = match self.window.items() {
@@ -383,17 +378,40 @@ impl RunState<'_> {
             RunStatus::Cancelled => "the run was cancelled",
             _ => "the run stopped",
         };
-        write.items = self
-            .machine
-            .dangling_calls()
-            .into_iter()
-            .map(|call| ItemContent::ToolResult {
+        for call in self.machine.dangling_calls() {
+            let output = format!("not executed: {reason} before this call completed");
+            let step = self.resumed.get(&call.id).copied();
+            // A call whose `started` row is journaled gets it completed, so
+            // the finished run shows no step still in flight.
+            if let Some(n) = step.filter(|n| self.started.contains(n)) {
+                let outcome = roster_core::machine::ToolOutcome {
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    output: output.clone(),
+                    is_error: true,
+                };
+                write.steps.push(StepWrite::Completed {
+                    n,
+                    kind: StepKind::ToolCall,
+                    input: json!({ "call": call }),
+                    output: serde_json::to_value(StepOutput::ToolCall(outcome))
+                        .map_err(|e| RuntimeError::Invalid(e.to_string()))?,
+                });
+            }
+            write.events.push(RunEvent::ToolResult {
+                step: step.unwrap_or(self.next_step),
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                output: output.clone(),
+                is_error: true,
+            });
+            write.items.push(ItemContent::ToolResult {
                 call_id: call.id,
                 name: call.name,
-                output: format!("not executed: {reason} before this call completed"),
+                output,
                 is_error: true,
-            })
-            .collect();
+            });
+        }
         write.transition = Some(RunTransition::Finish {
             status,
             output,

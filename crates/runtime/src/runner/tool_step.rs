@@ -200,19 +200,7 @@ impl RunState<'_> {
             is_error: outcome.is_error,
         }];
         write.block_write = block;
-        let edits_memory = write.block_write.is_some();
-        let committed = match self.inner.store.commit(self.tenant, write).await {
-            Ok(committed) => committed,
-            Err(e) => {
-                if edits_memory {
-                    self.window.forget_blocks();
-                }
-                return Err(e);
-            }
-        };
-        if edits_memory {
-            self.window.forget_blocks();
-        }
+        let committed = self.inner.store.commit(self.tenant, write).await?;
         self.window.append(&committed.items, super::window_limit());
         self.inner.publish(&self.run.id, &committed.events);
         Ok(())

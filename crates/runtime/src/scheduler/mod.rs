@@ -180,8 +180,15 @@ impl Runtime {
                     .remove(run_id);
                 result?;
             } else {
-                self.inner.bus.open(&run.id);
-                self.inner.kick(tenant, &run.session_id);
+                // A `running` run with no worker here (interrupted, not yet
+                // resumed) goes through the runner, which closes its calls.
+                // Unless it finished while we looked: then there is nothing
+                // to reopen.
+                let now = self.inner.store.get_run(tenant, run_id).await?;
+                if now.is_some_and(|r| !r.status.is_finished()) {
+                    self.inner.bus.open(&run.id);
+                    self.inner.kick(tenant, &run.session_id);
+                }
             }
         }
         let ended = self.wait(tenant, run_id, Duration::from_secs(30)).await?;

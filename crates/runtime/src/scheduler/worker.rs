@@ -8,11 +8,14 @@ use roster_core::{RunId, SessionId, TenantId};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Tries a worker gives its session's work (executing the next run, reading
-/// the queue) when the store fails, with doubling delays from
-/// [`RETRY_DELAY`], before it leaves it for the next input or start.
-const EXECUTE_ATTEMPTS: u32 = 5;
+/// Delay before the worker retries its session's work after a store error,
+/// doubling per consecutive failure up to [`MAX_RETRY_DELAY`]. It never gives
+/// up: a run left `running` without a worker would strand its session (and
+/// every waiting client) until the next start.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// Consecutive failures after which each further one is logged as an error.
+const LOUD_AFTER: u32 = 5;
 
 impl Inner {
     /// Makes sure a worker serves the session: starts one, or tells the live
@@ -75,10 +78,7 @@ impl Inner {
                         }
                         Err(e) => {
                             failing = Some(run.id.clone());
-                            if failures + 1 >= EXECUTE_ATTEMPTS {
-                                self.forget(&run.id);
-                            }
-                            tracing::warn!(run = %run.id, error = %e, "run execution failed");
+                            tracing::warn!(run = %run.id, error = %e, "run execution failed; it resumes from its journal");
                             e
                         }
                     }
@@ -97,17 +97,15 @@ impl Inner {
                 }
             };
             failures += 1;
-            if failures >= EXECUTE_ATTEMPTS {
-                tracing::error!(session = %session, error = %error, "the session's work keeps failing; leaving it for its next input or the next start");
-                break;
+            if failures >= LOUD_AFTER {
+                tracing::error!(session = %session, failures, error = %error, "the session's work keeps failing; still retrying");
             }
             // Resuming replays the journal, so nothing done is done again.
-            tokio::time::sleep(RETRY_DELAY * 2u32.pow(failures - 1)).await;
+            let delay = RETRY_DELAY
+                .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+                .min(MAX_RETRY_DELAY);
+            tokio::time::sleep(delay).await;
         }
-        self.workers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
     }
 
     /// Drops what the worker kept for a run it is done with.

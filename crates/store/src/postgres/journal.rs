@@ -43,10 +43,11 @@ pub(crate) async fn commit(
     if let Some(RunTransition::Start) = &write.transition {
         let input: String = locked.try_get(1)?;
         sqlx::query(
-            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $2) WHERE id = $1",
+            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $2) WHERE id = $1 AND tenant_id = $3",
         )
         .bind(run)
         .bind(now)
+        .bind(tenant.as_str())
         .execute(&mut *conn)
         .await?;
         let content = ItemContent::UserMessage { text: input };
@@ -90,13 +91,14 @@ pub(crate) async fn commit(
     {
         let error = error.as_ref().map(serde_json::to_string).transpose()?;
         sqlx::query(
-            "UPDATE runs SET status = $2, output = $3, error = $4, finished_at = $5 WHERE id = $1",
+            "UPDATE runs SET status = $2, output = $3, error = $4, finished_at = $5 WHERE id = $1 AND tenant_id = $6",
         )
         .bind(run)
         .bind(status.as_str())
         .bind(output.as_deref())
         .bind(error)
         .bind(now)
+        .bind(tenant.as_str())
         .execute(&mut *conn)
         .await?;
     }

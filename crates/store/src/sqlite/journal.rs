@@ -31,14 +31,14 @@ pub(crate) fn commit(
     if let Some(RunTransition::Start) = &write.transition {
         let (input,): (String,) = rows::row(
             conn,
-            "SELECT input FROM runs WHERE id = ?1",
-            params![run],
+            "SELECT input FROM runs WHERE id = ?1 AND tenant_id = ?2",
+            params![run, tenant.as_str()],
             |r| Ok((r.get(0)?,)),
         )?;
         rows::exec(
         conn,
-            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?2) WHERE id = ?1",
-            params![run, now],
+            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?2) WHERE id = ?1 AND tenant_id = ?3",
+            params![run, now, tenant.as_str()],
         )?;
         items.push(append_item(
             conn,
@@ -75,11 +75,13 @@ pub(crate) fn commit(
     {
         let error = error.as_ref().map(serde_json::to_string).transpose()?;
         conn.prepare_cached(
-            "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5 WHERE id = ?1",
+            "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5 WHERE id = ?1 AND tenant_id = ?6",
         )?
-        .execute(params![run, status.as_str(), output, error, now])?;
+        .execute(params![run, status.as_str(), output, error, now, tenant.as_str()])?;
     }
 
+    // Keyed by the run alone: this write has already proved the run is the
+    // tenant's, and a tenant column here would defeat SQLite's MAX-by-index.
     let mut seq: i64 = conn
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = ?1")?
         .query_row(params![run], |r| r.get(0))?;
@@ -107,6 +109,7 @@ fn append_item(
     now: i64,
 ) -> Result<Item, StoreError> {
     let session = write.session_id.as_str();
+    // Keyed by the session alone, for the reason given for events above.
     let last: i64 = conn
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM items WHERE session_id = ?1")?
         .query_row(params![session], |r| r.get(0))?;
@@ -145,8 +148,8 @@ fn write_step(
             output,
         } => {
             let updated = conn
-                .prepare_cached("UPDATE steps SET status = 'completed', output = ?3, finished_at = ?4 WHERE run_id = ?1 AND n = ?2 AND status = 'started'")?
-                .execute(params![run, n, serde_json::to_string(output)?, now])?;
+                .prepare_cached("UPDATE steps SET status = 'completed', output = ?3, finished_at = ?4 WHERE run_id = ?1 AND n = ?2 AND tenant_id = ?5 AND status = 'started'")?
+                .execute(params![run, n, serde_json::to_string(output)?, now, tenant.as_str()])?;
             if updated == 0 {
                 conn.prepare_cached(
                     "INSERT INTO steps (run_id, n, tenant_id, kind, status, input, output, started_at, finished_at)

@@ -38,8 +38,8 @@ pub(crate) fn create_run(
     if new.if_busy == BusyPolicy::Reject {
         let busy: i64 = rows::row(
         conn,
-            "SELECT COUNT(*) FROM runs WHERE session_id = ?1 AND status IN ('queued', 'running', 'awaiting_approval')",
-            params![new.session_id.as_str()],
+            "SELECT COUNT(*) FROM runs WHERE session_id = ?1 AND tenant_id = ?2 AND status IN ('queued', 'running', 'awaiting_approval')",
+            params![new.session_id.as_str(), tenant.as_str()],
             |r| r.get(0),
         )?;
         if busy > 0 {

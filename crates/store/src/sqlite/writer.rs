@@ -77,6 +77,10 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
 }
 
 fn execute_batch(conn: &Connection, batch: Vec<Job>) {
+    if !conn.is_autocommit() {
+        // A transaction left open by an earlier failure: end it first.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let message = format!("cannot begin a write: {e}");
         for job in batch {
@@ -85,7 +89,8 @@ fn execute_batch(conn: &Connection, batch: Vec<Job>) {
         return;
     }
     let mut answers = Vec::with_capacity(batch.len());
-    for job in batch {
+    let mut jobs = batch.into_iter();
+    for job in jobs.by_ref() {
         let answer = match conn.execute_batch("SAVEPOINT job") {
             Ok(()) => {
                 let answer = (job.work)(conn);
@@ -102,6 +107,19 @@ fn execute_batch(conn: &Connection, batch: Vec<Job>) {
             Err(e) => Err(StoreError::from(e)),
         };
         answers.push((job.reply, answer));
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (disk full, I/O
+            // error, ...): nothing of this batch is stored, so no job may be
+            // answered with success, and none may run outside it.
+            let message = "the write transaction was rolled back by SQLite".to_owned();
+            for (reply, _) in answers.drain(..) {
+                let _ = reply.send(Err(StoreError::Database(message.clone())));
+            }
+            for job in jobs {
+                let _ = job.reply.send(Err(StoreError::Database(message.clone())));
+            }
+            return;
+        }
     }
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
@@ -116,5 +134,77 @@ fn execute_batch(conn: &Connection, batch: Vec<Job>) {
                 let _ = reply.send(Err(StoreError::Database(message.clone())));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(
+        work: impl FnOnce(&Connection) -> Answer + Send + 'static,
+    ) -> (Job, oneshot::Receiver<Answer>) {
+        let (reply, answer) = oneshot::channel();
+        (
+            Job {
+                work: Box::new(work),
+                reply,
+            },
+            answer,
+        )
+    }
+
+    fn insert(value: i64) -> impl FnOnce(&Connection) -> Answer + Send + 'static {
+        move |c| {
+            c.execute("INSERT INTO t VALUES (?1)", [value])?;
+            Ok(Box::new(()))
+        }
+    }
+
+    fn count(conn: &Connection) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn a_failing_job_is_undone_alone() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (x INTEGER)")
+            .expect("schema");
+        let (a, a_answer) = job(insert(1));
+        let (b, b_answer) = job(|c| {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            Err(StoreError::Conflict("no".into()))
+        });
+        let (c, c_answer) = job(insert(3));
+        execute_batch(&conn, vec![a, b, c]);
+        assert!(a_answer.blocking_recv().expect("a").is_ok());
+        assert!(b_answer.blocking_recv().expect("b").is_err());
+        assert!(c_answer.blocking_recv().expect("c").is_ok());
+        assert_eq!(count(&conn), 2);
+    }
+
+    #[test]
+    fn when_sqlite_drops_the_transaction_no_job_reports_success_or_lands() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (x INTEGER)")
+            .expect("schema");
+        let (a, a_answer) = job(insert(1));
+        // Stands in for SQLite's own rollback on a full disk or an I/O error.
+        let (b, b_answer) = job(|c| {
+            c.execute_batch("ROLLBACK")?;
+            Err(StoreError::Database("disk full".into()))
+        });
+        let (c, c_answer) = job(insert(3));
+        execute_batch(&conn, vec![a, b, c]);
+        for answer in [a_answer, b_answer, c_answer] {
+            assert!(answer.blocking_recv().expect("answered").is_err());
+        }
+        assert_eq!(count(&conn), 0);
+        // The writer is usable again.
+        let (d, d_answer) = job(insert(4));
+        execute_batch(&conn, vec![d]);
+        assert!(d_answer.blocking_recv().expect("d").is_ok());
+        assert_eq!(count(&conn), 1);
     }
 }
