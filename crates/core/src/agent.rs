@@ -64,7 +64,13 @@ impl AgentConfig {
                 "must be between 256 and 10000000",
             ));
         }
-        for tool in &self.tools {
+        for (i, tool) in self.tools.iter().enumerate() {
+            if self.tools[..i].contains(tool) {
+                return Err(ValidationError::new(
+                    "tools",
+                    format!("tool `{tool}` is listed twice"),
+                ));
+            }
             if !known_tools.contains(&tool.as_str()) {
                 return Err(ValidationError::new(
                     "tools",
@@ -119,6 +125,23 @@ pub struct NewAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_must_be_known_and_listed_once() {
+        let mut config = AgentConfig {
+            instructions: String::new(),
+            model: "openai/m".into(),
+            fallbacks: vec![],
+            tools: vec!["a".into(), "b".into()],
+            max_steps: DEFAULT_MAX_STEPS,
+            context_tokens: DEFAULT_CONTEXT_TOKENS,
+        };
+        assert!(config.validate(&["a", "b"]).is_ok());
+        assert!(config.validate(&["a"]).is_err());
+        config.tools.push("a".into());
+        let err = config.validate(&["a", "b"]).expect_err("duplicate");
+        assert!(err.message.contains("twice"), "{err}");
+    }
 
     #[test]
     fn names() {
