@@ -50,6 +50,7 @@ impl Store for FlakyStore {
     }
     async fn count_admin_keys(&self, t: &TenantId) -> StoreResult<i64> { self.check()?; self.inner.count_admin_keys(t).await }
     async fn revoke_admin_keys(&self, t: &TenantId) -> StoreResult<()> { self.check()?; self.inner.revoke_admin_keys(t).await }
+    async fn set_admin_key(&self, t: &TenantId, k: NewApiKey) -> StoreResult<ApiKeyRecord> { self.check()?; self.inner.set_admin_key(t, k).await }
     async fn get_key(&self, t: &TenantId, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>> { self.check()?; self.inner.get_key(t, id).await }
     async fn create_agent(&self, t: &TenantId, a: NewAgent, p: &str) -> StoreResult<Agent> { self.check()?; self.inner.create_agent(t, a, p).await }
     async fn list_agents(&self, t: &TenantId) -> StoreResult<Vec<Agent>> { self.check()?; self.inner.list_agents(t).await }

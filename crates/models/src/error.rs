@@ -36,6 +36,10 @@ pub enum ProviderError {
     /// A route names a provider the registry does not have.
     #[error("unknown provider `{name}`")]
     UnknownProvider { name: String },
+    /// 404: the provider does not know the model (or the base URL is
+    /// wrong). Another target of the route may well have it.
+    #[error("not found: {message}")]
+    NotFound { message: String },
     /// The caller stopped waiting (the run was cancelled) while the request
     /// was in flight; the provider may still bill it.
     #[error("cancelled while in flight")]
@@ -55,6 +59,7 @@ impl ProviderError {
             ProviderError::InvalidResponse { .. } => "provider_invalid_response",
             ProviderError::UnknownProvider { .. } => "unknown_provider",
             ProviderError::Cancelled => "cancelled",
+            ProviderError::NotFound { .. } => "provider_not_found",
         }
     }
 

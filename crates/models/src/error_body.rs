@@ -83,14 +83,17 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
+    // `try_from`: a value too large for a Duration (a hostile or broken
+    // header) must not panic; it is treated as "wait longer than we will".
     if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
+            return Some(Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX));
         }
     }
     let value = header("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
@@ -108,6 +111,13 @@ mod tests {
             map.insert(*k, HeaderValue::from_str(v).expect("valid"));
         }
         map
+    }
+
+    #[test]
+    fn absurd_retry_after_values_do_not_panic() {
+        for (name, value) in [("retry-after", "1e30"), ("retry-after-ms", "1e300")] {
+            assert_eq!(retry_after(&headers(&[(name, value)])), Some(Duration::MAX));
+        }
     }
 
     #[test]

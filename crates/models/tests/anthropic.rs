@@ -180,7 +180,7 @@ async fn error_statuses_map_to_kinds() {
                 Reply::error(400, "tools.0: bad schema"),
                 "provider_bad_request",
             ),
-            (Reply::error(404, "model not found"), "provider_bad_request"),
+            (Reply::error(404, "model not found"), "provider_not_found"),
             (Reply::error(500, "internal"), "provider_transient"),
             (
                 Reply::raw(502, "text/html", "<html>bad gateway</html>"),

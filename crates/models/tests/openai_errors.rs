@@ -36,7 +36,7 @@ async fn error_statuses_map_to_kinds() {
             (Reply::error(403, "forbidden"), "provider_auth"),
             (Reply::context_overflow(), "provider_context_overflow"),
             (Reply::error(400, "bad tool schema"), "provider_bad_request"),
-            (Reply::error(404, "no such model"), "provider_bad_request"),
+            (Reply::error(404, "no such model"), "provider_not_found"),
             (Reply::error(500, "boom"), "provider_transient"),
             (Reply::error(503, "unavailable"), "provider_transient"),
         ];

@@ -305,3 +305,31 @@ async fn a_call_abandoned_in_flight_is_reported_as_cancelled() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_model_the_provider_does_not_have_falls_back_without_retry() {
+    let first = FakeModelServer::start().await;
+    let second = FakeModelServer::start().await;
+    first.push(Reply::error(404, "model \"llama3.1\" not found"));
+    second.push(Reply::text("from the fallback"));
+    let attempts = Attempts::default();
+    let (r, target) = router(vec![named(&first, "local"), named(&second, "cloud")])
+        .chat(
+            &route("local/llama3.1", &["cloud/m"]),
+            request(false),
+            &ignore,
+            &|a| attempts.push(a),
+        )
+        .await
+        .expect("falls back");
+    assert_eq!(r.text, "from the fallback");
+    assert_eq!(target.to_string(), "cloud/m");
+    assert_eq!(first.request_count(), 1, "a 404 is not retried");
+    assert_eq!(
+        attempts.outcomes(),
+        vec![
+            outcome("local", "llama3.1", "provider_not_found"),
+            outcome("cloud", "m", "ok")
+        ]
+    );
+}

@@ -202,20 +202,23 @@ async fn bootstrap_admin_key(store: &DynStore, data_dir: &Path) -> Result<()> {
             key.len() >= 16,
             "ROSTER_ADMIN_KEY must be at least 16 characters"
         );
-        let hash = hash_key(&key);
-        if store.find_api_key(&hash).await?.is_none() {
-            store.revoke_admin_keys(&tenant).await?;
-            store
-                .insert_api_key(
-                    &tenant,
-                    NewApiKey {
-                        id: KeyId::generate(),
-                        name: "admin (ROSTER_ADMIN_KEY)".into(),
-                        key_hash: hash,
-                        is_admin: true,
-                    },
-                )
-                .await?;
+        store
+            .set_admin_key(
+                &tenant,
+                NewApiKey {
+                    id: KeyId::generate(),
+                    name: "admin (ROSTER_ADMIN_KEY)".into(),
+                    key_hash: hash_key(&key),
+                    is_admin: true,
+                },
+            )
+            .await?;
+        // A key file from an earlier generated key no longer works; leaving
+        // it would send the CLI to the server with a revoked key.
+        let stale = data_dir.join(ADMIN_KEY_FILE);
+        if std::fs::read_to_string(&stale).is_ok_and(|k| k.trim() != key) {
+            std::fs::remove_file(&stale)
+                .with_context(|| format!("cannot remove stale {}", stale.display()))?;
         }
         return Ok(());
     }
@@ -255,6 +258,14 @@ fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
     let mut file = options
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    // `mode` applies only to a new file: tighten one that already existed
+    // before the secret goes in.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
+    }
     file.write_all(format!("{contents}\n").as_bytes())?;
     Ok(())
 }

@@ -136,3 +136,34 @@ async fn sigterm_stops_promptly_and_the_waiting_run_resumes_later() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn rotating_the_admin_key_away_and_back_works() {
+    let model = FakeModelServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (k1, k2) = ("first-admin-key-0123456789", "second-admin-key-0123456789");
+    let status = |server: &Server, key: &'static str| {
+        let url = format!("{}/v1/agents", server.url);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    for (current, old) in [(k1, k2), (k2, k1), (k1, k2)] {
+        let server = Server::start(
+            dir.path(),
+            &model.openai_base_url(),
+            &[("ROSTER_ADMIN_KEY", current)],
+        )
+        .await;
+        assert_eq!(status(&server, current).await, 200, "{current} works");
+        assert_eq!(status(&server, old).await, 401, "{old} is revoked");
+        drop(server);
+    }
+}

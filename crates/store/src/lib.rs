@@ -44,6 +44,9 @@ pub trait Store: Send + Sync + 'static {
     async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
     async fn count_admin_keys(&self, tenant: &TenantId) -> StoreResult<i64>;
     async fn revoke_admin_keys(&self, tenant: &TenantId) -> StoreResult<()>;
+    /// Makes `key` the tenant's only admin key, atomically: the others are
+    /// revoked; an earlier admin key with the same hash is restored.
+    async fn set_admin_key(&self, tenant: &TenantId, key: NewApiKey) -> StoreResult<ApiKeyRecord>;
     async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>>;
 
     // --- agents and memory blocks ---

@@ -70,6 +70,33 @@ async fn story(store: DynStore) {
         store.get_key(&b, &key.id).await.expect("get").is_none(),
         "tenant B sees A's key"
     );
+    // Rotating the admin key away and back: the earlier key is restored.
+    let admin = |hash: &str| NewApiKey {
+        id: KeyId::generate(),
+        name: "admin".into(),
+        key_hash: hash.into(),
+        is_admin: true,
+    };
+    store
+        .set_admin_key(&a, admin("h2"))
+        .await
+        .expect("rotate to h2");
+    assert_eq!(store.find_api_key("h1").await.expect("find"), None);
+    assert!(store.find_api_key("h2").await.expect("find").is_some());
+    let back = store
+        .set_admin_key(&a, admin("h1"))
+        .await
+        .expect("rotate back to h1");
+    assert_eq!(
+        back.id, key.id,
+        "the earlier key is restored, not duplicated"
+    );
+    assert_eq!(store.find_api_key("h2").await.expect("find"), None);
+    assert_eq!(store.count_admin_keys(&a).await.expect("count"), 1);
+    assert!(matches!(
+        store.set_admin_key(&b, admin("h1")).await,
+        Err(StoreError::Conflict(_))
+    ));
     store.revoke_admin_keys(&a).await.expect("revoke");
     assert_eq!(store.find_api_key("h1").await.expect("find"), None);
 

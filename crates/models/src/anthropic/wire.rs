@@ -145,7 +145,8 @@ fn from_type(
         "invalid_request_error" if is_prompt_too_long(&message) => {
             ProviderError::ContextOverflow { message }
         }
-        "invalid_request_error" | "not_found_error" => ProviderError::BadRequest { message },
+        "not_found_error" => ProviderError::NotFound { message },
+        "invalid_request_error" => ProviderError::BadRequest { message },
         _ => return None,
     })
 }
@@ -173,6 +174,7 @@ pub(crate) fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> P
             message,
         },
         401 | 403 => ProviderError::Auth { message },
+        404 => ProviderError::NotFound { message },
         408 => ProviderError::Timeout { message },
         413 => ProviderError::ContextOverflow { message },
         400..=499 if is_prompt_too_long(&parsed.message) => {

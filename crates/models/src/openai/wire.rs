@@ -212,6 +212,7 @@ pub(crate) fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> P
             message,
         },
         401 | 403 => ProviderError::Auth { message },
+        404 => ProviderError::NotFound { message },
         408 => ProviderError::Timeout { message },
         413 => ProviderError::ContextOverflow { message },
         400..=499 if is_overflow(&parsed) => ProviderError::ContextOverflow { message },

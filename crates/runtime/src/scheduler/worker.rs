@@ -34,9 +34,18 @@ impl Inner {
         let inner = self.clone();
         let halt = self.halt.clone();
         self.tasks.spawn(async move {
+            use futures::FutureExt;
+            // A bug that panics must not leave the session marked as served
+            // by a worker that is gone: nothing would ever run it again.
+            let work = std::panic::AssertUnwindSafe(inner.clone().work(key.clone())).catch_unwind();
             tokio::select! {
                 () = halt.cancelled() => {}
-                () = inner.work(key) => {}
+                outcome = work => {
+                    if outcome.is_err() {
+                        tracing::error!(session = %key.1, "the session's worker panicked; its runs resume at the next input or start");
+                        inner.workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                    }
+                }
             }
         });
     }

@@ -58,6 +58,10 @@ impl Store for FlakyStore {
         self.inner.revoke_admin_keys(tenant).await
     }
 
+    async fn set_admin_key(&self, tenant: &TenantId, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
+        self.inner.set_admin_key(tenant, key).await
+    }
+
     async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>> {
         self.inner.get_key(tenant, id).await
     }

@@ -309,3 +309,45 @@ pub(crate) async fn memory_block_history(
     let query = sqlx::query(&sql).bind(tenant.as_str()).bind(agent.as_str());
     rows::collect(conn, query, rows::block_version).await
 }
+
+/// Runs inside a transaction. Makes `key` the tenant's only admin key:
+/// revokes the others and inserts it, or restores it if it was an earlier
+/// admin key (rotating back).
+pub(crate) async fn set_admin_key(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    key: &NewApiKey,
+) -> Result<ApiKeyRecord, StoreError> {
+    sqlx::query(
+        "UPDATE api_keys SET revoked_at = $2 WHERE tenant_id = $1 AND is_admin AND revoked_at IS NULL AND key_hash <> $3",
+    )
+    .bind(tenant.as_str())
+    .bind(millis(Utc::now()))
+    .bind(&key.key_hash)
+    .execute(&mut *conn)
+    .await?;
+    let existing: Option<(String, String, String)> =
+        sqlx::query_as("SELECT id, tenant_id, name FROM api_keys WHERE key_hash = $1 FOR UPDATE")
+            .bind(&key.key_hash)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match existing {
+        None => insert_api_key(conn, tenant, key).await,
+        Some((id, owner, name)) if owner == tenant.as_str() => {
+            sqlx::query("UPDATE api_keys SET revoked_at = NULL, is_admin = TRUE WHERE id = $1 AND tenant_id = $2")
+                .bind(&id)
+                .bind(tenant.as_str())
+                .execute(&mut *conn)
+                .await?;
+            Ok(ApiKeyRecord {
+                id: KeyId::from_stored(id),
+                tenant_id: tenant.clone(),
+                name,
+                is_admin: true,
+            })
+        }
+        Some(_) => Err(StoreError::Conflict(
+            "that key is already in use by another tenant".into(),
+        )),
+    }
+}

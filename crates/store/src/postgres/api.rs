@@ -37,6 +37,13 @@ impl Store for PgStore {
         agents::revoke_admin_keys(&mut c, tenant).await
     }
 
+    async fn set_admin_key(&self, tenant: &TenantId, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
+        let mut tx = self.begin().await?;
+        let out = agents::set_admin_key(&mut tx, tenant, &key).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>> {
         let mut c = self.conn().await?;
         agents::get_key(&mut c, tenant, id).await

@@ -40,6 +40,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn set_admin_key(&self, tenant: &TenantId, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
+        let tenant = tenant.clone();
+        self.write(move |c| agents::set_admin_key(c, &tenant, &key))
+            .await
+    }
+
     async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>> {
         let (tenant, id) = (tenant.clone(), id.clone());
         self.read(move |c| agents::get_key(c, &tenant, &id)).await
