@@ -347,6 +347,14 @@ impl Turn<'_> {
                     let streamed = std::mem::take(&mut progress.streamed);
                     if let Some(rest) = text.strip_prefix(streamed.as_str()) {
                         print_text(progress, rest);
+                    } else {
+                        // Part of the stream was lost (a reconnect): what was
+                        // shown is not the answer, so show the answer whole.
+                        self.note(
+                            progress,
+                            "  (part of the streamed text was lost; the whole answer follows)",
+                        );
+                        print_text(progress, text);
                     }
                 }
             }
