@@ -236,3 +236,20 @@ mod tests {
         );
     }
 }
+
+/// A whole (non-streamed) body parsed by the provider's `parse`. When the
+/// caller asked for streaming but the endpoint answered whole (streaming off
+/// in its config), the text is handed to `on_text` at once, so callers see
+/// one behaviour either way.
+pub(crate) fn whole_body(
+    text: &str,
+    streaming_asked: bool,
+    on_text: &(dyn for<'t> Fn(&'t str) + Send + Sync),
+    parse: fn(&str) -> Result<crate::request::ChatResponse, ProviderError>,
+) -> Result<crate::request::ChatResponse, ProviderError> {
+    let response = parse(text)?;
+    if streaming_asked && !response.text.is_empty() {
+        on_text(&response.text);
+    }
+    Ok(response)
+}

@@ -9,7 +9,7 @@ mod wire;
 
 use crate::config::{process_env, ProviderConfig, Secret, ANTHROPIC_DEFAULT_MAX_TOKENS};
 use crate::error::{ConfigError, ProviderError};
-use crate::http::{Answer, Endpoint};
+use crate::http::{whole_body, Answer, Endpoint};
 use crate::request::{ChatRequest, ChatResponse};
 use crate::ModelProvider;
 
@@ -82,14 +82,7 @@ impl ModelProvider for AnthropicProvider {
             .await?
         {
             Answer::Stream(reader) => stream::read(reader, on_text).await,
-            Answer::Body(text) => {
-                let response = wire::parse_response(&text)?;
-                // Streaming was asked for but not had: hand the text on whole.
-                if req.stream && !response.text.is_empty() {
-                    on_text(&response.text);
-                }
-                Ok(response)
-            }
+            Answer::Body(text) => whole_body(&text, req.stream, on_text, wire::parse_response),
         }
     }
 

@@ -11,7 +11,7 @@ mod wire;
 
 use crate::config::{process_env, ProviderConfig, Secret};
 use crate::error::{ConfigError, ProviderError};
-use crate::http::{Answer, Endpoint};
+use crate::http::{whole_body, Answer, Endpoint};
 use crate::request::{ChatRequest, ChatResponse};
 use crate::ModelProvider;
 
@@ -75,14 +75,7 @@ impl ModelProvider for OpenAiProvider {
             .await?
         {
             Answer::Stream(reader) => stream::read(reader, on_text).await,
-            Answer::Body(text) => {
-                let response = wire::parse_response(&text)?;
-                // Streaming was asked for but not had: hand the text on whole.
-                if req.stream && !response.text.is_empty() {
-                    on_text(&response.text);
-                }
-                Ok(response)
-            }
+            Answer::Body(text) => whole_body(&text, req.stream, on_text, wire::parse_response),
         }
     }
 

@@ -267,27 +267,23 @@ pub(crate) fn set_admin_key(
         "UPDATE api_keys SET revoked_at = ?2 WHERE tenant_id = ?1 AND is_admin = 1 AND revoked_at IS NULL AND key_hash <> ?3",
         params![tenant.as_str(), millis(Utc::now()), key.key_hash],
     )?;
-    let existing: Option<(String, String, String)> = rows::row(
+    let existing: Option<(String, String)> = rows::row(
         conn,
-        "SELECT id, tenant_id, name FROM api_keys WHERE key_hash = ?1",
+        "SELECT id, tenant_id FROM api_keys WHERE key_hash = ?1",
         params![key.key_hash],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .optional()?;
     match existing {
         None => insert_api_key(conn, tenant, key),
-        Some((id, owner, name)) if owner == tenant.as_str() => {
+        Some((id, owner)) if owner == tenant.as_str() => {
             rows::exec(
                 conn,
                 "UPDATE api_keys SET revoked_at = NULL, is_admin = 1 WHERE id = ?1 AND tenant_id = ?2",
                 params![id, tenant.as_str()],
             )?;
-            Ok(ApiKeyRecord {
-                id: KeyId::from_stored(id),
-                tenant_id: tenant.clone(),
-                name,
-                is_admin: true,
-            })
+            get_key(conn, tenant, &KeyId::from_stored(id))?
+                .ok_or_else(|| StoreError::Database("restored key vanished".into()))
         }
         Some(_) => Err(StoreError::Conflict(
             "that key is already in use by another tenant".into(),
