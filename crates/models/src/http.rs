@@ -211,6 +211,23 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
+/// A whole (non-streamed) body parsed by the provider's `parse`. When the
+/// caller asked for streaming but the endpoint answered whole (streaming off
+/// in its config), the text is handed to `on_text` at once, so callers see
+/// one behaviour either way.
+pub(crate) fn whole_body(
+    text: &str,
+    streaming_asked: bool,
+    on_text: &(dyn for<'t> Fn(&'t str) + Send + Sync),
+    parse: fn(&str) -> Result<crate::request::ChatResponse, ProviderError>,
+) -> Result<crate::request::ChatResponse, ProviderError> {
+    let response = parse(text)?;
+    if streaming_asked && !response.text.is_empty() {
+        on_text(&response.text);
+    }
+    Ok(response)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,21 +252,4 @@ mod tests {
             "https://h/openai/chat/completions?api-version=2024-06-01"
         );
     }
-}
-
-/// A whole (non-streamed) body parsed by the provider's `parse`. When the
-/// caller asked for streaming but the endpoint answered whole (streaming off
-/// in its config), the text is handed to `on_text` at once, so callers see
-/// one behaviour either way.
-pub(crate) fn whole_body(
-    text: &str,
-    streaming_asked: bool,
-    on_text: &(dyn for<'t> Fn(&'t str) + Send + Sync),
-    parse: fn(&str) -> Result<crate::request::ChatResponse, ProviderError>,
-) -> Result<crate::request::ChatResponse, ProviderError> {
-    let response = parse(text)?;
-    if streaming_asked && !response.text.is_empty() {
-        on_text(&response.text);
-    }
-    Ok(response)
 }
