@@ -116,3 +116,13 @@ impl From<roster_core::ValidationError> for ApiError {
         Self::invalid(e.to_string())
     }
 }
+
+impl From<roster_memory::MemoryError> for ApiError {
+    fn from(e: roster_memory::MemoryError) -> Self {
+        match e {
+            roster_memory::MemoryError::Store(e) => e.into(),
+            roster_memory::MemoryError::Invalid(message) => Self::invalid(message),
+            other => Self::internal(other),
+        }
+    }
+}

@@ -29,7 +29,12 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub struct AppState {
     pub store: DynStore,
     pub runtime: Runtime,
+    /// Largest document a knowledge upload may carry.
+    pub max_document_bytes: usize,
 }
+
+/// Default for [`AppState::max_document_bytes`].
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,7 +45,14 @@ pub struct AppState {
         routes::sessions::create, routes::sessions::list, routes::sessions::show, routes::sessions::items,
         routes::sessions::post_message,
         routes::runs::show, routes::runs::cancel, routes::runs::events,
-        routes::ledger::list, healthz, openapi_json
+        routes::ledger::list,
+        routes::memories::create, routes::memories::list, routes::memories::show, routes::memories::update,
+        routes::memories::delete, routes::memories::search,
+        routes::index::status, routes::index::rebuild,
+        routes::knowledge::create_source, routes::knowledge::list_sources, routes::knowledge::show_source,
+        routes::knowledge::delete_source, routes::knowledge::list_documents, routes::knowledge::show_document,
+        routes::knowledge::put_document, routes::knowledge::delete_document, routes::knowledge::search,
+        healthz, openapi_json
     ),
     modifiers(&BearerAuth, &CommonErrors),
     security(("bearer" = [])),
@@ -128,7 +140,9 @@ fn default_description(code: &str) -> &'static str {
         "202" => "accepted",
         "204" => "done; no body",
         "400" => "invalid_request",
+        "403" => "forbidden: this key may not do that",
         "404" => "not_found: no such resource in this tenant",
+        "422" => "the document cannot be ingested",
         "409" => "conflict",
         "503" => "unavailable",
         _ => "see the error body",
@@ -189,7 +203,8 @@ async fn method_not_allowed(
 }
 
 pub fn app(state: AppState) -> Router {
-    use routes::{agents, ledger, runs, sessions};
+    use routes::{agents, index, knowledge, ledger, memories, runs, sessions};
+    let document_limit = DefaultBodyLimit::max(state.max_document_bytes);
     let v1 = Router::new()
         .route("/agents", post(agents::create).get(agents::list))
         .route(
@@ -207,6 +222,36 @@ pub fn app(state: AppState) -> Router {
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/events", get(runs::events))
         .route("/ledger", get(ledger::list))
+        .route("/memories", post(memories::create).get(memories::list))
+        .route("/memories/search", post(memories::search))
+        .route(
+            "/memories/{id}",
+            get(memories::show)
+                .patch(memories::update)
+                .delete(memories::delete),
+        )
+        .route(
+            "/knowledge/sources",
+            post(knowledge::create_source).get(knowledge::list_sources),
+        )
+        .route(
+            "/knowledge/sources/{name}",
+            get(knowledge::show_source).delete(knowledge::delete_source),
+        )
+        .route(
+            "/knowledge/sources/{name}/documents",
+            get(knowledge::list_documents),
+        )
+        .route(
+            "/knowledge/sources/{name}/documents/{*path}",
+            get(knowledge::show_document)
+                .put(knowledge::put_document)
+                .delete(knowledge::delete_document)
+                .layer(document_limit),
+        )
+        .route("/knowledge/search", post(knowledge::search))
+        .route("/index", get(index::status))
+        .route("/index/rebuild", post(index::rebuild))
         .fallback(not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

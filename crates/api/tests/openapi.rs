@@ -28,6 +28,23 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/runs/{id}/cancel"),
     ("get", "/v1/runs/{id}/events"),
     ("get", "/v1/ledger"),
+    ("post", "/v1/memories"),
+    ("get", "/v1/memories"),
+    ("post", "/v1/memories/search"),
+    ("get", "/v1/memories/{id}"),
+    ("patch", "/v1/memories/{id}"),
+    ("delete", "/v1/memories/{id}"),
+    ("post", "/v1/knowledge/sources"),
+    ("get", "/v1/knowledge/sources"),
+    ("get", "/v1/knowledge/sources/{name}"),
+    ("delete", "/v1/knowledge/sources/{name}"),
+    ("get", "/v1/knowledge/sources/{name}/documents"),
+    ("get", "/v1/knowledge/sources/{name}/documents/{path}"),
+    ("put", "/v1/knowledge/sources/{name}/documents/{path}"),
+    ("delete", "/v1/knowledge/sources/{name}/documents/{path}"),
+    ("post", "/v1/knowledge/search"),
+    ("get", "/v1/index"),
+    ("post", "/v1/index/rebuild"),
 ];
 
 const METHODS: &[&str] = &[
@@ -72,7 +89,11 @@ async fn every_route_is_documented_and_every_operation_is_routed() {
     // Each documented operation reaches a handler: neither the fallback's
     // `no such endpoint` nor a 405.
     for (method, path, _) in &ops {
-        let concrete = path.replace("{agent}", "nobody").replace("{id}", "nothing");
+        let concrete = path
+            .replace("{agent}", "nobody")
+            .replace("{id}", "nothing")
+            .replace("{name}", "nowhere")
+            .replace("{path}", "some/file.md");
         let request = Request::builder()
             .method(method.to_uppercase().as_str())
             .uri(&concrete)

@@ -38,6 +38,8 @@ impl FlakyStore {
     }
 }
 
+roster_store::forward_record_traits!(FlakyStore, inner);
+
 #[async_trait]
 #[rustfmt::skip]
 impl Store for FlakyStore {

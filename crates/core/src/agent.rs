@@ -1,6 +1,7 @@
 //! Agents and their versioned configuration.
 
 use crate::memory::MemoryBlockSpec;
+use crate::record::validate_namespace_template;
 use crate::route::ModelRoute;
 use crate::{AgentId, ValidationError};
 use chrono::{DateTime, Utc};
@@ -29,6 +30,22 @@ pub struct AgentConfig {
     /// Token budget for the assembled context.
     #[serde(default = "default_context_tokens")]
     pub context_tokens: u32,
+    /// Long-term memory: where records go, what is searched and recalled.
+    #[serde(default)]
+    pub memory: MemorySettings,
+    /// Knowledge sources (by name) the agent may search and cite.
+    #[serde(default)]
+    pub knowledge: Vec<String>,
+    /// Passages from those sources retrieved into the context on each turn
+    /// (0 turns it off; `knowledge_search` still works).
+    #[serde(default = "default_knowledge_recall")]
+    pub knowledge_recall: u32,
+}
+
+pub const DEFAULT_KNOWLEDGE_RECALL: u32 = 3;
+
+fn default_knowledge_recall() -> u32 {
+    DEFAULT_KNOWLEDGE_RECALL
 }
 
 fn default_max_steps() -> u32 {
@@ -64,6 +81,26 @@ impl AgentConfig {
                 "must be between 256 and 10000000",
             ));
         }
+        self.memory.validate()?;
+        if self.knowledge.len() > 32 {
+            return Err(ValidationError::new("knowledge", "at most 32 sources"));
+        }
+        for (i, name) in self.knowledge.iter().enumerate() {
+            crate::knowledge::validate_source_name(name)
+                .map_err(|e| ValidationError::new("knowledge", e.message))?;
+            if self.knowledge[..i].contains(name) {
+                return Err(ValidationError::new(
+                    "knowledge",
+                    format!("source `{name}` is listed twice"),
+                ));
+            }
+        }
+        if self.knowledge_recall > 20 {
+            return Err(ValidationError::new(
+                "knowledge_recall",
+                "must be between 0 and 20",
+            ));
+        }
         for (i, tool) in self.tools.iter().enumerate() {
             if self.tools[..i].contains(tool) {
                 return Err(ValidationError::new(
@@ -80,6 +117,78 @@ impl AgentConfig {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+/// Default namespace of an agent's long-term memory records.
+pub const DEFAULT_MEMORY_NAMESPACE: &str = "agents/{agent}";
+pub const DEFAULT_RECALL: u32 = 5;
+
+/// An agent's long-term memory settings. Namespaces are templates that may
+/// name `{agent}`, `{user}` and `{session}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySettings {
+    /// Where `memory_write` puts records unless told otherwise.
+    #[serde(default = "default_memory_namespace")]
+    pub namespace: String,
+    /// Namespaces `memory_search` and recall read; empty means just
+    /// `namespace`.
+    #[serde(default)]
+    pub search: Vec<String>,
+    /// Records recalled into the context on each turn (0 turns recall off).
+    #[serde(default = "default_recall")]
+    pub recall: u32,
+}
+
+fn default_memory_namespace() -> String {
+    DEFAULT_MEMORY_NAMESPACE.to_owned()
+}
+
+fn default_recall() -> u32 {
+    DEFAULT_RECALL
+}
+
+impl Default for MemorySettings {
+    fn default() -> Self {
+        Self {
+            namespace: default_memory_namespace(),
+            search: Vec::new(),
+            recall: DEFAULT_RECALL,
+        }
+    }
+}
+
+impl MemorySettings {
+    /// The namespace templates searched.
+    pub fn search_namespaces(&self) -> Vec<&str> {
+        if self.search.is_empty() {
+            vec![self.namespace.as_str()]
+        } else {
+            self.search.iter().map(String::as_str).collect()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let field = |e: ValidationError| ValidationError::new("memory.namespace", e.message);
+        validate_namespace_template(&self.namespace).map_err(field)?;
+        if self.search.len() > 16 {
+            return Err(ValidationError::new(
+                "memory.search",
+                "at most 16 namespaces",
+            ));
+        }
+        for template in &self.search {
+            validate_namespace_template(template)
+                .map_err(|e| ValidationError::new("memory.search", e.message))?;
+        }
+        if self.recall > 50 {
+            return Err(ValidationError::new(
+                "memory.recall",
+                "must be between 0 and 50",
+            ));
         }
         Ok(())
     }
@@ -135,6 +244,9 @@ mod tests {
             tools: vec!["a".into(), "b".into()],
             max_steps: DEFAULT_MAX_STEPS,
             context_tokens: DEFAULT_CONTEXT_TOKENS,
+            memory: MemorySettings::default(),
+            knowledge: vec![],
+            knowledge_recall: DEFAULT_KNOWLEDGE_RECALL,
         };
         assert!(config.validate(&["a", "b"]).is_ok());
         assert!(config.validate(&["a"]).is_err());

@@ -61,6 +61,9 @@ typed_id!(AgentId, "agt");
 typed_id!(SessionId, "ses");
 typed_id!(RunId, "run");
 typed_id!(KeyId, "key");
+typed_id!(MemoryId, "mem");
+typed_id!(SourceId, "src");
+typed_id!(DocumentId, "doc");
 
 impl TenantId {
     /// The tenant the bootstrap admin key belongs to.

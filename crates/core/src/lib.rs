@@ -12,15 +12,17 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod item;
+pub mod knowledge;
 pub mod ledger;
 pub mod machine;
 pub mod memory;
+pub mod record;
 pub mod route;
 pub mod run;
 pub mod tokens;
 
 pub use error::ValidationError;
-pub use ids::{AgentId, KeyId, RunId, SessionId, TenantId};
+pub use ids::{AgentId, DocumentId, KeyId, MemoryId, RunId, SessionId, SourceId, TenantId};
 
 /// The one timestamp type: UTC, stored with millisecond precision.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -66,6 +66,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         store: store.clone(),
         router,
         tools,
+        memory: None,
     });
 
     let tenant = TenantId::from_stored("ten_bench".into());
@@ -77,6 +78,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         tools: vec!["echo".into()],
         max_steps: 4,
         context_tokens: roster_core::agent::DEFAULT_CONTEXT_TOKENS,
+        memory: Default::default(),
+        knowledge: vec![],
+        knowledge_recall: 3,
     };
     let agent = store
         .create_agent(

@@ -16,6 +16,11 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Turns text into vectors for hybrid search; without it search is
+    /// full-text only.
+    pub embedder: Option<roster_embed::EmbedderConfig>,
+    /// Largest document a knowledge upload may carry, in MiB (default 100).
+    pub max_document_mb: Option<u64>,
 }
 
 impl FileConfig {

@@ -39,6 +39,12 @@ enum Command {
     Session(client::SessionArgs),
     /// Inspect and cancel runs.
     Run(client::RunArgs),
+    /// Inspect and correct what agents remember long-term.
+    Memory(client::MemoryArgs),
+    /// Company documents for agents: add (file or directory), list, search, remove.
+    Knowledge(client::KnowledgeArgs),
+    /// The search index: status, rebuild from the store.
+    Index(client::IndexArgs),
     /// Measure the runtime's own per-turn cost with an instant in-process model.
     Bench(bench::BenchArgs),
 }
@@ -65,6 +71,9 @@ fn main() -> ExitCode {
             Command::Chat(args) => client::chat(args).await,
             Command::Session(cmd) => client::session(cmd).await,
             Command::Run(cmd) => client::run(cmd).await,
+            Command::Memory(cmd) => client::memory(cmd).await,
+            Command::Knowledge(cmd) => client::knowledge(cmd).await,
+            Command::Index(cmd) => client::index(cmd).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

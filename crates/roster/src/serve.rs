@@ -5,6 +5,7 @@ use crate::config::FileConfig;
 use anyhow::{Context, Result};
 use roster_api::{hash_key, AppState};
 use roster_core::{KeyId, TenantId};
+use roster_memory::{MemoryOptions, MemoryService};
 use roster_models::{ProviderRegistry, RetryPolicy, Router};
 use roster_runtime::tools::ToolRegistry;
 use roster_runtime::{Runtime, RuntimeOptions};
@@ -77,10 +78,27 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .context("invalid provider configuration")?;
     let providers = registry.names();
     let router = Arc::new(Router::new(Arc::new(registry), RetryPolicy::default()));
+    let embedder = match &file.embedder {
+        Some(config) => Some(
+            roster_embed::build(config, &env)
+                .await
+                .context("cannot set up the embedder")?,
+        ),
+        None => None,
+    };
+    let memory = MemoryService::open(MemoryOptions {
+        store: store.clone(),
+        index_dir: data_dir.join("index"),
+        embedder,
+    })
+    .await
+    .context("cannot open the search index")?;
+    memory.start();
     let runtime = Runtime::new(RuntimeOptions {
         store: store.clone(),
         router,
         tools: ToolRegistry::with_builtins(),
+        memory: Some(memory.clone()),
     });
 
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -104,9 +122,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             providers.join(", ")
         }
     );
+    let max_document_bytes = match file.max_document_mb {
+        Some(mb) if (1..=4096).contains(&mb) => usize::try_from(mb * 1024 * 1024)
+            .context("max_document_mb does not fit this machine")?,
+        Some(mb) => anyhow::bail!("max_document_mb must be between 1 and 4096, not {mb}"),
+        None => roster_api::DEFAULT_MAX_DOCUMENT_BYTES,
+    };
     let app = roster_api::app(AppState {
         store,
         runtime: runtime.clone(),
+        max_document_bytes,
     });
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
@@ -125,6 +150,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         () = grace => tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway"),
     }
     runtime.shutdown().await;
+    memory.shutdown().await;
     Ok(())
 }
 

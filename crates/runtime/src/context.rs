@@ -6,7 +6,9 @@
 //! items and one of ten thousand.
 
 use roster_core::item::{Item, ItemContent};
+use roster_core::knowledge::Passage;
 use roster_core::memory::MemoryBlock;
+use roster_core::record::MemoryRecord;
 use roster_core::tokens::estimate_tokens;
 use roster_models::{ChatMessage, ToolSpec};
 use std::collections::HashSet;
@@ -14,25 +16,45 @@ use std::collections::HashSet;
 /// Upper bound on history items read per model call.
 pub const MAX_CONTEXT_ITEMS: i64 = 200;
 
-pub(crate) fn system_prompt(instructions: &str, blocks: &[MemoryBlock]) -> String {
-    if blocks.is_empty() {
-        return instructions.to_owned();
-    }
+pub(crate) fn system_prompt(
+    instructions: &str,
+    blocks: &[MemoryBlock],
+    recalled: &[MemoryRecord],
+    passages: &[Passage],
+) -> String {
     let mut prompt = String::with_capacity(instructions.len() + 256);
     prompt.push_str(instructions);
-    prompt.push_str(
-        "\n\n<memory_blocks>\nThese blocks are your pinned memory. Edit them with memory_append and memory_replace.\n",
-    );
-    for block in blocks {
-        let used = block.value.chars().count();
-        prompt.push_str(&format!(
-            "<{label} chars=\"{used}/{limit}\">\n{value}\n</{label}>\n",
-            label = block.label,
-            limit = block.limit,
-            value = block.value
-        ));
+    if !blocks.is_empty() {
+        prompt.push_str(
+            "\n\n<memory_blocks>\nThese blocks are your pinned memory. Edit them with memory_append and memory_replace.\n",
+        );
+        for block in blocks {
+            let used = block.value.chars().count();
+            prompt.push_str(&format!(
+                "<{label} chars=\"{used}/{limit}\">\n{value}\n</{label}>\n",
+                label = block.label,
+                limit = block.limit,
+                value = block.value
+            ));
+        }
+        prompt.push_str("</memory_blocks>");
     }
-    prompt.push_str("</memory_blocks>");
+    if !recalled.is_empty() {
+        let records: Vec<&MemoryRecord> = recalled.iter().collect();
+        prompt.push_str(
+            "\n\n<recalled_memories>\nLong-term memories that may be relevant to this request (memory_search finds more):\n",
+        );
+        prompt.push_str(&crate::runner::render_records(&records));
+        prompt.push_str("\n</recalled_memories>");
+    }
+    if !passages.is_empty() {
+        let passages: Vec<&Passage> = passages.iter().collect();
+        prompt.push_str(
+            "\n\n<knowledge>\nPassages from company documents that may answer this request. When you use one, cite it as given (source:path and location). knowledge_search finds more.\n",
+        );
+        prompt.push_str(&crate::runner::render_passages(&passages));
+        prompt.push_str("\n</knowledge>");
+    }
     prompt
 }
 
@@ -242,7 +264,7 @@ mod tests {
             version: 1,
             updated_at: chrono::Utc::now(),
         };
-        let prompt = system_prompt("Be brief.", &[block]);
+        let prompt = system_prompt("Be brief.", &[block], &[], &[]);
         assert!(prompt.starts_with("Be brief."));
         assert!(prompt.contains("<human chars=\"9/50\">\nLikes tea\n</human>"));
     }

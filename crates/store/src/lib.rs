@@ -10,11 +10,17 @@
 //! decide what a run does next: it records what the runtime decided.
 
 mod error;
+mod forward;
+mod knowledge;
 pub mod postgres;
+mod record_plan;
+mod records;
 pub mod sqlite;
 mod types;
 
 pub use error::StoreError;
+pub use knowledge::*;
+pub use records::*;
 pub use types::*;
 
 use async_trait::async_trait;
@@ -32,7 +38,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Durable state. Implementations must make each method atomic and must make
 /// [`Store::commit`] durable (fsynced) before it returns.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: RecordStore + KnowledgeStore + IndexFeed + Send + Sync + 'static {
     /// Short backend name for logs and benchmarks: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

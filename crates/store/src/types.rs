@@ -145,6 +145,8 @@ pub struct JournalWrite {
     pub items: Vec<ItemContent>,
     pub ledger: Vec<NewLedgerEntry>,
     pub block_write: Option<BlockWrite>,
+    /// Memory record changes made by a tool, landing with its result.
+    pub memory_writes: Vec<crate::MemoryWrite>,
 }
 
 impl JournalWrite {
@@ -158,6 +160,7 @@ impl JournalWrite {
             items: Vec::new(),
             ledger: Vec::new(),
             block_write: None,
+            memory_writes: Vec::new(),
         }
     }
 }
@@ -167,6 +170,9 @@ impl JournalWrite {
 pub struct Committed {
     pub items: Vec<Item>,
     pub events: Vec<SequencedEvent>,
+    /// Memory records the write changed, and the search log position that
+    /// covers them (0 if none).
+    pub memories: crate::MemoryWritten,
 }
 
 #[derive(Clone, Debug, Default)]

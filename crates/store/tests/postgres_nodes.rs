@@ -46,6 +46,9 @@ fn new_agent(name: &str) -> NewAgent {
             tools: vec![],
             max_steps: 8,
             context_tokens: 4000,
+            memory: Default::default(),
+            knowledge: vec![],
+            knowledge_recall: 3,
         },
         memory_blocks: vec![],
     }
@@ -121,7 +124,11 @@ async fn postgres_nodes_migrate_concurrently_and_share_state() {
             .fetch_all(late.pool())
             .await
             .expect("applied migrations");
-    assert_eq!(applied, vec![1]);
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .expect("migrations directory")
+        .count();
+    let expected: Vec<i64> = (1..=i64::try_from(migrations).expect("count")).collect();
+    assert_eq!(applied, expected);
     assert_eq!(late.list_agents(&tenant).await.expect("agents").len(), 1);
 }
 

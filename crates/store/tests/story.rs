@@ -22,6 +22,9 @@ fn config(model: &str) -> AgentConfig {
         tools: vec!["memory_append".into()],
         max_steps: 8,
         context_tokens: 4000,
+        memory: Default::default(),
+        knowledge: vec![],
+        knowledge_recall: 3,
     }
 }
 

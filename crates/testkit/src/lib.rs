@@ -7,7 +7,8 @@
 //! - `server`: the HTTP server, reply queue and request recording;
 //! - `openai` / `anthropic`: rendering a reply in each protocol's format;
 //! - `wire`: the protocol-neutral rendered response and splitting helpers;
-//! - `respond`: turning a rendered answer into HTTP, including cut deliveries.
+//! - `respond`: turning a rendered answer into HTTP, including cut deliveries;
+//! - `embeddings`: the fake `POST /v1/embeddings` and its knobs.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -20,12 +21,14 @@
 //! ```
 
 mod anthropic;
+mod embeddings;
 mod openai;
 pub mod reply;
 mod respond;
 mod server;
 mod wire;
 
+pub use embeddings::{fake_embedding, DEFAULT_EMBEDDING_DIMENSIONS};
 pub use reply::Reply;
 pub use server::{FakeModelServer, Protocol, RecordedRequest};
 

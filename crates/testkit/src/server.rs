@@ -14,6 +14,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
 
+use crate::embeddings::{self, EmbeddingState};
 use crate::reply::Reply;
 use crate::respond::to_response;
 use crate::wire::{Rendered, RequestInfo};
@@ -55,6 +56,8 @@ struct Shared {
     queue: Mutex<VecDeque<Reply>>,
     requests: Mutex<Vec<RecordedRequest>>,
     seq: AtomicU64,
+    /// Kept apart so that embedding calls never touch the chat queue/record.
+    embeddings: EmbeddingState,
 }
 
 /// Stops the server task when the last handle is dropped.
@@ -93,6 +96,7 @@ impl FakeModelServer {
         let router = Router::new()
             .route("/v1/chat/completions", post(openai_handler))
             .route("/v1/messages", post(anthropic_handler))
+            .route("/v1/embeddings", post(embeddings_handler))
             .fallback(fallback)
             .layer(DefaultBodyLimit::disable())
             .with_state(Arc::clone(&shared));
@@ -150,6 +154,11 @@ impl FakeModelServer {
     pub fn pending(&self) -> usize {
         lock(&self.shared.queue).len()
     }
+
+    /// The embeddings endpoint's state, for its knobs in `embeddings.rs`.
+    pub(crate) fn embeddings(&self) -> &EmbeddingState {
+        &self.shared.embeddings
+    }
 }
 
 async fn openai_handler(
@@ -170,10 +179,19 @@ async fn anthropic_handler(
     handle(&shared, Protocol::Anthropic, &uri, &headers, &body).await
 }
 
+async fn embeddings_handler(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    embeddings::handle(&shared.embeddings, &uri, &headers, &body).await
+}
+
 async fn fallback(method: Method, uri: Uri) -> Response {
     let message = format!(
-        "fake model server: no route for {method} {}; use POST /v1/chat/completions \
-         or POST /v1/messages",
+        "fake model server: no route for {method} {}; use POST /v1/chat/completions, \
+         POST /v1/messages or POST /v1/embeddings",
         uri.path()
     );
     (StatusCode::NOT_FOUND, message).into_response()

@@ -7,7 +7,8 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use roster_core::agent::{
-    validate_agent_name, Agent, AgentConfig, NewAgent, DEFAULT_CONTEXT_TOKENS, DEFAULT_MAX_STEPS,
+    validate_agent_name, Agent, AgentConfig, MemorySettings, NewAgent, DEFAULT_CONTEXT_TOKENS,
+    DEFAULT_KNOWLEDGE_RECALL, DEFAULT_MAX_STEPS,
 };
 use roster_core::memory::{MemoryBlock, MemoryBlockSpec, MemoryBlockVersion};
 use roster_store::AgentRef;
@@ -31,6 +32,13 @@ pub struct CreateAgent {
     pub memory_blocks: Vec<MemoryBlockSpec>,
     pub max_steps: Option<u32>,
     pub context_tokens: Option<u32>,
+    /// Long-term memory settings (namespace, searched namespaces, recall).
+    pub memory: Option<MemorySettings>,
+    /// Knowledge sources (by name) the agent may search and cite.
+    #[serde(default)]
+    pub knowledge: Vec<String>,
+    /// Passages retrieved into the context per turn (default 3; 0 = off).
+    pub knowledge_recall: Option<u32>,
 }
 
 /// Fields to change; each PATCH stores a new version of the agent.
@@ -43,6 +51,9 @@ pub struct UpdateAgent {
     pub tools: Option<Vec<String>>,
     pub max_steps: Option<u32>,
     pub context_tokens: Option<u32>,
+    pub memory: Option<MemorySettings>,
+    pub knowledge: Option<Vec<String>>,
+    pub knowledge_recall: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -55,6 +66,27 @@ pub struct AgentMemory {
     pub blocks: Vec<MemoryBlock>,
     /// Every version of every block, oldest first per label.
     pub history: Vec<MemoryBlockVersion>,
+}
+
+/// Every knowledge source the config names must exist in the tenant.
+async fn check_sources(
+    state: &AppState,
+    principal: &Principal,
+    config: &AgentConfig,
+) -> Result<(), ApiError> {
+    for name in &config.knowledge {
+        if state
+            .store
+            .get_source(&principal.tenant, name)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::invalid(format!(
+                "knowledge: no knowledge source named `{name}`; create it first"
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn find(
@@ -84,8 +116,12 @@ pub async fn create(
         tools: body.tools,
         max_steps: body.max_steps.unwrap_or(DEFAULT_MAX_STEPS),
         context_tokens: body.context_tokens.unwrap_or(DEFAULT_CONTEXT_TOKENS),
+        memory: body.memory.unwrap_or_default(),
+        knowledge: body.knowledge,
+        knowledge_recall: body.knowledge_recall.unwrap_or(DEFAULT_KNOWLEDGE_RECALL),
     };
     config.validate(&state.runtime.tools().names())?;
+    check_sources(&state, &principal, &config).await?;
     let mut labels = HashSet::new();
     for block in &body.memory_blocks {
         block.validate()?;
@@ -162,7 +198,17 @@ pub async fn update(
     if let Some(v) = body.context_tokens {
         config.context_tokens = v;
     }
+    if let Some(v) = body.memory {
+        config.memory = v;
+    }
+    if let Some(v) = body.knowledge {
+        config.knowledge = v;
+    }
+    if let Some(v) = body.knowledge_recall {
+        config.knowledge_recall = v;
+    }
     config.validate(&state.runtime.tools().names())?;
+    check_sources(&state, &principal, &config).await?;
     Ok(axum::Json(
         state
             .store

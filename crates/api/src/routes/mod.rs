@@ -1,6 +1,22 @@
 //! Route handlers, one module per resource.
 
 pub mod agents;
+pub mod index;
+pub mod knowledge;
 pub mod ledger;
+pub mod memories;
 pub mod runs;
 pub mod sessions;
+
+/// The runtime's memory service, or `503 memory_unavailable`.
+pub(crate) fn memory_service(
+    state: &crate::AppState,
+) -> Result<&std::sync::Arc<roster_memory::MemoryService>, crate::error::ApiError> {
+    state.runtime.memory().ok_or_else(|| {
+        crate::error::ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "memory_unavailable",
+            "long-term memory and knowledge search are not enabled on this server",
+        )
+    })
+}

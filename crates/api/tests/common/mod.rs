@@ -28,6 +28,8 @@ pub use client::{parse_sse, Client, Resp, Sse};
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 pub const TENANT_B_KEY: &str = "tenant-b-key-0123456789";
+/// A key of the default tenant that is not an admin key.
+pub const MEMBER_KEY: &str = "member-key-0123456789";
 /// Upper bound for anything a test waits for; reaching it fails the test.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -71,6 +73,10 @@ pub struct TestApp {
 }
 
 async fn add_key(store: &DynStore, tenant: &TenantId, key: &str) {
+    insert_key(store, tenant, key, true).await;
+}
+
+async fn insert_key(store: &DynStore, tenant: &TenantId, key: &str, is_admin: bool) {
     store
         .insert_api_key(
             tenant,
@@ -78,7 +84,7 @@ async fn add_key(store: &DynStore, tenant: &TenantId, key: &str) {
                 id: KeyId::generate(),
                 name: format!("test key {tenant}"),
                 key_hash: hash_key(key),
-                is_admin: true,
+                is_admin,
             },
         )
         .await
@@ -98,6 +104,7 @@ impl TestApp {
         let tenant_a = TenantId::default_tenant();
         store.ensure_tenant(&tenant_a, "default").await.unwrap();
         add_key(&store, &tenant_a, ADMIN_KEY).await;
+        insert_key(&store, &tenant_a, MEMBER_KEY, false).await;
         let tenant_b = TenantId::generate();
         store.ensure_tenant(&tenant_b, "tenant b").await.unwrap();
         add_key(&store, &tenant_b, TENANT_B_KEY).await;
@@ -123,12 +130,25 @@ impl TestApp {
         let store = wrap(store);
         let mut tools = ToolRegistry::with_builtins();
         tools.register(Arc::new(SleepTool));
+        let memory = roster_memory::MemoryService::open(roster_memory::MemoryOptions {
+            store: store.clone(),
+            index_dir: dir.path().join("index"),
+            embedder: None,
+        })
+        .await
+        .unwrap();
+        memory.start();
         let runtime = Runtime::new(RuntimeOptions {
             store: store.clone(),
             router: Arc::new(router),
             tools,
+            memory: Some(memory),
         });
-        let state = AppState { store, runtime };
+        let state = AppState {
+            store,
+            runtime,
+            max_document_bytes: 4 * 1024 * 1024,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = roster_api::app(state.clone());
@@ -153,6 +173,11 @@ impl TestApp {
     /// The default tenant's admin.
     pub fn admin(&self) -> Client {
         self.client(Some(ADMIN_KEY))
+    }
+
+    /// A key of the default tenant without admin rights.
+    pub fn member(&self) -> Client {
+        self.client(Some(MEMBER_KEY))
     }
 
     pub fn tenant_b(&self) -> Client {

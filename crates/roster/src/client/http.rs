@@ -96,6 +96,38 @@ impl Client {
         Ok(())
     }
 
+    /// `PUT`s a file's bytes, streamed from disk. No overall timeout: a
+    /// large document is parsed and embedded before the server answers.
+    pub async fn put_file(
+        &self,
+        segments: &[&str],
+        file: &Path,
+        content_type: &str,
+    ) -> Result<Value> {
+        let url = self.url(segments, &[]);
+        let handle = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("cannot open {}", file.display()))?;
+        let length = handle
+            .metadata()
+            .await
+            .with_context(|| format!("cannot read {}", file.display()))?
+            .len();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(handle));
+        let response = self
+            .http
+            .put(url.clone())
+            .bearer_auth(&self.key)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.send_error(&e))?;
+        let response = check(response, &url).await?;
+        read_json(response, &url).await
+    }
+
     /// A request whose successful answer is read as a stream (SSE): no
     /// overall timeout. `last_event_id` resumes a run's event stream.
     pub async fn stream(

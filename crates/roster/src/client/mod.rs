@@ -1,4 +1,5 @@
-//! The CLI's client commands: `agent`, `chat`, `session` and `run` speak HTTP
+//! The CLI's client commands: `agent`, `chat`, `session`, `run`, `memory`,
+//! `knowledge` and `index` speak HTTP
 //! to a running `roster serve`. Each command module owns its clap arguments
 //! and its output; [`http`] is the shared request/error plumbing and
 //! [`output`] the shared formatting.
@@ -6,6 +7,8 @@
 mod agent;
 mod chat;
 mod http;
+mod knowledge;
+mod memory;
 mod output;
 mod run;
 mod session;
@@ -14,6 +17,8 @@ use std::path::PathBuf;
 
 pub use agent::{run as agent, AgentArgs};
 pub use chat::{run as chat, ChatArgs};
+pub use knowledge::{run as knowledge, KnowledgeArgs};
+pub use memory::{index, run as memory, IndexArgs, MemoryArgs};
 pub use run::{run, RunArgs};
 pub use session::{run as session, SessionArgs};
 

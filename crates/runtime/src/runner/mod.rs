@@ -8,9 +8,11 @@
 //! `interrupted` error result the model can see.
 
 mod cache;
+mod recall_step;
 mod tool_step;
 
 pub(crate) use cache::Immutable;
+pub(crate) use recall_step::{render_passages, render_records};
 pub(crate) use tool_step::BlockLocks;
 
 use crate::context::{history, system_prompt, MAX_CONTEXT_ITEMS};
@@ -51,6 +53,10 @@ struct RunState<'a> {
     finished: bool,
     /// The session tail, read once and kept current.
     window: cache::Window,
+    /// Long-term memory records recalled for this run's input, read once.
+    recalled: Option<Vec<roster_core::record::MemoryRecord>>,
+    /// Knowledge passages recalled for this run's input, read once.
+    passages: Option<Vec<roster_core::knowledge::Passage>>,
 }
 
 pub(crate) async fn execute(
@@ -136,6 +142,8 @@ pub(crate) async fn execute(
         cancel,
         finished: false,
         window: cache::Window::default(),
+        recalled: None,
+        passages: None,
     };
     for step in steps
         .iter()
@@ -224,7 +232,14 @@ impl RunState<'_> {
         let blocks = store
             .list_memory_blocks(self.tenant, &self.agent.id)
             .await?;
-        let system = system_prompt(&self.agent.config.instructions, &blocks);
+        let recalled = self.recalled().await;
+        let passages = self.recalled_passages().await;
+        let system = system_prompt(
+            &self.agent.config.instructions,
+            &blocks,
+            &recalled,
+            &passages,
+        );
         let tools = self.tool_specs();
         let tail = match self.window.items() {
             Some(tail) => tail,
@@ -303,7 +318,12 @@ impl RunState<'_> {
                 write.steps.push(StepWrite::Completed {
                     n,
                     kind: StepKind::ModelCall,
-                    input: json!({ "route": target.to_string(), "context_items": context_items }),
+                    input: json!({
+                        "route": target.to_string(),
+                        "context_items": context_items,
+                        "recalled": recalled.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                        "passages": passages.iter().map(|p| p.citation.as_str()).collect::<Vec<_>>(),
+                    }),
                     output: serde_json::to_value(StepOutput::ModelCall(reply.clone()))
                         .map_err(|e| RuntimeError::Invalid(e.to_string()))?,
                 });

@@ -8,7 +8,7 @@ use roster_core::event::RunEvent;
 use roster_core::item::{ItemContent, ToolCall};
 use roster_core::machine::{StepOutput, ToolOutcome};
 use roster_core::run::StepKind;
-use roster_store::{BlockWrite, StepWrite, StoreError};
+use roster_store::{BlockWrite, MemoryWrite, StepWrite, StoreError};
 use serde_json::json;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -94,6 +94,10 @@ impl RunState<'_> {
                     Err(message) => (message, true, None),
                     Ok(edit) => return self.memory_step(n, call, edit).await,
                 },
+                ToolKind::Recall(recall) => match recall.parse(arguments) {
+                    Err(message) => (message, true, None),
+                    Ok(parsed) => return self.recall_step(n, call, parsed).await,
+                },
                 ToolKind::External(external) => {
                     if !self.started_already(n) {
                         let mut started = self.journal();
@@ -178,6 +182,22 @@ impl RunState<'_> {
         outcome: &ToolOutcome,
         block: Option<BlockWrite>,
     ) -> Result<(), StoreError> {
+        self.commit_tool_result_with(n, call, outcome, block, Vec::new())
+            .await
+            .map(|_| ())
+    }
+
+    /// Journals a tool's result together with the state it changes (a block
+    /// edit, memory records); returns the search log position of the
+    /// records (0 if none).
+    pub(super) async fn commit_tool_result_with(
+        &self,
+        n: i64,
+        call: &ToolCall,
+        outcome: &ToolOutcome,
+        block: Option<BlockWrite>,
+        memory_writes: Vec<MemoryWrite>,
+    ) -> Result<i64, StoreError> {
         let mut write = self.journal();
         write.steps.push(StepWrite::Completed {
             n,
@@ -200,10 +220,11 @@ impl RunState<'_> {
             is_error: outcome.is_error,
         }];
         write.block_write = block;
+        write.memory_writes = memory_writes;
         let committed = self.inner.store.commit(self.tenant, write).await?;
         self.window.append(&committed.items, super::window_limit());
         self.inner.publish(&self.run.id, &committed.events);
-        Ok(())
+        Ok(committed.memories.log_id)
     }
 
     /// Applies a memory edit and its result in one commit. Edits of one block

@@ -19,6 +19,7 @@ mod worker;
 use roster_core::event::RunEvent;
 use roster_core::run::{Run, RunStatus};
 use roster_core::{RunId, SessionId, TenantId};
+use roster_memory::MemoryService;
 use roster_models::Router;
 use roster_store::{
     BusyPolicy, CreatedRun, DynStore, JournalWrite, NewRun, RunTransition, StoreError,
@@ -35,6 +36,9 @@ pub struct RuntimeOptions {
     pub store: DynStore,
     pub router: Arc<Router>,
     pub tools: ToolRegistry,
+    /// Long-term memory; without it the memory record tools answer that
+    /// long-term memory is not available, and nothing is recalled.
+    pub memory: Option<Arc<MemoryService>>,
 }
 
 /// An input for a session.
@@ -55,6 +59,7 @@ pub struct Runtime {
 
 pub(crate) struct Inner {
     pub(crate) store: DynStore,
+    pub(crate) memory: Option<Arc<MemoryService>>,
     pub(crate) router: Arc<Router>,
     pub(crate) tools: ToolRegistry,
     pub(crate) bus: Bus,
@@ -79,6 +84,7 @@ impl Runtime {
         Self {
             inner: Arc::new(Inner {
                 store: options.store,
+                memory: options.memory,
                 router: options.router,
                 tools: options.tools,
                 bus: Bus::default(),
@@ -98,6 +104,10 @@ impl Runtime {
 
     pub fn tools(&self) -> &ToolRegistry {
         &self.inner.tools
+    }
+
+    pub fn memory(&self) -> Option<&Arc<MemoryService>> {
+        self.inner.memory.as_ref()
     }
 
     /// Accepts an input: the run is durably queued before this returns.

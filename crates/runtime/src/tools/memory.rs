@@ -53,16 +53,7 @@ impl MemoryTool {
                 schemars::schema_for!(ReplaceArgs),
             ),
         };
-        let mut parameters = serde_json::to_value(schema).unwrap_or_default();
-        if let Some(object) = parameters.as_object_mut() {
-            object.remove("$schema");
-            object.remove("title");
-        }
-        ToolSpec {
-            name: self.name().to_owned(),
-            description: description.to_owned(),
-            parameters,
-        }
+        super::tool_spec(self.name(), description, schema)
     }
 
     /// Parses the model's arguments into an edit, or says what is wrong.

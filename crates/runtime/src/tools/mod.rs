@@ -8,6 +8,7 @@
 //! their result: they run exactly once by construction.
 
 pub mod memory;
+pub mod recall;
 
 use async_trait::async_trait;
 use roster_models::ToolSpec;
@@ -71,7 +72,10 @@ pub trait Tool: Send + Sync {
 #[derive(Clone)]
 pub enum ToolKind {
     External(Arc<dyn Tool>),
+    /// Pinned memory blocks.
     Memory(memory::MemoryTool),
+    /// Long-term memory records.
+    Recall(recall::RecallTool),
 }
 
 #[derive(Clone)]
@@ -95,6 +99,19 @@ impl ToolRegistry {
                 RegisteredTool {
                     spec: tool.spec(),
                     kind: ToolKind::Memory(tool),
+                },
+            );
+        }
+        for tool in [
+            recall::RecallTool::Search,
+            recall::RecallTool::Write,
+            recall::RecallTool::Knowledge,
+        ] {
+            registry.tools.insert(
+                tool.name().to_owned(),
+                RegisteredTool {
+                    spec: tool.spec(),
+                    kind: ToolKind::Recall(tool),
                 },
             );
         }
@@ -126,6 +143,21 @@ impl ToolRegistry {
 
     pub fn specs(&self) -> impl Iterator<Item = &ToolSpec> {
         self.tools.values().map(|t| &t.spec)
+    }
+}
+
+/// A tool spec whose parameters are the JSON Schema derived from the
+/// argument type, without the wrapper keys providers do not want.
+pub(crate) fn tool_spec(name: &str, description: &str, schema: schemars::Schema) -> ToolSpec {
+    let mut parameters = serde_json::to_value(schema).unwrap_or_default();
+    if let Some(object) = parameters.as_object_mut() {
+        object.remove("$schema");
+        object.remove("title");
+    }
+    ToolSpec {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        parameters,
     }
 }
 
@@ -161,6 +193,15 @@ mod tests {
     #[test]
     fn builtins_are_registered() {
         let r = ToolRegistry::with_builtins();
-        assert_eq!(r.names(), vec!["memory_append", "memory_replace"]);
+        assert_eq!(
+            r.names(),
+            vec![
+                "knowledge_search",
+                "memory_append",
+                "memory_replace",
+                "memory_search",
+                "memory_write"
+            ]
+        );
     }
 }

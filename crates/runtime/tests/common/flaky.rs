@@ -32,6 +32,8 @@ impl FlakyStore {
     }
 }
 
+roster_store::forward_record_traits!(FlakyStore, inner);
+
 #[async_trait]
 impl Store for FlakyStore {
     fn backend(&self) -> &'static str {

@@ -96,6 +96,9 @@ pub fn config(tools: &[&str]) -> AgentConfig {
         tools: tools.iter().map(|t| (*t).to_owned()).collect(),
         max_steps: 8,
         context_tokens: 32_000,
+        memory: Default::default(),
+        knowledge: vec![],
+        knowledge_recall: 3,
     }
 }
 
@@ -172,7 +175,38 @@ pub fn runtime(
         store,
         router: Arc::new(Router::new(Arc::new(registry), retry)),
         tools: tool_registry,
+        memory: None,
     })
+}
+
+/// Like [`runtime`], with long-term memory backed by `store` and an index
+/// under `index_dir`.
+pub async fn runtime_with_memory(
+    store: DynStore,
+    model: Arc<dyn ModelProvider>,
+    index_dir: &std::path::Path,
+) -> (Runtime, Arc<roster_memory::MemoryService>) {
+    let memory = roster_memory::MemoryService::open(roster_memory::MemoryOptions {
+        store: store.clone(),
+        index_dir: index_dir.to_path_buf(),
+        embedder: None,
+    })
+    .await
+    .expect("memory service");
+    memory.start();
+    let mut registry = ProviderRegistry::new();
+    registry.insert(model);
+    let retry = RetryPolicy {
+        max_retries: 0,
+        ..RetryPolicy::default()
+    };
+    let runtime = Runtime::new(RuntimeOptions {
+        store,
+        router: Arc::new(Router::new(Arc::new(registry), retry)),
+        tools: ToolRegistry::with_builtins(),
+        memory: Some(memory.clone()),
+    });
+    (runtime, memory)
 }
 
 pub fn input(text: &str) -> Submission {

@@ -128,7 +128,18 @@ pub(crate) async fn commit(
         .await?;
         events.push(SequencedEvent { seq, event });
     }
-    Ok(Committed { items, events })
+    // Last: the search log append takes the lock that orders log ids, held
+    // until this transaction commits.
+    let memories = if write.memory_writes.is_empty() {
+        crate::MemoryWritten::default()
+    } else {
+        super::records::write_memories(conn, tenant, &write.memory_writes).await?
+    };
+    Ok(Committed {
+        items,
+        events,
+        memories,
+    })
 }
 
 /// Appends one item with the session's next `seq`. The session row is locked

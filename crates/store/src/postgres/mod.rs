@@ -10,6 +10,9 @@
 mod agents;
 mod api;
 mod journal;
+mod knowledge;
+mod records;
+mod records_api;
 mod rows;
 mod runs;
 mod server_lock;

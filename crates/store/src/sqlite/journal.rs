@@ -57,6 +57,11 @@ pub(crate) fn commit(
     if let Some(block) = &write.block_write {
         write_block(conn, tenant, block, run, now)?;
     }
+    let memories = if write.memory_writes.is_empty() {
+        crate::MemoryWritten::default()
+    } else {
+        super::records::write_memories(conn, tenant, &write.memory_writes)?
+    };
     for entry in &write.ledger {
         conn.prepare_cached(
             "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at)
@@ -98,7 +103,11 @@ pub(crate) fn commit(
         ])?;
         events.push(SequencedEvent { seq, event });
     }
-    Ok(Committed { items, events })
+    Ok(Committed {
+        items,
+        events,
+        memories,
+    })
 }
 
 fn append_item(

@@ -4,10 +4,20 @@ use crate::StoreError;
 use rusqlite::Connection;
 
 /// In order; a migration is never edited once released, only followed by a new one.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_core",
-    include_str!("../../migrations/sqlite/0001_core.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_core",
+        include_str!("../../migrations/sqlite/0001_core.sql"),
+    ),
+    (
+        "0002_memory_records",
+        include_str!("../../migrations/sqlite/0002_memory_records.sql"),
+    ),
+    (
+        "0003_knowledge",
+        include_str!("../../migrations/sqlite/0003_knowledge.sql"),
+    ),
+];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

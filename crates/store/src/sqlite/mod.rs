@@ -7,7 +7,10 @@
 mod agents;
 mod api;
 mod journal;
+mod knowledge;
 mod migrate;
+mod records;
+mod records_api;
 mod rows;
 mod runs;
 mod sessions;

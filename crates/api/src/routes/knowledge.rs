@@ -1,0 +1,303 @@
+//! `/v1/knowledge`: sources of company documents, their documents (uploaded
+//! whole, one per request; re-uploading unchanged bytes changes nothing),
+//! and hybrid search returning passages with citations.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use roster_core::knowledge::{
+    validate_document_path, validate_source_name, KnowledgeDocument, KnowledgeSource,
+};
+use roster_memory::{
+    ChunkOptions, IngestFailure, IngestOutcome, KnowledgeRequest, KnowledgeResults,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSource {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SourceList {
+    pub data: Vec<KnowledgeSource>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentListParams {
+    /// Documents whose path sorts after this one (the previous page's `next_after`).
+    pub after: Option<String>,
+    /// 1..=1000, default 100.
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DocumentPage {
+    pub data: Vec<KnowledgeDocument>,
+    pub next_after: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchKnowledge {
+    pub query: String,
+    /// Source names; all of the tenant's sources when omitted.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// 1..=100, default 5.
+    pub limit: Option<usize>,
+}
+
+async fn find_source(
+    state: &AppState,
+    principal: &Principal,
+    name: &str,
+) -> Result<KnowledgeSource, ApiError> {
+    state
+        .store
+        .get_source(&principal.tenant, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("knowledge source"))
+}
+
+#[utoipa::path(post, path = "/v1/knowledge/sources", request_body = CreateSource, tag = "knowledge",
+    responses((status = 201, body = KnowledgeSource), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn create_source(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<CreateSource>,
+) -> Result<(StatusCode, axum::Json<KnowledgeSource>), ApiError> {
+    validate_source_name(&body.name)?;
+    if body.description.len() > 10_000 {
+        return Err(ApiError::invalid("description is longer than 10000 bytes"));
+    }
+    let source = state
+        .store
+        .create_source(&principal.tenant, &body.name, &body.description)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(source)))
+}
+
+#[utoipa::path(get, path = "/v1/knowledge/sources", tag = "knowledge", responses((status = 200, body = SourceList)))]
+pub async fn list_sources(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<SourceList>, ApiError> {
+    Ok(axum::Json(SourceList {
+        data: state.store.list_sources(&principal.tenant).await?,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/knowledge/sources/{name}", tag = "knowledge", params(("name" = String, Path)),
+    responses((status = 200, body = KnowledgeSource), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show_source(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> Result<axum::Json<KnowledgeSource>, ApiError> {
+    Ok(axum::Json(find_source(&state, &principal, &name).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/knowledge/sources/{name}", tag = "knowledge", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete_source(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let source = find_source(&state, &principal, &name).await?;
+    let log_id = state
+        .store
+        .delete_source(&principal.tenant, &source.id)
+        .await?;
+    if let Some(memory) = state.runtime.memory() {
+        memory.wait_indexed(log_id).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/knowledge/sources/{name}/documents", tag = "knowledge",
+    params(("name" = String, Path), DocumentListParams),
+    responses((status = 200, body = DocumentPage), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn list_documents(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Query(params): Query<DocumentListParams>,
+) -> Result<axum::Json<DocumentPage>, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let source = find_source(&state, &principal, &name).await?;
+    let data = state
+        .store
+        .list_documents(
+            &principal.tenant,
+            &source.id,
+            params.after.as_deref().unwrap_or(""),
+            limit,
+        )
+        .await?;
+    let next_after = (data.len() as i64 == limit)
+        .then(|| data.last().map(|d| d.path.clone()))
+        .flatten();
+    Ok(axum::Json(DocumentPage { data, next_after }))
+}
+
+#[utoipa::path(get, path = "/v1/knowledge/sources/{name}/documents/{path}", tag = "knowledge",
+    params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`")),
+    responses((status = 200, body = KnowledgeDocument), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((name, path)): Path<(String, String)>,
+) -> Result<axum::Json<KnowledgeDocument>, ApiError> {
+    let source = find_source(&state, &principal, &name).await?;
+    state
+        .store
+        .get_document(&principal.tenant, &source.id, &path)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("document"))
+}
+
+/// Uploads a document's bytes; the server detects the type (Markdown, text,
+/// HTML, PDF, CSV) from the path, the `Content-Type` and the bytes.
+#[utoipa::path(put, path = "/v1/knowledge/sources/{name}/documents/{path}", tag = "knowledge",
+    params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file's bytes"),
+    responses((status = 200, body = IngestOutcome),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody, description = "document_too_large"),
+        (status = 422, body = crate::error::ErrorBody, description = "the document cannot be ingested: empty_document, binary_content, garbled_text, unsupported_type, no_text, malformed_document")))]
+pub async fn put_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((name, path)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::Json<IngestOutcome>, ApiError> {
+    let service = super::memory_service(&state)?;
+    validate_document_path(&path)?;
+    let source = find_source(&state, &principal, &name).await?;
+    let limit = state.max_document_bytes;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(&path, limit)
+        } else {
+            ApiError::invalid(format!("cannot read the document body: {}", e.body_text()))
+        }
+    })?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let options = ChunkOptions {
+        max_bytes: limit as u64,
+        ..ChunkOptions::default()
+    };
+    match service
+        .ingest(
+            &principal.tenant,
+            &source,
+            &path,
+            content_type.as_deref(),
+            body.to_vec(),
+            options,
+        )
+        .await
+    {
+        Ok(outcome) => Ok(axum::Json(outcome)),
+        Err(IngestFailure::Document(e)) if e.code() == "document_too_large" => {
+            Err(too_large(&path, limit))
+        }
+        Err(IngestFailure::Document(e)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.code(),
+            e.to_string(),
+        )),
+        Err(IngestFailure::Service(e)) => Err(e.into()),
+    }
+}
+
+fn too_large(path: &str, limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "document_too_large",
+        format!(
+            "{path} is larger than this server's limit of {} MiB per document",
+            limit / (1024 * 1024)
+        ),
+    )
+}
+
+#[utoipa::path(delete, path = "/v1/knowledge/sources/{name}/documents/{path}", tag = "knowledge",
+    params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`")),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((name, path)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let source = find_source(&state, &principal, &name).await?;
+    let log_id = state
+        .store
+        .delete_document(&principal.tenant, &source.id, &path)
+        .await?
+        .ok_or_else(|| ApiError::not_found("document"))?;
+    if let Some(memory) = state.runtime.memory() {
+        memory.wait_indexed(log_id).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/knowledge/search", request_body = SearchKnowledge, tag = "knowledge",
+    responses((status = 200, body = KnowledgeResults), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn search(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<SearchKnowledge>,
+) -> Result<axum::Json<KnowledgeResults>, ApiError> {
+    let service = super::memory_service(&state)?;
+    let limit = body.limit.unwrap_or(5);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 100"));
+    }
+    let sources = if body.sources.is_empty() {
+        state.store.list_sources(&principal.tenant).await?
+    } else {
+        let mut found = Vec::with_capacity(body.sources.len());
+        for name in &body.sources {
+            found.push(find_source(&state, &principal, name).await?);
+        }
+        found
+    };
+    if sources.is_empty() {
+        return Ok(axum::Json(KnowledgeResults {
+            mode: roster_memory::SearchMode::FullText,
+            notice: Some("this tenant has no knowledge sources".into()),
+            data: Vec::new(),
+        }));
+    }
+    let results = service
+        .search_knowledge(
+            &principal.tenant,
+            &KnowledgeRequest {
+                sources,
+                query: body.query,
+                limit,
+            },
+        )
+        .await?;
+    Ok(axum::Json(results))
+}

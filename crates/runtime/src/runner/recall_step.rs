@@ -1,0 +1,363 @@
+//! Long-term memory and knowledge in a run: the `memory_search`,
+//! `memory_write` and `knowledge_search` tool steps, and the records and
+//! passages recalled into the context at the start of a run.
+
+use super::RunState;
+use crate::error::RuntimeError;
+use crate::tools::recall::{normalise, KnowledgeArgs, RecallCall, SearchArgs, WriteArgs};
+use roster_core::item::ToolCall;
+use roster_core::knowledge::{KnowledgeSource, Passage};
+use roster_core::machine::ToolOutcome;
+use roster_core::record::{
+    resolve_namespace, validate_content, MemoryRecord, NamespaceVars, Provenance,
+};
+use roster_core::MemoryId;
+use roster_memory::{KnowledgeRequest, MemoryService, SearchRequest};
+use roster_store::{MemoryOp, MemoryWrite};
+use std::sync::Arc;
+
+const DEFAULT_SEARCH_LIMIT: u32 = 5;
+const MAX_SEARCH_LIMIT: u32 = 20;
+
+impl RunState<'_> {
+    /// The agent's memory namespaces for this session: the default one
+    /// first, then those it searches. Templates naming a user the session
+    /// does not have are left out.
+    pub(super) fn memory_namespaces(&self) -> (Option<String>, Vec<String>) {
+        let vars = NamespaceVars {
+            agent: &self.agent.name,
+            user: None,
+            session: self.session.id.as_str(),
+        };
+        let settings = &self.agent.config.memory;
+        let default = resolve_namespace(&settings.namespace, &vars);
+        let mut search: Vec<String> = settings
+            .search_namespaces()
+            .into_iter()
+            .filter_map(|t| resolve_namespace(t, &vars))
+            .collect();
+        search.dedup();
+        (default, search)
+    }
+
+    pub(super) async fn recall_step(
+        &self,
+        n: i64,
+        call: &ToolCall,
+        parsed: RecallCall,
+    ) -> Result<ToolOutcome, RuntimeError> {
+        let (output, is_error, writes) = match &self.inner.memory {
+            None => (
+                "long-term memory is not available on this server".to_owned(),
+                true,
+                Vec::new(),
+            ),
+            Some(memory) => match parsed {
+                RecallCall::Search(args) => {
+                    let (output, is_error) = self.search(memory, args).await?;
+                    (output, is_error, Vec::new())
+                }
+                RecallCall::Write(args) => self.plan_write(memory, args).await?,
+                RecallCall::Knowledge(args) => {
+                    let (output, is_error) = self.search_knowledge(memory, args).await?;
+                    (output, is_error, Vec::new())
+                }
+            },
+        };
+        let outcome = ToolOutcome {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            output,
+            is_error,
+        };
+        let log_id = self
+            .commit_tool_result_with(n, call, &outcome, None, writes)
+            .await?;
+        if let Some(memory) = &self.inner.memory {
+            memory.wait_indexed(log_id).await;
+        }
+        Ok(outcome)
+    }
+
+    async fn search(
+        &self,
+        memory: &Arc<MemoryService>,
+        args: SearchArgs,
+    ) -> Result<(String, bool), RuntimeError> {
+        let (_, readable) = self.memory_namespaces();
+        let namespaces = match args.namespace {
+            Some(ns) if readable.contains(&ns) => vec![ns],
+            Some(ns) => {
+                return Ok((
+                    format!(
+                        "namespace `{ns}` is not one of yours; you can search: {}",
+                        readable.join(", ")
+                    ),
+                    true,
+                ))
+            }
+            None => readable,
+        };
+        if namespaces.is_empty() {
+            return Ok(("you have no memory namespace to search".to_owned(), true));
+        }
+        let limit = args
+            .limit
+            .unwrap_or(DEFAULT_SEARCH_LIMIT)
+            .clamp(1, MAX_SEARCH_LIMIT);
+        let request = SearchRequest {
+            namespaces,
+            query: args.query,
+            limit: limit as usize,
+        };
+        match memory.search(self.tenant, &request).await {
+            Ok(results) if results.data.is_empty() => {
+                Ok(("no memory matches that query".to_owned(), false))
+            }
+            Ok(results) => {
+                let records: Vec<&MemoryRecord> = results.data.iter().map(|h| &h.record).collect();
+                Ok((render_records(&records), false))
+            }
+            Err(roster_memory::MemoryError::Invalid(message)) => Ok((message, true)),
+            Err(e) => {
+                tracing::warn!(error = %e, "memory search failed");
+                Ok(("memory search failed; try again later".to_owned(), true))
+            }
+        }
+    }
+
+    /// Decides what a `memory_write` stores: nothing when the fact is
+    /// already remembered word for word, else a new record.
+    async fn plan_write(
+        &self,
+        memory: &Arc<MemoryService>,
+        args: WriteArgs,
+    ) -> Result<(String, bool, Vec<MemoryWrite>), RuntimeError> {
+        if let Err(e) = validate_content(&args.content) {
+            return Ok((e.to_string(), true, Vec::new()));
+        }
+        let (default, readable) = self.memory_namespaces();
+        let namespace = match args.namespace {
+            Some(ns) if Some(&ns) == default.as_ref() || readable.contains(&ns) => ns,
+            Some(ns) => {
+                let mut yours: Vec<String> = default.into_iter().collect();
+                yours.extend(readable.into_iter().filter(|n| !yours.contains(n)).collect::<Vec<_>>());
+                return Ok((
+                    format!(
+                        "namespace `{ns}` is not one of yours; you can write to: {}",
+                        yours.join(", ")
+                    ),
+                    true,
+                    Vec::new(),
+                ));
+            }
+            None => match default {
+                Some(ns) => ns,
+                None => {
+                    return Ok((
+                        "your default memory namespace needs a user and this session has none; name a namespace".to_owned(),
+                        true,
+                        Vec::new(),
+                    ))
+                }
+            },
+        };
+        let request = SearchRequest {
+            namespaces: vec![namespace.clone()],
+            query: args.content.clone(),
+            limit: 5,
+        };
+        if let Ok(found) = memory.search(self.tenant, &request).await {
+            let wanted = normalise(&args.content);
+            if let Some(hit) = found
+                .data
+                .iter()
+                .find(|h| normalise(&h.record.content) == wanted)
+            {
+                return Ok((
+                    format!("already remembered as {}", hit.record.id),
+                    false,
+                    Vec::new(),
+                ));
+            }
+        }
+        let id = MemoryId::generate();
+        let embedding = memory.embed_one(&args.content).await;
+        let write = MemoryWrite {
+            op: MemoryOp::Create {
+                id: id.clone(),
+                namespace: namespace.clone(),
+                kind: "fact".into(),
+                key: None,
+                content: args.content,
+                metadata: serde_json::json!({}),
+                source: Some(Provenance {
+                    agent_id: Some(self.agent.id.clone()),
+                    session_id: Some(self.session.id.clone()),
+                    run_id: Some(self.run.id.clone()),
+                    from_seq: None,
+                    to_seq: None,
+                }),
+                expires_at: None,
+                embedding,
+            },
+            principal: format!("agent:{}", self.agent.id),
+            run_id: Some(self.run.id.clone()),
+        };
+        Ok((
+            format!("remembered as {id} in {namespace}"),
+            false,
+            vec![write],
+        ))
+    }
+
+    /// The agent's knowledge sources that still exist, in its order.
+    async fn knowledge_sources(&self) -> Result<Vec<KnowledgeSource>, RuntimeError> {
+        let mut sources = Vec::with_capacity(self.agent.config.knowledge.len());
+        for name in &self.agent.config.knowledge {
+            if let Some(source) = self.inner.store.get_source(self.tenant, name).await? {
+                sources.push(source);
+            }
+        }
+        Ok(sources)
+    }
+
+    async fn search_knowledge(
+        &self,
+        memory: &Arc<MemoryService>,
+        args: KnowledgeArgs,
+    ) -> Result<(String, bool), RuntimeError> {
+        let mut sources = self.knowledge_sources().await?;
+        if let Some(name) = &args.source {
+            sources.retain(|s| &s.name == name);
+            if sources.is_empty() {
+                return Ok((
+                    format!(
+                        "`{name}` is not one of your knowledge sources; yours: {}",
+                        self.agent.config.knowledge.join(", ")
+                    ),
+                    true,
+                ));
+            }
+        }
+        if sources.is_empty() {
+            return Ok(("you have no knowledge sources to search".to_owned(), true));
+        }
+        let request = KnowledgeRequest {
+            sources,
+            query: args.query,
+            limit: args
+                .limit
+                .unwrap_or(DEFAULT_SEARCH_LIMIT)
+                .clamp(1, MAX_SEARCH_LIMIT) as usize,
+        };
+        match memory.search_knowledge(self.tenant, &request).await {
+            Ok(results) if results.data.is_empty() => {
+                Ok(("no passage matches that query".to_owned(), false))
+            }
+            Ok(results) => {
+                let passages: Vec<&Passage> = results.data.iter().map(|h| &h.passage).collect();
+                Ok((render_passages(&passages), false))
+            }
+            Err(roster_memory::MemoryError::Invalid(message)) => Ok((message, true)),
+            Err(e) => {
+                tracing::warn!(error = %e, "knowledge search failed");
+                Ok(("knowledge search failed; try again later".to_owned(), true))
+            }
+        }
+    }
+
+    /// Passages recalled for this run's input from the agent's sources,
+    /// read once per run.
+    pub(super) async fn recalled_passages(&mut self) -> Vec<Passage> {
+        if let Some(passages) = &self.passages {
+            return passages.clone();
+        }
+        let limit = self.agent.config.knowledge_recall;
+        let mut found = Vec::new();
+        if let (Some(memory), 1..) = (self.inner.memory.clone(), limit) {
+            match self.knowledge_sources().await {
+                Ok(sources) if !sources.is_empty() => {
+                    let request = KnowledgeRequest {
+                        sources,
+                        query: self.run.input.clone(),
+                        limit: limit as usize,
+                    };
+                    match memory.search_knowledge(self.tenant, &request).await {
+                        Ok(results) => {
+                            found = results.data.into_iter().map(|h| h.passage).collect()
+                        }
+                        Err(e) => {
+                            tracing::warn!(run = %self.run.id, error = %e, "knowledge recall failed; the run goes on without it")
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(run = %self.run.id, error = %e, "knowledge recall failed; the run goes on without it")
+                }
+            }
+        }
+        self.passages = Some(found.clone());
+        found
+    }
+
+    /// Records recalled for this run's input, read once per run.
+    pub(super) async fn recalled(&mut self) -> Vec<MemoryRecord> {
+        if let Some(recalled) = &self.recalled {
+            return recalled.clone();
+        }
+        let limit = self.agent.config.memory.recall;
+        let found = match (&self.inner.memory, limit) {
+            (Some(memory), 1..) => {
+                let (_, namespaces) = self.memory_namespaces();
+                if namespaces.is_empty() {
+                    Vec::new()
+                } else {
+                    let request = SearchRequest {
+                        namespaces,
+                        query: self.run.input.clone(),
+                        limit: limit as usize,
+                    };
+                    match memory.search(self.tenant, &request).await {
+                        Ok(results) => results.data.into_iter().map(|h| h.record).collect(),
+                        Err(e) => {
+                            tracing::warn!(run = %self.run.id, error = %e, "recall failed; the run goes on without it");
+                            Vec::new()
+                        }
+                    }
+                }
+            }
+            _ => Vec::new(),
+        };
+        self.recalled = Some(found.clone());
+        found
+    }
+}
+
+/// Passages as the model reads them: numbered, each with its citation.
+pub(crate) fn render_passages(passages: &[&Passage]) -> String {
+    passages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("[{}] {}\n{}", i + 1, p.citation, p.text.trim()))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// Records as the model reads them: id, namespace, date and text.
+pub(crate) fn render_records(records: &[&MemoryRecord]) -> String {
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "- [{}] ({}, {}) {}",
+                r.id,
+                r.namespace,
+                r.updated_at.format("%Y-%m-%d"),
+                r.content
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

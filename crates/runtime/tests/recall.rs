@@ -1,0 +1,161 @@
+//! Long-term memory in runs: `memory_write` lands with its result, a fact is
+//! not stored twice, `memory_search` finds it, and a later session of the
+//! agent has it recalled into its context without asking.
+
+mod common;
+
+use common::model::{call, calls, request_results, text, ScriptedModel};
+use common::*;
+use roster_core::run::RunStatus;
+use roster_store::{DynStore, MemoryQuery};
+use serde_json::json;
+
+on_both_backends!(
+    a_fact_written_in_one_session_is_recalled_in_the_next,
+    bad_memory_calls_are_told_to_the_model,
+);
+
+const TOOLS: [&str; 2] = ["memory_write", "memory_search"];
+
+fn write(id: &str, content: &str) -> roster_core::item::ToolCall {
+    call(
+        id,
+        "memory_write",
+        &json!({ "content": content }).to_string(),
+    )
+}
+
+/// The result the model was told for call `id`.
+fn result(request: &roster_models::ChatRequest, id: &str) -> (String, String, bool) {
+    request_results(request)
+        .into_iter()
+        .find(|(call, _, _)| call == id)
+        .unwrap_or_else(|| panic!("no result for {id}"))
+}
+
+async fn records(store: &DynStore, fx: &Fixture) -> Vec<roster_core::record::MemoryRecord> {
+    store
+        .list_memories(
+            &fx.tenant,
+            &MemoryQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list")
+}
+
+async fn a_fact_written_in_one_session_is_recalled_in_the_next(db: Db) {
+    let store = db.open().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let model = ScriptedModel::new(vec![
+        calls(vec![write("w1", "Ada prefers green tea over coffee")]),
+        text("Noted."),
+        // Said again in other words of the same fact: not stored twice.
+        calls(vec![write("w2", "ada prefers green tea over coffee.")]),
+        text("I know."),
+    ]);
+    let fx = Fixture::new(&store, config(&TOOLS)).await;
+    let (rt, memory) = runtime_with_memory(store.clone(), model.clone(), dir.path()).await;
+
+    let run = submit(&rt, &fx, "I prefer green tea to coffee").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    let told = result(&model.request(1), "w1");
+    assert!(
+        told.1.starts_with("remembered as mem_") && !told.2,
+        "{told:?}"
+    );
+    let stored = records(&store, &fx).await;
+    assert_eq!(stored.len(), 1);
+    let record = &stored[0];
+    assert_eq!(record.namespace, "agents/helper");
+    assert_eq!(record.content, "Ada prefers green tea over coffee");
+    let source = record.source.clone().expect("provenance");
+    assert_eq!(source.session_id.as_ref(), Some(&fx.session));
+    assert_eq!(source.run_id.as_ref(), Some(&run.id));
+    let history = store
+        .memory_history(&fx.tenant, &record.id)
+        .await
+        .expect("history");
+    assert_eq!(history[0].principal, format!("agent:{}", fx.agent.id));
+
+    let run = submit(&rt, &fx, "Remember: green tea, not coffee").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    let told = result(&model.request(3), "w2");
+    assert_eq!(told.1, format!("already remembered as {}", record.id));
+    assert_eq!(records(&store, &fx).await.len(), 1);
+
+    // A new session: the fact is recalled into the system prompt unasked,
+    // and memory_search finds it by id.
+    let session = fx.new_session(&store).await;
+    model.push(calls(vec![call(
+        "s1",
+        "memory_search",
+        r#"{"query": "tea or coffee"}"#,
+    )]));
+    model.push(text("You prefer green tea."));
+    let run = submit_to(&rt, &fx, &session, "Do I prefer tea or coffee?").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    let first = model.request(4);
+    assert!(
+        first.system.contains("<recalled_memories>")
+            && first.system.contains("Ada prefers green tea over coffee"),
+        "{}",
+        first.system
+    );
+    let told = result(&model.request(5), "s1");
+    assert!(told.1.contains(record.id.as_str()), "{told:?}");
+    let steps = store.list_steps(&fx.tenant, &run.id).await.expect("steps");
+    assert_eq!(steps[0].input["recalled"], json!([record.id.as_str()]));
+    memory.shutdown().await;
+}
+
+async fn bad_memory_calls_are_told_to_the_model(db: Db) {
+    let store = db.open().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let model = ScriptedModel::new(vec![
+        calls(vec![
+            call(
+                "ns",
+                "memory_write",
+                r#"{"content": "x", "namespace": "users/zed"}"#,
+            ),
+            call("empty", "memory_write", r#"{"content": "   "}"#),
+            call("args", "memory_write", r#"{"text": "x"}"#),
+            call(
+                "search_ns",
+                "memory_search",
+                r#"{"query": "x", "namespace": "agents/other"}"#,
+            ),
+            call("search_empty", "memory_search", r#"{"query": ""}"#),
+        ]),
+        text("ok"),
+    ]);
+    let fx = Fixture::new(&store, config(&TOOLS)).await;
+    let (rt, memory) = runtime_with_memory(store.clone(), model.clone(), dir.path()).await;
+    let run = submit(&rt, &fx, "try things").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    let request = model.request(1);
+    assert_eq!(request_results(&request).len(), 5);
+    for (id, expected) in [
+        ("ns", "not one of yours"),
+        ("empty", "must not be empty"),
+        ("args", "invalid arguments"),
+        ("search_ns", "not one of yours"),
+        ("search_empty", "must not be empty"),
+    ] {
+        let (_, output, is_error) = result(&request, id);
+        assert!(is_error && output.contains(expected), "{id}: {output}");
+    }
+    assert!(records(&store, &fx).await.is_empty());
+    memory.shutdown().await;
+
+    // Without long-term memory on the server, the tools say so.
+    let model = ScriptedModel::new(vec![calls(vec![write("w", "something")]), text("ok")]);
+    let rt = runtime(store.clone(), model.clone(), vec![]);
+    let run = submit(&rt, &fx, "remember").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    let told = result(&model.request(1), "w");
+    assert!(told.1.contains("not available") && told.2, "{told:?}");
+}

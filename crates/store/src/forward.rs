@@ -1,0 +1,186 @@
+//! A forwarding implementation of the record, knowledge and index-feed
+//! traits, for test doubles that wrap a real store.
+
+/// Implements [`RecordStore`], [`crate::KnowledgeStore`] and [`IndexFeed`] for a wrapper type by
+/// forwarding every method to an inner `DynStore` field, for test doubles
+/// that wrap a real store to inject failures elsewhere.
+#[macro_export]
+macro_rules! forward_record_traits {
+    ($ty:ty, $field:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::RecordStore for $ty {
+            async fn write_memories(
+                &self,
+                tenant: &roster_core::TenantId,
+                writes: Vec<$crate::MemoryWrite>,
+            ) -> $crate::StoreResult<$crate::MemoryWritten> {
+                self.$field.write_memories(tenant, writes).await
+            }
+            async fn get_memory(
+                &self,
+                tenant: &roster_core::TenantId,
+                id: &roster_core::MemoryId,
+            ) -> $crate::StoreResult<Option<roster_core::record::MemoryRecord>> {
+                self.$field.get_memory(tenant, id).await
+            }
+            async fn get_memories(
+                &self,
+                tenant: &roster_core::TenantId,
+                ids: &[roster_core::MemoryId],
+            ) -> $crate::StoreResult<Vec<roster_core::record::MemoryRecord>> {
+                self.$field.get_memories(tenant, ids).await
+            }
+            async fn list_memories(
+                &self,
+                tenant: &roster_core::TenantId,
+                query: &$crate::MemoryQuery,
+            ) -> $crate::StoreResult<Vec<roster_core::record::MemoryRecord>> {
+                self.$field.list_memories(tenant, query).await
+            }
+            async fn memory_history(
+                &self,
+                tenant: &roster_core::TenantId,
+                id: &roster_core::MemoryId,
+            ) -> $crate::StoreResult<Vec<roster_core::record::MemoryRecordVersion>> {
+                self.$field.memory_history(tenant, id).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::KnowledgeStore for $ty {
+            async fn create_source(
+                &self,
+                tenant: &roster_core::TenantId,
+                name: &str,
+                description: &str,
+            ) -> $crate::StoreResult<roster_core::knowledge::KnowledgeSource> {
+                self.$field.create_source(tenant, name, description).await
+            }
+            async fn list_sources(
+                &self,
+                tenant: &roster_core::TenantId,
+            ) -> $crate::StoreResult<Vec<roster_core::knowledge::KnowledgeSource>> {
+                self.$field.list_sources(tenant).await
+            }
+            async fn get_source(
+                &self,
+                tenant: &roster_core::TenantId,
+                name: &str,
+            ) -> $crate::StoreResult<Option<roster_core::knowledge::KnowledgeSource>> {
+                self.$field.get_source(tenant, name).await
+            }
+            async fn delete_source(
+                &self,
+                tenant: &roster_core::TenantId,
+                source: &roster_core::SourceId,
+            ) -> $crate::StoreResult<i64> {
+                self.$field.delete_source(tenant, source).await
+            }
+            async fn list_documents(
+                &self,
+                tenant: &roster_core::TenantId,
+                source: &roster_core::SourceId,
+                after: &str,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<roster_core::knowledge::KnowledgeDocument>> {
+                self.$field
+                    .list_documents(tenant, source, after, limit)
+                    .await
+            }
+            async fn get_document(
+                &self,
+                tenant: &roster_core::TenantId,
+                source: &roster_core::SourceId,
+                path: &str,
+            ) -> $crate::StoreResult<Option<roster_core::knowledge::KnowledgeDocument>> {
+                self.$field.get_document(tenant, source, path).await
+            }
+            async fn put_document(
+                &self,
+                tenant: &roster_core::TenantId,
+                version: $crate::NewDocumentVersion,
+            ) -> $crate::StoreResult<$crate::DocumentPut> {
+                self.$field.put_document(tenant, version).await
+            }
+            async fn fail_document(
+                &self,
+                tenant: &roster_core::TenantId,
+                source: &roster_core::SourceId,
+                path: &str,
+                error: roster_core::knowledge::DocumentError,
+            ) -> $crate::StoreResult<roster_core::knowledge::KnowledgeDocument> {
+                self.$field.fail_document(tenant, source, path, error).await
+            }
+            async fn delete_document(
+                &self,
+                tenant: &roster_core::TenantId,
+                source: &roster_core::SourceId,
+                path: &str,
+            ) -> $crate::StoreResult<Option<i64>> {
+                self.$field.delete_document(tenant, source, path).await
+            }
+            async fn get_passages(
+                &self,
+                tenant: &roster_core::TenantId,
+                chunks: &[(roster_core::DocumentId, i64)],
+            ) -> $crate::StoreResult<Vec<roster_core::knowledge::Passage>> {
+                self.$field.get_passages(tenant, chunks).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::IndexFeed for $ty {
+            async fn search_log_after(
+                &self,
+                after: i64,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::SearchLogEntry>> {
+                self.$field.search_log_after(after, limit).await
+            }
+            async fn search_log_head(&self) -> $crate::StoreResult<i64> {
+                self.$field.search_log_head().await
+            }
+            async fn memory_index_rows(
+                &self,
+                ids: &[String],
+            ) -> $crate::StoreResult<Vec<$crate::IndexRow>> {
+                self.$field.memory_index_rows(ids).await
+            }
+            async fn scan_memory_index_rows(
+                &self,
+                after: &str,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::IndexRow>> {
+                self.$field.scan_memory_index_rows(after, limit).await
+            }
+            async fn document_index_rows(
+                &self,
+                ids: &[String],
+            ) -> $crate::StoreResult<Vec<$crate::DocumentRows>> {
+                self.$field.document_index_rows(ids).await
+            }
+            async fn scan_document_index_rows(
+                &self,
+                after: &str,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::DocumentRows>> {
+                self.$field.scan_document_index_rows(after, limit).await
+            }
+            async fn unembedded(
+                &self,
+                kind: $crate::RowKind,
+                model: &str,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::UnembeddedRow>> {
+                self.$field.unembedded(kind, model, limit).await
+            }
+            async fn set_embeddings(
+                &self,
+                kind: $crate::RowKind,
+                updates: Vec<$crate::EmbeddingUpdate>,
+            ) -> $crate::StoreResult<usize> {
+                self.$field.set_embeddings(kind, updates).await
+            }
+        }
+    };
+}

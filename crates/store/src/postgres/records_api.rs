@@ -1,0 +1,222 @@
+//! [`RecordStore`] and [`IndexFeed`] for [`PgStore`].
+
+use super::{knowledge, records, PgStore};
+use crate::*;
+use async_trait::async_trait;
+use roster_core::knowledge::{DocumentError, KnowledgeDocument, KnowledgeSource, Passage};
+use roster_core::record::{MemoryRecord, MemoryRecordVersion};
+use roster_core::{DocumentId, MemoryId, SourceId};
+
+#[async_trait]
+impl RecordStore for PgStore {
+    async fn write_memories(
+        &self,
+        tenant: &TenantId,
+        writes: Vec<MemoryWrite>,
+    ) -> StoreResult<MemoryWritten> {
+        let mut tx = self.begin().await?;
+        let out = records::write_memories(&mut tx, tenant, &writes).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn get_memory(
+        &self,
+        tenant: &TenantId,
+        id: &MemoryId,
+    ) -> StoreResult<Option<MemoryRecord>> {
+        let mut c = self.conn().await?;
+        records::get_memory(&mut c, tenant, id).await
+    }
+
+    async fn get_memories(
+        &self,
+        tenant: &TenantId,
+        ids: &[MemoryId],
+    ) -> StoreResult<Vec<MemoryRecord>> {
+        let mut c = self.conn().await?;
+        records::get_memories(&mut c, tenant, ids).await
+    }
+
+    async fn list_memories(
+        &self,
+        tenant: &TenantId,
+        query: &MemoryQuery,
+    ) -> StoreResult<Vec<MemoryRecord>> {
+        let mut c = self.conn().await?;
+        records::list_memories(&mut c, tenant, query).await
+    }
+
+    async fn memory_history(
+        &self,
+        tenant: &TenantId,
+        id: &MemoryId,
+    ) -> StoreResult<Vec<MemoryRecordVersion>> {
+        let mut c = self.conn().await?;
+        records::memory_history(&mut c, tenant, id).await
+    }
+}
+
+#[async_trait]
+impl IndexFeed for PgStore {
+    async fn search_log_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SearchLogEntry>> {
+        let mut c = self.conn().await?;
+        records::search_log_after(&mut c, after, limit).await
+    }
+
+    async fn search_log_head(&self) -> StoreResult<i64> {
+        let mut c = self.conn().await?;
+        records::search_log_head(&mut c).await
+    }
+
+    async fn memory_index_rows(&self, ids: &[String]) -> StoreResult<Vec<IndexRow>> {
+        let mut c = self.conn().await?;
+        records::memory_index_rows(&mut c, ids).await
+    }
+
+    async fn scan_memory_index_rows(&self, after: &str, limit: i64) -> StoreResult<Vec<IndexRow>> {
+        let mut c = self.conn().await?;
+        records::scan_memory_index_rows(&mut c, after, limit).await
+    }
+
+    async fn document_index_rows(&self, ids: &[String]) -> StoreResult<Vec<DocumentRows>> {
+        let mut c = self.conn().await?;
+        knowledge::document_index_rows(&mut c, ids).await
+    }
+
+    async fn scan_document_index_rows(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<DocumentRows>> {
+        let mut c = self.conn().await?;
+        knowledge::scan_document_index_rows(&mut c, after, limit).await
+    }
+
+    async fn unembedded(
+        &self,
+        kind: RowKind,
+        model: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<UnembeddedRow>> {
+        let mut c = self.conn().await?;
+        match kind {
+            RowKind::Memory => records::unembedded_memories(&mut c, model, limit).await,
+            RowKind::Chunk => knowledge::unembedded_chunks(&mut c, model, limit).await,
+        }
+    }
+
+    async fn set_embeddings(
+        &self,
+        kind: RowKind,
+        updates: Vec<EmbeddingUpdate>,
+    ) -> StoreResult<usize> {
+        let mut tx = self.begin().await?;
+        let n = match kind {
+            RowKind::Memory => records::set_memory_embeddings(&mut tx, &updates).await?,
+            RowKind::Chunk => knowledge::set_chunk_embeddings(&mut tx, &updates).await?,
+        };
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl KnowledgeStore for PgStore {
+    async fn create_source(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        description: &str,
+    ) -> StoreResult<KnowledgeSource> {
+        let mut c = self.conn().await?;
+        knowledge::create_source(&mut c, tenant, name, description).await
+    }
+
+    async fn list_sources(&self, tenant: &TenantId) -> StoreResult<Vec<KnowledgeSource>> {
+        let mut c = self.conn().await?;
+        knowledge::list_sources(&mut c, tenant).await
+    }
+
+    async fn get_source(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> StoreResult<Option<KnowledgeSource>> {
+        let mut c = self.conn().await?;
+        knowledge::get_source(&mut c, tenant, name).await
+    }
+
+    async fn delete_source(&self, tenant: &TenantId, source: &SourceId) -> StoreResult<i64> {
+        let mut tx = self.begin().await?;
+        let log_id = knowledge::delete_source(&mut tx, tenant, source).await?;
+        tx.commit().await?;
+        Ok(log_id)
+    }
+
+    async fn list_documents(
+        &self,
+        tenant: &TenantId,
+        source: &SourceId,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<KnowledgeDocument>> {
+        let mut c = self.conn().await?;
+        knowledge::list_documents(&mut c, tenant, source, after, limit).await
+    }
+
+    async fn get_document(
+        &self,
+        tenant: &TenantId,
+        source: &SourceId,
+        path: &str,
+    ) -> StoreResult<Option<KnowledgeDocument>> {
+        let mut c = self.conn().await?;
+        knowledge::get_document(&mut c, tenant, source, path).await
+    }
+
+    async fn put_document(
+        &self,
+        tenant: &TenantId,
+        version: NewDocumentVersion,
+    ) -> StoreResult<DocumentPut> {
+        let mut tx = self.begin().await?;
+        let put = knowledge::put_document(&mut tx, tenant, &version).await?;
+        tx.commit().await?;
+        Ok(put)
+    }
+
+    async fn fail_document(
+        &self,
+        tenant: &TenantId,
+        source: &SourceId,
+        path: &str,
+        error: DocumentError,
+    ) -> StoreResult<KnowledgeDocument> {
+        let mut tx = self.begin().await?;
+        let doc = knowledge::fail_document(&mut tx, tenant, source, path, &error).await?;
+        tx.commit().await?;
+        Ok(doc)
+    }
+
+    async fn delete_document(
+        &self,
+        tenant: &TenantId,
+        source: &SourceId,
+        path: &str,
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self.begin().await?;
+        let log_id = knowledge::delete_document(&mut tx, tenant, source, path).await?;
+        tx.commit().await?;
+        Ok(log_id)
+    }
+
+    async fn get_passages(
+        &self,
+        tenant: &TenantId,
+        chunks: &[(DocumentId, i64)],
+    ) -> StoreResult<Vec<Passage>> {
+        let mut c = self.conn().await?;
+        knowledge::get_passages(&mut c, tenant, chunks).await
+    }
+}
