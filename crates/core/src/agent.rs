@@ -40,6 +40,45 @@ pub struct AgentConfig {
     /// (0 turns it off; `knowledge_search` still works).
     #[serde(default = "default_knowledge_recall")]
     pub knowledge_recall: u32,
+    /// How the context is kept within `context_tokens`.
+    #[serde(default)]
+    pub context: ContextSettings,
+}
+
+/// When a session's history outgrows the context budget, its oldest part
+/// is folded into a running summary by a model call (unless turned off, in
+/// which case the oldest items simply drop out of the context).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContextSettings {
+    #[serde(default = "default_true")]
+    pub summarize: bool,
+    /// Route of the summarising model; the agent's own model when unset.
+    #[serde(default)]
+    pub summary_model: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ContextSettings {
+    fn default() -> Self {
+        Self {
+            summarize: true,
+            summary_model: None,
+        }
+    }
+}
+
+impl ContextSettings {
+    /// The route summaries go to: `summary_model`, else the agent's.
+    pub fn summary_route(&self, agent: &AgentConfig) -> Result<ModelRoute, ValidationError> {
+        match &self.summary_model {
+            Some(model) => ModelRoute::parse(model, &[]),
+            None => agent.route(),
+        }
+    }
 }
 
 pub const DEFAULT_KNOWLEDGE_RECALL: u32 = 3;
@@ -94,6 +133,10 @@ impl AgentConfig {
                     format!("source `{name}` is listed twice"),
                 ));
             }
+        }
+        if let Some(model) = &self.context.summary_model {
+            ModelRoute::parse(model, &[])
+                .map_err(|e| ValidationError::new("context.summary_model", e.message))?;
         }
         if self.knowledge_recall > 20 {
             return Err(ValidationError::new(
@@ -247,6 +290,7 @@ mod tests {
             memory: MemorySettings::default(),
             knowledge: vec![],
             knowledge_recall: DEFAULT_KNOWLEDGE_RECALL,
+            context: ContextSettings::default(),
         };
         assert!(config.validate(&["a", "b"]).is_ok());
         assert!(config.validate(&["a"]).is_err());

@@ -161,6 +161,16 @@ impl RunMachine {
 pub enum StepOutput {
     ModelCall(ModelReply),
     ToolCall(ToolOutcome),
+    /// The session's history up to `through_seq` folded into `text`. Not
+    /// part of the run's logic: the machine skips it.
+    Summary(SummaryOutput),
+}
+
+/// A completed summary step, as journaled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryOutput {
+    pub text: String,
+    pub through_seq: i64,
 }
 
 /// Rebuilds a machine from completed step outputs, in journal order.
@@ -170,6 +180,7 @@ pub fn replay<'a>(max_steps: u32, outputs: impl IntoIterator<Item = &'a StepOutp
         match output {
             StepOutput::ModelCall(reply) => machine.on_model_reply(reply),
             StepOutput::ToolCall(outcome) => machine.on_tool_outcome(outcome),
+            StepOutput::Summary(_) => {}
         }
     }
     machine

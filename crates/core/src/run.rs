@@ -84,6 +84,9 @@ pub struct Run {
 pub enum StepKind {
     ModelCall,
     ToolCall,
+    /// A model call that folded the oldest history into the session's
+    /// running summary.
+    Summary,
 }
 
 impl StepKind {
@@ -91,6 +94,7 @@ impl StepKind {
         match self {
             StepKind::ModelCall => "model_call",
             StepKind::ToolCall => "tool_call",
+            StepKind::Summary => "summary",
         }
     }
 
@@ -98,6 +102,7 @@ impl StepKind {
         match raw {
             "model_call" => Some(StepKind::ModelCall),
             "tool_call" => Some(StepKind::ToolCall),
+            "summary" => Some(StepKind::Summary),
             _ => None,
         }
     }

@@ -21,6 +21,8 @@ pub(crate) const MEMORY_KEY_PREFIX: &str = "m:";
 pub(crate) const NAMESPACE_SCOPE_PREFIX: &str = "ns:";
 pub(crate) const CHUNK_KEY_PREFIX: &str = "c:";
 pub(crate) const SOURCE_SCOPE_PREFIX: &str = "src:";
+pub(crate) const ITEM_KEY_PREFIX: &str = "i:";
+pub(crate) const SESSION_SCOPE_PREFIX: &str = "ses:";
 
 impl MemoryService {
     pub(crate) async fn follow_log(self: Arc<Self>) {
@@ -113,6 +115,7 @@ impl MemoryService {
                 }
             }
         }
+        changes.extend(self.item_changes(&entries).await?);
         let index = self.index();
         let watermark = u64::try_from(last).unwrap_or(0);
         tokio::task::spawn_blocking(move || index.apply(changes, watermark))
@@ -174,6 +177,20 @@ impl MemoryService {
                 .await
                 .map_err(|e| MemoryError::Internal(format!("index task failed: {e}")))??;
         }
+        // Conversation items are indexed from the log itself: scanning every
+        // session's items would cost as much and find the same ones.
+        let mut position = 0;
+        while position < head {
+            let entries = self.store.search_log_after(position, BATCH).await?;
+            let Some(last) = entries.last() else { break };
+            position = last.id;
+            let changes = self.item_changes(&entries).await?;
+            count += changes.len() as u64;
+            let index = fresh.clone();
+            tokio::task::spawn_blocking(move || index.apply(changes, 0))
+                .await
+                .map_err(|e| MemoryError::Internal(format!("index task failed: {e}")))??;
+        }
         let index = fresh.clone();
         let watermark = u64::try_from(head).unwrap_or(0);
         tokio::task::spawn_blocking(move || {
@@ -206,6 +223,64 @@ impl MemoryService {
         let _ = std::fs::remove_dir_all(&old);
         self.catch_up().await?;
         Ok(count)
+    }
+}
+
+impl MemoryService {
+    /// Finished runs' items (`session:first:last` entries) as index
+    /// documents of their session, for `conversation_search`.
+    async fn item_changes(
+        &self,
+        entries: &[roster_store::SearchLogEntry],
+    ) -> Result<Vec<Change>, MemoryError> {
+        let mut changes = Vec::new();
+        for entry in entries.iter().filter(|e| e.kind == "items") {
+            let mut parts = entry.reference.rsplitn(3, ':');
+            let (Some(last), Some(first), Some(session)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Ok(first), Ok(last)) = (first.parse::<i64>(), last.parse::<i64>()) else {
+                continue;
+            };
+            let Some(session) = roster_core::SessionId::parse(session) else {
+                continue;
+            };
+            let items = self
+                .store
+                .list_items(&entry.tenant, &session, first - 1, last - first + 1)
+                .await?;
+            changes.extend(items.iter().filter_map(|item| {
+                let text = item_text(&item.content);
+                (!text.trim().is_empty()).then(|| {
+                    Change::Upsert(Doc {
+                        key: format!("{ITEM_KEY_PREFIX}{session}:{}", item.seq),
+                        tenant: entry.tenant.to_string(),
+                        scope: format!("{SESSION_SCOPE_PREFIX}{session}"),
+                        text,
+                        vector: None,
+                    })
+                })
+            }));
+        }
+        Ok(changes)
+    }
+}
+
+/// The searchable words of an item.
+pub(crate) fn item_text(content: &roster_core::item::ItemContent) -> String {
+    use roster_core::item::ItemContent;
+    match content {
+        ItemContent::UserMessage { text } | ItemContent::SystemNote { text } => text.clone(),
+        ItemContent::AssistantMessage { text, tool_calls } => {
+            let mut out = text.clone();
+            for call in tool_calls {
+                out.push_str(&format!("\n{} {}", call.name, call.arguments));
+            }
+            out
+        }
+        ItemContent::ToolResult { name, output, .. } => format!("{name}: {output}"),
     }
 }
 

@@ -13,6 +13,7 @@
 //! the index and again when hydrating from the store.
 
 mod backfill;
+mod conversation;
 mod error;
 mod indexer;
 mod knowledge;

@@ -81,6 +81,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         memory: Default::default(),
         knowledge: vec![],
         knowledge_recall: 3,
+        context: Default::default(),
     };
     let agent = store
         .create_agent(

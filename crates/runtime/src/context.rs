@@ -1,5 +1,6 @@
-//! Context assembly: instructions + pinned memory blocks + as much recent
-//! history as fits the token budget.
+//! Context assembly: instructions + pinned memory blocks + the session's
+//! running summary + recalled memories and passages + as much recent
+//! history (after the summary) as fits the token budget.
 //!
 //! Reads only the session's tail (at most [`MAX_CONTEXT_ITEMS`] items by
 //! the `(session, seq)` index), so a turn costs the same in a session of ten
@@ -11,6 +12,7 @@ use roster_core::memory::MemoryBlock;
 use roster_core::record::MemoryRecord;
 use roster_core::tokens::estimate_tokens;
 use roster_models::{ChatMessage, ToolSpec};
+use roster_store::SessionSummary;
 use std::collections::HashSet;
 
 /// Upper bound on history items read per model call.
@@ -21,9 +23,16 @@ pub(crate) fn system_prompt(
     blocks: &[MemoryBlock],
     recalled: &[MemoryRecord],
     passages: &[Passage],
+    summary: Option<&SessionSummary>,
 ) -> String {
     let mut prompt = String::with_capacity(instructions.len() + 256);
     prompt.push_str(instructions);
+    if let Some(summary) = summary {
+        prompt.push_str(&format!(
+            "\n\n<conversation_summary>\nSummary of this conversation up to item #{} (older messages are no longer shown; conversation_search finds them):\n{}\n</conversation_summary>",
+            summary.through_seq, summary.text
+        ));
+    }
     if !blocks.is_empty() {
         prompt.push_str(
             "\n\n<memory_blocks>\nThese blocks are your pinned memory. Edit them with memory_append and memory_replace.\n",
@@ -61,13 +70,9 @@ pub(crate) fn system_prompt(
 /// Picks the newest items that fit `budget` tokens and turns them into chat
 /// messages, keeping every tool call next to its result. The newest turn is
 /// always sent, even when it alone is over the budget.
-pub(crate) fn history(
-    items: &[Item],
-    budget: u32,
-    system: &str,
-    tools: &[ToolSpec],
-) -> Vec<ChatMessage> {
-    let fixed = estimate_tokens(system).saturating_add(
+/// Tokens the system prompt and the tool specs take from the budget.
+pub(crate) fn fixed_tokens(system: &str, tools: &[ToolSpec]) -> u32 {
+    estimate_tokens(system).saturating_add(
         tools
             .iter()
             .map(|t| {
@@ -75,8 +80,16 @@ pub(crate) fn history(
                     .saturating_add(estimate_tokens(&t.parameters.to_string()))
             })
             .sum::<u32>(),
-    );
-    let mut remaining = budget.saturating_sub(fixed);
+    )
+}
+
+pub(crate) fn history(
+    items: &[Item],
+    budget: u32,
+    system: &str,
+    tools: &[ToolSpec],
+) -> Vec<ChatMessage> {
+    let mut remaining = budget.saturating_sub(fixed_tokens(system, tools));
     let mut start = items.len();
     for (index, item) in items.iter().enumerate().rev() {
         if item.tokens > remaining {
@@ -264,7 +277,7 @@ mod tests {
             version: 1,
             updated_at: chrono::Utc::now(),
         };
-        let prompt = system_prompt("Be brief.", &[block], &[], &[]);
+        let prompt = system_prompt("Be brief.", &[block], &[], &[], None);
         assert!(prompt.starts_with("Be brief."));
         assert!(prompt.contains("<human chars=\"9/50\">\nLikes tea\n</human>"));
     }

@@ -49,6 +49,7 @@ async fn a_long_session_is_read_as_a_bounded_tail(db: Db) {
     let model = ScriptedModel::new(vec![text("short answer")]);
     let store = db.open().await;
     let mut config = config(&[]);
+    config.context.summarize = false; // this file tests trimming alone
     config.context_tokens = 10_000_000; // only the item bound applies
     let fx = Fixture::new(&store, config).await;
     let mut items: Vec<ItemContent> = (0..170).flat_map(|k| turn(k, 10)).collect();
@@ -110,6 +111,7 @@ async fn a_token_budget_never_cuts_between_call_and_result(db: Db) {
     for budget in (256..=640).step_by(16) {
         let model = ScriptedModel::new(vec![text("ok")]);
         let mut config = config(&[]);
+        config.context.summarize = false; // this file tests trimming alone
         config.instructions = "Be brief.".into();
         config.context_tokens = budget;
         let fx = Fixture::new(&store, config).await;
@@ -137,6 +139,7 @@ async fn the_newest_input_is_sent_even_over_budget(db: Db) {
     ]);
     let store = db.open().await;
     let mut config = config(&["probe"]);
+    config.context.summarize = false;
     config.context_tokens = 256;
     let fx = Fixture::new(&store, config).await;
     seed(&store, &fx, turn(0, 10)).await;

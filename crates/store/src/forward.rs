@@ -47,6 +47,25 @@ macro_rules! forward_record_traits {
         }
 
         #[async_trait::async_trait]
+        impl $crate::ContextStore for $ty {
+            async fn latest_summary(
+                &self,
+                tenant: &roster_core::TenantId,
+                session: &roster_core::SessionId,
+            ) -> $crate::StoreResult<Option<$crate::SessionSummary>> {
+                self.$field.latest_summary(tenant, session).await
+            }
+            async fn items_by_seq(
+                &self,
+                tenant: &roster_core::TenantId,
+                session: &roster_core::SessionId,
+                seqs: &[i64],
+            ) -> $crate::StoreResult<Vec<roster_core::item::Item>> {
+                self.$field.items_by_seq(tenant, session, seqs).await
+            }
+        }
+
+        #[async_trait::async_trait]
         impl $crate::KnowledgeStore for $ty {
             async fn create_source(
                 &self,

@@ -38,7 +38,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Durable state. Implementations must make each method atomic and must make
 /// [`Store::commit`] durable (fsynced) before it returns.
 #[async_trait]
-pub trait Store: RecordStore + KnowledgeStore + IndexFeed + Send + Sync + 'static {
+pub trait Store:
+    RecordStore + KnowledgeStore + ContextStore + IndexFeed + Send + Sync + 'static
+{
     /// Short backend name for logs and benchmarks: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -115,6 +115,24 @@ pub trait RecordStore: Send + Sync {
     ) -> StoreResult<Vec<MemoryRecordVersion>>;
 }
 
+/// What context assembly and `conversation_search` read besides the tail.
+#[async_trait]
+pub trait ContextStore: Send + Sync {
+    /// The newest version of the session's running summary.
+    async fn latest_summary(
+        &self,
+        tenant: &TenantId,
+        session: &roster_core::SessionId,
+    ) -> StoreResult<Option<crate::SessionSummary>>;
+    /// The session's items among `seqs`, ascending.
+    async fn items_by_seq(
+        &self,
+        tenant: &TenantId,
+        session: &roster_core::SessionId,
+        seqs: &[i64],
+    ) -> StoreResult<Vec<roster_core::item::Item>>;
+}
+
 /// A change the index must apply: read the row named by `kind` + `reference`
 /// and index it, or remove it if it is gone.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -147,6 +147,28 @@ pub struct JournalWrite {
     pub block_write: Option<BlockWrite>,
     /// Memory record changes made by a tool, landing with its result.
     pub memory_writes: Vec<crate::MemoryWrite>,
+    /// A new version of the session's running summary (a summary step's).
+    pub summary: Option<NewSummary>,
+}
+
+/// The session's history up to `through_seq`, folded into `text` by the
+/// summary step `step` of the writing run.
+#[derive(Clone, Debug)]
+pub struct NewSummary {
+    pub through_seq: i64,
+    pub text: String,
+    pub step: i64,
+}
+
+/// A version of a session's running summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionSummary {
+    pub version: i64,
+    /// The newest item the summary covers.
+    pub through_seq: i64,
+    pub text: String,
+    pub run_id: Option<RunId>,
+    pub created_at: DateTime<Utc>,
 }
 
 impl JournalWrite {
@@ -161,6 +183,7 @@ impl JournalWrite {
             ledger: Vec::new(),
             block_write: None,
             memory_writes: Vec::new(),
+            summary: None,
         }
     }
 }

@@ -49,6 +49,7 @@ fn new_agent(name: &str) -> NewAgent {
             memory: Default::default(),
             knowledge: vec![],
             knowledge_recall: 3,
+            context: Default::default(),
         },
         memory_blocks: vec![],
     }

@@ -25,6 +25,7 @@ fn config(model: &str) -> AgentConfig {
         memory: Default::default(),
         knowledge: vec![],
         knowledge_recall: 3,
+        context: Default::default(),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use roster_core::agent::{
-    validate_agent_name, Agent, AgentConfig, MemorySettings, NewAgent, DEFAULT_CONTEXT_TOKENS,
+    validate_agent_name, Agent, AgentConfig, ContextSettings, MemorySettings, NewAgent, DEFAULT_CONTEXT_TOKENS,
     DEFAULT_KNOWLEDGE_RECALL, DEFAULT_MAX_STEPS,
 };
 use roster_core::memory::{MemoryBlock, MemoryBlockSpec, MemoryBlockVersion};
@@ -39,6 +39,8 @@ pub struct CreateAgent {
     pub knowledge: Vec<String>,
     /// Passages retrieved into the context per turn (default 3; 0 = off).
     pub knowledge_recall: Option<u32>,
+    /// Summarising old history (`summarize`, default on; `summary_model`).
+    pub context: Option<ContextSettings>,
 }
 
 /// Fields to change; each PATCH stores a new version of the agent.
@@ -54,6 +56,7 @@ pub struct UpdateAgent {
     pub memory: Option<MemorySettings>,
     pub knowledge: Option<Vec<String>>,
     pub knowledge_recall: Option<u32>,
+    pub context: Option<ContextSettings>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -119,6 +122,7 @@ pub async fn create(
         memory: body.memory.unwrap_or_default(),
         knowledge: body.knowledge,
         knowledge_recall: body.knowledge_recall.unwrap_or(DEFAULT_KNOWLEDGE_RECALL),
+        context: body.context.unwrap_or_default(),
     };
     config.validate(&state.runtime.tools().names())?;
     check_sources(&state, &principal, &config).await?;
@@ -206,6 +210,9 @@ pub async fn update(
     }
     if let Some(v) = body.knowledge_recall {
         config.knowledge_recall = v;
+    }
+    if let Some(v) = body.context {
+        config.context = v;
     }
     config.validate(&state.runtime.tools().names())?;
     check_sources(&state, &principal, &config).await?;

@@ -130,6 +130,17 @@ fn step_detail(step: &Step) -> String {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned(),
+        StepKind::Summary => format!(
+            "folded history through #{} ({})",
+            step.input
+                .get("through_seq")
+                .and_then(Value::as_i64)
+                .unwrap_or_default(),
+            step.input
+                .get("route")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        ),
         StepKind::ToolCall => {
             let call = step.input.get("call");
             let name = call

@@ -8,6 +8,7 @@
 //! `interrupted` error result the model can see.
 
 mod cache;
+mod fold;
 mod recall_step;
 mod tool_step;
 
@@ -15,16 +16,17 @@ pub(crate) use cache::Immutable;
 pub(crate) use recall_step::{render_passages, render_records};
 pub(crate) use tool_step::BlockLocks;
 
-use crate::context::{history, system_prompt, MAX_CONTEXT_ITEMS};
+use crate::context::{fixed_tokens, history, system_prompt, MAX_CONTEXT_ITEMS};
 use crate::error::RuntimeError;
 use crate::scheduler::Inner;
 use crate::LiveEvent;
 use roster_core::agent::Agent;
 use roster_core::event::RunEvent;
-use roster_core::item::{ItemContent, ToolCall};
+use roster_core::item::{Item, ItemContent, ToolCall};
 use roster_core::ledger::NewLedgerEntry;
 use roster_core::machine::{replay, Action, ModelReply, RunMachine, StepOutput};
 use roster_core::run::{Run, RunError, RunStatus, StepKind, StepStatus};
+use roster_core::tokens::estimate_tokens;
 use roster_core::TenantId;
 use roster_models::{Attempt, ChatRequest, ToolSpec};
 use roster_store::{JournalWrite, RunTransition, Session, StepWrite, StoreError};
@@ -57,6 +59,10 @@ struct RunState<'a> {
     recalled: Option<Vec<roster_core::record::MemoryRecord>>,
     /// Knowledge passages recalled for this run's input, read once.
     passages: Option<Vec<roster_core::knowledge::Passage>>,
+    /// The session's running summary, read once and kept current.
+    summary: Option<Option<roster_store::SessionSummary>>,
+    /// A fold failed in this run: trim instead of trying every step.
+    fold_failed: bool,
 }
 
 pub(crate) async fn execute(
@@ -144,6 +150,8 @@ pub(crate) async fn execute(
         window: cache::Window::default(),
         recalled: None,
         passages: None,
+        summary: None,
+        fold_failed: false,
     };
     for step in steps
         .iter()
@@ -182,7 +190,14 @@ impl RunState<'_> {
 
     async fn commit(&mut self, mut write: JournalWrite) -> Result<(), RuntimeError> {
         write.ledger.append(&mut self.pending_ledger);
+        let finishes = matches!(write.transition, Some(RunTransition::Finish { .. }));
         let committed = self.inner.store.commit(self.tenant, write).await?;
+        if finishes {
+            // The run's items are now in the search log: index them soon.
+            if let Some(memory) = &self.inner.memory {
+                memory.notify();
+            }
+        }
         self.window.append(&committed.items, window_limit());
         self.inner.publish(&self.run.id, &committed.events);
         Ok(())
@@ -217,7 +232,6 @@ impl RunState<'_> {
     }
 
     async fn model_step(&mut self) -> Result<(), RuntimeError> {
-        let n = self.next_step;
         let store = &self.inner.store;
         let route = match self.agent.config.route() {
             Ok(route) => route,
@@ -234,12 +248,6 @@ impl RunState<'_> {
             .await?;
         let recalled = self.recalled().await;
         let passages = self.recalled_passages().await;
-        let system = system_prompt(
-            &self.agent.config.instructions,
-            &blocks,
-            &recalled,
-            &passages,
-        );
         let tools = self.tool_specs();
         let tail = match self.window.items() {
             Some(tail) => tail,
@@ -251,7 +259,29 @@ impl RunState<'_> {
                 tail
             }
         };
-        let messages = history(&tail, self.agent.config.context_tokens, &system, &tools);
+        let budget = self.agent.config.context_tokens;
+        let instructions = &self.agent.config.instructions;
+        let bare = system_prompt(instructions, &blocks, &recalled, &passages, None);
+        let summary_tokens = self
+            .summary()
+            .await?
+            .map_or(0, |s| estimate_tokens(&s.text));
+        let history_budget = budget
+            .saturating_sub(fixed_tokens(&bare, &tools))
+            .saturating_sub(summary_tokens);
+        self.fold_if_needed(&tail, history_budget).await?;
+        let summary = self.summary().await?;
+        let through = summary.as_ref().map_or(0, |s| s.through_seq);
+        let system = system_prompt(
+            &self.agent.config.instructions,
+            &blocks,
+            &recalled,
+            &passages,
+            summary.as_ref(),
+        );
+        let visible: Vec<Item> = tail.into_iter().filter(|i| i.seq > through).collect();
+        let messages = history(&visible, budget, &system, &tools);
+        let n = self.next_step;
         let context_items = messages.len();
         let request = ChatRequest {
             model: String::new(),
@@ -323,6 +353,7 @@ impl RunState<'_> {
                         "context_items": context_items,
                         "recalled": recalled.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
                         "passages": passages.iter().map(|p| p.citation.as_str()).collect::<Vec<_>>(),
+                        "summary_through": through,
                     }),
                     output: serde_json::to_value(StepOutput::ModelCall(reply.clone()))
                         .map_err(|e| RuntimeError::Invalid(e.to_string()))?,

@@ -62,6 +62,34 @@ impl RunState<'_> {
                     let (output, is_error) = self.search_knowledge(memory, args).await?;
                     (output, is_error, Vec::new())
                 }
+                RecallCall::Conversation(args) => {
+                    let limit = args
+                        .limit
+                        .unwrap_or(DEFAULT_SEARCH_LIMIT)
+                        .clamp(1, MAX_SEARCH_LIMIT) as usize;
+                    match memory
+                        .search_conversation(self.tenant, &self.session.id, &args.query, limit)
+                        .await
+                    {
+                        Ok(items) if items.is_empty() => (
+                            "no earlier message matches that query".to_owned(),
+                            false,
+                            Vec::new(),
+                        ),
+                        Ok(items) => (render_items(&items), false, Vec::new()),
+                        Err(roster_memory::MemoryError::Invalid(message)) => {
+                            (message, true, Vec::new())
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "conversation search failed");
+                            (
+                                "conversation search failed; try again later".to_owned(),
+                                true,
+                                Vec::new(),
+                            )
+                        }
+                    }
+                }
             },
         };
         let outcome = ToolOutcome {
@@ -333,6 +361,52 @@ impl RunState<'_> {
         self.recalled = Some(found.clone());
         found
     }
+}
+
+/// Earlier messages as the model reads them: `#seq role: text`, each cut
+/// to a readable length.
+fn render_items(items: &[roster_core::item::Item]) -> String {
+    use roster_core::item::ItemContent;
+    const MAX: usize = 600;
+    let cut = |text: &str| -> String {
+        if text.len() <= MAX {
+            return text.to_owned();
+        }
+        let mut end = MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &text[..end])
+    };
+    items
+        .iter()
+        .map(|item| {
+            let (role, text) = match &item.content {
+                ItemContent::UserMessage { text } => ("user", text.clone()),
+                ItemContent::SystemNote { text } => ("note", text.clone()),
+                ItemContent::AssistantMessage { text, tool_calls } => (
+                    "assistant",
+                    if tool_calls.is_empty() {
+                        text.clone()
+                    } else {
+                        let names: Vec<&str> = tool_calls.iter().map(|c| c.name.as_str()).collect();
+                        format!("{text} [called {}]", names.join(", "))
+                    },
+                ),
+                ItemContent::ToolResult { name, output, .. } => {
+                    ("tool", format!("{name}: {output}"))
+                }
+            };
+            format!(
+                "#{} {} ({}): {}",
+                item.seq,
+                role,
+                item.created_at.format("%Y-%m-%d %H:%M"),
+                cut(text.trim())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Passages as the model reads them: numbered, each with its citation.

@@ -106,6 +106,7 @@ impl ToolRegistry {
             recall::RecallTool::Search,
             recall::RecallTool::Write,
             recall::RecallTool::Knowledge,
+            recall::RecallTool::Conversation,
         ] {
             registry.tools.insert(
                 tool.name().to_owned(),
@@ -196,6 +197,7 @@ mod tests {
         assert_eq!(
             r.names(),
             vec![
+                "conversation_search",
                 "knowledge_search",
                 "memory_append",
                 "memory_replace",

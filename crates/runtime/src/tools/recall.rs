@@ -14,6 +14,7 @@ pub enum RecallTool {
     Search,
     Write,
     Knowledge,
+    Conversation,
 }
 
 /// Arguments of `memory_search`.
@@ -55,10 +56,22 @@ pub struct KnowledgeArgs {
     pub limit: Option<u32>,
 }
 
+/// Arguments of `conversation_search`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationArgs {
+    /// Words to look for in this conversation's earlier messages.
+    pub query: String,
+    /// Most messages to return (1-20, default 5).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
 pub enum RecallCall {
     Search(SearchArgs),
     Write(WriteArgs),
     Knowledge(KnowledgeArgs),
+    Conversation(ConversationArgs),
 }
 
 impl RecallTool {
@@ -67,6 +80,7 @@ impl RecallTool {
             RecallTool::Search => "memory_search",
             RecallTool::Write => "memory_write",
             RecallTool::Knowledge => "knowledge_search",
+            RecallTool::Conversation => "conversation_search",
         }
     }
 
@@ -84,6 +98,10 @@ impl RecallTool {
                 "Search the company documents you have access to. Returns passages, each with a citation (source:path and where in it); cite them when you answer from them.",
                 schemars::schema_for!(KnowledgeArgs),
             ),
+            RecallTool::Conversation => (
+                "Search the earlier messages of this conversation, including those no longer in view (older history is summarised). Returns matching messages with their item numbers.",
+                schemars::schema_for!(ConversationArgs),
+            ),
         };
         super::tool_spec(self.name(), description, schema)
     }
@@ -93,6 +111,9 @@ impl RecallTool {
             RecallTool::Search => serde_json::from_value(arguments).map(RecallCall::Search),
             RecallTool::Write => serde_json::from_value(arguments).map(RecallCall::Write),
             RecallTool::Knowledge => serde_json::from_value(arguments).map(RecallCall::Knowledge),
+            RecallTool::Conversation => {
+                serde_json::from_value(arguments).map(RecallCall::Conversation)
+            }
         }
         .map_err(|e| format!("invalid arguments for {}: {e}", self.name()))
     }

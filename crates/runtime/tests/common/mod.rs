@@ -99,6 +99,7 @@ pub fn config(tools: &[&str]) -> AgentConfig {
         memory: Default::default(),
         knowledge: vec![],
         knowledge_recall: 3,
+        context: Default::default(),
     }
 }
 

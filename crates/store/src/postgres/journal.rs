@@ -51,7 +51,13 @@ pub(crate) async fn commit(
         .execute(&mut *conn)
         .await?;
         let content = ItemContent::UserMessage { text: input };
-        items.push(append_item(conn, tenant, write, &mut next_item, &content, now).await?);
+        let item = append_item(conn, tenant, write, &mut next_item, &content, now).await?;
+        sqlx::query("UPDATE runs SET first_seq = $2 WHERE id = $1")
+            .bind(run)
+            .bind(item.seq)
+            .execute(&mut *conn)
+            .await?;
+        items.push(item);
     }
     for step in &write.steps {
         write_step(conn, tenant, run, step, now).await?;
@@ -128,6 +134,21 @@ pub(crate) async fn commit(
         .await?;
         events.push(SequencedEvent { seq, event });
     }
+    if let Some(summary) = &write.summary {
+        sqlx::query(
+            "INSERT INTO session_summaries (session_id, version, tenant_id, through_seq, text, run_id, step, created_at)
+             VALUES ($1, (SELECT COALESCE(MAX(version), 0) + 1 FROM session_summaries WHERE session_id = $1), $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(write.session_id.as_str())
+        .bind(tenant.as_str())
+        .bind(summary.through_seq)
+        .bind(&summary.text)
+        .bind(run)
+        .bind(summary.step)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
     // Last: the search log append takes the lock that orders log ids, held
     // until this transaction commits.
     let memories = if write.memory_writes.is_empty() {
@@ -135,6 +156,9 @@ pub(crate) async fn commit(
     } else {
         super::records::write_memories(conn, tenant, &write.memory_writes).await?
     };
+    if matches!(write.transition, Some(RunTransition::Finish { .. })) {
+        log_run_items(conn, tenant, write, now).await?;
+    }
     Ok(Committed {
         items,
         events,
@@ -300,5 +324,37 @@ async fn write_block(
     .bind(now)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Hands a finished run's items to the search index (for
+/// `conversation_search`): one log entry `session:first:last`.
+async fn log_run_items(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    write: &JournalWrite,
+    now: i64,
+) -> Result<(), StoreError> {
+    let first: Option<i64> = sqlx::query_scalar("SELECT first_seq FROM runs WHERE id = $1")
+        .bind(write.run_id.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+    let Some(first) = first else {
+        return Ok(());
+    };
+    let last: Option<i64> = sqlx::query_scalar(
+        "SELECT seq FROM items WHERE tenant_id = $2 AND session_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(write.session_id.as_str())
+    .bind(tenant.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    match last {
+        Some(last) if last >= first => {
+            let reference = format!("{}:{first}:{last}", write.session_id);
+            super::records::log_all(conn, tenant, "items", &[reference], now).await?;
+        }
+        _ => {}
+    }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! [`RecordStore`] and [`IndexFeed`] for [`PgStore`].
 
-use super::{knowledge, records, PgStore};
+use super::{knowledge, records, sessions, PgStore};
 use crate::*;
 use async_trait::async_trait;
 use roster_core::knowledge::{DocumentError, KnowledgeDocument, KnowledgeSource, Passage};
@@ -218,5 +218,27 @@ impl KnowledgeStore for PgStore {
     ) -> StoreResult<Vec<Passage>> {
         let mut c = self.conn().await?;
         knowledge::get_passages(&mut c, tenant, chunks).await
+    }
+}
+
+#[async_trait]
+impl ContextStore for PgStore {
+    async fn latest_summary(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+    ) -> StoreResult<Option<SessionSummary>> {
+        let mut c = self.conn().await?;
+        sessions::latest_summary(&mut c, tenant, session).await
+    }
+
+    async fn items_by_seq(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        seqs: &[i64],
+    ) -> StoreResult<Vec<Item>> {
+        let mut c = self.conn().await?;
+        sessions::items_by_seq(&mut c, tenant, session, seqs).await
     }
 }

@@ -94,3 +94,44 @@ pub(crate) async fn tail_items(
     items.reverse();
     Ok(items)
 }
+
+pub(crate) async fn latest_summary(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    session: &SessionId,
+) -> Result<Option<crate::SessionSummary>, StoreError> {
+    let query = sqlx::query(
+        "SELECT version, through_seq, text, run_id, created_at FROM session_summaries
+         WHERE session_id = $1 AND tenant_id = $2 ORDER BY version DESC LIMIT 1",
+    )
+    .bind(session.as_str())
+    .bind(tenant.as_str());
+    rows::first(conn, query, |row| {
+        use sqlx::Row;
+        let run_id: Option<String> = row.try_get(3)?;
+        Ok(crate::SessionSummary {
+            version: row.try_get(0)?,
+            through_seq: row.try_get(1)?,
+            text: row.try_get(2)?,
+            run_id: run_id.map(roster_core::RunId::from_stored),
+            created_at: from_millis(row.try_get(4)?),
+        })
+    })
+    .await
+}
+
+pub(crate) async fn items_by_seq(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    session: &SessionId,
+    seqs: &[i64],
+) -> Result<Vec<Item>, StoreError> {
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 AND seq = ANY($3) ORDER BY seq"
+    );
+    let query = sqlx::query(&sql)
+        .bind(session.as_str())
+        .bind(tenant.as_str())
+        .bind(seqs);
+    rows::collect(conn, query, rows::item).await
+}

@@ -40,13 +40,19 @@ pub(crate) fn commit(
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?2) WHERE id = ?1 AND tenant_id = ?3",
             params![run, now, tenant.as_str()],
         )?;
-        items.push(append_item(
+        let item = append_item(
             conn,
             tenant,
             write,
             &ItemContent::UserMessage { text: input },
             now,
-        )?);
+        )?;
+        rows::exec(
+            conn,
+            "UPDATE runs SET first_seq = ?2 WHERE id = ?1",
+            params![run, item.seq],
+        )?;
+        items.push(item);
     }
     for step in &write.steps {
         write_step(conn, tenant, run, step, now)?;
@@ -62,6 +68,14 @@ pub(crate) fn commit(
     } else {
         super::records::write_memories(conn, tenant, &write.memory_writes)?
     };
+    if let Some(summary) = &write.summary {
+        rows::exec(
+            conn,
+            "INSERT INTO session_summaries (session_id, version, tenant_id, through_seq, text, run_id, step, created_at)
+             VALUES (?1, (SELECT COALESCE(MAX(version), 0) + 1 FROM session_summaries WHERE session_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![write.session_id.as_str(), tenant.as_str(), summary.through_seq, summary.text, run, summary.step, now],
+        )?;
+    }
     for entry in &write.ledger {
         conn.prepare_cached(
             "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at)
@@ -83,6 +97,7 @@ pub(crate) fn commit(
             "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5 WHERE id = ?1 AND tenant_id = ?6",
         )?
         .execute(params![run, status.as_str(), output, error, now, tenant.as_str()])?;
+        log_run_items(conn, tenant, write, now)?;
     }
 
     // Keyed by the run alone: this write has already proved the run is the
@@ -209,5 +224,37 @@ fn write_block(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![block.agent_id.as_str(), block.label, block.expected_version + 1, tenant.as_str(), block.value, block.operation, run, block.principal, now],
     )?;
+    Ok(())
+}
+
+/// Hands a finished run's items to the search index (for
+/// `conversation_search`): one log entry `session:first:last`.
+fn log_run_items(
+    conn: &Connection,
+    tenant: &TenantId,
+    write: &JournalWrite,
+    now: i64,
+) -> Result<(), StoreError> {
+    let first: Option<i64> = rows::row(
+        conn,
+        "SELECT first_seq FROM runs WHERE id = ?1",
+        params![write.run_id.as_str()],
+        |r| r.get(0),
+    )?;
+    let Some(first) = first else {
+        return Ok(());
+    };
+    let last: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM items WHERE session_id = ?1")?
+        .query_row(params![write.session_id.as_str()], |r| r.get(0))?;
+    if last >= first {
+        super::records::log(
+            conn,
+            tenant,
+            "items",
+            &format!("{}:{first}:{last}", write.session_id),
+            now,
+        )?;
+    }
     Ok(())
 }

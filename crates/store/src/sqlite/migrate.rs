@@ -17,6 +17,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_knowledge",
         include_str!("../../migrations/sqlite/0003_knowledge.sql"),
     ),
+    (
+        "0004_context",
+        include_str!("../../migrations/sqlite/0004_context.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

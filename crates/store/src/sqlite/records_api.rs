@@ -1,6 +1,6 @@
 //! [`RecordStore`] and [`IndexFeed`] for [`SqliteStore`].
 
-use super::{knowledge, records, SqliteStore};
+use super::{knowledge, records, sessions, SqliteStore};
 use crate::*;
 use async_trait::async_trait;
 use roster_core::knowledge::{DocumentError, KnowledgeDocument, KnowledgeSource, Passage};
@@ -224,6 +224,30 @@ impl KnowledgeStore for SqliteStore {
     ) -> StoreResult<Vec<Passage>> {
         let (tenant, chunks) = (tenant.clone(), chunks.to_vec());
         self.read(move |c| knowledge::get_passages(c, &tenant, &chunks))
+            .await
+    }
+}
+
+#[async_trait]
+impl ContextStore for SqliteStore {
+    async fn latest_summary(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+    ) -> StoreResult<Option<SessionSummary>> {
+        let (tenant, session) = (tenant.clone(), session.clone());
+        self.read(move |c| sessions::latest_summary(c, &tenant, &session))
+            .await
+    }
+
+    async fn items_by_seq(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        seqs: &[i64],
+    ) -> StoreResult<Vec<Item>> {
+        let (tenant, session, seqs) = (tenant.clone(), session.clone(), seqs.to_vec());
+        self.read(move |c| sessions::items_by_seq(c, &tenant, &session, &seqs))
             .await
     }
 }

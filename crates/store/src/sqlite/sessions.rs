@@ -94,3 +94,49 @@ pub(crate) fn tail_items(
     items.reverse();
     Ok(items)
 }
+
+pub(crate) fn latest_summary(
+    conn: &Connection,
+    tenant: &TenantId,
+    session: &SessionId,
+) -> Result<Option<crate::SessionSummary>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT version, through_seq, text, run_id, created_at FROM session_summaries
+         WHERE session_id = ?1 AND tenant_id = ?2 ORDER BY version DESC LIMIT 1",
+    )?;
+    rows::first(
+        &mut stmt,
+        params![session.as_str(), tenant.as_str()],
+        |row| {
+            let run_id: Option<String> = row.get(3)?;
+            Ok(crate::SessionSummary {
+                version: row.get(0)?,
+                through_seq: row.get(1)?,
+                text: row.get(2)?,
+                run_id: run_id.map(roster_core::RunId::from_stored),
+                created_at: crate::types::from_millis(row.get(4)?),
+            })
+        },
+    )
+}
+
+pub(crate) fn items_by_seq(
+    conn: &Connection,
+    tenant: &TenantId,
+    session: &SessionId,
+    seqs: &[i64],
+) -> Result<Vec<Item>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ITEM_COLUMNS} FROM items WHERE session_id = ?1 AND tenant_id = ?2
+           AND seq IN (SELECT value FROM json_each(?3)) ORDER BY seq"
+    ))?;
+    rows::collect(
+        &mut stmt,
+        params![
+            session.as_str(),
+            tenant.as_str(),
+            serde_json::to_string(seqs)?
+        ],
+        rows::item,
+    )
+}
