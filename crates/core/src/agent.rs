@@ -184,6 +184,57 @@ pub struct MemorySettings {
     /// Records recalled into the context on each turn (0 turns recall off).
     #[serde(default = "default_recall")]
     pub recall: u32,
+    /// Extraction strategies run in the background after each completed
+    /// run; none by default.
+    #[serde(default)]
+    pub strategies: Vec<StrategyConfig>,
+}
+
+/// What an extraction strategy looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyKind {
+    /// Durable facts about the user, their work and their world.
+    Semantic,
+    /// What the user likes, dislikes and wants done a certain way.
+    Preferences,
+    /// One running summary record per session.
+    Summary,
+}
+
+impl StrategyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::Semantic => "semantic",
+            StrategyKind::Preferences => "preferences",
+            StrategyKind::Summary => "summary",
+        }
+    }
+
+    /// The `kind` of the records it writes.
+    pub fn record_kind(self) -> &'static str {
+        match self {
+            StrategyKind::Semantic => "fact",
+            StrategyKind::Preferences => "preference",
+            StrategyKind::Summary => "summary",
+        }
+    }
+}
+
+/// One extraction strategy: a prompt plus a model route.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    pub kind: StrategyKind,
+    /// Route of the extracting model; the agent's own when unset.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Replaces the built-in instructions for this kind.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Namespace template for its records; the agent's `namespace` when unset.
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 fn default_memory_namespace() -> String {
@@ -200,6 +251,7 @@ impl Default for MemorySettings {
             namespace: default_memory_namespace(),
             search: Vec::new(),
             recall: DEFAULT_RECALL,
+            strategies: Vec::new(),
         }
     }
 }
@@ -226,6 +278,28 @@ impl MemorySettings {
         for template in &self.search {
             validate_namespace_template(template)
                 .map_err(|e| ValidationError::new("memory.search", e.message))?;
+        }
+        if self.strategies.len() > 8 {
+            return Err(ValidationError::new(
+                "memory.strategies",
+                "at most 8 strategies",
+            ));
+        }
+        for strategy in &self.strategies {
+            if let Some(model) = &strategy.model {
+                ModelRoute::parse(model, &[])
+                    .map_err(|e| ValidationError::new("memory.strategies.model", e.message))?;
+            }
+            if let Some(template) = &strategy.namespace {
+                validate_namespace_template(template)
+                    .map_err(|e| ValidationError::new("memory.strategies.namespace", e.message))?;
+            }
+            if strategy.prompt.as_ref().is_some_and(|p| p.len() > 20_000) {
+                return Err(ValidationError::new(
+                    "memory.strategies.prompt",
+                    "longer than 20000 bytes",
+                ));
+            }
         }
         if self.recall > 50 {
             return Err(ValidationError::new(

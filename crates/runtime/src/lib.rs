@@ -14,6 +14,7 @@ pub mod bench;
 mod bus;
 mod context;
 mod error;
+mod extract;
 mod runner;
 mod scheduler;
 pub mod tools;

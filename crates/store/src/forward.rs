@@ -47,6 +47,54 @@ macro_rules! forward_record_traits {
         }
 
         #[async_trait::async_trait]
+        impl $crate::JobStore for $ty {
+            async fn queued_memory_jobs(
+                &self,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::MemoryJob>> {
+                self.$field.queued_memory_jobs(limit).await
+            }
+            async fn memory_jobs_for_run(
+                &self,
+                tenant: &roster_core::TenantId,
+                run: &roster_core::RunId,
+            ) -> $crate::StoreResult<Vec<$crate::MemoryJob>> {
+                self.$field.memory_jobs_for_run(tenant, run).await
+            }
+            async fn record_job_output(
+                &self,
+                tenant: &roster_core::TenantId,
+                job: &str,
+                output: serde_json::Value,
+                ledger: Vec<roster_core::ledger::NewLedgerEntry>,
+            ) -> $crate::StoreResult<()> {
+                self.$field
+                    .record_job_output(tenant, job, output, ledger)
+                    .await
+            }
+            async fn fail_job_attempt(
+                &self,
+                tenant: &roster_core::TenantId,
+                job: &str,
+                error: &str,
+                give_up: bool,
+                ledger: Vec<roster_core::ledger::NewLedgerEntry>,
+            ) -> $crate::StoreResult<()> {
+                self.$field
+                    .fail_job_attempt(tenant, job, error, give_up, ledger)
+                    .await
+            }
+            async fn finish_memory_job(
+                &self,
+                tenant: &roster_core::TenantId,
+                job: &str,
+                writes: Vec<$crate::MemoryWrite>,
+            ) -> $crate::StoreResult<$crate::MemoryWritten> {
+                self.$field.finish_memory_job(tenant, job, writes).await
+            }
+        }
+
+        #[async_trait::async_trait]
         impl $crate::ContextStore for $ty {
             async fn latest_summary(
                 &self,

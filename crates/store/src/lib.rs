@@ -11,6 +11,7 @@
 
 mod error;
 mod forward;
+mod jobs;
 mod knowledge;
 pub mod postgres;
 mod record_plan;
@@ -19,6 +20,7 @@ pub mod sqlite;
 mod types;
 
 pub use error::StoreError;
+pub use jobs::*;
 pub use knowledge::*;
 pub use records::*;
 pub use types::*;
@@ -39,7 +41,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// [`Store::commit`] durable (fsynced) before it returns.
 #[async_trait]
 pub trait Store:
-    RecordStore + KnowledgeStore + ContextStore + IndexFeed + Send + Sync + 'static
+    RecordStore + KnowledgeStore + ContextStore + JobStore + IndexFeed + Send + Sync + 'static
 {
     /// Short backend name for logs and benchmarks: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

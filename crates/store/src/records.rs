@@ -80,6 +80,8 @@ pub struct MemoryQuery {
     pub after: Option<MemoryId>,
     pub limit: i64,
     pub include_expired: bool,
+    /// Newest first (by id), ignoring `after`.
+    pub newest_first: bool,
 }
 
 #[async_trait]

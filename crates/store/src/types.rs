@@ -149,6 +149,9 @@ pub struct JournalWrite {
     pub memory_writes: Vec<crate::MemoryWrite>,
     /// A new version of the session's running summary (a summary step's).
     pub summary: Option<NewSummary>,
+    /// Extraction jobs created with the run's completion; they read the
+    /// run's items (from its first to the session's last).
+    pub memory_jobs: Vec<crate::NewMemoryJob>,
 }
 
 /// The session's history up to `through_seq`, folded into `text` by the
@@ -184,6 +187,7 @@ impl JournalWrite {
             block_write: None,
             memory_writes: Vec::new(),
             summary: None,
+            memory_jobs: Vec::new(),
         }
     }
 }

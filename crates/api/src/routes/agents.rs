@@ -7,8 +7,8 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use roster_core::agent::{
-    validate_agent_name, Agent, AgentConfig, ContextSettings, MemorySettings, NewAgent, DEFAULT_CONTEXT_TOKENS,
-    DEFAULT_KNOWLEDGE_RECALL, DEFAULT_MAX_STEPS,
+    validate_agent_name, Agent, AgentConfig, ContextSettings, MemorySettings, NewAgent,
+    DEFAULT_CONTEXT_TOKENS, DEFAULT_KNOWLEDGE_RECALL, DEFAULT_MAX_STEPS,
 };
 use roster_core::memory::{MemoryBlock, MemoryBlockSpec, MemoryBlockVersion};
 use roster_store::AgentRef;

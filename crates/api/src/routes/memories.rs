@@ -204,6 +204,7 @@ pub async fn list(
                 after,
                 limit,
                 include_expired: params.include_expired,
+                newest_first: false,
             },
         )
         .await?;

@@ -19,6 +19,9 @@ pub struct RunDetail {
     #[serde(flatten)]
     pub run: Run,
     pub steps: Vec<Step>,
+    /// Memory extraction jobs the run's completion queued (run after it, in
+    /// the background).
+    pub memory_jobs: Vec<roster_store::MemoryJob>,
 }
 
 async fn find(state: &AppState, principal: &Principal, id: &str) -> Result<Run, ApiError> {
@@ -41,7 +44,15 @@ pub async fn show(
 ) -> Result<axum::Json<RunDetail>, ApiError> {
     let run = find(&state, &principal, &id).await?;
     let steps = state.store.list_steps(&principal.tenant, &run.id).await?;
-    Ok(axum::Json(RunDetail { run, steps }))
+    let memory_jobs = state
+        .store
+        .memory_jobs_for_run(&principal.tenant, &run.id)
+        .await?;
+    Ok(axum::Json(RunDetail {
+        run,
+        steps,
+        memory_jobs,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path)),

@@ -245,8 +245,8 @@ fn fold_range(
     candidates[..end].to_vec()
 }
 
-/// The items as the summariser reads them.
-fn transcript(items: &[Item]) -> String {
+/// The items as a summariser or extractor reads them.
+pub(crate) fn transcript(items: &[Item]) -> String {
     let mut out = String::new();
     for item in items {
         let line = match &item.content {

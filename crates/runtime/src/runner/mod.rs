@@ -13,6 +13,7 @@ mod recall_step;
 mod tool_step;
 
 pub(crate) use cache::Immutable;
+pub(crate) use fold::transcript;
 pub(crate) use recall_step::{render_passages, render_records};
 pub(crate) use tool_step::BlockLocks;
 
@@ -396,6 +397,7 @@ impl RunState<'_> {
                         output: Some(reply.text.clone()),
                         error: None,
                     });
+                    write.memory_jobs = self.extraction_jobs();
                 }
                 self.commit(write).await?;
                 for (call_id, step) in planned {
@@ -463,6 +465,9 @@ impl RunState<'_> {
                 is_error: true,
             });
         }
+        if status == RunStatus::Completed {
+            write.memory_jobs = self.extraction_jobs();
+        }
         write.transition = Some(RunTransition::Finish {
             status,
             output,
@@ -470,6 +475,27 @@ impl RunState<'_> {
         });
         self.commit(write).await
     }
+
+    /// One extraction job per memory strategy of the agent, created with
+    /// the run's completion.
+    fn extraction_jobs(&self) -> Vec<roster_store::NewMemoryJob> {
+        if self.inner.memory.is_none() {
+            return Vec::new();
+        }
+        (0..self.agent.config.memory.strategies.len())
+            .map(|strategy| roster_store::NewMemoryJob {
+                id: format!("job_{}", uuid_like(&self.run.id, strategy)),
+                agent_id: self.agent.id.clone(),
+                agent_version: self.agent.version,
+                strategy: i64::try_from(strategy).unwrap_or(i64::MAX),
+            })
+            .collect()
+    }
+}
+
+/// A job id unique per run and strategy, stable across a retried commit.
+fn uuid_like(run: &roster_core::RunId, strategy: usize) -> String {
+    format!("{}_{strategy}", run.as_str().trim_start_matches("run_"))
 }
 
 fn window_limit() -> usize {

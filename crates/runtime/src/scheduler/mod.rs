@@ -75,8 +75,12 @@ pub(crate) struct Inner {
     cancels: Mutex<HashMap<RunId, CancellationToken>>,
     /// Fired by [`Runtime::shutdown`]: stops every worker without journaling.
     /// Distinct from the per-run tokens, whose firing journals `cancelled`.
-    halt: CancellationToken,
-    tasks: TaskTracker,
+    pub(crate) halt: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+    /// The extraction worker is running; kicks it got (it looks at the
+    /// queue again before exiting when this moved).
+    pub(crate) extracting: std::sync::atomic::AtomicBool,
+    pub(crate) extraction_wakeups: std::sync::atomic::AtomicU64,
 }
 
 impl Runtime {
@@ -94,6 +98,8 @@ impl Runtime {
                 cancels: Mutex::new(HashMap::new()),
                 halt: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                extracting: std::sync::atomic::AtomicBool::new(false),
+                extraction_wakeups: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -289,6 +295,8 @@ impl Runtime {
         if !runs.is_empty() {
             tracing::info!(runs = runs.len(), "resuming unfinished runs");
         }
+        // Extraction jobs queued before a stop.
+        self.inner.kick_extraction();
         Ok(runs.len())
     }
 

@@ -81,6 +81,8 @@ impl Inner {
                     match runner::execute(&self, tenant, run.clone(), token).await {
                         Ok(()) => {
                             self.forget(&run.id);
+                            // A completed run may have queued extraction jobs.
+                            self.kick_extraction();
                             failures = 0;
                             failing = None;
                             continue;

@@ -68,27 +68,7 @@ pub(crate) async fn commit(
     if let Some(block) = &write.block_write {
         write_block(conn, tenant, block, run, now).await?;
     }
-    for entry in &write.ledger {
-        sqlx::query(
-            "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(tenant.as_str())
-        .bind(&entry.provider)
-        .bind(&entry.model)
-        .bind(entry.tokens_in)
-        .bind(entry.tokens_out)
-        .bind(entry.latency_ms)
-        .bind(&entry.outcome)
-        .bind(entry.error.as_deref())
-        .bind(entry.agent_id.as_deref())
-        .bind(entry.session_id.as_deref())
-        .bind(entry.run_id.as_deref())
-        .bind(entry.step)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
+    insert_ledger(conn, tenant, &write.ledger, now).await?;
     if let Some(RunTransition::Finish {
         status,
         output,
@@ -157,6 +137,7 @@ pub(crate) async fn commit(
         super::records::write_memories(conn, tenant, &write.memory_writes).await?
     };
     if matches!(write.transition, Some(RunTransition::Finish { .. })) {
+        super::jobs::create_jobs(conn, tenant, write, now).await?;
         log_run_items(conn, tenant, write, now).await?;
     }
     Ok(Committed {
@@ -355,6 +336,36 @@ async fn log_run_items(
             super::records::log_all(conn, tenant, "items", &[reference], now).await?;
         }
         _ => {}
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert_ledger(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    entries: &[roster_core::ledger::NewLedgerEntry],
+    now: i64,
+) -> Result<(), StoreError> {
+    for entry in entries {
+        sqlx::query(
+            "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(tenant.as_str())
+        .bind(&entry.provider)
+        .bind(&entry.model)
+        .bind(entry.tokens_in)
+        .bind(entry.tokens_out)
+        .bind(entry.latency_ms)
+        .bind(&entry.outcome)
+        .bind(entry.error.as_deref())
+        .bind(entry.agent_id.as_deref())
+        .bind(entry.session_id.as_deref())
+        .bind(entry.run_id.as_deref())
+        .bind(entry.step)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

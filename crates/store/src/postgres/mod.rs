@@ -9,6 +9,7 @@
 
 mod agents;
 mod api;
+mod jobs;
 mod journal;
 mod knowledge;
 mod records;

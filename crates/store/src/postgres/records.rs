@@ -242,13 +242,18 @@ pub(crate) async fn list_memories(
         "SELECT {COLUMNS} FROM memories
          WHERE tenant_id = $1 AND ($2::text IS NULL OR namespace = $2) AND ($3::text IS NULL OR kind = $3)
            AND id > $4 AND ($5 OR expires_at IS NULL OR expires_at > $6)
-         ORDER BY id LIMIT $7"
+         ORDER BY id {order} LIMIT $7",
+        order = if query.newest_first { "DESC" } else { "ASC" }
     );
     let q = sqlx::query(&sql)
         .bind(tenant.as_str())
         .bind(&query.namespace)
         .bind(&query.kind)
-        .bind(query.after.as_ref().map_or("", MemoryId::as_str))
+        .bind(if query.newest_first {
+            ""
+        } else {
+            query.after.as_ref().map_or("", MemoryId::as_str)
+        })
         .bind(query.include_expired)
         .bind(millis(Utc::now()))
         .bind(rows::limit(query.limit));

@@ -1,6 +1,6 @@
 //! [`RecordStore`] and [`IndexFeed`] for [`PgStore`].
 
-use super::{knowledge, records, sessions, PgStore};
+use super::{jobs, knowledge, records, sessions, PgStore};
 use crate::*;
 use async_trait::async_trait;
 use roster_core::knowledge::{DocumentError, KnowledgeDocument, KnowledgeSource, Passage};
@@ -240,5 +240,61 @@ impl ContextStore for PgStore {
     ) -> StoreResult<Vec<Item>> {
         let mut c = self.conn().await?;
         sessions::items_by_seq(&mut c, tenant, session, seqs).await
+    }
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn queued_memory_jobs(&self, limit: i64) -> StoreResult<Vec<MemoryJob>> {
+        let mut c = self.conn().await?;
+        jobs::queued(&mut c, limit).await
+    }
+
+    async fn memory_jobs_for_run(
+        &self,
+        tenant: &TenantId,
+        run: &RunId,
+    ) -> StoreResult<Vec<MemoryJob>> {
+        let mut c = self.conn().await?;
+        jobs::for_run(&mut c, tenant, run).await
+    }
+
+    async fn record_job_output(
+        &self,
+        tenant: &TenantId,
+        job: &str,
+        output: serde_json::Value,
+        ledger: Vec<roster_core::ledger::NewLedgerEntry>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        jobs::record_output(&mut tx, tenant, job, &output, &ledger).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail_job_attempt(
+        &self,
+        tenant: &TenantId,
+        job: &str,
+        error: &str,
+        give_up: bool,
+        ledger: Vec<roster_core::ledger::NewLedgerEntry>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        jobs::fail_attempt(&mut tx, tenant, job, error, give_up, &ledger).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_memory_job(
+        &self,
+        tenant: &TenantId,
+        job: &str,
+        writes: Vec<MemoryWrite>,
+    ) -> StoreResult<MemoryWritten> {
+        let mut tx = self.begin().await?;
+        let written = jobs::finish(&mut tx, tenant, job, &writes).await?;
+        tx.commit().await?;
+        Ok(written)
     }
 }

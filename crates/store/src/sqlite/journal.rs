@@ -76,16 +76,7 @@ pub(crate) fn commit(
             params![write.session_id.as_str(), tenant.as_str(), summary.through_seq, summary.text, run, summary.step, now],
         )?;
     }
-    for entry in &write.ledger {
-        conn.prepare_cached(
-            "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?
-        .execute(params![
-            tenant.as_str(), entry.provider, entry.model, entry.tokens_in, entry.tokens_out, entry.latency_ms,
-            entry.outcome, entry.error, entry.agent_id, entry.session_id, entry.run_id, entry.step, now
-        ])?;
-    }
+    insert_ledger(conn, tenant, &write.ledger, now)?;
     if let Some(RunTransition::Finish {
         status,
         output,
@@ -98,6 +89,7 @@ pub(crate) fn commit(
         )?
         .execute(params![run, status.as_str(), output, error, now, tenant.as_str()])?;
         log_run_items(conn, tenant, write, now)?;
+        super::jobs::create_jobs(conn, tenant, write, now)?;
     }
 
     // Keyed by the run alone: this write has already proved the run is the
@@ -255,6 +247,25 @@ fn log_run_items(
             &format!("{}:{first}:{last}", write.session_id),
             now,
         )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn insert_ledger(
+    conn: &Connection,
+    tenant: &TenantId,
+    entries: &[roster_core::ledger::NewLedgerEntry],
+    now: i64,
+) -> Result<(), StoreError> {
+    for entry in entries {
+        conn.prepare_cached(
+            "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?
+        .execute(params![
+            tenant.as_str(), entry.provider, entry.model, entry.tokens_in, entry.tokens_out, entry.latency_ms,
+            entry.outcome, entry.error, entry.agent_id, entry.session_id, entry.run_id, entry.step, now
+        ])?;
     }
     Ok(())
 }

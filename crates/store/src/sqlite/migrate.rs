@@ -21,6 +21,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_context",
         include_str!("../../migrations/sqlite/0004_context.sql"),
     ),
+    (
+        "0005_memory_jobs",
+        include_str!("../../migrations/sqlite/0005_memory_jobs.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@
 
 mod agents;
 mod api;
+mod jobs;
 mod journal;
 mod knowledge;
 mod migrate;

@@ -179,7 +179,8 @@ pub(crate) fn list_memories(
         "SELECT {COLUMNS} FROM memories
          WHERE tenant_id = ?1 AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR kind = ?3)
            AND id > ?4 AND (?5 OR expires_at IS NULL OR expires_at > ?6)
-         ORDER BY id LIMIT ?7"
+         ORDER BY id {order} LIMIT ?7",
+        order = if query.newest_first { "DESC" } else { "ASC" }
     ))?;
     rows::collect(
         &mut stmt,
@@ -187,7 +188,11 @@ pub(crate) fn list_memories(
             tenant.as_str(),
             query.namespace,
             query.kind,
-            query.after.as_ref().map_or("", MemoryId::as_str),
+            if query.newest_first {
+                ""
+            } else {
+                query.after.as_ref().map_or("", MemoryId::as_str)
+            },
             query.include_expired,
             millis(Utc::now()),
             query.limit

@@ -1,6 +1,6 @@
 //! [`RecordStore`] and [`IndexFeed`] for [`SqliteStore`].
 
-use super::{knowledge, records, sessions, SqliteStore};
+use super::{jobs, knowledge, records, sessions, SqliteStore};
 use crate::*;
 use async_trait::async_trait;
 use roster_core::knowledge::{DocumentError, KnowledgeDocument, KnowledgeSource, Passage};
@@ -248,6 +248,58 @@ impl ContextStore for SqliteStore {
     ) -> StoreResult<Vec<Item>> {
         let (tenant, session, seqs) = (tenant.clone(), session.clone(), seqs.to_vec());
         self.read(move |c| sessions::items_by_seq(c, &tenant, &session, &seqs))
+            .await
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn queued_memory_jobs(&self, limit: i64) -> StoreResult<Vec<MemoryJob>> {
+        self.read(move |c| jobs::queued(c, limit)).await
+    }
+
+    async fn memory_jobs_for_run(
+        &self,
+        tenant: &TenantId,
+        run: &RunId,
+    ) -> StoreResult<Vec<MemoryJob>> {
+        let (tenant, run) = (tenant.clone(), run.clone());
+        self.read(move |c| jobs::for_run(c, &tenant, &run)).await
+    }
+
+    async fn record_job_output(
+        &self,
+        tenant: &TenantId,
+        job: &str,
+        output: serde_json::Value,
+        ledger: Vec<roster_core::ledger::NewLedgerEntry>,
+    ) -> StoreResult<()> {
+        let (tenant, job) = (tenant.clone(), job.to_owned());
+        self.write(move |c| jobs::record_output(c, &tenant, &job, &output, &ledger))
+            .await
+    }
+
+    async fn fail_job_attempt(
+        &self,
+        tenant: &TenantId,
+        job: &str,
+        error: &str,
+        give_up: bool,
+        ledger: Vec<roster_core::ledger::NewLedgerEntry>,
+    ) -> StoreResult<()> {
+        let (tenant, job, error) = (tenant.clone(), job.to_owned(), error.to_owned());
+        self.write(move |c| jobs::fail_attempt(c, &tenant, &job, &error, give_up, &ledger))
+            .await
+    }
+
+    async fn finish_memory_job(
+        &self,
+        tenant: &TenantId,
+        job: &str,
+        writes: Vec<MemoryWrite>,
+    ) -> StoreResult<MemoryWritten> {
+        let (tenant, job) = (tenant.clone(), job.to_owned());
+        self.write(move |c| jobs::finish(c, &tenant, &job, &writes))
             .await
     }
 }
