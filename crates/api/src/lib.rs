@@ -204,7 +204,8 @@ async fn method_not_allowed(
 
 pub fn app(state: AppState) -> Router {
     use routes::{agents, index, knowledge, ledger, memories, runs, sessions};
-    let document_limit = DefaultBodyLimit::max(state.max_document_bytes);
+    // The upload handler reads and bounds its body itself.
+    let document_limit = DefaultBodyLimit::disable();
     let v1 = Router::new()
         .route("/agents", post(agents::create).get(agents::list))
         .route(

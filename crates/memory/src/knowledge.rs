@@ -254,10 +254,22 @@ fn version_of(
             .map(|c| NewChunk {
                 text: c.text.clone(),
                 location: serde_json::to_value(&c.location).unwrap_or_default(),
-                citation: c.location.cite(),
+                citation: flat_citation(&c.location.cite()),
                 embedding: vectors.next().flatten(),
             })
             .collect(),
+    }
+}
+
+/// `lines 3-9 (§ Leave)` as `lines 3-9, § Leave`: the citation is shown
+/// inside parentheses itself.
+fn flat_citation(cite: &str) -> String {
+    match cite.split_once(" (§ ") {
+        Some((place, heading)) => format!(
+            "{place}, § {}",
+            heading.strip_suffix(')').unwrap_or(heading)
+        ),
+        None => cite.to_owned(),
     }
 }
 
@@ -266,4 +278,16 @@ fn chunk_key(key: &str) -> Option<(DocumentId, i64)> {
     let rest = key.strip_prefix(CHUNK_KEY_PREFIX)?;
     let (doc, ordinal) = roster_store::split_chunk_id(rest)?;
     Some((DocumentId::parse(doc)?, ordinal))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn citations_do_not_nest_parentheses() {
+        assert_eq!(
+            super::flat_citation("lines 3-9 (§ Leave > Parental leave)"),
+            "lines 3-9, § Leave > Parental leave"
+        );
+        assert_eq!(super::flat_citation("page 2"), "page 2");
+    }
 }

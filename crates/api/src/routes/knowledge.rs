@@ -6,11 +6,10 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use roster_core::knowledge::{
-    validate_document_path, validate_source_name, KnowledgeDocument, KnowledgeSource,
+    validate_document_path, validate_source_name, DocumentError, KnowledgeDocument, KnowledgeSource,
 };
 use roster_memory::{
     ChunkOptions, IngestFailure, IngestOutcome, KnowledgeRequest, KnowledgeResults,
@@ -185,19 +184,29 @@ pub async fn put_document(
     principal: Principal,
     Path((name, path)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<axum::Json<IngestOutcome>, ApiError> {
     let service = super::memory_service(&state)?;
     validate_document_path(&path)?;
     let source = find_source(&state, &principal, &name).await?;
     let limit = state.max_document_bytes;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(&path, limit)
-        } else {
-            ApiError::invalid(format!("cannot read the document body: {}", e.body_text()))
-        }
-    })?;
+    let Some(bytes) = read_limited(body, limit).await? else {
+        // Recorded like any refused document, so `knowledge list` says why.
+        let message = too_large(&path, limit).message;
+        state
+            .store
+            .fail_document(
+                &principal.tenant,
+                &source.id,
+                &path,
+                DocumentError {
+                    code: "document_too_large".into(),
+                    message,
+                },
+            )
+            .await?;
+        return Err(too_large(&path, limit));
+    };
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -212,7 +221,7 @@ pub async fn put_document(
             &source,
             &path,
             content_type.as_deref(),
-            body.to_vec(),
+            bytes,
             options,
         )
         .await
@@ -228,6 +237,32 @@ pub async fn put_document(
         )),
         Err(IngestFailure::Service(e)) => Err(e.into()),
     }
+}
+
+/// Reads the body up to `limit` bytes; `None` when it is larger. The rest of
+/// an oversized body is read and dropped (up to a bound), because a client
+/// still sending when the answer comes sees a broken connection instead of
+/// the answer.
+async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Option<Vec<u8>>, ApiError> {
+    use futures::StreamExt;
+    let drain_limit = limit.saturating_mul(8).max(64 * 1024 * 1024);
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::invalid(format!("cannot read the document body: {e}")))?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            bytes.extend_from_slice(&chunk);
+        } else {
+            bytes = Vec::new();
+            if seen > drain_limit {
+                break;
+            }
+        }
+    }
+    Ok((seen <= limit).then_some(bytes))
 }
 
 fn too_large(path: &str, limit: usize) -> ApiError {

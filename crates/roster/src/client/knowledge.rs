@@ -4,7 +4,8 @@
 //! are uploaded (one request each, so one bad file fails alone), unchanged
 //! ones are skipped by their hash (so an interrupted `add` resumes where it
 //! stopped), and documents whose file is gone from the directory are
-//! removed.
+//! removed: a directory added without `--prefix` mirrors the whole source,
+//! one added with a prefix mirrors that prefix.
 
 use super::http::{decode, Client};
 use super::output::{one_line, print_json, table};
@@ -36,11 +37,13 @@ enum KnowledgeCommand {
         /// The source's name; created if it does not exist.
         #[arg(long, short)]
         source: String,
-        /// Put the documents under this path prefix inside the source (to
-        /// combine several directories in one source).
+        /// Put the documents under this path prefix inside the source. A
+        /// directory added without a prefix mirrors the whole source
+        /// (documents not in it are removed); give each directory its own
+        /// prefix to build one source from several.
         #[arg(long)]
         prefix: Option<String>,
-        /// Keep documents whose file is gone from the directory.
+        /// Keep documents whose file is not in the directory.
         #[arg(long)]
         keep_missing: bool,
         /// No progress bar.

@@ -84,7 +84,7 @@ enum MemoryCommand {
         #[arg(long)]
         no_expiry: bool,
     },
-    /// Delete a record (its history is kept).
+    /// Delete a record (the store keeps its versions, for audit).
     Delete { id: String },
 }
 
