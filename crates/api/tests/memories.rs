@@ -326,3 +326,26 @@ async fn the_index_reports_its_state_and_rebuilds_for_admins_only() {
         .await;
     assert_eq!(found.ok(200)["data"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn sessions_carry_a_user_and_refuse_bad_ones() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    admin.agent("helper", "openai/m").await;
+    let created = admin
+        .post(
+            "/v1/sessions",
+            json!({"agent": "helper", "user": "ada@example.com"}),
+        )
+        .await;
+    let id = created.ok(201)["id"].as_str().unwrap().to_owned();
+    assert_eq!(created.ok(201)["user"], "ada@example.com");
+    let shown = admin.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(shown.ok(200)["user"], "ada@example.com");
+    for bad in ["", "a/b", "two words", &"x".repeat(101)] {
+        admin
+            .post("/v1/sessions", json!({"agent": "helper", "user": bad}))
+            .await
+            .err(400, "invalid_request");
+    }
+}

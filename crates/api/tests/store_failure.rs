@@ -62,7 +62,7 @@ impl Store for FlakyStore {
     async fn delete_agent(&self, t: &TenantId, a: &AgentId) -> StoreResult<bool> { self.check()?; self.inner.delete_agent(t, a).await }
     async fn list_memory_blocks(&self, t: &TenantId, a: &AgentId) -> StoreResult<Vec<MemoryBlock>> { self.check()?; self.inner.list_memory_blocks(t, a).await }
     async fn memory_block_history(&self, t: &TenantId, a: &AgentId) -> StoreResult<Vec<MemoryBlockVersion>> { self.check()?; self.inner.memory_block_history(t, a).await }
-    async fn create_session(&self, t: &TenantId, a: &AgentId, v: i64) -> StoreResult<Session> { self.check()?; self.inner.create_session(t, a, v).await }
+    async fn create_session_for(&self, t: &TenantId, a: &AgentId, v: i64, u: Option<&str>) -> StoreResult<Session> { self.check()?; self.inner.create_session_for(t, a, v, u).await }
     async fn get_session(&self, t: &TenantId, s: &SessionId) -> StoreResult<Option<Session>> { self.check()?; self.inner.get_session(t, s).await }
     async fn list_sessions(&self, t: &TenantId, q: &SessionQuery) -> StoreResult<Vec<Session>> { self.check()?; self.inner.list_sessions(t, q).await }
     async fn list_items(&self, t: &TenantId, s: &SessionId, a: i64, l: i64) -> StoreResult<Vec<Item>> { self.check()?; self.inner.list_items(t, s, a, l).await }

@@ -142,6 +142,18 @@ pub fn validate_namespace(namespace: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// A session's user id fills `{user}` in namespace templates, so it is one
+/// plain namespace segment.
+pub fn validate_user_id(user: &str) -> Result<(), ValidationError> {
+    if user.contains('/') || validate_namespace(user).is_err() || user.len() > 100 {
+        return Err(ValidationError::new(
+            "user",
+            "must be 1-100 characters of letters, digits, '-', '_', '.' or '@'",
+        ));
+    }
+    Ok(())
+}
+
 pub fn validate_key(key: &str) -> Result<(), ValidationError> {
     if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
         return Err(ValidationError::new(

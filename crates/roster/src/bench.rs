@@ -36,6 +36,21 @@ pub struct BenchArgs {
     /// Unmeasured turns per session first, to warm caches.
     #[arg(long, default_value_t = 5)]
     warmup: usize,
+    /// Long-term memory on, with this many records in the agent's
+    /// namespace; each turn recalls from them (0: memory off).
+    #[arg(long, default_value_t = 0)]
+    memories: usize,
+    /// Also print the latency percentiles of every block of this many turns
+    /// (per session), to show whether cost grows with the session.
+    #[arg(long, default_value_t = 0)]
+    report_every: usize,
+    /// Measure knowledge ingestion instead: this many MB of generated
+    /// Markdown through parse, chunk, store and index.
+    #[arg(long, default_value_t = 0)]
+    ingest_mb: usize,
+    /// A local all-MiniLM-L6-v2 directory: embed memories / chunks with it.
+    #[arg(long)]
+    embedder_dir: Option<std::path::PathBuf>,
 }
 
 /// The peer benchmark's user message, so item sizes match.
@@ -47,6 +62,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         args.sessions > 0 && args.turns > 0,
         "--sessions and --turns must be positive"
     );
+    if args.ingest_mb > 0 {
+        return crate::bench_memory::ingest(args.ingest_mb, args.embedder_dir.as_deref()).await;
+    }
     let temp = tempdir()?;
     let url = match &args.database_url {
         Some(url) => roster_store::postgres::create_test_database(url)
@@ -62,11 +80,16 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let router = Arc::new(Router::new(Arc::new(registry), RetryPolicy::default()));
     let mut tools = ToolRegistry::with_builtins();
     tools.register(Arc::new(EchoTool));
+    let memory = if args.memories > 0 {
+        Some(crate::bench_memory::service(&store, &temp, args.embedder_dir.as_deref()).await?)
+    } else {
+        None
+    };
     let runtime = Runtime::new(RuntimeOptions {
         store: store.clone(),
         router,
         tools,
-        memory: None,
+        memory: memory.clone(),
     });
 
     let tenant = TenantId::from_stored("ten_bench".into());
@@ -94,6 +117,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             "bench",
         )
         .await?;
+    if let Some(memory) = &memory {
+        crate::bench_memory::prefill_memories(memory, &tenant, "agents/bench", args.memories)
+            .await?;
+    }
     let mut sessions = Vec::with_capacity(args.sessions);
     for _ in 0..args.sessions {
         let session = store
@@ -132,14 +159,32 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         }));
     }
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram")?;
+    let mut blocks: Vec<Histogram<u64>> = Vec::new();
     for task in tasks {
-        for latency in task.await?? {
-            histogram.record(
-                u64::try_from(latency.as_micros())
-                    .unwrap_or(u64::MAX)
-                    .max(1),
-            )?;
+        for (index, latency) in task.await??.into_iter().enumerate() {
+            let micros = u64::try_from(latency.as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            histogram.record(micros)?;
+            if let Some(block) = index.checked_div(args.report_every) {
+                while blocks.len() <= block {
+                    blocks.push(
+                        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram")?,
+                    );
+                }
+                blocks[block].record(micros)?;
+            }
         }
+    }
+    for (block, h) in blocks.iter().enumerate() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "turns": format!("{}-{}", block * args.report_every + 1, (block + 1) * args.report_every),
+                "p50_ms": h.value_at_quantile(0.50) as f64 / 1000.0,
+                "p99_ms": h.value_at_quantile(0.99) as f64 / 1000.0,
+            })
+        );
     }
     let elapsed = started.elapsed();
     let total = args.sessions * args.turns;
@@ -147,6 +192,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         "backend": store.backend(),
         "sessions": args.sessions,
         "history_items": args.history,
+        "memories": args.memories,
+        "retrieval": memory.is_some(),
         "turns": total,
         "seconds": elapsed.as_secs_f64(),
         "turns_per_second": total as f64 / elapsed.as_secs_f64(),
@@ -155,6 +202,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         "max_ms": histogram.max() as f64 / 1000.0,
     });
     println!("{report}");
+    if let Some(memory) = memory {
+        memory.shutdown().await;
+    }
     let _ = std::fs::remove_dir_all(&temp);
     Ok(())
 }
@@ -230,6 +280,17 @@ async fn prefill(
         remaining -= batch;
     }
     let mut finish = JournalWrite::new(run_id, session.clone());
+    // A session this long has folded its history into a summary (steady
+    // state); only the recent part is left to the context.
+    if items > usize::try_from(roster_runtime::MAX_CONTEXT_ITEMS).unwrap_or(usize::MAX) {
+        let recent = i64::try_from(items).unwrap_or(i64::MAX) - 40;
+        finish.summary = Some(roster_store::NewSummary {
+            through_seq: recent,
+            text: "The user keeps asking about the weather in various cities; answers were given."
+                .into(),
+            step: 0,
+        });
+    }
     finish.transition = Some(RunTransition::Finish {
         status: roster_core::run::RunStatus::Completed,
         output: None,

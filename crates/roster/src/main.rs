@@ -3,6 +3,7 @@
 //! Only this crate uses `anyhow`, reads the environment or parses flags.
 
 mod bench;
+mod bench_memory;
 mod client;
 mod config;
 mod serve;

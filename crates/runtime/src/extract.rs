@@ -142,9 +142,14 @@ impl Inner {
         else {
             return give_up("the agent version has no such strategy".into()).await;
         };
+        let user = self
+            .store
+            .get_session(&tenant, &job.session_id)
+            .await?
+            .and_then(|s| s.user);
         let vars = NamespaceVars {
             agent: &agent.name,
-            user: None,
+            user: user.as_deref(),
             session: job.session_id.as_str(),
         };
         let template = strategy

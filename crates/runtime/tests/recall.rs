@@ -13,6 +13,7 @@ use serde_json::json;
 on_both_backends!(
     a_fact_written_in_one_session_is_recalled_in_the_next,
     bad_memory_calls_are_told_to_the_model,
+    a_users_memories_follow_them_and_no_one_else,
 );
 
 const TOOLS: [&str; 2] = ["memory_write", "memory_search"];
@@ -158,4 +159,64 @@ async fn bad_memory_calls_are_told_to_the_model(db: Db) {
     finished(&rt, &fx, &run.id, RunStatus::Completed).await;
     let told = result(&model.request(1), "w");
     assert!(told.1.contains("not available") && told.2, "{told:?}");
+}
+
+async fn a_users_memories_follow_them_and_no_one_else(db: Db) {
+    let store = db.open().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let model = ScriptedModel::new(vec![
+        calls(vec![write("w1", "Prefers answers in French")]),
+        text("D'accord."),
+    ]);
+    let mut config = config(&TOOLS);
+    config.memory.namespace = "users/{user}".into();
+    let fx = Fixture::new(&store, config).await;
+    let (rt, memory) = runtime_with_memory(store.clone(), model.clone(), dir.path()).await;
+    let for_user = |user: &'static str| {
+        let store = store.clone();
+        let (tenant, agent) = (fx.tenant.clone(), fx.agent.clone());
+        async move {
+            store
+                .create_session_for(&tenant, &agent.id, agent.version, Some(user))
+                .await
+                .expect("session")
+                .id
+        }
+    };
+    let ada = for_user("ada").await;
+    let run = submit_to(&rt, &fx, &ada, "I prefer answers in French").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    let stored = records(&store, &fx).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].namespace, "users/ada");
+
+    // Bob's session recalls nothing of Ada's; Ada's next session does.
+    model.push(text("Hello Bob."));
+    let bob = for_user("bob").await;
+    let run = submit_to(&rt, &fx, &bob, "Which language do I prefer for answers?").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    assert!(!model.request(2).system.contains("French"));
+    model.push(text("En français."));
+    let ada_again = for_user("ada").await;
+    let run = submit_to(
+        &rt,
+        &fx,
+        &ada_again,
+        "Which language do I prefer for answers?",
+    )
+    .await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    assert!(model
+        .request(3)
+        .system
+        .contains("Prefers answers in French"));
+
+    // A session without a user has no `users/{user}` namespace to write to.
+    model.push(calls(vec![write("w2", "Something")]));
+    model.push(text("ok"));
+    let run = submit(&rt, &fx, "remember something").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    let told = result(&model.request(5), "w2");
+    assert!(told.2 && told.1.contains("needs a user"), "{told:?}");
+    memory.shutdown().await;
 }

@@ -99,6 +99,17 @@ pub trait Store:
         tenant: &TenantId,
         agent: &AgentId,
         agent_version: i64,
+    ) -> StoreResult<Session> {
+        self.create_session_for(tenant, agent, agent_version, None)
+            .await
+    }
+    /// A session working for `user` (memory namespaces may name `{user}`).
+    async fn create_session_for(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        agent_version: i64,
+        user: Option<&str>,
     ) -> StoreResult<Session>;
     async fn get_session(
         &self,

@@ -46,6 +46,9 @@ pub struct Session {
     pub id: SessionId,
     pub agent_id: AgentId,
     pub agent_version: i64,
+    /// Who the session works for, when the caller said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 

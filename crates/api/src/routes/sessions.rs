@@ -23,6 +23,10 @@ use utoipa::{IntoParams, ToSchema};
 pub struct CreateSession {
     /// Agent id or name; the session is pinned to its current version.
     pub agent: String,
+    /// Who the session works for (your id for the person), so memories in
+    /// namespaces like `users/{user}` follow them across sessions.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -100,10 +104,18 @@ pub async fn create(
     principal: Principal,
     Json(body): Json<CreateSession>,
 ) -> Result<(StatusCode, axum::Json<Session>), ApiError> {
+    if let Some(user) = &body.user {
+        roster_core::record::validate_user_id(user)?;
+    }
     let agent = crate::routes::agents::find(&state, &principal, &body.agent).await?;
     let session = state
         .store
-        .create_session(&principal.tenant, &agent.id, agent.version)
+        .create_session_for(
+            &principal.tenant,
+            &agent.id,
+            agent.version,
+            body.user.as_deref(),
+        )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }

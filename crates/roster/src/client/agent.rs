@@ -64,6 +64,26 @@ struct ConfigFlags {
     /// Token budget for the assembled context.
     #[arg(long, value_name = "N")]
     context_tokens: Option<u32>,
+    /// A knowledge source the agent may search and cite (repeatable).
+    #[arg(long = "knowledge", value_name = "SOURCE")]
+    knowledge: Vec<String>,
+    /// Settings for long-term memory as JSON, e.g.
+    /// `{"strategies": [{"kind": "semantic"}]}`.
+    #[arg(long, value_name = "JSON")]
+    memory: Option<String>,
+}
+
+/// `--memory` as a JSON object, checked before anything is sent.
+fn memory_settings(flags: &ConfigFlags) -> Result<Option<Value>> {
+    let Some(raw) = &flags.memory else {
+        return Ok(None);
+    };
+    let value: Value =
+        serde_json::from_str(raw).map_err(|e| anyhow!("--memory is not valid JSON: {e}"))?;
+    if !value.is_object() {
+        bail!("--memory must be a JSON object");
+    }
+    Ok(Some(value))
 }
 
 #[derive(clap::Args)]
@@ -141,6 +161,10 @@ async fn create_agent(conn: &Connection, args: CreateArgs) -> Result<()> {
     }
     if let Some(n) = args.config.context_tokens {
         body.insert("context_tokens".into(), json!(n));
+    }
+    body.insert("knowledge".into(), json!(args.config.knowledge));
+    if let Some(memory) = memory_settings(&args.config)? {
+        body.insert("memory".into(), memory);
     }
     let client = Client::new(conn)?;
     let value = client.post(&["v1", "agents"], &Value::Object(body)).await?;
@@ -222,8 +246,14 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
     if let Some(n) = args.config.context_tokens {
         body.insert("context_tokens".into(), json!(n));
     }
+    if !args.config.knowledge.is_empty() {
+        body.insert("knowledge".into(), json!(args.config.knowledge));
+    }
+    if let Some(memory) = memory_settings(&args.config)? {
+        body.insert("memory".into(), memory);
+    }
     if body.is_empty() {
-        bail!("nothing to update: pass --model, --instructions, --instructions-file, --fallback, --no-fallbacks, --tool, --no-tools, --max-steps or --context-tokens");
+        bail!("nothing to update: pass --model, --instructions, --instructions-file, --fallback, --no-fallbacks, --tool, --no-tools, --max-steps, --context-tokens, --knowledge or --memory");
     }
     let client = Client::new(conn)?;
     let value = client

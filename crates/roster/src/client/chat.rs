@@ -31,6 +31,9 @@ pub struct ChatArgs {
     /// Continue this session instead of starting a new one.
     #[arg(long, value_name = "ID")]
     session: Option<String>,
+    /// Who the new session works for (memories in `users/{user}` follow them).
+    #[arg(long, value_name = "ID", conflicts_with = "session")]
+    user: Option<String>,
 }
 
 /// Tool calls and results are cut to this many characters.
@@ -60,7 +63,10 @@ pub async fn run(args: ChatArgs) -> Result<()> {
         }
         None => decode(
             client
-                .post(&["v1", "sessions"], &json!({"agent": agent.id}))
+                .post(
+                    &["v1", "sessions"],
+                    &json!({"agent": agent.id, "user": args.user}),
+                )
                 .await?,
         )?,
     };

@@ -26,7 +26,7 @@ impl RunState<'_> {
     pub(super) fn memory_namespaces(&self) -> (Option<String>, Vec<String>) {
         let vars = NamespaceVars {
             agent: &self.agent.name,
-            user: None,
+            user: self.session.user.as_deref(),
             session: self.session.id.as_str(),
         };
         let settings = &self.agent.config.memory;

@@ -123,14 +123,15 @@ impl Store for FlakyStore {
         self.inner.memory_block_history(tenant, agent).await
     }
 
-    async fn create_session(
+    async fn create_session_for(
         &self,
         tenant: &TenantId,
         agent: &AgentId,
         agent_version: i64,
+        user: Option<&str>,
     ) -> StoreResult<Session> {
         self.inner
-            .create_session(tenant, agent, agent_version)
+            .create_session_for(tenant, agent, agent_version, user)
             .await
     }
 

@@ -116,14 +116,15 @@ impl Store for PgStore {
         agents::memory_block_history(&mut c, tenant, agent).await
     }
 
-    async fn create_session(
+    async fn create_session_for(
         &self,
         tenant: &TenantId,
         agent: &AgentId,
         agent_version: i64,
+        user: Option<&str>,
     ) -> StoreResult<Session> {
         let mut c = self.conn().await?;
-        sessions::create_session(&mut c, tenant, agent, agent_version).await
+        sessions::create_session(&mut c, tenant, agent, agent_version, user).await
     }
 
     async fn get_session(

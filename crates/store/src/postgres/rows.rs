@@ -63,7 +63,7 @@ pub(crate) fn agent(row: &PgRow) -> Result<Agent, StoreError> {
     })
 }
 
-pub(crate) const SESSION_COLUMNS: &str = "id, agent_id, agent_version, created_at";
+pub(crate) const SESSION_COLUMNS: &str = "id, agent_id, agent_version, created_at, user_id";
 
 pub(crate) fn session(row: &PgRow) -> Result<Session, StoreError> {
     Ok(Session {
@@ -71,6 +71,7 @@ pub(crate) fn session(row: &PgRow) -> Result<Session, StoreError> {
         agent_id: AgentId::from_stored(row.try_get(1)?),
         agent_version: row.try_get(2)?,
         created_at: millis_at(row, 3)?,
+        user: row.try_get(4)?,
     })
 }
 

@@ -13,21 +13,24 @@ pub(crate) async fn create_session(
     tenant: &TenantId,
     agent: &AgentId,
     version: i64,
+    user: Option<&str>,
 ) -> Result<Session, StoreError> {
     let session = Session {
         id: SessionId::generate(),
         agent_id: agent.clone(),
         agent_version: version,
+        user: user.map(str::to_owned),
         created_at: from_millis(millis(Utc::now())),
     };
     sqlx::query(
-        "INSERT INTO sessions (id, tenant_id, agent_id, agent_version, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO sessions (id, tenant_id, agent_id, agent_version, created_at, user_id) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(session.id.as_str())
     .bind(tenant.as_str())
     .bind(agent.as_str())
     .bind(version)
     .bind(millis(session.created_at))
+    .bind(user)
     .execute(conn)
     .await?;
     Ok(session)

@@ -121,15 +121,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_session(
+    async fn create_session_for(
         &self,
         tenant: &TenantId,
         agent: &AgentId,
         agent_version: i64,
+        user: Option<&str>,
     ) -> StoreResult<Session> {
-        let (tenant, agent) = (tenant.clone(), agent.clone());
-        self.write(move |c| sessions::create_session(c, &tenant, &agent, agent_version))
-            .await
+        let (tenant, agent, user) = (tenant.clone(), agent.clone(), user.map(str::to_owned));
+        self.write(move |c| {
+            sessions::create_session(c, &tenant, &agent, agent_version, user.as_deref())
+        })
+        .await
     }
 
     async fn get_session(

@@ -25,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_memory_jobs",
         include_str!("../../migrations/sqlite/0005_memory_jobs.sql"),
     ),
+    (
+        "0006_session_user",
+        include_str!("../../migrations/sqlite/0006_session_user.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -29,7 +29,7 @@ pub(crate) fn agent(row: &Row<'_>) -> Result<Agent, StoreError> {
     })
 }
 
-pub(crate) const SESSION_COLUMNS: &str = "id, agent_id, agent_version, created_at";
+pub(crate) const SESSION_COLUMNS: &str = "id, agent_id, agent_version, created_at, user_id";
 
 pub(crate) fn session(row: &Row<'_>) -> Result<Session, StoreError> {
     Ok(Session {
@@ -37,6 +37,7 @@ pub(crate) fn session(row: &Row<'_>) -> Result<Session, StoreError> {
         agent_id: AgentId::from_stored(row.get(1)?),
         agent_version: row.get(2)?,
         created_at: from_millis(row.get(3)?),
+        user: row.get(4)?,
     })
 }
 

@@ -13,17 +13,19 @@ pub(crate) fn create_session(
     tenant: &TenantId,
     agent: &AgentId,
     version: i64,
+    user: Option<&str>,
 ) -> Result<Session, StoreError> {
     let session = Session {
         id: SessionId::generate(),
         agent_id: agent.clone(),
         agent_version: version,
+        user: user.map(str::to_owned),
         created_at: crate::types::from_millis(millis(Utc::now())),
     };
     rows::exec(
         conn,
-        "INSERT INTO sessions (id, tenant_id, agent_id, agent_version, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![session.id.as_str(), tenant.as_str(), agent.as_str(), version, millis(session.created_at)],
+        "INSERT INTO sessions (id, tenant_id, agent_id, agent_version, created_at, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![session.id.as_str(), tenant.as_str(), agent.as_str(), version, millis(session.created_at), user],
     )?;
     Ok(session)
 }
