@@ -13,8 +13,22 @@
 use std::collections::HashSet;
 
 use tantivy::tokenizer::{
-    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
+
+/// Function words dropped before stemming: articles, pronouns, auxiliaries
+/// and question words. Questions ("how many days do I get?") are mostly
+/// made of them, and in a small namespace each one matches nearly every
+/// record, so BM25 ranked on them instead of on the words that carry the
+/// meaning (measured in `crates/memory/tests/quality.rs`).
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "after", "all", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but",
+    "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her",
+    "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "no", "not", "of",
+    "on", "or", "our", "she", "should", "so", "such", "than", "that", "the", "their", "them",
+    "then", "there", "these", "they", "this", "those", "to", "us", "was", "we", "were", "what",
+    "when", "where", "which", "who", "whom", "why", "will", "with", "would", "you", "your",
+];
 
 /// Tokens longer than this (bytes) are noise (base64, hashes) and are dropped.
 const MAX_TOKEN_BYTES: usize = 40;
@@ -34,6 +48,9 @@ impl Analyzer {
         let inner = TextAnalyzer::builder(SimpleTokenizer::default())
             .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
             .filter(LowerCaser)
+            .filter(StopWordFilter::remove(
+                STOP_WORDS.iter().map(|w| (*w).to_owned()),
+            ))
             .filter(Stemmer::new(Language::English))
             .build();
         Analyzer { inner }
@@ -85,8 +102,13 @@ mod tests {
     fn query_terms_dedupe_and_ignore_syntax() {
         let mut a = Analyzer::english();
         assert_eq!(
-            a.query_terms("\"(:*AND OR -dogs dog🙂"),
-            vec!["and", "or", "dog"]
+            a.query_terms("\"(:*AND OR -dogs dog🙂 NOT"),
+            vec!["dog"],
+            "operators are plain (stop) words"
+        );
+        assert_eq!(
+            a.query_terms("How many days do I get?"),
+            vec!["mani", "day", "get"]
         );
         let long = "word ".repeat(5000) + &(0..200).map(|i| format!("w{i} ")).collect::<String>();
         assert_eq!(a.query_terms(&long).len(), MAX_QUERY_TERMS);

@@ -29,9 +29,7 @@ use std::sync::{Mutex, PoisonError};
 
 pub use error::IndexError;
 pub use fuse::{fuse, RRF_K};
-pub use types::{
-    Change, Doc, Hit, IndexOptions, IndexStats, Quantization, Query, VectorStrategy,
-};
+pub use types::{Change, Doc, Hit, IndexOptions, IndexStats, Quantization, Query, VectorStrategy};
 
 use text::TextPart;
 use vector::VectorPart;
@@ -118,16 +116,16 @@ impl SearchIndex {
     /// visible. The watermark is recorded as given, so re-feeding an older
     /// stretch of the log moves it back until the re-feed catches up.
     pub fn apply(&self, changes: Vec<Change>, watermark: u64) -> Result<(), IndexError> {
-        let _serial = self.apply_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _serial = self
+            .apply_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.validate(&changes)?;
-        let t0 = std::time::Instant::now();
         let prepared = match &self.vectors {
             Some(v) => Some(v.prepare(&changes)?),
             None => None,
         };
-        let t1 = std::time::Instant::now();
         let text_result = self.text.apply(&changes, watermark);
-        eprintln!("TIMING vec {:?} text {:?}", t1 - t0, t1.elapsed());
         if let Err(err) = text_result {
             if let (Some(v), Some(p)) = (&self.vectors, prepared) {
                 v.abort(p);
@@ -161,7 +159,11 @@ impl SearchIndex {
             if vector.len() != v.dims() {
                 return Err(IndexError::InvalidDoc {
                     key: doc.key.clone(),
-                    reason: format!("vector has {} dimensions, index has {}", vector.len(), v.dims()),
+                    reason: format!(
+                        "vector has {} dimensions, index has {}",
+                        vector.len(),
+                        v.dims()
+                    ),
                 });
             }
             if vector.iter().any(|x| !x.is_finite()) || vector.iter().all(|&x| x == 0.0) {
@@ -202,7 +204,10 @@ impl SearchIndex {
     /// Snapshots the vector part now (a no-op when nothing changed since the
     /// last one). Call on shutdown; dropping the index does not snapshot.
     pub fn persist(&self) -> Result<(), IndexError> {
-        let _serial = self.apply_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _serial = self
+            .apply_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match &self.vectors {
             Some(v) => v.persist(),
             None => Ok(()),
@@ -217,7 +222,9 @@ impl SearchIndex {
 
     fn check_query(&self, query: &Query) -> Result<(), IndexError> {
         if query.scopes.is_empty() {
-            return Err(IndexError::InvalidQuery("at least one scope is required".into()));
+            return Err(IndexError::InvalidQuery(
+                "at least one scope is required".into(),
+            ));
         }
         if let (Some(vector), Some(v)) = (&query.vector, &self.vectors) {
             if vector.len() != v.dims() {
@@ -271,8 +278,12 @@ impl SearchIndex {
     /// BM25 only: top `limit` hits, scored by BM25.
     pub fn text_search(&self, query: &Query) -> Result<Vec<Hit>, IndexError> {
         self.check_query(query)?;
-        self.text
-            .search(&query.tenant, &query.scopes, &query.text, Self::limit(query))
+        self.text.search(
+            &query.tenant,
+            &query.scopes,
+            &query.text,
+            Self::limit(query),
+        )
     }
 
     /// Vector only: top `limit` by cosine, exact on small partitions and ANN otherwise.
@@ -293,9 +304,13 @@ impl SearchIndex {
     ) -> Result<Vec<Hit>, IndexError> {
         self.check_query(query)?;
         match (&query.vector, &self.vectors) {
-            (Some(q), Some(v)) => {
-                v.search(&query.tenant, &query.scopes, q, Self::limit(query), strategy)
-            }
+            (Some(q), Some(v)) => v.search(
+                &query.tenant,
+                &query.scopes,
+                q,
+                Self::limit(query),
+                strategy,
+            ),
             _ => Ok(Vec::new()),
         }
     }
@@ -311,7 +326,10 @@ impl SearchIndex {
             vector_watermark: v.map(VectorPart::durable_watermark),
             vector_applied_watermark: v.map(VectorPart::applied_watermark),
             dimensions: v.map(VectorPart::dims),
-            quantization: v.map_or(IndexOptions::default().quantization, VectorPart::quantization),
+            quantization: v.map_or(
+                IndexOptions::default().quantization,
+                VectorPart::quantization,
+            ),
             ann_memory_bytes: v.map_or(0, |v| v.ann_memory_bytes() as u64),
             exact_store_bytes: v.map_or(0, |v| v.store_bytes() as u64),
         }

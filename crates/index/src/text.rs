@@ -95,8 +95,8 @@ impl TextPart {
     ) -> Result<Self, IndexError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| IndexError::io(format!("creating {}", dir.display()), e))?;
-        let directory = MmapDirectory::open(dir)
-            .map_err(|e| IndexError::text(TantivyError::from(e)))?;
+        let directory =
+            MmapDirectory::open(dir).map_err(|e| IndexError::text(TantivyError::from(e)))?;
         let (expected, fields) = schema();
         let exists = Index::exists(&directory)
             .map_err(|e| IndexError::Corrupt(format!("full-text index: {e}")))?;
@@ -337,7 +337,9 @@ fn parse_payload(payload: Option<&str>) -> Result<u64, IndexError> {
         Some(p) => p
             .strip_prefix(PAYLOAD_PREFIX)
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| IndexError::Corrupt(format!("unreadable full-text commit payload {p:?}"))),
+            .ok_or_else(|| {
+                IndexError::Corrupt(format!("unreadable full-text commit payload {p:?}"))
+            }),
     }
 }
 

@@ -207,8 +207,12 @@ pub struct IndexOptions {
     pub expansion_search: usize,
     /// Scan exactly when the allowed partitions hold at most this many vectors…
     pub exact_max_vectors: usize,
-    /// …or at most this fraction of all vectors.
-    pub exact_max_fraction: f64,
+    /// …or when `allowed² <= exact_cost_ratio * total`. A scan costs
+    /// `allowed * c_scan`; a filtered graph search costs about
+    /// `c_graph * total / allowed` (the walk must visit `1/selectivity` times
+    /// more nodes to fill its list), so the scan wins below
+    /// `allowed = sqrt(total * c_graph / c_scan)`; this is `c_graph / c_scan`.
+    pub exact_cost_ratio: f64,
     /// `apply` snapshots the vector part when this long has passed since the
     /// last snapshot (and something changed).
     pub persist_interval: Duration,
@@ -236,7 +240,7 @@ impl Default for IndexOptions {
             expansion_add: 128,
             expansion_search: 64,
             exact_max_vectors: 20_000,
-            exact_max_fraction: 0.02,
+            exact_cost_ratio: 7000.0,
             persist_interval: Duration::from_secs(60),
             persist_max_pending: 100_000,
             writer_memory_bytes: 64 << 20,

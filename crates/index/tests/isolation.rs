@@ -15,7 +15,9 @@ const PER_PARTITION: usize = 40;
 fn build(dir: &std::path::Path, options: roster_index::IndexOptions) -> SearchIndex {
     let index = open(dir, Some(DIMS), options);
     let mut r = rng(7);
-    let shared: Vec<Vec<f32>> = (0..PER_PARTITION).map(|_| random_unit(&mut r, DIMS)).collect();
+    let shared: Vec<Vec<f32>> = (0..PER_PARTITION)
+        .map(|_| random_unit(&mut r, DIMS))
+        .collect();
     let mut changes = Vec::new();
     for tenant in TENANTS {
         for scope in SCOPES {
@@ -40,8 +42,16 @@ fn assert_confined(hits: &[Hit], tenant: &str, scopes: &[&str], path: &str) {
         let mut parts = hit.key.split('|');
         let (t, s) = (parts.next(), parts.next());
         assert_eq!(t, Some(tenant), "{path}: leaked {}", hit.key);
-        assert!(s.is_some_and(|s| scopes.contains(&s)), "{path}: leaked {}", hit.key);
-        assert!(scopes.contains(&hit.scope.as_str()), "{path}: scope {}", hit.scope);
+        assert!(
+            s.is_some_and(|s| scopes.contains(&s)),
+            "{path}: leaked {}",
+            hit.key
+        );
+        assert!(
+            scopes.contains(&hit.scope.as_str()),
+            "{path}: scope {}",
+            hit.scope
+        );
     }
 }
 
@@ -54,7 +64,13 @@ fn check_all_paths(index: &SearchIndex) {
         ("t1", &["ns:a", "ns:b", "src:c"]),
     ];
     for (tenant, scopes) in cases {
-        let q = query(tenant, scopes, "apple item3 shared", Some(random_unit(&mut r, DIMS)), 500);
+        let q = query(
+            tenant,
+            scopes,
+            "apple item3 shared",
+            Some(random_unit(&mut r, DIMS)),
+            500,
+        );
         let expected = PER_PARTITION * {
             let mut s = scopes.to_vec();
             s.sort();
@@ -64,30 +80,66 @@ fn check_all_paths(index: &SearchIndex) {
         let text = index.text_search(&q).expect("text");
         assert_confined(&text, tenant, scopes, "text");
         assert_eq!(text.len(), expected);
-        for strategy in [VectorStrategy::Exact, VectorStrategy::Ann, VectorStrategy::Auto] {
+        for strategy in [
+            VectorStrategy::Exact,
+            VectorStrategy::Ann,
+            VectorStrategy::Auto,
+        ] {
             let hits = index.vector_search_with(&q, strategy).expect("vector");
             assert_confined(&hits, tenant, scopes, &format!("vector {strategy:?}"));
         }
         let exact = index.exact_vector_search(&q).expect("exact");
         assert_eq!(exact.len(), expected);
         assert_confined(&index.search(&q).expect("hybrid"), tenant, scopes, "hybrid");
-        assert_confined(&index.search_exact(&q).expect("hybrid exact"), tenant, scopes, "hybrid exact");
+        assert_confined(
+            &index.search_exact(&q).expect("hybrid exact"),
+            tenant,
+            scopes,
+            "hybrid exact",
+        );
         // Vector-only hybrid (no text terms) and text-only hybrid.
         let mut vq = q.clone();
         vq.text = String::new();
-        assert_confined(&index.search(&vq).expect("hybrid vector-only"), tenant, scopes, "hybrid/v");
+        assert_confined(
+            &index.search(&vq).expect("hybrid vector-only"),
+            tenant,
+            scopes,
+            "hybrid/v",
+        );
         let mut tq = q.clone();
         tq.vector = None;
-        assert_confined(&index.search(&tq).expect("hybrid text-only"), tenant, scopes, "hybrid/t");
+        assert_confined(
+            &index.search(&tq).expect("hybrid text-only"),
+            tenant,
+            scopes,
+            "hybrid/t",
+        );
     }
     // Unknown tenant, unknown scope, and a tenant that is a prefix of another.
     let mut r = rng(3);
-    for (tenant, scopes) in [("t3", vec!["ns:a"]), ("t1", vec!["ns:z"]), ("t", vec!["ns:a"])] {
-        let q = query(tenant, &scopes, "apple", Some(random_unit(&mut r, DIMS)), 10);
+    for (tenant, scopes) in [
+        ("t3", vec!["ns:a"]),
+        ("t1", vec!["ns:z"]),
+        ("t", vec!["ns:a"]),
+    ] {
+        let q = query(
+            tenant,
+            &scopes,
+            "apple",
+            Some(random_unit(&mut r, DIMS)),
+            10,
+        );
         assert!(index.text_search(&q).expect("text").is_empty());
         assert!(index.search(&q).expect("hybrid").is_empty());
-        for strategy in [VectorStrategy::Exact, VectorStrategy::Ann, VectorStrategy::Auto] {
-            assert!(index.vector_search_with(&q, strategy).expect("vector").is_empty());
+        for strategy in [
+            VectorStrategy::Exact,
+            VectorStrategy::Ann,
+            VectorStrategy::Auto,
+        ] {
+            assert!(index
+                .vector_search_with(&q, strategy)
+                .expect("vector")
+                .is_empty());
         }
     }
 }
@@ -108,7 +160,9 @@ fn isolation_when_auto_takes_the_graph() {
     let mut r = rng(7);
     let first = random_unit(&mut r, DIMS);
     let q = query("t2", &["ns:b"], "", Some(first), 1);
-    let hits = index.vector_search_with(&q, VectorStrategy::Ann).expect("ann");
+    let hits = index
+        .vector_search_with(&q, VectorStrategy::Ann)
+        .expect("ann");
     assert_eq!(keys(&hits), vec!["t2|ns:b|0".to_string()]);
 }
 

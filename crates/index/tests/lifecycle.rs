@@ -28,8 +28,13 @@ fn upsert_replaces_and_delete_removes_in_both_parts() {
         .expect("apply");
     let stats = index.stats();
     assert_eq!((stats.docs, stats.vectors), (2, 2));
-    assert!(index.text_search(&query("t", &["s"], "apple", None, 10)).expect("q").is_empty());
-    let hits = index.text_search(&query("t", &["s"], "banana", None, 10)).expect("q");
+    assert!(index
+        .text_search(&query("t", &["s"], "apple", None, 10))
+        .expect("q")
+        .is_empty());
+    let hits = index
+        .text_search(&query("t", &["s"], "banana", None, 10))
+        .expect("q");
     assert_eq!(keys(&hits), vec!["k"]);
     // The vector was replaced too: k now scores like vb.
     for strategy in [VectorStrategy::Exact, VectorStrategy::Ann] {
@@ -37,25 +42,56 @@ fn upsert_replaces_and_delete_removes_in_both_parts() {
             .vector_search_with(&query("t", &["s"], "", Some(vb.clone()), 2), strategy)
             .expect("v");
         assert_eq!(hits.len(), 2);
-        assert!(hits.iter().all(|h| (h.score - 1.0).abs() < 1e-4), "{hits:?}");
+        assert!(
+            hits.iter().all(|h| (h.score - 1.0).abs() < 1e-4),
+            "{hits:?}"
+        );
     }
     // Moving k to another scope removes it from the first.
     index
         .apply(vec![doc("k", "t", "s2", "banana", Some(va.clone()))], 3)
         .expect("apply");
-    assert!(index.text_search(&query("t", &["s"], "banana", None, 10)).expect("q").is_empty());
-    let v = index.exact_vector_search(&query("t", &["s"], "", Some(va.clone()), 10)).expect("v");
+    assert!(index
+        .text_search(&query("t", &["s"], "banana", None, 10))
+        .expect("q")
+        .is_empty());
+    let v = index
+        .exact_vector_search(&query("t", &["s"], "", Some(va.clone()), 10))
+        .expect("v");
     assert_eq!(keys(&v), vec!["other"]);
     // An upsert without a vector drops the vector but keeps the text.
-    index.apply(vec![doc("k", "t", "s2", "banana", None)], 4).expect("apply");
+    index
+        .apply(vec![doc("k", "t", "s2", "banana", None)], 4)
+        .expect("apply");
     assert_eq!(index.stats().vectors, 1);
-    assert!(index.exact_vector_search(&query("t", &["s2"], "", Some(va.clone()), 10)).expect("v").is_empty());
-    assert_eq!(keys(&index.text_search(&query("t", &["s2"], "banana", None, 10)).expect("q")), vec!["k"]);
+    assert!(index
+        .exact_vector_search(&query("t", &["s2"], "", Some(va.clone()), 10))
+        .expect("v")
+        .is_empty());
+    assert_eq!(
+        keys(
+            &index
+                .text_search(&query("t", &["s2"], "banana", None, 10))
+                .expect("q")
+        ),
+        vec!["k"]
+    );
     // Delete removes from both; deleting an absent key is fine.
-    index.apply(vec![delete("other"), delete("never-existed")], 5).expect("apply");
-    assert!(index.text_search(&query("t", &["s"], "pear", None, 10)).expect("q").is_empty());
-    assert!(index.exact_vector_search(&query("t", &["s"], "", Some(vb.clone()), 10)).expect("v").is_empty());
-    assert!(index.vector_search_with(&query("t", &["s"], "", Some(vb), 10), VectorStrategy::Ann).expect("v").is_empty());
+    index
+        .apply(vec![delete("other"), delete("never-existed")], 5)
+        .expect("apply");
+    assert!(index
+        .text_search(&query("t", &["s"], "pear", None, 10))
+        .expect("q")
+        .is_empty());
+    assert!(index
+        .exact_vector_search(&query("t", &["s"], "", Some(vb.clone()), 10))
+        .expect("v")
+        .is_empty());
+    assert!(index
+        .vector_search_with(&query("t", &["s"], "", Some(vb), 10), VectorStrategy::Ann)
+        .expect("v")
+        .is_empty());
     let stats = index.stats();
     assert_eq!((stats.docs, stats.vectors), (1, 0));
 }
@@ -78,8 +114,17 @@ fn last_change_of_a_key_in_a_batch_wins() {
             1,
         )
         .expect("apply");
-    assert_eq!(keys(&index.text_search(&query("t", &["s"], "first second", None, 10)).expect("q")), vec!["k"]);
-    let v = index.exact_vector_search(&query("t", &["s"], "", Some(vb), 10)).expect("v");
+    assert_eq!(
+        keys(
+            &index
+                .text_search(&query("t", &["s"], "first second", None, 10))
+                .expect("q")
+        ),
+        vec!["k"]
+    );
+    let v = index
+        .exact_vector_search(&query("t", &["s"], "", Some(vb), 10))
+        .expect("v");
     assert_eq!(keys(&v), vec!["k"]);
     assert!((v[0].score - 1.0).abs() < 1e-4);
     assert_eq!(index.stats().vectors, 1);
@@ -93,9 +138,13 @@ fn watermark_survives_reopen() {
     {
         let index = open(dir.path(), Some(DIMS), manual_persist());
         assert_eq!(index.watermark(), 0);
-        index.apply(vec![doc("a", "t", "s", "hello world", Some(v.clone()))], 5).expect("apply");
+        index
+            .apply(vec![doc("a", "t", "s", "hello world", Some(v.clone()))], 5)
+            .expect("apply");
         index.persist().expect("persist");
-        index.apply(vec![], 9).expect("empty batch still moves the watermark");
+        index
+            .apply(vec![], 9)
+            .expect("empty batch still moves the watermark");
         index.persist().expect("persist");
         assert_eq!(index.watermark(), 9);
     }
@@ -103,7 +152,14 @@ fn watermark_survives_reopen() {
     assert_eq!(index.watermark(), 9);
     assert_eq!(index.text_watermark(), 9);
     assert_eq!(index.vector_watermark(), 9);
-    assert_eq!(keys(&index.search(&query("t", &["s"], "hello", Some(v), 5)).expect("q")), vec!["a"]);
+    assert_eq!(
+        keys(
+            &index
+                .search(&query("t", &["s"], "hello", Some(v), 5))
+                .expect("q")
+        ),
+        vec!["a"]
+    );
     // Without a vector part the watermark is the full-text one.
     drop(index);
     let index = open(dir.path(), None, manual_persist());
@@ -125,7 +181,11 @@ fn change_log() -> Vec<(Vec<Change>, u64)> {
                 changes.push(delete(&key));
                 continue;
             }
-            let text = format!("{} {} {n}", words[(n % 7) as usize], words[((b + i) % 7) as usize]);
+            let text = format!(
+                "{} {} {n}",
+                words[(n % 7) as usize],
+                words[((b + i) % 7) as usize]
+            );
             let vector = ((b + n) % 5 != 0).then(|| random_unit(&mut r, DIMS));
             let scope = if n % 3 == 0 { "s1" } else { "s2" };
             changes.push(doc(&key, "t", scope, &text, vector));
@@ -175,7 +235,11 @@ fn crash_between_snapshots_is_repaired_by_refeeding() {
     let index = open(crashed.path(), Some(DIMS), manual_persist());
     assert_eq!(index.vector_watermark(), 30);
     assert_eq!(index.text_watermark(), 60);
-    assert_eq!(index.watermark(), 30, "the caller must re-feed from the vector snapshot");
+    assert_eq!(
+        index.watermark(),
+        30,
+        "the caller must re-feed from the vector snapshot"
+    );
     // Re-feed everything after the watermark (the full-text part sees some
     // batches twice), then the rest of the log.
     for (changes, wm) in log.iter().filter(|(_, wm)| *wm > index.watermark()) {
@@ -226,10 +290,23 @@ fn automatic_snapshot_after_enough_changes() {
     };
     let index = open(dir.path(), Some(DIMS), options);
     let mut r = rng(6);
-    index.apply(vec![doc("a", "t", "s", "x", Some(random_unit(&mut r, DIMS)))], 1).expect("apply");
+    index
+        .apply(
+            vec![doc("a", "t", "s", "x", Some(random_unit(&mut r, DIMS)))],
+            1,
+        )
+        .expect("apply");
     assert_eq!(index.vector_watermark(), 0);
     let batch: Vec<_> = (0..5)
-        .map(|i| doc(&format!("b{i}"), "t", "s", "x", Some(random_unit(&mut r, DIMS))))
+        .map(|i| {
+            doc(
+                &format!("b{i}"),
+                "t",
+                "s",
+                "x",
+                Some(random_unit(&mut r, DIMS)),
+            )
+        })
         .collect();
     index.apply(batch, 2).expect("apply");
     assert_eq!(index.vector_watermark(), 2);
@@ -242,7 +319,12 @@ fn dimension_change_resets_the_vector_part() {
     let mut r = rng(7);
     {
         let index = open(dir.path(), Some(8), manual_persist());
-        index.apply(vec![doc("a", "t", "s", "hello", Some(random_unit(&mut r, 8)))], 4).expect("apply");
+        index
+            .apply(
+                vec![doc("a", "t", "s", "hello", Some(random_unit(&mut r, 8)))],
+                4,
+            )
+            .expect("apply");
         index.persist().expect("persist");
         assert_eq!(index.watermark(), 4);
     }
@@ -251,14 +333,29 @@ fn dimension_change_resets_the_vector_part() {
     assert_eq!(index.watermark(), 0);
     assert_eq!(index.text_watermark(), 4);
     let stats = index.stats();
-    assert_eq!((stats.vectors, stats.docs, stats.dimensions), (0, 1, Some(DIMS)));
+    assert_eq!(
+        (stats.vectors, stats.docs, stats.dimensions),
+        (0, 1, Some(DIMS))
+    );
     let v = random_unit(&mut r, DIMS);
-    assert!(index.exact_vector_search(&query("t", &["s"], "", Some(v.clone()), 5)).expect("v").is_empty());
+    assert!(index
+        .exact_vector_search(&query("t", &["s"], "", Some(v.clone()), 5))
+        .expect("v")
+        .is_empty());
     // Re-feed with the new embedder's vectors.
-    index.apply(vec![doc("a", "t", "s", "hello", Some(v.clone()))], 4).expect("re-feed");
+    index
+        .apply(vec![doc("a", "t", "s", "hello", Some(v.clone()))], 4)
+        .expect("re-feed");
     index.persist().expect("persist");
     assert_eq!(index.watermark(), 4);
-    assert_eq!(keys(&index.vector_search(&query("t", &["s"], "", Some(v), 5)).expect("v")), vec!["a"]);
+    assert_eq!(
+        keys(
+            &index
+                .vector_search(&query("t", &["s"], "", Some(v), 5))
+                .expect("v")
+        ),
+        vec!["a"]
+    );
     // A wrong-sized query vector is a query error, not an empty answer.
     let err = index
         .search(&query("t", &["s"], "", Some(vec![1.0; 8]), 5))
@@ -276,29 +373,50 @@ fn rejected_batch_leaves_no_trace() {
     let dir = tempfile::tempdir().expect("tempdir");
     let index = open(dir.path(), Some(DIMS), manual_persist());
     let mut r = rng(8);
-    index.apply(vec![doc("a", "t", "s", "keep", Some(random_unit(&mut r, DIMS)))], 1).expect("apply");
+    index
+        .apply(
+            vec![doc("a", "t", "s", "keep", Some(random_unit(&mut r, DIMS)))],
+            1,
+        )
+        .expect("apply");
     for bad in [
         doc("b", "t", "s", "new", Some(vec![0.5; DIMS - 1])),
         doc("b", "t", "s", "new", Some(vec![0.0; DIMS])),
         doc("b", "t", "s", "new", Some(vec![f32::NAN; DIMS])),
         doc("", "t", "s", "new", None),
     ] {
-        let batch = vec![doc("c", "t", "s", "new", Some(random_unit(&mut r, DIMS))), delete("a"), bad];
+        let batch = vec![
+            doc("c", "t", "s", "new", Some(random_unit(&mut r, DIMS))),
+            delete("a"),
+            bad,
+        ];
         let err = index.apply(batch, 2).expect_err("invalid batch");
         assert_eq!(err.code(), "invalid_document");
     }
     assert_eq!(index.text_watermark(), 1);
     let stats = index.stats();
     assert_eq!((stats.docs, stats.vectors), (1, 1));
-    assert!(index.text_search(&query("t", &["s"], "new", None, 5)).expect("q").is_empty());
-    assert_eq!(keys(&index.text_search(&query("t", &["s"], "keep", None, 5)).expect("q")), vec!["a"]);
+    assert!(index
+        .text_search(&query("t", &["s"], "new", None, 5))
+        .expect("q")
+        .is_empty());
+    assert_eq!(
+        keys(
+            &index
+                .text_search(&query("t", &["s"], "keep", None, 5))
+                .expect("q")
+        ),
+        vec!["a"]
+    );
 }
 
 #[test]
 fn a_second_writer_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _first = open(dir.path(), Some(DIMS), manual_persist());
-    let err = SearchIndex::open(dir.path(), Some(DIMS)).err().expect("locked");
+    let err = SearchIndex::open(dir.path(), Some(DIMS))
+        .err()
+        .expect("locked");
     assert_eq!(err.code(), "index_locked");
 }
 
@@ -308,7 +426,12 @@ fn corrupt_snapshot_falls_back_to_empty_vectors() {
     let mut r = rng(9);
     {
         let index = open(dir.path(), Some(DIMS), manual_persist());
-        index.apply(vec![doc("a", "t", "s", "x", Some(random_unit(&mut r, DIMS)))], 3).expect("apply");
+        index
+            .apply(
+                vec![doc("a", "t", "s", "x", Some(random_unit(&mut r, DIMS)))],
+                3,
+            )
+            .expect("apply");
         index.persist().expect("persist");
     }
     let vectors = dir.path().join("vectors");

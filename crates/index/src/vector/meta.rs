@@ -142,7 +142,10 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], IndexError> {
         let end = self.at.checked_add(n).ok_or_else(|| corrupt("length"))?;
-        let out = self.bytes.get(self.at..end).ok_or_else(|| corrupt("truncated"))?;
+        let out = self
+            .bytes
+            .get(self.at..end)
+            .ok_or_else(|| corrupt("truncated"))?;
         self.at = end;
         Ok(out)
     }
@@ -194,7 +197,10 @@ mod tests {
         assert_eq!(meta.watermark, 77);
         assert_eq!(meta.next_id, 5);
         assert_eq!(meta.partitions.len(), 2);
-        assert_eq!(meta.partitions[0].entries, vec![(0, "a".into()), (4, "b".into())]);
+        assert_eq!(
+            meta.partitions[0].entries,
+            vec![(0, "a".into()), (4, "b".into())]
+        );
     }
 
     #[test]

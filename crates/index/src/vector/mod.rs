@@ -120,7 +120,9 @@ impl VectorPart {
     /// makes the caller re-feed it.
     pub(crate) fn open(dir: &Path, dims: usize, opts: &IndexOptions) -> Result<Self, IndexError> {
         if dims == 0 {
-            return Err(IndexError::InvalidQuery("dimensions must be positive".into()));
+            return Err(IndexError::InvalidQuery(
+                "dimensions must be positive".into(),
+            ));
         }
         std::fs::create_dir_all(dir)
             .map_err(|e| IndexError::io(format!("creating {}", dir.display()), e))?;
@@ -364,9 +366,9 @@ impl VectorPart {
                 .collect();
             let mut result = Ok(());
             for worker in workers {
-                let outcome = worker
-                    .join()
-                    .unwrap_or_else(|_| Err(IndexError::Vector("graph insert thread panicked".into())));
+                let outcome = worker.join().unwrap_or_else(|_| {
+                    Err(IndexError::Vector("graph insert thread panicked".into()))
+                });
                 if result.is_ok() {
                     result = outcome;
                 }
@@ -395,11 +397,9 @@ impl VectorPart {
         let mut writer = self.lock_writer();
         let mut state = self.write();
         let mut failure = None;
-        let mut drop_id = |id: u64, free: &mut Vec<u64>| {
-            match self.ann.remove(id) {
-                Ok(_) => free.push(id),
-                Err(e) => failure = Some(e.to_string()),
-            }
+        let mut drop_id = |id: u64, free: &mut Vec<u64>| match self.ann.remove(id) {
+            Ok(_) => free.push(id),
+            Err(e) => failure = Some(e.to_string()),
         };
         for add in prepared.adds {
             if let Some(old) = state.remove(&add.key) {
@@ -484,8 +484,9 @@ impl VectorPart {
             VectorStrategy::Exact => true,
             VectorStrategy::Ann => false,
             VectorStrategy::Auto => {
+                let allowed = in_scope as f64;
                 in_scope <= self.opts.exact_max_vectors
-                    || (in_scope as f64) <= self.opts.exact_max_fraction * state.len() as f64
+                    || allowed * allowed <= self.opts.exact_cost_ratio * state.len() as f64
             }
         };
         let scored = if exact {

@@ -62,9 +62,8 @@ pub(crate) fn current(dir: &Path) -> Result<Option<String>, IndexError> {
 }
 
 fn path_str(path: &Path) -> Result<&str, IndexError> {
-    path.to_str().ok_or_else(|| {
-        IndexError::Vector(format!("path {} is not UTF-8", path.display()))
-    })
+    path.to_str()
+        .ok_or_else(|| IndexError::Vector(format!("path {} is not UTF-8", path.display())))
 }
 
 fn sync_file(path: &Path) -> Result<(), IndexError> {

@@ -36,7 +36,13 @@ pub fn delete(key: &str) -> Change {
     Change::Delete { key: key.into() }
 }
 
-pub fn query(tenant: &str, scopes: &[&str], text: &str, vector: Option<Vec<f32>>, limit: usize) -> Query {
+pub fn query(
+    tenant: &str,
+    scopes: &[&str],
+    text: &str,
+    vector: Option<Vec<f32>>,
+    limit: usize,
+) -> Query {
     Query::new(
         tenant,
         scopes.iter().map(|s| s.to_string()).collect(),
@@ -59,7 +65,7 @@ pub fn manual_persist() -> IndexOptions {
 pub fn always_ann() -> IndexOptions {
     IndexOptions {
         exact_max_vectors: 0,
-        exact_max_fraction: 0.0,
+        exact_cost_ratio: 0.0,
         ..manual_persist()
     }
 }
