@@ -14,6 +14,7 @@ use roster_store::{DynStore, LedgerQuery};
 on_both_backends!(
     old_history_is_folded_into_a_summary,
     a_failing_summariser_leaves_the_turn_working,
+    history_beyond_the_tail_is_folded_in_batches,
 );
 
 const BUDGET: u32 = 1_200;
@@ -229,5 +230,44 @@ async fn a_failing_summariser_leaves_the_turn_working(db: Db) {
     assert!(
         ledger.iter().any(|e| e.outcome != "ok"),
         "the failed call is in the ledger"
+    );
+}
+
+/// A long session of short turns outgrows the tail's item bound long
+/// before the token budget: history leaving the tail is folded in batches,
+/// not on every turn, and no turn ever sends more than the tail.
+async fn history_beyond_the_tail_is_folded_in_batches(db: Db) {
+    let store = db.open().await;
+    let model = summarising_model();
+    let fx = Fixture::new(&store, config(&[])).await;
+    let rt = runtime(store.clone(), model.clone(), vec![]);
+    let turns = 150;
+    for turn in 0..turns {
+        let run = submit(&rt, &fx, &format!("short turn {turn}")).await;
+        finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    }
+    let requests = model.requests();
+    let folds = requests.iter().filter(|r| is_summary_request(r)).count();
+    // 300 items through a 200-item tail: about (300 - 200) / 100 + 1 folds.
+    assert!((1..=4).contains(&folds), "{folds} folds");
+    let last = requests
+        .iter()
+        .rev()
+        .find(|r| !is_summary_request(r))
+        .expect("a turn");
+    assert!(last.messages.len() <= roster_runtime::MAX_CONTEXT_ITEMS as usize);
+    assert!(last.system.contains("<conversation_summary>"));
+    let summary = store
+        .latest_summary(&fx.tenant, &fx.session)
+        .await
+        .expect("summary")
+        .expect("exists");
+    // Everything older than what the last turn saw is in the summary (it
+    // saw the items up to its own input, #2*turns - 1).
+    let first_seen = 2 * turns as i64 - last.messages.len() as i64;
+    assert!(
+        summary.through_seq >= first_seen - 1,
+        "{} < {first_seen}",
+        summary.through_seq
     );
 }

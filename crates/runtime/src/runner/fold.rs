@@ -66,15 +66,13 @@ impl RunState<'_> {
             return Ok(());
         }
         let candidates: Vec<Item> = if backlog {
-            // Items that left the tail unsummarised: fold a bounded batch.
-            let start = tail.first().map_or(i64::MAX, |i| i.seq);
+            // Items left the tail unsummarised: fold the oldest batch, into
+            // the tail too, so the next fold is a batch later rather than
+            // on every turn.
             self.inner
                 .store
                 .list_items(self.tenant, &self.session.id, through, BACKLOG_ITEMS)
                 .await?
-                .into_iter()
-                .filter(|i| i.seq < start)
-                .collect()
         } else {
             // Keep the newest half of the budget; fold what is older.
             let keep = u64::from(history_budget / 2);
