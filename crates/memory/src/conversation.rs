@@ -38,10 +38,8 @@ impl MemoryService {
             limit,
             candidates: (limit * 4).max(40),
         };
-        let index = self.index();
-        let hits = tokio::task::spawn_blocking(move || index.text_search(&request))
-            .await
-            .map_err(|e| MemoryError::Internal(format!("search task failed: {e}")))??;
+        // On the calling thread, for the reason given in `search.rs`.
+        let hits = self.index().text_search(&request)?;
         let prefix = format!("{ITEM_KEY_PREFIX}{session}:");
         let seqs: Vec<i64> = hits
             .iter()

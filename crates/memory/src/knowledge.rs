@@ -206,10 +206,8 @@ impl MemoryService {
             limit: limit * 2,
             candidates: (limit * 4).max(40),
         };
-        let index = self.index();
-        let hits = tokio::task::spawn_blocking(move || index.search(&query))
-            .await
-            .map_err(|e| MemoryError::Internal(format!("search task failed: {e}")))??;
+        // On the calling thread, for the reason given in `search.rs`.
+        let hits = self.index().search(&query)?;
         let keys: Vec<(DocumentId, i64)> = hits.iter().filter_map(|h| chunk_key(&h.key)).collect();
         let mut passages: HashMap<(DocumentId, i64), Passage> = self
             .store

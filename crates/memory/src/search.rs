@@ -117,10 +117,11 @@ impl MemoryService {
             limit: limit * 2,
             candidates: (limit * 4).max(40),
         };
-        let index = self.index();
-        let hits = tokio::task::spawn_blocking(move || index.search(&query))
-            .await
-            .map_err(|e| MemoryError::Internal(format!("search task failed: {e}")))??;
+        // On the calling thread: a search reads a bounded number of postings
+        // and vectors from memory (well under a millisecond at 10,000
+        // records), and a hop to the blocking pool cost more than that in
+        // `roster bench --memories` (the same finding as the SQLite reads).
+        let hits = self.index().search(&query)?;
         let ids: Vec<MemoryId> = hits
             .iter()
             .filter_map(|h| h.key.strip_prefix(MEMORY_KEY_PREFIX))

@@ -173,21 +173,32 @@ pub async fn ingest(mb: usize, embedder_dir: Option<&Path>) -> Result<()> {
         total += doc.len();
         documents.push(doc);
     }
+    // Four uploads at a time, as a client pushing a folder would: the
+    // index then takes several documents per commit.
     let started = Instant::now();
     let mut chunks = 0;
-    for (i, doc) in documents.into_iter().enumerate() {
-        let outcome = memory
-            .ingest(
-                &tenant,
-                &source,
-                &format!("docs/{i}.md"),
-                Some("text/markdown"),
-                doc.into_bytes(),
-                ChunkOptions::default(),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("ingest failed: {e}"))?;
-        chunks += outcome.document.chunks;
+    let mut numbered: Vec<(usize, String)> = documents.into_iter().enumerate().collect();
+    while !numbered.is_empty() {
+        let batch: Vec<(usize, String)> = numbered.drain(..numbered.len().min(4)).collect();
+        let uploads = batch.into_iter().map(|(i, doc)| {
+            let (memory, tenant, source) = (memory.clone(), tenant.clone(), source.clone());
+            async move {
+                memory
+                    .ingest(
+                        &tenant,
+                        &source,
+                        &format!("docs/{i}.md"),
+                        Some("text/markdown"),
+                        doc.into_bytes(),
+                        ChunkOptions::default(),
+                    )
+                    .await
+            }
+        });
+        for outcome in futures::future::join_all(uploads).await {
+            let outcome = outcome.map_err(|e| anyhow::anyhow!("ingest failed: {e}"))?;
+            chunks += outcome.document.chunks;
+        }
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!(

@@ -191,14 +191,11 @@ impl RunState<'_> {
 
     async fn commit(&mut self, mut write: JournalWrite) -> Result<(), RuntimeError> {
         write.ledger.append(&mut self.pending_ledger);
-        let finishes = matches!(write.transition, Some(RunTransition::Finish { .. }));
+        // A finished run's items reach the search index at the indexer's
+        // next poll, batched with other runs' (`conversation_search` waits
+        // for it to catch up): waking it per turn cost an index commit per
+        // turn under `roster bench`.
         let committed = self.inner.store.commit(self.tenant, write).await?;
-        if finishes {
-            // The run's items are now in the search log: index them soon.
-            if let Some(memory) = &self.inner.memory {
-                memory.notify();
-            }
-        }
         self.window.append(&committed.items, window_limit());
         self.inner.publish(&self.run.id, &committed.events);
         Ok(())
