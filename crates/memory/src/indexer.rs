@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Log entries applied per index commit.
 const BATCH: i64 = 1_000;
 /// How often the indexer looks at the log when nobody woke it.
-const POLL: Duration = Duration::from_millis(500);
+const POLL: Duration = Duration::from_secs(2);
 const RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) const MEMORY_KEY_PREFIX: &str = "m:";
