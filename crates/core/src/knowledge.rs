@@ -67,21 +67,7 @@ pub struct Passage {
 
 /// Source names are path segments and CLI arguments: keep them plain.
 pub fn validate_source_name(name: &str) -> Result<(), ValidationError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && !name.starts_with("src_");
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            "name",
-            "must be 1-64 characters of letters, digits, '-', '_' or '.', starting with a letter or digit (and not `src_`)",
-        ))
-    }
+    crate::agent::validate_plain_name(name, "src_")
 }
 
 /// A document path: relative, `/`-separated, no `.`/`..` segments, no

@@ -3,7 +3,7 @@
 //! run finishes.
 
 use crate::indexer::{ITEM_KEY_PREFIX, SESSION_SCOPE_PREFIX};
-use crate::search::{MAX_LIMIT, MAX_QUERY_BYTES};
+use crate::search::MAX_LIMIT;
 use crate::{MemoryError, MemoryService};
 use roster_core::item::Item;
 use roster_core::{SessionId, TenantId};
@@ -18,14 +18,7 @@ impl MemoryService {
         query: &str,
         limit: usize,
     ) -> Result<Vec<Item>, MemoryError> {
-        if query.trim().is_empty() {
-            return Err(MemoryError::Invalid("query must not be empty".into()));
-        }
-        if query.len() > MAX_QUERY_BYTES {
-            return Err(MemoryError::Invalid(format!(
-                "query is longer than {MAX_QUERY_BYTES} bytes"
-            )));
-        }
+        crate::search::check_query(query)?;
         let limit = limit.clamp(1, MAX_LIMIT);
         // Runs that just finished may not be indexed yet: catch up first.
         let head = self.store.search_log_head().await?;

@@ -3,7 +3,7 @@
 //! citations.
 
 use crate::indexer::{CHUNK_KEY_PREFIX, SOURCE_SCOPE_PREFIX};
-use crate::search::{SearchMode, MAX_LIMIT, MAX_QUERY_BYTES};
+use crate::search::{SearchMode, MAX_LIMIT};
 use crate::{MemoryError, MemoryService};
 use roster_core::knowledge::{DocumentError, KnowledgeDocument, KnowledgeSource, Passage};
 use roster_core::{DocumentId, TenantId};
@@ -179,14 +179,7 @@ impl MemoryService {
         tenant: &TenantId,
         request: &KnowledgeRequest,
     ) -> Result<KnowledgeResults, MemoryError> {
-        if request.query.trim().is_empty() {
-            return Err(MemoryError::Invalid("query must not be empty".into()));
-        }
-        if request.query.len() > MAX_QUERY_BYTES {
-            return Err(MemoryError::Invalid(format!(
-                "query is longer than {MAX_QUERY_BYTES} bytes"
-            )));
-        }
+        crate::search::check_query(&request.query)?;
         if request.sources.is_empty() {
             return Err(MemoryError::Invalid(
                 "name at least one knowledge source".into(),

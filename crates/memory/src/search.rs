@@ -47,6 +47,19 @@ pub struct SearchResults {
     pub data: Vec<MemoryHit>,
 }
 
+/// A query must have words and stay within [`MAX_QUERY_BYTES`].
+pub(crate) fn check_query(query: &str) -> Result<(), MemoryError> {
+    if query.trim().is_empty() {
+        return Err(MemoryError::Invalid("query must not be empty".into()));
+    }
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(MemoryError::Invalid(format!(
+            "query is longer than {MAX_QUERY_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
 impl MemoryService {
     /// The query's vector, or why there is none (search is then full-text).
     pub(crate) async fn query_vector(
@@ -88,14 +101,7 @@ impl MemoryService {
         tenant: &TenantId,
         request: &SearchRequest,
     ) -> Result<SearchResults, MemoryError> {
-        if request.query.trim().is_empty() {
-            return Err(MemoryError::Invalid("query must not be empty".into()));
-        }
-        if request.query.len() > MAX_QUERY_BYTES {
-            return Err(MemoryError::Invalid(format!(
-                "query is longer than {MAX_QUERY_BYTES} bytes"
-            )));
-        }
+        check_query(&request.query)?;
         if request.namespaces.is_empty() {
             return Err(MemoryError::Invalid("name at least one namespace".into()));
         }
