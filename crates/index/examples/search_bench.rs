@@ -2,8 +2,9 @@
 //!
 //! `cargo run --release -p roster-index --example search_bench -- --records N
 //!  [--dims 384] [--queries 1000] [--tenants T] [--quant f16] [--connectivity 16]
-//!  [--expansion-add 128] [--expansion-search 64] [--batch 10000]
-//!  [--recall-queries Q] [--noise 0.068] [--no-reopen]`
+//!  [--expansion-add 128] [--expansion-search 256] [--filtered-expansion-search 64]
+//!  [--batch 10000] [--recall-queries Q] [--noise 0.068] [--candidates C]
+//!  [--dir PATH (build there, or reuse an index built there)] [--no-reopen]`
 //!
 //! Data: text of 20–80 words from a Zipf vocabulary of 30k words (a quarter of
 //! them from the record's cluster topic), 384-d vectors from ~1000 Gaussian
@@ -33,12 +34,14 @@ struct Args {
     connectivity: usize,
     expansion_add: usize,
     expansion_search: usize,
+    filtered_expansion_search: usize,
     batch: usize,
     recall_queries: usize,
     noise: f64,
     clusters: usize,
     reopen: bool,
     candidates: Option<usize>,
+    dir: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,12 +54,14 @@ fn parse_args() -> Result<Args, String> {
         connectivity: IndexOptions::default().connectivity,
         expansion_add: IndexOptions::default().expansion_add,
         expansion_search: IndexOptions::default().expansion_search,
+        filtered_expansion_search: IndexOptions::default().filtered_expansion_search,
         batch: 10_000,
         recall_queries: usize::MAX,
         noise: 0.068,
         clusters: 1000,
         reopen: true,
         candidates: None,
+        dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,10 +79,12 @@ fn parse_args() -> Result<Args, String> {
             "--connectivity" => a.connectivity = num()?,
             "--expansion-add" => a.expansion_add = num()?,
             "--expansion-search" => a.expansion_search = num()?,
+            "--filtered-expansion-search" => a.filtered_expansion_search = num()?,
             "--batch" => a.batch = num()?.max(1),
             "--recall-queries" => a.recall_queries = num()?,
             "--clusters" => a.clusters = num()?.max(1),
             "--candidates" => a.candidates = Some(num()?),
+            "--dir" => a.dir = Some(value.clone().into()),
             "--noise" => a.noise = value.parse().map_err(|e| format!("{flag}: {e}"))?,
             "--quant" => a.quant = Quantization::parse(&value).ok_or("--quant f32|f16|i8")?,
             other => return Err(format!("unknown flag {other}")),
@@ -191,7 +198,12 @@ fn gauss(rng: &mut StdRng) -> f64 {
 }
 
 fn normalise(v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    let n = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
     v.into_iter().map(|x| x / n).collect()
 }
 
@@ -272,7 +284,7 @@ fn run_case(
     case: &str,
     queries: &[Query],
     recall_n: usize,
-    forced: Option<VectorStrategy>,
+    forced: &[VectorStrategy],
 ) -> Result<(), String> {
     let (hybrid, mut t) = time_path(queries, |q| index.search(q))?;
     report_latency(case, "hybrid", &mut t);
@@ -280,18 +292,20 @@ fn run_case(
     report_latency(case, "text", &mut t);
     let (ann, mut t) = time_path(queries, |q| index.vector_search(q))?;
     report_latency(case, "vector", &mut t);
-    let forced_results = match forced {
-        Some(strategy) => {
-            let (r, mut t) = time_path(queries, |q| index.vector_search_with(q, strategy))?;
-            report_latency(case, &format!("vector_forced_{strategy:?}").to_lowercase(), &mut t);
-            Some((strategy, r))
-        }
-        None => None,
-    };
+    let mut forced_results = Vec::new();
+    for &strategy in forced {
+        let (r, mut t) = time_path(queries, |q| index.vector_search_with(q, strategy))?;
+        report_latency(
+            case,
+            &format!("vector_forced_{strategy:?}").to_lowercase(),
+            &mut t,
+        );
+        forced_results.push((strategy, r));
+    }
     // Recall references: exact vectors at candidate depth, text at candidate depth.
     let sample = &queries[..recall_n.min(queries.len())];
     let mut vec_hit = (0, 0);
-    let mut forced_hit = (0, 0);
+    let mut forced_hit = vec![(0, 0); forced_results.len()];
     let mut hyb_hit = (0, 0);
     let mut exact_times = Vec::with_capacity(sample.len());
     for (i, q) in sample.iter().enumerate() {
@@ -300,15 +314,17 @@ fn run_case(
             ..q.clone()
         };
         let t = Instant::now();
-        let exact_deep = index.exact_vector_search(&deep).map_err(|e| e.to_string())?;
+        let exact_deep = index
+            .exact_vector_search(&deep)
+            .map_err(|e| e.to_string())?;
         exact_times.push(t.elapsed());
         let text_deep = index.text_search(&deep).map_err(|e| e.to_string())?;
         let exact_top: Vec<Hit> = exact_deep.iter().take(q.limit).cloned().collect();
         let (g, w) = overlap(&ann[i], &exact_top);
         vec_hit = (vec_hit.0 + g, vec_hit.1 + w);
-        if let Some((_, r)) = &forced_results {
+        for ((_, r), hit) in forced_results.iter().zip(forced_hit.iter_mut()) {
             let (g, w) = overlap(&r[i], &exact_top);
-            forced_hit = (forced_hit.0 + g, forced_hit.1 + w);
+            *hit = (hit.0 + g, hit.1 + w);
         }
         let reference = fuse(&text_deep, &exact_deep, q.limit);
         let (g, w) = overlap(&hybrid[i], &reference);
@@ -316,11 +332,17 @@ fn run_case(
     }
     report_latency(case, "vector_exact_at_candidates", &mut exact_times);
     let ratio = |(g, w): (usize, usize)| if w == 0 { 1.0 } else { g as f64 / w as f64 };
-    emit(json!({"bench": "recall", "case": case, "path": "vector", "recall_at_10": round3(ratio(vec_hit)), "queries": sample.len()}));
-    if let Some((strategy, _)) = &forced_results {
-        emit(json!({"bench": "recall", "case": case, "path": format!("vector_forced_{strategy:?}").to_lowercase(), "recall_at_10": round3(ratio(forced_hit)), "queries": sample.len()}));
+    emit(
+        json!({"bench": "recall", "case": case, "path": "vector", "recall_at_10": round3(ratio(vec_hit)), "queries": sample.len()}),
+    );
+    for ((strategy, _), hit) in forced_results.iter().zip(&forced_hit) {
+        emit(
+            json!({"bench": "recall", "case": case, "path": format!("vector_forced_{strategy:?}").to_lowercase(), "recall_at_10": round3(ratio(*hit)), "queries": sample.len()}),
+        );
     }
-    emit(json!({"bench": "recall", "case": case, "path": "hybrid", "recall_at_10": round3(ratio(hyb_hit)), "queries": sample.len()}));
+    emit(
+        json!({"bench": "recall", "case": case, "path": "hybrid", "recall_at_10": round3(ratio(hyb_hit)), "queries": sample.len()}),
+    );
     Ok(())
 }
 
@@ -338,6 +360,7 @@ fn run() -> Result<(), String> {
         connectivity: args.connectivity,
         expansion_add: args.expansion_add,
         expansion_search: args.expansion_search,
+        filtered_expansion_search: args.filtered_expansion_search,
         // Snapshots are measured explicitly below, not inside the build.
         persist_interval: Duration::from_secs(86_400),
         persist_max_pending: usize::MAX,
@@ -345,18 +368,27 @@ fn run() -> Result<(), String> {
         ..IndexOptions::default()
     };
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let dir = tmp.path().join("index");
+    // With --dir, an index already built there with the same record count and
+    // batch size is reused (for sweeping search-time settings).
+    let dir = args.dir.clone().unwrap_or_else(|| tmp.path().join("index"));
     let mut gen = Gen::new(42, args.dims, args.clusters, args.noise);
-    emit(json!({"bench": "config", "records": args.records, "dims": args.dims, "queries": args.queries,
+    emit(
+        json!({"bench": "config", "records": args.records, "dims": args.dims, "queries": args.queries,
         "tenants": args.tenants, "quantization": args.quant.as_str(), "connectivity": args.connectivity,
-        "expansion_add": args.expansion_add, "expansion_search": args.expansion_search,
+        "expansion_add": args.expansion_add, "expansion_search": args.expansion_search, "filtered_expansion_search": args.filtered_expansion_search,
         "batch": args.batch, "noise": args.noise, "clusters": args.clusters,
-        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)}));
+        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)}),
+    );
 
-    let index = SearchIndex::open_with(&dir, Some(args.dims), options.clone()).map_err(|e| e.to_string())?;
+    let index = SearchIndex::open_with(&dir, Some(args.dims), options.clone())
+        .map_err(|e| e.to_string())?;
     let mut apply_time = Duration::ZERO;
     let wall = Instant::now();
-    let mut i = 0;
+    let batches = args.records.div_ceil(args.batch) as u64;
+    let reuse = args.dir.is_some()
+        && index.watermark() == batches
+        && index.stats().docs == args.records as u64;
+    let mut i = if reuse { args.records } else { 0 };
     let mut watermark = 0;
     while i < args.records {
         let end = (i + args.batch).min(args.records);
@@ -382,54 +414,90 @@ fn run() -> Result<(), String> {
         apply_time += t.elapsed();
         i = end;
         if watermark % 10 == 0 {
-            eprintln!("  built {i}/{} in {:.1}s", args.records, apply_time.as_secs_f64());
+            eprintln!(
+                "  built {i}/{} in {:.1}s",
+                args.records,
+                apply_time.as_secs_f64()
+            );
         }
     }
-    emit(json!({"bench": "build", "records": args.records, "apply_secs": round3(apply_time.as_secs_f64()),
+    emit(
+        json!({"bench": "build", "reused": reuse, "records": args.records, "apply_secs": round3(apply_time.as_secs_f64()),
         "wall_secs_incl_datagen": round3(wall.elapsed().as_secs_f64()),
-        "records_per_sec": (args.records as f64 / apply_time.as_secs_f64()).round()}));
+        "records_per_sec": (args.records as f64 / apply_time.as_secs_f64()).round()}),
+    );
     let t = Instant::now();
     index.persist().map_err(|e| e.to_string())?;
     emit(json!({"bench": "persist", "secs": round3(t.elapsed().as_secs_f64())}));
     let index = if args.reopen {
         drop(index);
         let t = Instant::now();
-        let index = SearchIndex::open_with(&dir, Some(args.dims), options).map_err(|e| e.to_string())?;
-        emit(json!({"bench": "reopen", "secs": round3(t.elapsed().as_secs_f64()), "watermark": index.watermark()}));
+        let index =
+            SearchIndex::open_with(&dir, Some(args.dims), options).map_err(|e| e.to_string())?;
+        emit(
+            json!({"bench": "reopen", "secs": round3(t.elapsed().as_secs_f64()), "watermark": index.watermark()}),
+        );
         index
     } else {
         index
     };
     let stats = index.stats();
-    emit(json!({"bench": "memory", "vectors": stats.vectors, "docs": stats.docs,
+    emit(
+        json!({"bench": "memory", "vectors": stats.vectors, "docs": stats.docs,
         "vector_bytes": stats.ann_memory_bytes + stats.exact_store_bytes,
         "ann_bytes": stats.ann_memory_bytes, "exact_store_bytes": stats.exact_store_bytes,
-        "process_rss_bytes": rss_bytes()}));
+        "process_rss_bytes": rss_bytes()}),
+    );
 
+    // Queries come from their own seed so a reused index sees the same ones.
+    gen.rng = StdRng::seed_from_u64(7);
     let candidates = |limit: usize| args.candidates.unwrap_or(Query::default_candidates(limit));
-    let make_queries = |gen: &mut Gen, tenant_of: &dyn Fn(&mut Gen) -> String, scopes: &[&str]| -> Vec<Query> {
-        (0..args.queries)
-            .map(|_| {
-                let cluster = gen.rng.gen_range(0..args.clusters);
-                let n = gen.rng.gen_range(3..=6);
-                let text = gen.text(cluster, n, 0.5);
-                Query {
-                    tenant: tenant_of(gen),
-                    scopes: scopes.iter().map(|s| s.to_string()).collect(),
-                    text,
-                    vector: Some(gen.near_centre(cluster)),
-                    limit: 10,
-                    candidates: candidates(10),
-                }
-            })
-            .collect()
-    };
+    let make_queries =
+        |gen: &mut Gen, tenant_of: &dyn Fn(&mut Gen) -> String, scopes: &[&str]| -> Vec<Query> {
+            (0..args.queries)
+                .map(|_| {
+                    let cluster = gen.rng.gen_range(0..args.clusters);
+                    let n = gen.rng.gen_range(3..=6);
+                    let text = gen.text(cluster, n, 0.5);
+                    Query {
+                        tenant: tenant_of(gen),
+                        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                        text,
+                        vector: Some(gen.near_centre(cluster)),
+                        limit: 10,
+                        candidates: candidates(10),
+                    }
+                })
+                .collect()
+        };
     let tenants = args.tenants;
-    let all = make_queries(&mut gen, &|g: &mut Gen| format!("t{}", g.rng.gen_range(0..tenants)), &["ns:main", "src:small", "src:mid"]);
-    run_case(&index, "all_scopes", &all, args.recall_queries, None)?;
+    let all = make_queries(
+        &mut gen,
+        &|g: &mut Gen| format!("t{}", g.rng.gen_range(0..tenants)),
+        &["ns:main", "src:small", "src:mid"],
+    );
+    run_case(
+        &index,
+        "all_scopes",
+        &all,
+        args.recall_queries,
+        &[VectorStrategy::Ann],
+    )?;
     let small = make_queries(&mut gen, &|_: &mut Gen| "t0".into(), &["src:small"]);
-    run_case(&index, "partition_1pct", &small, args.recall_queries, Some(VectorStrategy::Ann))?;
+    run_case(
+        &index,
+        "partition_1pct",
+        &small,
+        args.recall_queries,
+        &[VectorStrategy::Ann, VectorStrategy::Exact],
+    )?;
     let mid = make_queries(&mut gen, &|_: &mut Gen| "t0".into(), &["src:mid"]);
-    run_case(&index, "partition_5pct", &mid, args.recall_queries, Some(VectorStrategy::Exact))?;
+    run_case(
+        &index,
+        "partition_5pct",
+        &mid,
+        args.recall_queries,
+        &[VectorStrategy::Ann, VectorStrategy::Exact],
+    )?;
     Ok(())
 }

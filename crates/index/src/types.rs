@@ -203,8 +203,13 @@ pub struct IndexOptions {
     pub connectivity: usize,
     /// Candidate list size while inserting (efConstruction).
     pub expansion_add: usize,
-    /// Candidate list size while searching (ef); raised to the requested count.
+    /// Candidate list size (ef) of a graph search whose filter lets every
+    /// vector through. A filter that lets a fraction `f` through gets
+    /// `max(filtered_expansion_search, f * expansion_search)`: the filtered
+    /// walk already visits about `1/f` times more nodes to fill its list.
     pub expansion_search: usize,
+    /// Floor of the candidate list size for filtered graph searches.
+    pub filtered_expansion_search: usize,
     /// Scan exactly when the allowed partitions hold at most this many vectors…
     pub exact_max_vectors: usize,
     /// …or when `allowed² <= exact_cost_ratio * total`. A scan costs
@@ -238,9 +243,10 @@ impl Default for IndexOptions {
             quantization: Quantization::F16,
             connectivity: 16,
             expansion_add: 128,
-            expansion_search: 64,
+            expansion_search: 256,
+            filtered_expansion_search: 64,
             exact_max_vectors: 20_000,
-            exact_cost_ratio: 7000.0,
+            exact_cost_ratio: 2500.0,
             persist_interval: Duration::from_secs(60),
             persist_max_pending: 100_000,
             writer_memory_bytes: 64 << 20,

@@ -100,7 +100,9 @@ fn new_ann(dims: usize, opts: &IndexOptions) -> Result<usearch::Index, IndexErro
         },
         connectivity: opts.connectivity,
         expansion_add: opts.expansion_add,
-        expansion_search: opts.expansion_search,
+        // The graph's own ef is the floor; searches that want more ask for
+        // more results (usearch explores max(ef, count)).
+        expansion_search: opts.filtered_expansion_search,
         multi: false,
     };
     usearch::Index::new(&options).map_err(|e| vector_error("creating graph", e))
@@ -205,7 +207,7 @@ impl VectorPart {
         let ann = new_ann(dims, opts)?;
         ann.load(loaded.ann_path_str()?)
             .map_err(|e| vector_error("loading graph", e))?;
-        ann.change_expansion_search(opts.expansion_search);
+        ann.change_expansion_search(opts.filtered_expansion_search);
         ann.change_expansion_add(opts.expansion_add);
         let state = loaded.read_state()?;
         if ann.size() != state.len() || ann.dimensions() != dims {
@@ -492,12 +494,17 @@ impl VectorPart {
         let scored = if exact {
             state.exact_top(&query, &allowed, k)
         } else {
+            // Asking for more results than needed is how the candidate list
+            // (ef) is set per search; the extra candidates are re-scored
+            // exactly and cut to k below.
+            let share = in_scope as f64 / state.len().max(1) as f64;
+            let wanted = ((self.opts.expansion_search as f64 * share).ceil() as usize).max(k);
             let _permit = self.slots.acquire();
             // The predicate runs inside the graph walk, so only allowed
             // vectors enter the result list (no post-filtering of a global top-k).
             let matches = self
                 .ann
-                .filtered_search(&query, k, |id| {
+                .filtered_search(&query, wanted, |id| {
                     state.partition_of(id).is_some_and(|p| allowed.contains(p))
                 })
                 .map_err(|e| vector_error("searching graph", e))?;
