@@ -35,28 +35,18 @@ fn job(row: &PgRow) -> Result<MemoryJob, StoreError> {
     })
 }
 
+/// Creates the jobs of a finishing run, over its items `first..=last`.
 pub(crate) async fn create_jobs(
     conn: &mut PgConnection,
     tenant: &TenantId,
     write: &JournalWrite,
+    first: i64,
+    last: i64,
     now: i64,
 ) -> Result<(), StoreError> {
     if write.memory_jobs.is_empty() {
         return Ok(());
     }
-    let first: Option<i64> = sqlx::query_scalar("SELECT first_seq FROM runs WHERE id = $1")
-        .bind(write.run_id.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
-    let last: i64 = sqlx::query_scalar(
-        "SELECT seq FROM items WHERE tenant_id = $2 AND session_id = $1 ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(write.session_id.as_str())
-    .bind(tenant.as_str())
-    .fetch_optional(&mut *conn)
-    .await?
-    .unwrap_or(0);
-    let first = first.unwrap_or(last);
     for new in &write.memory_jobs {
         sqlx::query(
             "INSERT INTO memory_jobs (id, tenant_id, agent_id, agent_version, session_id, run_id, strategy, from_seq, to_seq, status, attempts, created_at)

@@ -42,21 +42,17 @@ pub(crate) async fn commit(
     let mut next_item: Option<i64> = None;
     if let Some(RunTransition::Start) = &write.transition {
         let input: String = locked.try_get(1)?;
+        let content = ItemContent::UserMessage { text: input };
+        let item = append_item(conn, tenant, write, &mut next_item, &content, now).await?;
         sqlx::query(
-            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $2) WHERE id = $1 AND tenant_id = $3",
+            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $2), first_seq = $4 WHERE id = $1 AND tenant_id = $3",
         )
         .bind(run)
         .bind(now)
         .bind(tenant.as_str())
+        .bind(item.seq)
         .execute(&mut *conn)
         .await?;
-        let content = ItemContent::UserMessage { text: input };
-        let item = append_item(conn, tenant, write, &mut next_item, &content, now).await?;
-        sqlx::query("UPDATE runs SET first_seq = $2 WHERE id = $1")
-            .bind(run)
-            .bind(item.seq)
-            .execute(&mut *conn)
-            .await?;
         items.push(item);
     }
     for step in &write.steps {
@@ -137,8 +133,11 @@ pub(crate) async fn commit(
         super::records::write_memories(conn, tenant, &write.memory_writes).await?
     };
     if matches!(write.transition, Some(RunTransition::Finish { .. })) {
-        super::jobs::create_jobs(conn, tenant, write, now).await?;
-        log_run_items(conn, tenant, write, now).await?;
+        if let Some((first, last)) = run_items(conn, tenant, write).await? {
+            super::jobs::create_jobs(conn, tenant, write, first, last, now).await?;
+            let reference = format!("{}:{first}:{last}", write.session_id);
+            super::records::log_all(conn, tenant, "items", &[reference], now).await?;
+        }
     }
     Ok(Committed {
         items,
@@ -308,20 +307,21 @@ async fn write_block(
     Ok(())
 }
 
-/// Hands a finished run's items to the search index (for
-/// `conversation_search`): one log entry `session:first:last`.
-async fn log_run_items(
+/// The first and last item of a finishing run (from its input to the
+/// session's newest item); `None` for a run that never started. A finished
+/// run hands this range to the search index (`conversation_search`) and
+/// to its extraction jobs.
+async fn run_items(
     conn: &mut PgConnection,
     tenant: &TenantId,
     write: &JournalWrite,
-    now: i64,
-) -> Result<(), StoreError> {
+) -> Result<Option<(i64, i64)>, StoreError> {
     let first: Option<i64> = sqlx::query_scalar("SELECT first_seq FROM runs WHERE id = $1")
         .bind(write.run_id.as_str())
         .fetch_one(&mut *conn)
         .await?;
     let Some(first) = first else {
-        return Ok(());
+        return Ok(None);
     };
     let last: Option<i64> = sqlx::query_scalar(
         "SELECT seq FROM items WHERE tenant_id = $2 AND session_id = $1 ORDER BY seq DESC LIMIT 1",
@@ -330,14 +330,7 @@ async fn log_run_items(
     .bind(tenant.as_str())
     .fetch_optional(&mut *conn)
     .await?;
-    match last {
-        Some(last) if last >= first => {
-            let reference = format!("{}:{first}:{last}", write.session_id);
-            super::records::log_all(conn, tenant, "items", &[reference], now).await?;
-        }
-        _ => {}
-    }
-    Ok(())
+    Ok(last.filter(|last| *last >= first).map(|last| (first, last)))
 }
 
 pub(crate) async fn insert_ledger(

@@ -34,26 +34,15 @@ fn job(row: &Row<'_>) -> Result<MemoryJob, StoreError> {
     })
 }
 
-/// Creates the jobs of a finishing run, over its items.
+/// Creates the jobs of a finishing run, over its items `first..=last`.
 pub(crate) fn create_jobs(
     conn: &Connection,
     tenant: &TenantId,
     write: &JournalWrite,
+    first: i64,
+    last: i64,
     now: i64,
 ) -> Result<(), StoreError> {
-    if write.memory_jobs.is_empty() {
-        return Ok(());
-    }
-    let first: Option<i64> = rows::row(
-        conn,
-        "SELECT first_seq FROM runs WHERE id = ?1",
-        params![write.run_id.as_str()],
-        |r| r.get(0),
-    )?;
-    let last: i64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM items WHERE session_id = ?1")?
-        .query_row(params![write.session_id.as_str()], |r| r.get(0))?;
-    let first = first.unwrap_or(last);
     for new in &write.memory_jobs {
         rows::exec(
             conn,

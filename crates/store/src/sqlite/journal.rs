@@ -35,11 +35,6 @@ pub(crate) fn commit(
             params![run, tenant.as_str()],
             |r| Ok((r.get(0)?,)),
         )?;
-        rows::exec(
-        conn,
-            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?2) WHERE id = ?1 AND tenant_id = ?3",
-            params![run, now, tenant.as_str()],
-        )?;
         let item = append_item(
             conn,
             tenant,
@@ -49,8 +44,8 @@ pub(crate) fn commit(
         )?;
         rows::exec(
             conn,
-            "UPDATE runs SET first_seq = ?2 WHERE id = ?1",
-            params![run, item.seq],
+            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?2), first_seq = ?4 WHERE id = ?1 AND tenant_id = ?3",
+            params![run, now, tenant.as_str(), item.seq],
         )?;
         items.push(item);
     }
@@ -88,8 +83,16 @@ pub(crate) fn commit(
             "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5 WHERE id = ?1 AND tenant_id = ?6",
         )?
         .execute(params![run, status.as_str(), output, error, now, tenant.as_str()])?;
-        log_run_items(conn, tenant, write, now)?;
-        super::jobs::create_jobs(conn, tenant, write, now)?;
+        if let Some((first, last)) = run_items(conn, write)? {
+            super::records::log(
+                conn,
+                tenant,
+                "items",
+                &format!("{}:{first}:{last}", write.session_id),
+                now,
+            )?;
+            super::jobs::create_jobs(conn, tenant, write, first, last, now)?;
+        }
     }
 
     // Keyed by the run alone: this write has already proved the run is the
@@ -219,14 +222,11 @@ fn write_block(
     Ok(())
 }
 
-/// Hands a finished run's items to the search index (for
-/// `conversation_search`): one log entry `session:first:last`.
-fn log_run_items(
-    conn: &Connection,
-    tenant: &TenantId,
-    write: &JournalWrite,
-    now: i64,
-) -> Result<(), StoreError> {
+/// The first and last item of a finishing run (from its input to the
+/// session's newest item); `None` for a run that never started. A finished
+/// run hands this range to the search index (`conversation_search`) and
+/// to its extraction jobs.
+fn run_items(conn: &Connection, write: &JournalWrite) -> Result<Option<(i64, i64)>, StoreError> {
     let first: Option<i64> = rows::row(
         conn,
         "SELECT first_seq FROM runs WHERE id = ?1",
@@ -234,21 +234,12 @@ fn log_run_items(
         |r| r.get(0),
     )?;
     let Some(first) = first else {
-        return Ok(());
+        return Ok(None);
     };
     let last: i64 = conn
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM items WHERE session_id = ?1")?
         .query_row(params![write.session_id.as_str()], |r| r.get(0))?;
-    if last >= first {
-        super::records::log(
-            conn,
-            tenant,
-            "items",
-            &format!("{}:{first}:{last}", write.session_id),
-            now,
-        )?;
-    }
-    Ok(())
+    Ok((last >= first).then_some((first, last)))
 }
 
 pub(crate) fn insert_ledger(
