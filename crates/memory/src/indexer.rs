@@ -131,7 +131,7 @@ impl MemoryService {
     pub async fn rebuild(&self) -> Result<u64, MemoryError> {
         let staging = self.index_dir.with_extension("rebuild");
         let _ = std::fs::remove_dir_all(&staging);
-        let dims = self.embedder.as_ref().map(|e| e.dimensions());
+        let dims = self.local_dimensions();
         // Entries logged from here on are replayed onto the new index, so a
         // write racing the scan is not lost.
         let head = self.store.search_log_head().await?;

@@ -199,8 +199,11 @@ impl MemoryService {
             limit: limit * 2,
             candidates: (limit * 4).max(40),
         };
-        // On the calling thread, for the reason given in `search.rs`.
-        let hits = self.index().search(&query)?;
+        // The index part runs on the calling thread, as in `search.rs`.
+        let source_ids: Vec<String> = request.sources.iter().map(|s| s.id.to_string()).collect();
+        let hits = self
+            .hybrid(roster_store::RowKind::Chunk, tenant, &query, &source_ids)
+            .await?;
         let keys: Vec<(DocumentId, i64)> = hits.iter().filter_map(|h| chunk_key(&h.key)).collect();
         let mut passages: HashMap<(DocumentId, i64), Passage> = self
             .store

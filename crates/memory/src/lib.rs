@@ -51,6 +51,9 @@ pub struct MemoryService {
     index_dir: PathBuf,
     index: RwLock<Arc<SearchIndex>>,
     embedder: Option<DynEmbedder>,
+    /// Where vectors are searched: the database's own search (pgvector)
+    /// when it has one, else the local index's graph.
+    vectors: VectorSearch,
     /// The search log position the index has applied.
     applied: watch::Sender<i64>,
     /// One applier at a time: two could read a row at different moments and
@@ -72,13 +75,32 @@ pub struct IndexStatus {
     pub vectors: u64,
     /// The embedder's id, or none (full-text search only).
     pub embedder: Option<String>,
+    /// What searches vectors: `pgvector 0.8.2` (in the database, shared by
+    /// every node) or `local` (this node's index); none without an embedder.
+    pub vector_search: Option<String>,
+}
+
+/// Where vector similarity is computed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum VectorSearch {
+    /// No embedder: full-text only.
+    Off,
+    /// The derived index's HNSW graph, fed from the search log.
+    Local,
+    /// The database's own search; its label, e.g. `pgvector 0.8.2`.
+    Database(String),
 }
 
 impl MemoryService {
     /// Opens the index and brings it up to date with the store before
     /// returning, so the first search already sees every committed record.
     pub async fn open(options: MemoryOptions) -> Result<Arc<Self>, MemoryError> {
-        let dims = options.embedder.as_ref().map(|e| e.dimensions());
+        let vectors = choose_vector_search(&options.store, options.embedder.as_ref()).await;
+        // Vectors the database searches need no local copy.
+        let dims = match vectors {
+            VectorSearch::Local => options.embedder.as_ref().map(|e| e.dimensions()),
+            VectorSearch::Off | VectorSearch::Database(_) => None,
+        };
         let index = open_index(options.index_dir.clone(), dims).await?;
         let applied = i64::try_from(index.watermark()).unwrap_or(i64::MAX);
         let service = Arc::new(Self {
@@ -86,6 +108,7 @@ impl MemoryService {
             index_dir: options.index_dir,
             index: RwLock::new(Arc::new(index)),
             embedder: options.embedder,
+            vectors,
             applied: watch::channel(applied).0,
             apply_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
@@ -129,6 +152,15 @@ impl MemoryService {
 
     pub fn embedder_id(&self) -> Option<&str> {
         self.embedder.as_ref().map(|e| e.id())
+    }
+
+    /// The local index's vector size: `None` when vectors are searched
+    /// elsewhere or there are none.
+    pub(crate) fn local_dimensions(&self) -> Option<usize> {
+        match self.vectors {
+            VectorSearch::Local => self.embedder.as_ref().map(|e| e.dimensions()),
+            VectorSearch::Off | VectorSearch::Database(_) => None,
+        }
     }
 
     pub(crate) fn index(&self) -> Arc<SearchIndex> {
@@ -183,7 +215,33 @@ impl MemoryService {
             documents: stats.docs,
             vectors: stats.vectors,
             embedder: self.embedder_id().map(str::to_owned),
+            vector_search: match &self.vectors {
+                VectorSearch::Off => None,
+                VectorSearch::Local => Some("local".to_owned()),
+                VectorSearch::Database(label) => Some(label.clone()),
+            },
         })
+    }
+}
+
+/// The database's vector search when it has one and it can be readied for
+/// this embedder; otherwise the local index.
+async fn choose_vector_search(store: &DynStore, embedder: Option<&DynEmbedder>) -> VectorSearch {
+    let Some(embedder) = embedder else {
+        return VectorSearch::Off;
+    };
+    let Some(label) = store.native_vectors() else {
+        return VectorSearch::Local;
+    };
+    match store
+        .prepare_native_vectors(embedder.id(), embedder.dimensions())
+        .await
+    {
+        Ok(()) => VectorSearch::Database(label),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot prepare {label}; searching vectors locally");
+            VectorSearch::Local
+        }
     }
 }
 

@@ -2,12 +2,13 @@
 //! the index, then hydrated from the store, which has the last word (a hit
 //! the store no longer holds, or one that expired, is dropped).
 
-use crate::indexer::{MEMORY_KEY_PREFIX, NAMESPACE_SCOPE_PREFIX};
-use crate::{MemoryError, MemoryService};
+use crate::indexer::{CHUNK_KEY_PREFIX, MEMORY_KEY_PREFIX, NAMESPACE_SCOPE_PREFIX};
+use crate::{MemoryError, MemoryService, VectorSearch};
 use chrono::Utc;
 use roster_core::record::{validate_namespace, MemoryRecord};
 use roster_core::{MemoryId, TenantId};
-use roster_index::Query;
+use roster_index::{fuse, Hit, Query, MAX_RESULTS};
+use roster_store::{NearestQuery, RowKind};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -96,6 +97,56 @@ impl MemoryService {
         }
     }
 
+    /// Full-text and vector candidates fused by rank. `scopes` are the
+    /// query's scopes as the store names them (namespaces, source ids).
+    pub(crate) async fn hybrid(
+        &self,
+        kind: RowKind,
+        tenant: &TenantId,
+        query: &Query,
+        scopes: &[String],
+    ) -> Result<Vec<Hit>, MemoryError> {
+        let index = self.index();
+        let (VectorSearch::Database(_), Some(vector), Some(model)) =
+            (&self.vectors, &query.vector, self.embedder_id())
+        else {
+            return Ok(index.search(query)?);
+        };
+        // The same depths the local index uses for its two lists.
+        let depth = query.candidates.max(query.limit).min(MAX_RESULTS);
+        let text = index.text_search(&Query {
+            limit: depth,
+            vector: None,
+            ..query.clone()
+        })?;
+        let prefix = match kind {
+            RowKind::Memory => MEMORY_KEY_PREFIX,
+            RowKind::Chunk => CHUNK_KEY_PREFIX,
+        };
+        let near = self
+            .store
+            .nearest(&NearestQuery {
+                kind,
+                tenant,
+                scopes,
+                model,
+                vector,
+                limit: depth,
+            })
+            .await?;
+        let near: Vec<Hit> = near
+            .into_iter()
+            .map(|(id, similarity)| Hit {
+                key: format!("{prefix}{id}"),
+                score: similarity,
+                text_rank: None,
+                vector_rank: None,
+                scope: String::new(),
+            })
+            .collect();
+        Ok(fuse(&text, &near, query.limit.min(MAX_RESULTS)))
+    }
+
     pub async fn search(
         &self,
         tenant: &TenantId,
@@ -127,7 +178,9 @@ impl MemoryService {
         // and vectors from memory (well under a millisecond at 10,000
         // records), and a hop to the blocking pool cost more than that in
         // `roster bench --memories` (the same finding as the SQLite reads).
-        let hits = self.index().search(&query)?;
+        let hits = self
+            .hybrid(RowKind::Memory, tenant, &query, &request.namespaces)
+            .await?;
         let ids: Vec<MemoryId> = hits
             .iter()
             .filter_map(|h| h.key.strip_prefix(MEMORY_KEY_PREFIX))

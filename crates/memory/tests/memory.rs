@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use roster_core::{MemoryId, TenantId};
 use roster_embed::{DynEmbedder, EmbedderConfig};
 use roster_memory::{MemoryOptions, MemoryService, SearchMode, SearchRequest};
-use roster_store::{DynStore, MemoryOp, MemoryWrite};
+use roster_store::{DynStore, MemoryOp, MemoryWrite, RowKind};
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +31,25 @@ impl Db {
                 "CI must set ROSTER_TEST_DATABASE_URL"
             );
             eprintln!("notice: ROSTER_TEST_DATABASE_URL is not set; skipping a PostgreSQL test");
+            return None;
+        };
+        let url = roster_store::postgres::create_test_database(&url)
+            .await
+            .expect("test database");
+        Some(Db {
+            url,
+            dir: tempfile::tempdir().expect("dir"),
+        })
+    }
+
+    /// A fresh database on a server with pgvector, or `None` with a notice.
+    async fn pgvector() -> Option<Db> {
+        let Ok(url) = std::env::var("ROSTER_TEST_PGVECTOR_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set ROSTER_TEST_PGVECTOR_URL"
+            );
+            eprintln!("notice: ROSTER_TEST_PGVECTOR_URL is not set; skipping a pgvector test");
             return None;
         };
         let url = roster_store::postgres::create_test_database(&url)
@@ -376,7 +395,19 @@ async fn rebuild_matches_the_store(db: Db) {
 /// hybrid, and records written without a vector get one from the backfill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedder_makes_search_hybrid_and_backfills_vectors() {
-    let db = Db::sqlite().await;
+    embedder_story(Db::sqlite().await, "local").await;
+}
+
+/// The same with pgvector: the vectors are searched in the database and
+/// the local index holds none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_pgvector_the_database_searches_the_vectors() {
+    if let Some(db) = Db::pgvector().await {
+        embedder_story(db, "pgvector").await;
+    }
+}
+
+async fn embedder_story(db: Db, vector_search: &str) {
     let store = db.store().await;
     let (a, _) = tenants(&store).await;
     let fake = roster_testkit::FakeModelServer::start().await;
@@ -400,7 +431,15 @@ async fn an_embedder_makes_search_hybrid_and_backfills_vectors() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let status = service.status().await.expect("status");
-        if status.vectors == 1 && status.applied == status.head {
+        let waiting = store
+            .unembedded(RowKind::Memory, service.embedder_id().expect("embedder"), 1)
+            .await
+            .expect("unembedded");
+        if waiting.is_empty() && status.applied == status.head {
+            let searched_by = status.vector_search.unwrap_or_default();
+            assert!(searched_by.starts_with(vector_search), "{searched_by}");
+            let local = if vector_search == "local" { 1 } else { 0 };
+            assert_eq!(status.vectors, local, "vectors in the local index");
             break;
         }
         assert!(

@@ -145,10 +145,42 @@ async fn hybrid_search_answers_questions_worded_differently_from_the_facts() {
     let store = roster_store::open(&format!("sqlite://{}", dir.path().join("db").display()))
         .await
         .expect("store");
+    quality(store, &dir, model, "local").await;
+}
+
+/// The same corpus and questions with the vectors searched by pgvector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_pgvector_hybrid_search_answers_as_well() {
+    let Some(model) = model_dir() else { return };
+    let Ok(server) = std::env::var("ROSTER_TEST_PGVECTOR_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set ROSTER_TEST_PGVECTOR_URL"
+        );
+        eprintln!("notice: ROSTER_TEST_PGVECTOR_URL is not set; skipping a pgvector test");
+        return;
+    };
+    let url = roster_store::postgres::create_test_database(&server)
+        .await
+        .expect("database");
+    let store = roster_store::open(&url).await.expect("store");
+    let dir = tempfile::tempdir().expect("dir");
+    quality(store, &dir, model, "pgvector").await;
+}
+
+async fn quality(
+    store: DynStore,
+    dir: &tempfile::TempDir,
+    model: std::path::PathBuf,
+    vector_search: &str,
+) {
     let tenant = TenantId::generate();
     store.ensure_tenant(&tenant, "T").await.expect("tenant");
 
     let hybrid = service(&store, &dir.path().join("hybrid"), Some(model)).await;
+    let status = hybrid.status().await.expect("status");
+    let searched_by = status.vector_search.unwrap_or_default();
+    assert!(searched_by.starts_with(vector_search), "{searched_by}");
     let mut writes = Vec::new();
     for fact in CORPUS {
         writes.push(MemoryWrite {
@@ -181,7 +213,7 @@ async fn hybrid_search_answers_questions_worded_differently_from_the_facts() {
     text_only.shutdown().await;
 
     eprintln!(
-        "search quality: hybrid {hybrid_hits}/{n}, full-text {text_hits}/{n} questions answered first",
+        "search quality ({vector_search} vectors): hybrid {hybrid_hits}/{n}, full-text {text_hits}/{n} questions answered first",
         n = QUESTIONS.len()
     );
     assert!(

@@ -1690,7 +1690,8 @@ async fn index_status_shows_how_far_the_index_has_caught_up() {
     let status = cli.index_status().await;
     assert_eq!(
         status,
-        json!({"applied": 0, "head": 0, "documents": 0, "vectors": 0, "embedder": null})
+        json!({"applied": 0, "head": 0, "documents": 0, "vectors": 0, "embedder": null,
+               "vector_search": null})
     );
 
     let docs = dir.path().join("company");

@@ -197,6 +197,22 @@ macro_rules! forward_record_traits {
 
         #[async_trait::async_trait]
         impl $crate::IndexFeed for $ty {
+            fn native_vectors(&self) -> Option<String> {
+                self.$field.native_vectors()
+            }
+            async fn prepare_native_vectors(
+                &self,
+                model: &str,
+                dims: usize,
+            ) -> $crate::StoreResult<()> {
+                self.$field.prepare_native_vectors(model, dims).await
+            }
+            async fn nearest(
+                &self,
+                query: &$crate::NearestQuery<'_>,
+            ) -> $crate::StoreResult<Vec<(String, f32)>> {
+                self.$field.nearest(query).await
+            }
             async fn search_log_after(
                 &self,
                 after: i64,
@@ -249,5 +265,6 @@ macro_rules! forward_record_traits {
                 self.$field.set_embeddings(kind, updates).await
             }
         }
+
     };
 }

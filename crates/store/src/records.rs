@@ -6,7 +6,7 @@
 //! the search indexer and the embedding backfill: the index is derived data
 //! that must see every tenant's rows, and it filters by tenant at query time.
 
-use crate::StoreResult;
+use crate::{StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use roster_core::record::{MemoryRecord, MemoryRecordVersion, Provenance};
@@ -197,8 +197,40 @@ pub struct EmbeddingUpdate {
     pub embedding: Embedding,
 }
 
+/// A nearest-neighbour search the database runs itself.
+#[derive(Clone, Copy, Debug)]
+pub struct NearestQuery<'a> {
+    pub kind: RowKind,
+    pub tenant: &'a TenantId,
+    /// Namespaces (records) or source ids (chunks); at least one.
+    pub scopes: &'a [String],
+    /// Only vectors from this embedder are compared.
+    pub model: &'a str,
+    pub vector: &'a [f32],
+    pub limit: usize,
+}
+
 #[async_trait]
 pub trait IndexFeed: Send + Sync {
+    /// The database's own vector search (`pgvector 0.8.2`), or `None`: the
+    /// caller then searches vectors in an index of its own.
+    fn native_vectors(&self) -> Option<String> {
+        None
+    }
+    /// Readies native search for `model`'s vectors of `dims` dimensions (an
+    /// ANN index over existing and future rows). Idempotent.
+    async fn prepare_native_vectors(&self, _model: &str, _dims: usize) -> StoreResult<()> {
+        Err(StoreError::Config(
+            "this database has no vector search of its own".into(),
+        ))
+    }
+    /// The nearest rows to `query.vector` by cosine: `(id, similarity)`,
+    /// most similar first. Needs [`IndexFeed::native_vectors`].
+    async fn nearest(&self, _query: &NearestQuery<'_>) -> StoreResult<Vec<(String, f32)>> {
+        Err(StoreError::Config(
+            "this database has no vector search of its own".into(),
+        ))
+    }
     /// Log entries with `id > after`, ascending, at most `limit`.
     async fn search_log_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SearchLogEntry>>;
     /// The newest log id (0 when the log is empty).

@@ -285,7 +285,7 @@ pub(crate) async fn put_document(
     // large document slow to store.
     for (batch_index, batch) in new.chunks.chunks(500).enumerate() {
         let mut builder = sqlx::QueryBuilder::new(
-            "INSERT INTO knowledge_chunks (document_id, ordinal, tenant_id, version, text, location, citation, embedding, embedding_model) ",
+            "INSERT INTO knowledge_chunks (document_id, ordinal, tenant_id, version, text, location, citation, embedding, embedding_model, source_id) ",
         );
         let location: Vec<String> = batch
             .iter()
@@ -303,7 +303,8 @@ pub(crate) async fn put_document(
                     .push_bind(location)
                     .push_bind(&chunk.citation)
                     .push_bind(chunk.embedding.as_ref().map(|e| encode_vector(&e.vector)))
-                    .push_bind(chunk.embedding.as_ref().map(|e| e.model.clone()));
+                    .push_bind(chunk.embedding.as_ref().map(|e| e.model.clone()))
+                    .push_bind(new.source_id.as_str());
             },
         );
         builder.build().execute(&mut *conn).await?;

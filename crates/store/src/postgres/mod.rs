@@ -18,6 +18,7 @@ mod rows;
 mod runs;
 mod server_lock;
 mod sessions;
+mod vectors;
 
 pub use server_lock::{lock_for_server, ServerLock};
 
@@ -42,6 +43,8 @@ const TEST_DATABASE_MAX_AGE_MS: i64 = 24 * 60 * 60 * 1000;
 
 pub struct PgStore {
     pool: PgPool,
+    /// pgvector's version when the server has it (see `vectors.rs`).
+    pgvector: Option<String>,
 }
 
 impl PgStore {
@@ -49,6 +52,7 @@ impl PgStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        let options = vectors::with_session_options(options);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -57,7 +61,14 @@ impl PgStore {
             .map_err(|e| StoreError::Database(format!("cannot connect to PostgreSQL: {e}")))?;
         migrate(&options).await?;
         warn_if_not_durable(&pool).await;
-        Ok(Self { pool })
+        let pgvector = vectors::setup(&pool).await?;
+        match &pgvector {
+            Some(version) => tracing::info!(version, "vectors are searched by pgvector"),
+            None => tracing::info!(
+                "no pgvector on this server: each node searches vectors in its local index"
+            ),
+        }
+        Ok(Self { pool, pgvector })
     }
 
     /// The connection pool, for diagnostics and tests.

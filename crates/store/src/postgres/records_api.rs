@@ -59,6 +59,18 @@ impl RecordStore for PgStore {
 
 #[async_trait]
 impl IndexFeed for PgStore {
+    fn native_vectors(&self) -> Option<String> {
+        self.pgvector.as_ref().map(|v| format!("pgvector {v}"))
+    }
+
+    async fn prepare_native_vectors(&self, model: &str, dims: usize) -> StoreResult<()> {
+        self.prepare_vector_index(model, dims).await
+    }
+
+    async fn nearest(&self, query: &NearestQuery<'_>) -> StoreResult<Vec<(String, f32)>> {
+        self.nearest_vectors(query).await
+    }
+
     async fn search_log_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SearchLogEntry>> {
         let mut c = self.conn().await?;
         records::search_log_after(&mut c, after, limit).await
@@ -298,3 +310,4 @@ impl JobStore for PgStore {
         Ok(written)
     }
 }
+
