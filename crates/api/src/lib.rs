@@ -31,6 +31,15 @@ pub struct AppState {
     pub runtime: Runtime,
     /// Largest document a knowledge upload may carry.
     pub max_document_bytes: usize,
+    /// MCP servers and the key sealing their credentials; without them
+    /// the integration endpoints answer `503 integrations_unavailable`.
+    pub integrations: Option<Integrations>,
+}
+
+#[derive(Clone)]
+pub struct Integrations {
+    pub mcp: std::sync::Arc<roster_mcp::McpManager>,
+    pub secrets: roster_secrets::SecretBox,
 }
 
 /// Default for [`AppState::max_document_bytes`].
@@ -52,6 +61,8 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::knowledge::create_source, routes::knowledge::list_sources, routes::knowledge::show_source,
         routes::knowledge::delete_source, routes::knowledge::list_documents, routes::knowledge::show_document,
         routes::knowledge::put_document, routes::knowledge::delete_document, routes::knowledge::search,
+        routes::mcp::create, routes::mcp::list, routes::mcp::show, routes::mcp::delete, routes::mcp::tools,
+        routes::mcp::builtins,
         healthz, openapi_json
     ),
     modifiers(&BearerAuth, &CommonErrors),
@@ -203,7 +214,7 @@ async fn method_not_allowed(
 }
 
 pub fn app(state: AppState) -> Router {
-    use routes::{agents, index, knowledge, ledger, memories, runs, sessions};
+    use routes::{agents, index, knowledge, ledger, mcp, memories, runs, sessions};
     // The upload handler reads and bounds its body itself.
     let document_limit = DefaultBodyLimit::disable();
     let v1 = Router::new()
@@ -253,6 +264,10 @@ pub fn app(state: AppState) -> Router {
         .route("/knowledge/search", post(knowledge::search))
         .route("/index", get(index::status))
         .route("/index/rebuild", post(index::rebuild))
+        .route("/mcp/servers", post(mcp::create).get(mcp::list))
+        .route("/mcp/servers/{name}", get(mcp::show).delete(mcp::delete))
+        .route("/mcp/servers/{name}/tools", get(mcp::tools))
+        .route("/tools", get(mcp::builtins))
         .fallback(not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

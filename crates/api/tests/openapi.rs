@@ -45,6 +45,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/knowledge/search"),
     ("get", "/v1/index"),
     ("post", "/v1/index/rebuild"),
+    ("post", "/v1/mcp/servers"),
+    ("get", "/v1/mcp/servers"),
+    ("get", "/v1/mcp/servers/{name}"),
+    ("delete", "/v1/mcp/servers/{name}"),
+    ("get", "/v1/mcp/servers/{name}/tools"),
+    ("get", "/v1/tools"),
 ];
 
 const METHODS: &[&str] = &[

@@ -100,7 +100,10 @@ impl AgentConfig {
         ModelRoute::parse(&self.model, &self.fallbacks)
     }
 
-    pub fn validate(&self, known_tools: &[&str]) -> Result<(), ValidationError> {
+    /// `known_tools` lists the fixed tool names and, as `SCHEME:`, the
+    /// schemes whose entries (`mcp:files`) a provider checks separately.
+    pub fn validate<S: AsRef<str>>(&self, known_tools: &[S]) -> Result<(), ValidationError> {
+        let known: Vec<&str> = known_tools.iter().map(AsRef::as_ref).collect();
         self.route()?;
         if self.instructions.len() > 200_000 {
             return Err(ValidationError::new(
@@ -151,13 +154,16 @@ impl AgentConfig {
                     format!("tool `{tool}` is listed twice"),
                 ));
             }
-            if !known_tools.contains(&tool.as_str()) {
+            let known_here = match tool.split_once(':') {
+                Some((scheme, rest)) => {
+                    !rest.is_empty() && known.contains(&format!("{scheme}:").as_str())
+                }
+                None => known.contains(&tool.as_str()),
+            };
+            if !known_here {
                 return Err(ValidationError::new(
                     "tools",
-                    format!(
-                        "unknown tool `{tool}`; known tools: {}",
-                        known_tools.join(", ")
-                    ),
+                    format!("unknown tool `{tool}`; known tools: {}", known.join(", ")),
                 ));
             }
         }
@@ -377,6 +383,14 @@ mod tests {
         config.tools.push("a".into());
         let err = config.validate(&["a", "b"]).expect_err("duplicate");
         assert!(err.message.contains("twice"), "{err}");
+        config.tools = vec!["mcp:files".into(), "mcp:files/read".into()];
+        assert!(config.validate(&["a", "mcp:"]).is_ok());
+        assert!(config.validate(&["a"]).is_err(), "no provider for mcp:");
+        config.tools = vec!["mcp:".into()];
+        assert!(
+            config.validate(&["mcp:"]).is_err(),
+            "a scheme names something"
+        );
     }
 
     #[test]

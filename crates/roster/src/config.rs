@@ -21,6 +21,10 @@ pub struct FileConfig {
     pub embedder: Option<roster_embed::EmbedderConfig>,
     /// Largest document a knowledge upload may carry, in MiB (default 100).
     pub max_document_mb: Option<u64>,
+    /// Base64 of the 32-byte key sealing stored credentials (MCP servers'
+    /// environment and headers). `ROSTER_SECRET_KEY` wins over it; without
+    /// either, `<data-dir>/secret.key` is made on first start.
+    pub secret_key: Option<String>,
 }
 
 impl FileConfig {

@@ -46,6 +46,8 @@ enum Command {
     Knowledge(client::KnowledgeArgs),
     /// The search index: status, rebuild from the store.
     Index(client::IndexArgs),
+    /// MCP servers agents may use: add (stdio command or --url), list, show, remove, tools.
+    Mcp(client::McpArgs),
     /// Measure the runtime's own per-turn cost with an instant in-process model.
     Bench(bench::BenchArgs),
 }
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
             Command::Memory(cmd) => client::memory(cmd).await,
             Command::Knowledge(cmd) => client::knowledge(cmd).await,
             Command::Index(cmd) => client::index(cmd).await,
+            Command::Mcp(cmd) => client::mcp(cmd).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

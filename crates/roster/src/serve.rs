@@ -94,10 +94,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     .await
     .context("cannot open the search index")?;
     memory.start();
+    let given_key = std::env::var(roster_secrets::KEY_ENV)
+        .ok()
+        .or(file.secret_key.clone());
+    let secrets = roster_secrets::SecretBox::load(given_key.as_deref(), &data_dir)
+        .context("cannot load the secret key")?;
+    let mcp = roster_mcp::McpManager::new(store.clone(), secrets.clone());
+    let mut tools = ToolRegistry::with_builtins();
+    tools.add_provider(roster_mcp::McpProvider::new(mcp.clone()));
     let runtime = Runtime::new(RuntimeOptions {
         store: store.clone(),
         router,
-        tools: ToolRegistry::with_builtins(),
+        tools,
         memory: Some(memory.clone()),
     });
 
@@ -132,6 +140,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         store,
         runtime: runtime.clone(),
         max_document_bytes,
+        integrations: Some(roster_api::Integrations {
+            mcp: mcp.clone(),
+            secrets,
+        }),
     });
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
@@ -150,6 +162,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         () = grace => tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway"),
     }
     runtime.shutdown().await;
+    mcp.shutdown().await;
     memory.shutdown().await;
     Ok(())
 }

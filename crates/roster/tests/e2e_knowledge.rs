@@ -1724,7 +1724,14 @@ async fn index_status_shows_how_far_the_index_has_caught_up() {
     let keys: Vec<&String> = status.as_object().expect("object").keys().collect();
     assert_eq!(
         keys,
-        ["applied", "documents", "embedder", "head", "vectors"]
+        [
+            "applied",
+            "documents",
+            "embedder",
+            "head",
+            "vector_search",
+            "vectors"
+        ]
     );
     assert!(status["head"].as_i64() >= Some(2), "{status}");
     assert_eq!(status["applied"], status["head"], "{status}");

@@ -266,5 +266,38 @@ macro_rules! forward_record_traits {
             }
         }
 
+        #[async_trait::async_trait]
+        impl $crate::IntegrationStore for $ty {
+            async fn create_integration(
+                &self,
+                tenant: &roster_core::TenantId,
+                new: $crate::NewIntegration,
+            ) -> $crate::StoreResult<$crate::Integration> {
+                self.$field.create_integration(tenant, new).await
+            }
+            async fn list_integrations(
+                &self,
+                tenant: &roster_core::TenantId,
+                kind: &str,
+            ) -> $crate::StoreResult<Vec<$crate::Integration>> {
+                self.$field.list_integrations(tenant, kind).await
+            }
+            async fn get_integration(
+                &self,
+                tenant: &roster_core::TenantId,
+                kind: &str,
+                name: &str,
+            ) -> $crate::StoreResult<Option<$crate::Integration>> {
+                self.$field.get_integration(tenant, kind, name).await
+            }
+            async fn delete_integration(
+                &self,
+                tenant: &roster_core::TenantId,
+                kind: &str,
+                name: &str,
+            ) -> $crate::StoreResult<bool> {
+                self.$field.delete_integration(tenant, kind, name).await
+            }
+        }
     };
 }

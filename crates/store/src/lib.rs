@@ -11,6 +11,7 @@
 
 mod error;
 mod forward;
+mod integrations;
 mod jobs;
 mod knowledge;
 pub mod postgres;
@@ -20,6 +21,7 @@ pub mod sqlite;
 mod types;
 
 pub use error::StoreError;
+pub use integrations::*;
 pub use jobs::*;
 pub use knowledge::*;
 pub use records::*;
@@ -41,7 +43,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// [`Store::commit`] durable (fsynced) before it returns.
 #[async_trait]
 pub trait Store:
-    RecordStore + KnowledgeStore + ContextStore + JobStore + IndexFeed + Send + Sync + 'static
+    RecordStore
+    + KnowledgeStore
+    + ContextStore
+    + JobStore
+    + IndexFeed
+    + IntegrationStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Short backend name for logs and benchmarks: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

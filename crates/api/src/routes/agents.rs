@@ -72,6 +72,23 @@ pub struct AgentMemory {
 }
 
 /// Every knowledge source the config names must exist in the tenant.
+/// Everything a saved config must satisfy: its own rules, tool entries the
+/// tenant has, and knowledge sources that exist.
+async fn check_config(
+    state: &AppState,
+    principal: &Principal,
+    config: &AgentConfig,
+) -> Result<(), ApiError> {
+    config.validate(&state.runtime.tools().names())?;
+    state
+        .runtime
+        .tools()
+        .check_entries(&principal.tenant, &config.tools)
+        .await
+        .map_err(ApiError::invalid)?;
+    check_sources(state, principal, config).await
+}
+
 async fn check_sources(
     state: &AppState,
     principal: &Principal,
@@ -124,8 +141,7 @@ pub async fn create(
         knowledge_recall: body.knowledge_recall.unwrap_or(DEFAULT_KNOWLEDGE_RECALL),
         context: body.context.unwrap_or_default(),
     };
-    config.validate(&state.runtime.tools().names())?;
-    check_sources(&state, &principal, &config).await?;
+    check_config(&state, &principal, &config).await?;
     let mut labels = HashSet::new();
     for block in &body.memory_blocks {
         block.validate()?;
@@ -214,8 +230,7 @@ pub async fn update(
     if let Some(v) = body.context {
         config.context = v;
     }
-    config.validate(&state.runtime.tools().names())?;
-    check_sources(&state, &principal, &config).await?;
+    check_config(&state, &principal, &config).await?;
     Ok(axum::Json(
         state
             .store

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod index;
 pub mod knowledge;
 pub mod ledger;
+pub mod mcp;
 pub mod memories;
 pub mod runs;
 pub mod sessions;

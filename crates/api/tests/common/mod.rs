@@ -147,6 +147,7 @@ impl TestApp {
         let state = AppState {
             store,
             runtime,
+            integrations: None,
             max_document_bytes: 4 * 1024 * 1024,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,5 +1,5 @@
 //! The CLI's client commands: `agent`, `chat`, `session`, `run`, `memory`,
-//! `knowledge` and `index` speak HTTP
+//! `knowledge`, `index` and `mcp` speak HTTP
 //! to a running `roster serve`. Each command module owns its clap arguments
 //! and its output; [`http`] is the shared request/error plumbing and
 //! [`output`] the shared formatting.
@@ -8,6 +8,7 @@ mod agent;
 mod chat;
 mod http;
 mod knowledge;
+mod mcp;
 mod memory;
 mod output;
 mod run;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 pub use agent::{run as agent, AgentArgs};
 pub use chat::{run as chat, ChatArgs};
 pub use knowledge::{run as knowledge, KnowledgeArgs};
+pub use mcp::{run as mcp, McpArgs};
 pub use memory::{index, run as memory, IndexArgs, MemoryArgs};
 pub use run::{run, RunArgs};
 pub use session::{run as session, SessionArgs};

@@ -64,6 +64,8 @@ struct RunState<'a> {
     summary: Option<Option<roster_store::SessionSummary>>,
     /// A fold failed in this run: trim instead of trying every step.
     fold_failed: bool,
+    /// The tools this run may call, resolved from the agent's entries.
+    tools: crate::tools::ResolvedTools,
 }
 
 pub(crate) async fn execute(
@@ -135,6 +137,7 @@ pub(crate) async fn execute(
         .map_err(|e| StoreError::Corrupt(format!("journal of run {}: {e}", run.id)))?;
     let machine = replay(agent.config.max_steps, &completed);
     let next_step = steps.last().map_or(1, |s| s.n + 1);
+    let tools = inner.tools.resolve(tenant, &agent.config.tools).await;
     let mut state = RunState {
         inner,
         tenant,
@@ -153,6 +156,7 @@ pub(crate) async fn execute(
         passages: None,
         summary: None,
         fold_failed: false,
+        tools,
     };
     for step in steps
         .iter()
@@ -219,14 +223,7 @@ impl RunState<'_> {
     }
 
     fn tool_specs(&self) -> Vec<ToolSpec> {
-        let registry = &self.inner.tools;
-        self.agent
-            .config
-            .tools
-            .iter()
-            .filter_map(|name| registry.get(name))
-            .map(|t| t.spec.clone())
-            .collect()
+        self.tools.specs().cloned().collect()
     }
 
     async fn model_step(&mut self) -> Result<(), RuntimeError> {

@@ -75,19 +75,10 @@ impl RunState<'_> {
     /// Runs one tool call and journals its result (an error result when the
     /// run is cancelled while the tool runs).
     async fn tool_step(&self, n: i64, call: &ToolCall) -> Result<ToolOutcome, RuntimeError> {
-        let allowed = self.agent.config.tools.iter().any(|t| t == &call.name);
-        let tool = self.inner.tools.get(&call.name).filter(|_| allowed);
+        let tool = self.tools.get(&call.name);
         let arguments = parse_arguments(&call.arguments);
         let (text, is_error, block_write) = match (tool, arguments) {
-            (None, _) => (
-                format!(
-                    "unknown tool `{}`; available tools: {}",
-                    call.name,
-                    self.agent.config.tools.join(", ")
-                ),
-                true,
-                None,
-            ),
+            (None, _) => (self.unknown_tool(&call.name), true, None),
             (Some(_), Err(message)) => (message, true, None),
             (Some(tool), Ok(arguments)) => match &tool.kind {
                 ToolKind::Memory(memory) => match memory.parse(arguments) {
@@ -161,9 +152,25 @@ impl RunState<'_> {
     /// Whether `call` will run as an external tool (and so needs a `started`
     /// row before it runs).
     pub(super) fn runs_outside_the_store(&self, call: &ToolCall) -> bool {
-        let allowed = self.agent.config.tools.iter().any(|t| t == &call.name);
-        matches!(self.inner.tools.get(&call.name).map(|t| &t.kind), Some(ToolKind::External(_)) if allowed)
-            && parse_arguments(&call.arguments).is_ok()
+        matches!(
+            self.tools.get(&call.name).map(|t| &t.kind),
+            Some(ToolKind::External(_))
+        ) && parse_arguments(&call.arguments).is_ok()
+    }
+
+    /// What the model is told when it calls a tool this run does not have.
+    fn unknown_tool(&self, name: &str) -> String {
+        let mut text = format!(
+            "unknown tool `{name}`; available tools: {}",
+            self.tools.names().join(", ")
+        );
+        if !self.tools.unavailable.is_empty() {
+            text.push_str(&format!(
+                "; unavailable in this run: {}",
+                self.tools.unavailable.join("; ")
+            ));
+        }
+        text
     }
 
     fn call_context(&self) -> ToolCallContext {
@@ -321,7 +328,7 @@ impl RunState<'_> {
         let call: ToolCall = serde_json::from_value(input["call"].clone()).map_err(|e| {
             StoreError::Corrupt(format!("started step {n} of run {}: {e}", self.run.id))
         })?;
-        let idempotent = matches!(self.inner.tools.get(&call.name).map(|t| &t.kind), Some(ToolKind::External(t)) if t.idempotent());
+        let idempotent = matches!(self.tools.get(&call.name).map(|t| &t.kind), Some(ToolKind::External(t)) if t.idempotent());
         if idempotent {
             self.resumed.insert(call.id.clone(), n);
             self.started.insert(n);

@@ -1,6 +1,9 @@
 //! The tool model: what every tool declares, and the registry agents pick
 //! their tools from by name.
 //!
+//! Tools with a scheme (`mcp:files`) are resolved per tenant at the start
+//! of each run by the registry's [`ToolProvider`]s; the rest are fixed.
+//!
 //! Two kinds exist. External tools ([`Tool`]) act outside the store, so the
 //! runner journals a `started` step before calling them and retries an
 //! interrupted call only if the tool says it is idempotent. Memory tools act
@@ -10,63 +13,13 @@
 pub mod memory;
 pub mod recall;
 
-use async_trait::async_trait;
 use roster_models::ToolSpec;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// A tool result, as the model will read it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ToolOutput {
-    pub text: String,
-    pub is_error: bool,
-}
-
-impl ToolOutput {
-    pub fn ok(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            is_error: false,
-        }
-    }
-
-    pub fn error(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            is_error: true,
-        }
-    }
-}
-
-/// Who is calling, for tools that need to know.
-#[derive(Clone, Debug)]
-pub struct ToolCallContext {
-    pub tenant: roster_core::TenantId,
-    pub agent_id: roster_core::AgentId,
-    pub session_id: roster_core::SessionId,
-    pub run_id: roster_core::RunId,
-}
-
-#[async_trait]
-pub trait Tool: Send + Sync {
-    fn name(&self) -> &str;
-    fn description(&self) -> &str;
-    /// JSON Schema of the arguments object.
-    fn parameters(&self) -> serde_json::Value;
-    /// Safe to run twice with the same arguments (a crash mid-call retries it).
-    fn idempotent(&self) -> bool {
-        false
-    }
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
-    /// Results longer than this are cut, with a notice to the model.
-    fn max_output_bytes(&self) -> usize {
-        64 * 1024
-    }
-    async fn call(&self, ctx: &ToolCallContext, arguments: serde_json::Value) -> ToolOutput;
-}
+pub use roster_tool::{
+    DynTool, DynToolProvider, ProviderError, Tool, ToolCallContext, ToolOutput, ToolProvider,
+};
 
 /// How the runner must execute a tool.
 #[derive(Clone)]
@@ -87,6 +40,29 @@ pub struct RegisteredTool {
 #[derive(Clone, Default)]
 pub struct ToolRegistry {
     tools: BTreeMap<String, RegisteredTool>,
+    providers: BTreeMap<String, DynToolProvider>,
+}
+
+/// The tools one run may call, by the name the model sees.
+#[derive(Clone, Default)]
+pub struct ResolvedTools {
+    tools: BTreeMap<String, RegisteredTool>,
+    /// Entries whose tools could not be had, and why (told to the model).
+    pub unavailable: Vec<String>,
+}
+
+impl ResolvedTools {
+    pub fn get(&self, name: &str) -> Option<&RegisteredTool> {
+        self.tools.get(name)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.tools.keys().map(String::as_str).collect()
+    }
+
+    pub fn specs(&self) -> impl Iterator<Item = &ToolSpec> {
+        self.tools.values().map(|t| &t.spec)
+    }
 }
 
 impl ToolRegistry {
@@ -120,30 +96,118 @@ impl ToolRegistry {
     }
 
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        let spec = ToolSpec {
-            name: tool.name().to_owned(),
-            description: tool.description().to_owned(),
-            parameters: tool.parameters(),
-        };
-        self.tools.insert(
-            spec.name.clone(),
-            RegisteredTool {
-                spec,
-                kind: ToolKind::External(tool),
-            },
-        );
+        let registered = external(tool);
+        self.tools.insert(registered.spec.name.clone(), registered);
+    }
+
+    /// Adds the resolver of agent tool entries `SCHEME:…`.
+    pub fn add_provider(&mut self, provider: DynToolProvider) {
+        self.providers
+            .insert(provider.scheme().to_owned(), provider);
+    }
+
+    /// Checks an agent's entries that name tools through a provider (the
+    /// fixed names are checked by `AgentConfig::validate`).
+    pub async fn check_entries(
+        &self,
+        tenant: &roster_core::TenantId,
+        entries: &[String],
+    ) -> Result<(), String> {
+        for entry in entries {
+            let Some((scheme, rest)) = roster_tool::split_entry(entry) else {
+                continue;
+            };
+            let Some(provider) = self.providers.get(scheme) else {
+                return Err(format!("unknown tool `{entry}`"));
+            };
+            provider
+                .check(tenant, rest)
+                .await
+                .map_err(|e| format!("tool `{entry}`: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The tools an agent's entries give one run of `tenant`. An entry
+    /// whose provider fails (a server that does not start) contributes
+    /// nothing and is listed in `unavailable`; the run goes on without it.
+    pub async fn resolve(
+        &self,
+        tenant: &roster_core::TenantId,
+        entries: &[String],
+    ) -> ResolvedTools {
+        let mut resolved = ResolvedTools::default();
+        let mut pending = Vec::new();
+        for entry in entries {
+            match roster_tool::split_entry(entry) {
+                None => {
+                    if let Some(tool) = self.tools.get(entry) {
+                        resolved.tools.insert(entry.clone(), tool.clone());
+                    }
+                }
+                Some((scheme, rest)) => match self.providers.get(scheme) {
+                    Some(provider) => pending.push((entry, provider.clone(), rest)),
+                    None => resolved
+                        .unavailable
+                        .push(format!("`{entry}`: no provider for `{scheme}:`")),
+                },
+            }
+        }
+        // Providers are asked together: one slow server must not add its
+        // start-up time to every other's.
+        let answers = futures::future::join_all(
+            pending
+                .iter()
+                .map(|(_, provider, rest)| provider.resolve(tenant, rest)),
+        )
+        .await;
+        for ((entry, _, _), answer) in pending.iter().zip(answers) {
+            match answer {
+                Ok(tools) => {
+                    for tool in tools {
+                        let registered = external(tool);
+                        // A fixed tool keeps its name; the first entry wins a clash.
+                        resolved
+                            .tools
+                            .entry(registered.spec.name.clone())
+                            .or_insert(registered);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(entry = %entry, error = %e, "tool entry unavailable for this run");
+                    resolved.unavailable.push(format!("`{entry}`: {e}"));
+                }
+            }
+        }
+        resolved
     }
 
     pub fn get(&self, name: &str) -> Option<&RegisteredTool> {
         self.tools.get(name)
     }
 
-    pub fn names(&self) -> Vec<&str> {
-        self.tools.keys().map(String::as_str).collect()
+    /// The fixed tool names, and `SCHEME:` for each provider.
+    pub fn names(&self) -> Vec<String> {
+        self.tools
+            .keys()
+            .cloned()
+            .chain(self.providers.keys().map(|s| format!("{s}:")))
+            .collect()
     }
 
     pub fn specs(&self) -> impl Iterator<Item = &ToolSpec> {
         self.tools.values().map(|t| &t.spec)
+    }
+}
+
+fn external(tool: Arc<dyn Tool>) -> RegisteredTool {
+    RegisteredTool {
+        spec: ToolSpec {
+            name: tool.name().to_owned(),
+            description: tool.description().to_owned(),
+            parameters: tool.parameters(),
+        },
+        kind: ToolKind::External(tool),
     }
 }
 

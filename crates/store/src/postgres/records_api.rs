@@ -311,3 +311,43 @@ impl JobStore for PgStore {
     }
 }
 
+#[async_trait]
+impl IntegrationStore for PgStore {
+    async fn create_integration(
+        &self,
+        tenant: &TenantId,
+        new: NewIntegration,
+    ) -> StoreResult<Integration> {
+        let mut c = self.conn().await?;
+        super::integrations::create(&mut c, tenant, &new).await
+    }
+
+    async fn list_integrations(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+    ) -> StoreResult<Vec<Integration>> {
+        let mut c = self.conn().await?;
+        super::integrations::list(&mut c, tenant, kind).await
+    }
+
+    async fn get_integration(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        name: &str,
+    ) -> StoreResult<Option<Integration>> {
+        let mut c = self.conn().await?;
+        super::integrations::get(&mut c, tenant, kind, name).await
+    }
+
+    async fn delete_integration(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        name: &str,
+    ) -> StoreResult<bool> {
+        let mut c = self.conn().await?;
+        super::integrations::delete(&mut c, tenant, kind, name).await
+    }
+}

@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_session_user",
         include_str!("../../migrations/sqlite/0006_session_user.sql"),
     ),
+    (
+        "0007_integrations",
+        include_str!("../../migrations/sqlite/0007_integrations.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

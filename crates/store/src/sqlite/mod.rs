@@ -6,6 +6,7 @@
 
 mod agents;
 mod api;
+mod integrations;
 mod jobs;
 mod journal;
 mod knowledge;

@@ -303,3 +303,48 @@ impl JobStore for SqliteStore {
             .await
     }
 }
+
+#[async_trait]
+impl IntegrationStore for SqliteStore {
+    async fn create_integration(
+        &self,
+        tenant: &TenantId,
+        new: NewIntegration,
+    ) -> StoreResult<Integration> {
+        let tenant = tenant.clone();
+        self.write(move |c| super::integrations::create(c, &tenant, &new))
+            .await
+    }
+
+    async fn list_integrations(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+    ) -> StoreResult<Vec<Integration>> {
+        let (tenant, kind) = (tenant.clone(), kind.to_owned());
+        self.read(move |c| super::integrations::list(c, &tenant, &kind))
+            .await
+    }
+
+    async fn get_integration(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        name: &str,
+    ) -> StoreResult<Option<Integration>> {
+        let (tenant, kind, name) = (tenant.clone(), kind.to_owned(), name.to_owned());
+        self.read(move |c| super::integrations::get(c, &tenant, &kind, &name))
+            .await
+    }
+
+    async fn delete_integration(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        name: &str,
+    ) -> StoreResult<bool> {
+        let (tenant, kind, name) = (tenant.clone(), kind.to_owned(), name.to_owned());
+        self.write(move |c| super::integrations::delete(c, &tenant, &kind, &name))
+            .await
+    }
+}

@@ -1,0 +1,190 @@
+//! End to end: the real binary attaches the filesystem MCP server from npm
+//! through the CLI, an agent calls its tool through the fake model server,
+//! and the server process comes back after Roster is killed.
+//!
+//! Needs `ROSTER_TEST_MCP_NODE_MODULES` (see `.ci/run`); skipped with a
+//! notice without it, except in CI.
+
+mod common;
+
+use common::{Server, ADMIN_KEY};
+use roster_testkit::{FakeModelServer, Reply};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn node_modules() -> Option<PathBuf> {
+    match std::env::var_os("ROSTER_TEST_MCP_NODE_MODULES") {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir).join("node_modules")),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set ROSTER_TEST_MCP_NODE_MODULES (see .ci/run)"
+            );
+            eprintln!("notice: ROSTER_TEST_MCP_NODE_MODULES is not set; skipping an MCP test");
+            None
+        }
+    }
+}
+
+/// Runs the CLI against `server`; returns (success, stdout, stderr).
+fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(args)
+        .env("ROSTER_URL", &server.url)
+        .env("ROSTER_API_KEY", ADMIN_KEY)
+        .output()
+        .expect("run cli");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
+    let Some(modules) = node_modules() else {
+        return;
+    };
+    let model = FakeModelServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).expect("docs");
+    let report = docs.join("q3.txt");
+    std::fs::write(&report, "Q3 revenue: 4.2M EUR\n").expect("file");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &model.openai_base_url(), &[]).await;
+    let api = server.client();
+
+    let fs_bin = modules.join(".bin/mcp-server-filesystem");
+    let (ok, out, err) = cli(
+        &server,
+        &[
+            "mcp",
+            "add",
+            "files",
+            "--env",
+            "FILES_TOKEN=tok-must-stay-secret",
+            "--allow",
+            "read_text_file,list_directory",
+            "--",
+            fs_bin.to_str().expect("path"),
+            docs.to_str().expect("path"),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("added MCP server files"), "{out}");
+    let (ok, out, err) = cli(&server, &["mcp", "tools", "files"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("files__read_text_file"), "{out}");
+    assert!(out.contains("files__write_file"), "{out}");
+    let (ok, out, _) = cli(&server, &["mcp", "list"]);
+    assert!(
+        ok && out.contains("files") && out.contains("stdio"),
+        "{out}"
+    );
+    // The registration shows the secret's name, never its value.
+    let (status, shown) = api.get("/v1/mcp/servers/files").await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["env"], json!(["FILES_TOKEN"]));
+    assert!(!shown.to_string().contains("tok-must-stay-secret"));
+    let (ok, _, err) = cli(&server, &["mcp", "add", "files", "--", "x"]);
+    assert!(!ok);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    // Agents name the server, or one allowed tool; nothing else.
+    for (tools, why) in [
+        (json!(["mcp:nope"]), "no MCP server"),
+        (json!(["mcp:files/write_file"]), "allow-list"),
+        (json!(["mcp:Bad"]), "invalid server name"),
+        (json!(["http:files"]), "unknown tool"),
+    ] {
+        let (status, body) = api
+            .post(
+                "/v1/agents",
+                json!({"name": "bad", "instructions": "x", "model": "openai/m", "tools": tools}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.to_string().contains(why), "{why}: {body}");
+    }
+    let (status, agent) = api
+        .post(
+            "/v1/agents",
+            json!({
+                "name": "analyst",
+                "instructions": "Answer from the files.",
+                "model": "openai/gpt-4.1-mini",
+                "tools": ["mcp:files"],
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{agent}");
+    let (_, session) = api.post("/v1/sessions", json!({"agent": "analyst"})).await;
+    let sid = session["id"].as_str().expect("session").to_owned();
+
+    let args = json!({"path": report.display().to_string()}).to_string();
+    model.push(Reply::tool_call("c1", "files__read_text_file", &args));
+    model.push(Reply::text("Q3 revenue was 4.2M EUR (docs/q3.txt)."));
+    let (status, result) = api
+        .post(
+            &format!("/v1/sessions/{sid}/messages"),
+            json!({"content": "What was Q3 revenue?"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["run"]["status"], "completed", "{result}");
+    let tool_result = result["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["type"] == "tool_result")
+        .expect("tool result")
+        .clone();
+    assert!(
+        tool_result.to_string().contains("4.2M EUR"),
+        "{tool_result}"
+    );
+    // The model was offered exactly the allowed tools, under their MCP names.
+    let first = &model.requests()[0].body;
+    let mut offered: Vec<String> = first["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
+        .collect();
+    offered.sort();
+    assert_eq!(offered, ["files__list_directory", "files__read_text_file"]);
+
+    // After a crash of Roster itself, the next run starts the server again.
+    server.kill();
+    let server = Server::start(&data, &model.openai_base_url(), &[]).await;
+    let api = server.client();
+    let listing = json!({"path": docs.display().to_string()}).to_string();
+    model.push(Reply::tool_call("c2", "files__list_directory", &listing));
+    model.push(Reply::text("There is q3.txt."));
+    let (status, result) = api
+        .post(
+            &format!("/v1/sessions/{sid}/messages"),
+            json!({"content": "Which files are there?"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{result}");
+    assert!(result.to_string().contains("q3.txt"), "{result}");
+
+    // The credential is stored sealed: not in the database file in clear.
+    let needle = b"tok-must-stay-secret";
+    for file in ["roster.db", "roster.db-wal"] {
+        let Ok(bytes) = std::fs::read(data.join(file)) else {
+            continue;
+        };
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{file}");
+    }
+
+    let (ok, _, err) = cli(&server, &["mcp", "remove", "files"]);
+    assert!(ok, "{err}");
+    let (status, _) = api.get("/v1/mcp/servers/files").await;
+    assert_eq!(status, 404);
+}

@@ -1,0 +1,62 @@
+//! Integrations: the company systems a tenant connects its agents to (MCP
+//! servers, SQL databases, HTTP services). The store keeps each one's
+//! config as JSON and its credentials only as sealed text: sealing and
+//! opening happen outside the store, which never sees a plaintext secret.
+
+use crate::StoreResult;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use roster_core::TenantId;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Integration {
+    pub id: String,
+    pub tenant: TenantId,
+    /// `mcp`, `sql` or `http`.
+    pub kind: String,
+    /// Unique per tenant and kind.
+    pub name: String,
+    /// Without credentials.
+    pub config: serde_json::Value,
+    /// The credentials, sealed (see roster-secrets).
+    pub sealed: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewIntegration {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub config: serde_json::Value,
+    pub sealed: Option<String>,
+}
+
+#[async_trait]
+pub trait IntegrationStore: Send + Sync {
+    /// `Conflict` when the tenant already has one of that kind and name.
+    async fn create_integration(
+        &self,
+        tenant: &TenantId,
+        new: NewIntegration,
+    ) -> StoreResult<Integration>;
+    async fn list_integrations(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+    ) -> StoreResult<Vec<Integration>>;
+    async fn get_integration(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        name: &str,
+    ) -> StoreResult<Option<Integration>>;
+    /// `false` when there was none.
+    async fn delete_integration(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        name: &str,
+    ) -> StoreResult<bool>;
+}
