@@ -34,6 +34,8 @@ pub struct AppState {
     /// MCP servers and the key sealing their credentials; without them
     /// the integration endpoints answer `503 integrations_unavailable`.
     pub integrations: Option<Integrations>,
+    /// The code sandbox whose workspaces `/v1/sessions/{id}/files` serves.
+    pub sandbox: Option<std::sync::Arc<roster_sandbox::Sandbox>>,
 }
 
 #[derive(Clone)]
@@ -63,6 +65,7 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::knowledge::put_document, routes::knowledge::delete_document, routes::knowledge::search,
         routes::mcp::create, routes::mcp::list, routes::mcp::show, routes::mcp::delete, routes::mcp::tools,
         routes::mcp::builtins,
+        routes::files::list, routes::files::download, routes::files::upload, routes::files::delete,
         healthz, openapi_json
     ),
     modifiers(&BearerAuth, &CommonErrors),
@@ -214,7 +217,7 @@ async fn method_not_allowed(
 }
 
 pub fn app(state: AppState) -> Router {
-    use routes::{agents, index, knowledge, ledger, mcp, memories, runs, sessions};
+    use routes::{agents, files, index, knowledge, ledger, mcp, memories, runs, sessions};
     // The upload handler reads and bounds its body itself.
     let document_limit = DefaultBodyLimit::disable();
     let v1 = Router::new()
@@ -230,6 +233,14 @@ pub fn app(state: AppState) -> Router {
         .route("/sessions/{id}", get(sessions::show))
         .route("/sessions/{id}/items", get(sessions::items))
         .route("/sessions/{id}/messages", post(sessions::post_message))
+        .route("/sessions/{id}/files", get(files::list))
+        .route(
+            "/sessions/{id}/files/{*path}",
+            get(files::download)
+                .put(files::upload)
+                .delete(files::delete)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/events", get(runs::events))

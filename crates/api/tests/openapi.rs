@@ -51,6 +51,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/mcp/servers/{name}"),
     ("get", "/v1/mcp/servers/{name}/tools"),
     ("get", "/v1/tools"),
+    ("get", "/v1/sessions/{id}/files"),
+    ("get", "/v1/sessions/{id}/files/{path}"),
+    ("put", "/v1/sessions/{id}/files/{path}"),
+    ("delete", "/v1/sessions/{id}/files/{path}"),
 ];
 
 const METHODS: &[&str] = &[

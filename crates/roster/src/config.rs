@@ -25,6 +25,92 @@ pub struct FileConfig {
     /// environment and headers). `ROSTER_SECRET_KEY` wins over it; without
     /// either, `<data-dir>/secret.key` is made on first start.
     pub secret_key: Option<String>,
+    /// The code sandbox behind `run_code`.
+    #[serde(default)]
+    pub sandbox: SandboxSettings,
+}
+
+/// `[sandbox]`: limits of `run_code` and where its interpreters are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSettings {
+    /// Offer `run_code` (when bubblewrap works here).
+    pub enabled: bool,
+    /// Give code the network (off by default).
+    pub network: bool,
+    pub cpu_secs: u64,
+    pub timeout_secs: u64,
+    pub memory_mb: u64,
+    pub processes: u64,
+    pub max_file_mb: u64,
+    pub max_output_kb: usize,
+    pub bwrap: PathBuf,
+    pub python: PathBuf,
+    pub node: PathBuf,
+    pub shell: PathBuf,
+    /// Host paths mounted read-only (e.g. a virtualenv with pandas).
+    pub read_only: Vec<PathBuf>,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        let base = roster_sandbox::SandboxConfig::new(PathBuf::new());
+        let limits = base.limits;
+        Self {
+            enabled: true,
+            network: false,
+            cpu_secs: limits.cpu_secs,
+            timeout_secs: limits.wall.as_secs(),
+            memory_mb: limits.memory_bytes >> 20,
+            processes: limits.processes,
+            max_file_mb: limits.file_bytes >> 20,
+            max_output_kb: limits.output_bytes >> 10,
+            bwrap: base.bwrap,
+            python: base.python,
+            node: base.node,
+            shell: base.shell,
+            read_only: Vec::new(),
+        }
+    }
+}
+
+impl SandboxSettings {
+    /// The sandbox's config, or why these settings are unusable.
+    pub fn to_config(&self, root: PathBuf) -> Result<roster_sandbox::SandboxConfig> {
+        let in_range = |name: &str, value: u64, max: u64| {
+            if (1..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(anyhow::anyhow!(
+                    "sandbox.{name} must be between 1 and {max}, not {value}"
+                ))
+            }
+        };
+        let mut config = roster_sandbox::SandboxConfig::new(root);
+        config.limits = roster_sandbox::Limits {
+            cpu_secs: in_range("cpu_secs", self.cpu_secs, 86_400)?,
+            wall: std::time::Duration::from_secs(in_range(
+                "timeout_secs",
+                self.timeout_secs,
+                86_400,
+            )?),
+            memory_bytes: in_range("memory_mb", self.memory_mb, 1 << 20)? << 20,
+            processes: in_range("processes", self.processes, 100_000)?,
+            file_bytes: in_range("max_file_mb", self.max_file_mb, 1 << 20)? << 20,
+            output_bytes: usize::try_from(in_range(
+                "max_output_kb",
+                self.max_output_kb as u64,
+                1 << 20,
+            )?)? << 10,
+        };
+        config.network = self.network;
+        config.bwrap = self.bwrap.clone();
+        config.python = self.python.clone();
+        config.node = self.node.clone();
+        config.shell = self.shell.clone();
+        config.read_only = self.read_only.clone();
+        Ok(config)
+    }
 }
 
 impl FileConfig {

@@ -102,6 +102,22 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mcp = roster_mcp::McpManager::new(store.clone(), secrets.clone());
     let mut tools = ToolRegistry::with_builtins();
     tools.add_provider(roster_mcp::McpProvider::new(mcp.clone()));
+    let sandbox_config = file.sandbox.to_config(data_dir.join("workspaces"))?;
+    let sandbox = if file.sandbox.enabled {
+        match roster_sandbox::Sandbox::open(sandbox_config).await {
+            Ok(sandbox) => {
+                let sandbox = Arc::new(sandbox);
+                tools.register(roster_sandbox::RunCodeTool::new(sandbox.clone()));
+                Some(sandbox)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "run_code is not offered: the sandbox does not work here (install bubblewrap)");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let runtime = Runtime::new(RuntimeOptions {
         store: store.clone(),
         router,
@@ -140,6 +156,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         store,
         runtime: runtime.clone(),
         max_document_bytes,
+        sandbox,
         integrations: Some(roster_api::Integrations {
             mcp: mcp.clone(),
             secrets,

@@ -243,7 +243,10 @@ pub async fn put_document(
 /// an oversized body is read and dropped (up to a bound), because a client
 /// still sending when the answer comes sees a broken connection instead of
 /// the answer.
-async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Option<Vec<u8>>, ApiError> {
+pub(crate) async fn read_limited(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, ApiError> {
     use futures::StreamExt;
     let drain_limit = limit.saturating_mul(8).max(64 * 1024 * 1024);
     let mut stream = body.into_data_stream();

@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource.
 
 pub mod agents;
+pub mod files;
 pub mod index;
 pub mod knowledge;
 pub mod ledger;

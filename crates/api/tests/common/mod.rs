@@ -148,6 +148,7 @@ impl TestApp {
             store,
             runtime,
             integrations: None,
+            sandbox: None,
             max_document_bytes: 4 * 1024 * 1024,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
