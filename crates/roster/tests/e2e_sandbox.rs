@@ -141,6 +141,28 @@ async fn an_agent_analyses_a_csv_over_several_turns_and_a_restart() {
         .await
         .expect("text");
     assert_eq!(report, "best region: north (270)");
+    // The same through the CLI.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args)
+            .env("ROSTER_URL", &server.url)
+            .env("ROSTER_API_KEY", ADMIN_KEY)
+            .output()
+            .expect("cli");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = cli(&["session", "files", &sid]);
+    assert!(ok && out.contains("totals.json"), "{out}{err}");
+    let (ok, out, err) = cli(&["session", "download", &sid, "report.txt", "-o", "-"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "best region: north (270)");
+    let (ok, _, err) = cli(&["session", "download", &sid, "../../roster.db", "-o", "-"]);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 
     // Turn 3: a runaway program is cut at its timeout; the run completes and
     // the server keeps answering.

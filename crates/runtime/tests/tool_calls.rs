@@ -18,6 +18,7 @@ on_both_backends!(
     made_up_call_ids_never_collide,
     parallel_calls_run_concurrently,
     max_steps_fails_with_every_call_answered,
+    arguments_failing_the_schema_are_refused_then_the_run_stops,
 );
 
 async fn bad_calls_are_told_to_the_model(db: Db) {
@@ -168,4 +169,44 @@ async fn max_steps_fails_with_every_call_answered(db: Db) {
     let next = submit(&rt, &fx, "enough").await;
     finished(&rt, &fx, &next.id, RunStatus::Completed).await;
     assert_valid_request(&model.request(3).messages);
+}
+
+/// Arguments that fail the tool's JSON Schema never reach the tool: the
+/// model is told what is wrong and may retry; a third refusal stops the run.
+async fn arguments_failing_the_schema_are_refused_then_the_run_stops(db: Db) {
+    let model = ScriptedModel::new(vec![
+        calls(vec![call("c1", "probe", r#"{"x": 42}"#)]),
+        calls(vec![call("c2", "probe", r#"{"x": "fixed"}"#)]),
+        text("done"),
+    ]);
+    let probe = ProbeTool::new("probe", false);
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&["probe"])).await;
+    let rt = runtime(store.clone(), model.clone(), vec![probe.clone()]);
+    let run = submit(&rt, &fx, "go").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    let told = request_results(&model.request(1));
+    let (_, out, err) = told[0].clone();
+    assert!(err, "{out}");
+    assert!(out.contains("invalid arguments for `probe`"), "{out}");
+    assert!(out.contains("/x"), "names where: {out}");
+    // Only the corrected call ran.
+    assert_eq!(probe.executions(), 1);
+
+    // A model that keeps sending bad arguments is stopped.
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = counter.clone();
+    model.set_fallback(move |_| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        calls(vec![call(&format!("bad{i}"), "probe", r#"{"x": []}"#)])
+    });
+    let run = submit(&rt, &fx, "again").await;
+    let failed = finished(&rt, &fx, &run.id, RunStatus::Failed).await;
+    assert_eq!(
+        failed.error.as_ref().map(|e| e.code.as_str()),
+        Some("invalid_tool_arguments")
+    );
+    assert_eq!(counter.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(probe.executions(), 1);
+    assert_history_closed(&contents(&store, &fx).await);
 }

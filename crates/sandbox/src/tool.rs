@@ -30,17 +30,22 @@ pub struct RunCodeTool {
 
 impl RunCodeTool {
     pub fn new(sandbox: Arc<Sandbox>) -> Arc<Self> {
-        let mut parameters =
-            serde_json::to_value(schemars::schema_for!(RunCodeArgs)).unwrap_or_default();
-        if let Some(object) = parameters.as_object_mut() {
-            object.remove("$schema");
-            object.remove("title");
-        }
         Arc::new(Self {
             sandbox,
-            parameters,
+            parameters: parameters(),
         })
     }
+}
+
+/// The JSON Schema the model sees, derived from [`RunCodeArgs`].
+pub fn parameters() -> serde_json::Value {
+    let mut parameters =
+        serde_json::to_value(schemars::schema_for!(RunCodeArgs)).unwrap_or_default();
+    if let Some(object) = parameters.as_object_mut() {
+        object.remove("$schema");
+        object.remove("title");
+    }
+    parameters
 }
 
 /// What the model reads: exit status, then each stream, with any cut said.
@@ -121,5 +126,44 @@ impl Tool for RunCodeTool {
             }
             Err(e) => ToolOutput::error(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema is part of the model's contract: a change must be seen.
+    #[test]
+    fn schema_snapshot() {
+        let expected = serde_json::json!({
+            "type": "object",
+            "description": "Arguments of `run_code`.",
+            "properties": {
+                "language": {"$ref": "#/$defs/Language", "description": "`python`, `javascript` or `shell`."},
+                "code": {"type": "string", "description": "The program. It runs in /workspace, the session's directory: files\nwritten there are there in later calls; nothing else persists."},
+                "timeout_secs": {"type": ["integer", "null"], "format": "uint64", "minimum": 0, "default": null, "description": "Seconds before the run is killed (at most the server's limit)."}
+            },
+            "required": ["language", "code"],
+            "additionalProperties": false,
+            "$defs": {"Language": {"type": "string", "enum": ["python", "javascript", "shell"]}}
+        });
+        assert_eq!(parameters(), expected, "{}", parameters());
+    }
+
+    #[test]
+    fn outcomes_read_plainly() {
+        let out = RunOutcome {
+            exit_code: Some(1),
+            stdout: "partial".into(),
+            stderr: "Traceback".into(),
+            timed_out: false,
+            output_cut: true,
+            duration: Duration::from_millis(120),
+        };
+        let text = render(&out);
+        assert!(text.starts_with("exit code 1 (0.12 s)"), "{text}");
+        assert!(text.contains("cut") && text.contains("[stdout]\npartial"));
+        assert!(text.contains("[stderr]\nTraceback"));
     }
 }

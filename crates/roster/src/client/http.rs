@@ -128,6 +128,24 @@ impl Client {
         read_json(response, &url).await
     }
 
+    /// `GET`s raw bytes (a workspace file).
+    pub async fn get_bytes(&self, segments: &[&str]) -> Result<Vec<u8>> {
+        let url = self.url(segments, &[]);
+        let response = self
+            .http
+            .get(url.clone())
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|e| self.send_error(&e))?;
+        let response = check(response, &url).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| anyhow!("reading the answer from {url}: {}", root_cause(&e)))?;
+        Ok(bytes.to_vec())
+    }
+
     /// A request whose successful answer is read as a stream (SSE): no
     /// overall timeout. `last_event_id` resumes a run's event stream.
     pub async fn stream(

@@ -42,6 +42,40 @@ enum SessionCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List the files in a session's workspace (what `run_code` sees).
+    Files {
+        /// Session id.
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upload a file into a session's workspace.
+    Upload {
+        /// Session id.
+        id: String,
+        /// Local file.
+        file: std::path::PathBuf,
+        /// Path in the workspace (default: the file's name).
+        #[arg(long = "as", value_name = "PATH")]
+        target: Option<String>,
+    },
+    /// Download a file from a session's workspace.
+    Download {
+        /// Session id.
+        id: String,
+        /// Path in the workspace.
+        path: String,
+        /// Where to write it (`-` for standard output; default: its name here).
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Delete a file from a session's workspace.
+    DeleteFile {
+        /// Session id.
+        id: String,
+        /// Path in the workspace.
+        path: String,
+    },
     /// Print a session's conversation: `#seq role: text`, tool calls and results.
     Items {
         /// Session id.
@@ -84,7 +118,76 @@ pub async fn run(args: SessionArgs) -> Result<()> {
             all,
             json,
         } => items(&client, &id, after, limit, all, json).await,
+        SessionCommand::Files { id, json } => files(&client, &id, json).await,
+        SessionCommand::Upload { id, file, target } => {
+            let target = match target {
+                Some(target) => target,
+                None => file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{} names no file; give --as PATH", file.display())
+                    })?,
+            };
+            let mut segments = vec!["v1", "sessions", id.as_str(), "files"];
+            segments.extend(target.split('/'));
+            let written = client
+                .put_file(&segments, &file, "application/octet-stream")
+                .await?;
+            println!("uploaded {target} ({} bytes)", written["bytes"]);
+            Ok(())
+        }
+        SessionCommand::Download { id, path, output } => {
+            let mut segments = vec!["v1", "sessions", id.as_str(), "files"];
+            segments.extend(path.split('/'));
+            let bytes = client.get_bytes(&segments).await?;
+            let output = output.unwrap_or_else(|| {
+                std::path::PathBuf::from(path.rsplit('/').next().unwrap_or(path.as_str()))
+            });
+            if output.as_os_str() == "-" {
+                use std::io::Write as _;
+                std::io::stdout().write_all(&bytes)?;
+            } else {
+                std::fs::write(&output, &bytes)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?;
+                eprintln!("saved {} ({} bytes)", output.display(), bytes.len());
+            }
+            Ok(())
+        }
+        SessionCommand::DeleteFile { id, path } => {
+            let mut segments = vec!["v1", "sessions", id.as_str(), "files"];
+            segments.extend(path.split('/'));
+            client.delete(&segments).await?;
+            println!("deleted {path}");
+            Ok(())
+        }
     }
+}
+
+async fn files(client: &Client, id: &str, json: bool) -> Result<()> {
+    let value = client.get(&["v1", "sessions", id, "files"], &[]).await?;
+    if json {
+        return super::output::print_json(&value);
+    }
+    let rows: Vec<Vec<String>> = value["data"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|f| {
+            vec![
+                f["path"].as_str().unwrap_or_default().to_owned(),
+                f["bytes"].to_string(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("the workspace is empty");
+    } else {
+        print!("{}", super::output::table(&["PATH", "BYTES"], &rows));
+    }
+    Ok(())
 }
 
 async fn list(

@@ -66,6 +66,8 @@ struct RunState<'a> {
     fold_failed: bool,
     /// The tools this run may call, resolved from the agent's entries.
     tools: crate::tools::ResolvedTools,
+    /// Calls refused for arguments that fail the tool's schema.
+    invalid_calls: std::sync::atomic::AtomicU32,
 }
 
 pub(crate) async fn execute(
@@ -157,6 +159,7 @@ pub(crate) async fn execute(
         summary: None,
         fold_failed: false,
         tools,
+        invalid_calls: std::sync::atomic::AtomicU32::new(0),
     };
     for step in steps
         .iter()

@@ -12,6 +12,9 @@ use roster_store::{BlockWrite, MemoryWrite, StepWrite, StoreError};
 use serde_json::json;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+/// Tool calls with arguments that fail their schema allowed in one run.
+pub(crate) const MAX_INVALID_CALLS: u32 = 3;
+
 /// Tries of a memory edit that keeps losing its version check.
 const ATTEMPTS: usize = 8;
 
@@ -69,6 +72,19 @@ impl RunState<'_> {
                 Err(e) => first_error = first_error.or(Some(e)),
             }
         }
+        if self
+            .invalid_calls
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= MAX_INVALID_CALLS
+        {
+            self.machine
+                .on_model_failure(roster_core::run::RunError::new(
+                    "invalid_tool_arguments",
+                    format!(
+                        "the model called tools with invalid arguments {MAX_INVALID_CALLS} times"
+                    ),
+                ));
+        }
         first_error.map_or(Ok(()), Err)
     }
 
@@ -80,16 +96,19 @@ impl RunState<'_> {
         let (text, is_error, block_write) = match (tool, arguments) {
             (None, _) => (self.unknown_tool(&call.name), true, None),
             (Some(_), Err(message)) => (message, true, None),
-            (Some(tool), Ok(arguments)) => match &tool.kind {
-                ToolKind::Memory(memory) => match memory.parse(arguments) {
+            (Some(tool), Ok(arguments)) => match (&tool.kind, tool.check_arguments(&arguments)) {
+                (ToolKind::Memory(memory), _) => match memory.parse(arguments) {
                     Err(message) => (message, true, None),
                     Ok(edit) => return self.memory_step(n, call, edit).await,
                 },
-                ToolKind::Recall(recall) => match recall.parse(arguments) {
+                (ToolKind::Recall(recall), _) => match recall.parse(arguments) {
                     Err(message) => (message, true, None),
                     Ok(parsed) => return self.recall_step(n, call, parsed).await,
                 },
-                ToolKind::External(external) => {
+                (ToolKind::External(_), Err(message)) => {
+                    (self.invalid_arguments(message), true, None)
+                }
+                (ToolKind::External(external), Ok(())) => {
                     if !self.started_already(n) {
                         let mut started = self.journal();
                         started.steps.push(StepWrite::Started {
@@ -152,10 +171,25 @@ impl RunState<'_> {
     /// Whether `call` will run as an external tool (and so needs a `started`
     /// row before it runs).
     pub(super) fn runs_outside_the_store(&self, call: &ToolCall) -> bool {
-        matches!(
-            self.tools.get(&call.name).map(|t| &t.kind),
-            Some(ToolKind::External(_))
-        ) && parse_arguments(&call.arguments).is_ok()
+        let Some(tool) = self.tools.get(&call.name) else {
+            return false;
+        };
+        matches!(tool.kind, ToolKind::External(_))
+            && parse_arguments(&call.arguments).is_ok_and(|a| tool.check_arguments(&a).is_ok())
+    }
+
+    /// Counts a call refused for its arguments; past the bound the run
+    /// stops, so a model that keeps getting them wrong cannot loop.
+    fn invalid_arguments(&self, message: String) -> String {
+        let count = self
+            .invalid_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if count >= MAX_INVALID_CALLS {
+            format!("{message}. This was invalid call {count} of {MAX_INVALID_CALLS} allowed in a run; the run stops here.")
+        } else {
+            message
+        }
     }
 
     /// What the model is told when it calls a tool this run does not have.

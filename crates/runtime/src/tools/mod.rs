@@ -35,6 +35,44 @@ pub enum ToolKind {
 pub struct RegisteredTool {
     pub spec: ToolSpec,
     pub kind: ToolKind,
+    /// The compiled argument schema of an external tool. Built-in tools
+    /// parse into typed arguments instead; a schema that does not compile
+    /// (a server's mistake) leaves its arguments to the tool.
+    pub validator: Option<Arc<jsonschema::Validator>>,
+}
+
+/// Most schema errors told to the model for one call.
+const MAX_REPORTED_ERRORS: usize = 5;
+
+impl RegisteredTool {
+    /// Checks arguments against the tool's schema; the error says, for the
+    /// model, what is wrong and where.
+    pub fn check_arguments(&self, arguments: &serde_json::Value) -> Result<(), String> {
+        let Some(validator) = &self.validator else {
+            return Ok(());
+        };
+        let errors: Vec<String> = validator
+            .iter_errors(arguments)
+            .take(MAX_REPORTED_ERRORS)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("at {at}: {e}")
+                }
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "invalid arguments for `{}`: {}; fix them and call again",
+                self.spec.name,
+                errors.join("; ")
+            ))
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -75,6 +113,7 @@ impl ToolRegistry {
                 RegisteredTool {
                     spec: tool.spec(),
                     kind: ToolKind::Memory(tool),
+                    validator: None,
                 },
             );
         }
@@ -89,6 +128,7 @@ impl ToolRegistry {
                 RegisteredTool {
                     spec: tool.spec(),
                     kind: ToolKind::Recall(tool),
+                    validator: None,
                 },
             );
         }
@@ -201,13 +241,22 @@ impl ToolRegistry {
 }
 
 fn external(tool: Arc<dyn Tool>) -> RegisteredTool {
+    let parameters = tool.parameters();
+    let validator = match jsonschema::validator_for(&parameters) {
+        Ok(validator) => Some(Arc::new(validator)),
+        Err(e) => {
+            tracing::warn!(tool = tool.name(), error = %e, "tool schema does not compile; arguments go unchecked");
+            None
+        }
+    };
     RegisteredTool {
         spec: ToolSpec {
             name: tool.name().to_owned(),
             description: tool.description().to_owned(),
-            parameters: tool.parameters(),
+            parameters,
         },
         kind: ToolKind::External(tool),
+        validator,
     }
 }
 
