@@ -94,6 +94,32 @@ async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 
+    // Bad registrations are refused with a stable code and change nothing.
+    for (body, code) in [
+        (
+            json!({"name": "Bad Name", "command": "x"}),
+            "invalid_request",
+        ),
+        (json!({"name": "x"}), "invalid_request"),
+        (
+            json!({"name": "x", "command": "c", "url": "http://h/mcp"}),
+            "invalid_request",
+        ),
+        (
+            json!({"name": "x", "command": "c", "surprise": true}),
+            "invalid_request",
+        ),
+        (json!({"name": "x", "url": "ftp://h"}), "invalid_request"),
+    ] {
+        let (status, answer) = api.post("/v1/mcp/servers", body.clone()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+    }
+    let (status, answer) = api.get("/v1/mcp/servers/nope/tools").await;
+    assert_eq!(status, 404, "{answer}");
+    let (_, listed) = api.get("/v1/mcp/servers").await;
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
+
     // Agents name the server, or one allowed tool; nothing else.
     for (tools, why) in [
         (json!(["mcp:nope"]), "no MCP server"),

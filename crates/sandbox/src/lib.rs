@@ -278,10 +278,13 @@ impl Sandbox {
                 "`{path}` is a directory"
             )));
         }
+        // Unique per upload, so two uploads of one path never share it.
+        static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let temp = full.with_file_name(format!(
-            ".{}.upload-{}",
+            ".{}.upload-{}-{}",
             parts.last().map(String::as_str).unwrap_or("file"),
-            std::process::id()
+            std::process::id(),
+            UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::write(&temp, bytes).map_err(|e| SandboxError::io("writing the file", e))?;
         self.prepare_dir(&temp, uid)?;
