@@ -25,31 +25,20 @@ impl Db {
     }
 
     async fn postgres() -> Option<Db> {
-        let Ok(url) = std::env::var("ROSTER_TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set ROSTER_TEST_DATABASE_URL"
-            );
-            eprintln!("notice: ROSTER_TEST_DATABASE_URL is not set; skipping a PostgreSQL test");
-            return None;
-        };
-        let url = roster_store::postgres::create_test_database(&url)
-            .await
-            .expect("test database");
-        Some(Db {
-            url,
-            dir: tempfile::tempdir().expect("dir"),
-        })
+        Self::on_server("ROSTER_TEST_DATABASE_URL").await
     }
 
     /// A fresh database on a server with pgvector, or `None` with a notice.
     async fn pgvector() -> Option<Db> {
-        let Ok(url) = std::env::var("ROSTER_TEST_PGVECTOR_URL") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set ROSTER_TEST_PGVECTOR_URL"
-            );
-            eprintln!("notice: ROSTER_TEST_PGVECTOR_URL is not set; skipping a pgvector test");
+        Self::on_server("ROSTER_TEST_PGVECTOR_URL").await
+    }
+
+    /// A fresh database on the PostgreSQL server `variable` names, or
+    /// `None` with a notice when it is unset; in CI that is a failure.
+    async fn on_server(variable: &str) -> Option<Db> {
+        let Ok(url) = std::env::var(variable) else {
+            assert!(std::env::var_os("CI").is_none(), "CI must set {variable}");
+            eprintln!("notice: {variable} is not set; skipping a PostgreSQL test");
             return None;
         };
         let url = roster_store::postgres::create_test_database(&url)
