@@ -27,19 +27,7 @@ struct Fixture {
     tenant: TenantId,
 }
 
-fn node_modules() -> Option<PathBuf> {
-    match std::env::var_os("ROSTER_TEST_MCP_NODE_MODULES") {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir).join("node_modules")),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set ROSTER_TEST_MCP_NODE_MODULES (see .ci/run)"
-            );
-            eprintln!("notice: ROSTER_TEST_MCP_NODE_MODULES is not set; skipping an MCP test");
-            None
-        }
-    }
-}
+use roster_testkit::peers::mcp_node_modules as node_modules;
 
 fn python_mcp() -> bool {
     let ok = std::process::Command::new("python3")

@@ -137,3 +137,32 @@ impl FileConfig {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sandbox(toml_text: &str) -> Result<roster_sandbox::SandboxConfig> {
+        let config: FileConfig = toml::from_str(toml_text)?;
+        config.sandbox.to_config(PathBuf::from("/tmp/ws"))
+    }
+
+    #[test]
+    fn sandbox_settings_are_checked() {
+        let config = sandbox("[sandbox]\ntimeout_secs = 5\nmemory_mb = 256\n").expect("valid");
+        assert_eq!(config.limits.wall, std::time::Duration::from_secs(5));
+        assert_eq!(config.limits.memory_bytes, 256 << 20);
+        assert!(!config.network);
+        let defaults = sandbox("").expect("defaults");
+        assert_eq!(defaults.limits.processes, 64);
+        for bad in [
+            "[sandbox]\ntimeout_secs = 0",
+            "[sandbox]\nmemory_mb = 0",
+            "[sandbox]\nprocesses = 1000000",
+            "[sandbox]\nsurprise = 1",
+            "[sandbox]\ncpu_secs = -1",
+        ] {
+            assert!(sandbox(bad).is_err(), "{bad}");
+        }
+    }
+}

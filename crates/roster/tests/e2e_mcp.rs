@@ -10,22 +10,9 @@ mod common;
 use common::{Server, ADMIN_KEY};
 use roster_testkit::{FakeModelServer, Reply};
 use serde_json::json;
-use std::path::PathBuf;
 use std::process::Command;
 
-fn node_modules() -> Option<PathBuf> {
-    match std::env::var_os("ROSTER_TEST_MCP_NODE_MODULES") {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir).join("node_modules")),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set ROSTER_TEST_MCP_NODE_MODULES (see .ci/run)"
-            );
-            eprintln!("notice: ROSTER_TEST_MCP_NODE_MODULES is not set; skipping an MCP test");
-            None
-        }
-    }
-}
+use roster_testkit::peers::mcp_node_modules as node_modules;
 
 /// Runs the CLI against `server`; returns (success, stdout, stderr).
 fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {

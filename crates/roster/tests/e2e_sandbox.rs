@@ -11,20 +11,7 @@ use common::{Server, ADMIN_KEY};
 use roster_testkit::{FakeModelServer, Reply};
 use serde_json::json;
 
-fn have_bwrap() -> bool {
-    let ok = std::process::Command::new("bwrap")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs bubblewrap (see .ci/run)"
-        );
-        eprintln!("notice: bubblewrap is not installed; skipping a sandbox test");
-    }
-    ok
-}
+use roster_testkit::peers::have_bwrap;
 
 fn tool_output(result: &serde_json::Value) -> String {
     result["items"]

@@ -19,16 +19,7 @@ struct Fixture {
 }
 
 async fn fixture() -> Option<Fixture> {
-    let has_bwrap = std::process::Command::new("bwrap")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_bwrap {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs bubblewrap (see .ci/run)"
-        );
-        eprintln!("notice: bubblewrap is not installed; skipping a sandbox test");
+    if !roster_testkit::peers::have_bwrap() {
         return None;
     }
     let dir = tempfile::tempdir().expect("dir");

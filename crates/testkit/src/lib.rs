@@ -23,6 +23,7 @@
 mod anthropic;
 mod embeddings;
 mod openai;
+pub mod peers;
 pub mod reply;
 mod respond;
 mod server;

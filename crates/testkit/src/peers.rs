@@ -1,0 +1,37 @@
+//! Real external programs some tests run (MCP servers from npm, bubblewrap):
+//! where they are, or a printed notice and `None` — except in CI, where a
+//! missing one fails the test instead of skipping it.
+
+use std::path::PathBuf;
+
+fn missing(what: &str, how: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI needs {what} ({how}; see .ci/run)"
+    );
+    eprintln!("notice: {what} is missing ({how}); skipping a test");
+}
+
+/// The `node_modules` directory holding @modelcontextprotocol/server-filesystem
+/// and server-everything, from `ROSTER_TEST_MCP_NODE_MODULES`.
+pub fn mcp_node_modules() -> Option<PathBuf> {
+    match std::env::var_os("ROSTER_TEST_MCP_NODE_MODULES") {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir).join("node_modules")),
+        _ => {
+            missing("the npm MCP servers", "set ROSTER_TEST_MCP_NODE_MODULES");
+            None
+        }
+    }
+}
+
+/// True when bubblewrap runs here.
+pub fn have_bwrap() -> bool {
+    let ok = std::process::Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        missing("bubblewrap", "apt-get install bubblewrap");
+    }
+    ok
+}
