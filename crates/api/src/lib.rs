@@ -41,6 +41,7 @@ pub struct AppState {
 #[derive(Clone)]
 pub struct Integrations {
     pub mcp: std::sync::Arc<roster_mcp::McpManager>,
+    pub sql: std::sync::Arc<roster_sql::SqlSources>,
     pub secrets: roster_secrets::SecretBox,
 }
 
@@ -65,6 +66,8 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::knowledge::put_document, routes::knowledge::delete_document, routes::knowledge::search,
         routes::mcp::create, routes::mcp::list, routes::mcp::show, routes::mcp::delete, routes::mcp::tools,
         routes::mcp::builtins,
+        routes::sql::create, routes::sql::list, routes::sql::show, routes::sql::delete, routes::sql::schema,
+        routes::sql::query,
         routes::files::list, routes::files::download, routes::files::upload, routes::files::delete,
         healthz, openapi_json
     ),
@@ -217,7 +220,7 @@ async fn method_not_allowed(
 }
 
 pub fn app(state: AppState) -> Router {
-    use routes::{agents, files, index, knowledge, ledger, mcp, memories, runs, sessions};
+    use routes::{agents, files, index, knowledge, ledger, mcp, memories, runs, sessions, sql};
     // The upload handler reads and bounds its body itself.
     let document_limit = DefaultBodyLimit::disable();
     let v1 = Router::new()
@@ -279,6 +282,10 @@ pub fn app(state: AppState) -> Router {
         .route("/mcp/servers/{name}", get(mcp::show).delete(mcp::delete))
         .route("/mcp/servers/{name}/tools", get(mcp::tools))
         .route("/tools", get(mcp::builtins))
+        .route("/sources/sql", post(sql::create).get(sql::list))
+        .route("/sources/sql/{name}", get(sql::show).delete(sql::delete))
+        .route("/sources/sql/{name}/schema", get(sql::schema))
+        .route("/sources/sql/{name}/query", post(sql::query))
         .fallback(not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -6,8 +6,6 @@ use crate::McpError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Longest a server name may be: `NAME__TOOL` must fit providers' 64.
-pub const MAX_NAME_LEN: usize = 32;
 /// Longest a single call may be given, whatever the config says.
 pub const MAX_TIMEOUT_SECS: u64 = 3_600;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
@@ -94,21 +92,7 @@ pub struct McpSecrets {
 }
 
 pub fn validate_name(name: &str) -> Result<(), McpError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        && !name.contains("__")
-        && !name.starts_with('_')
-        && !name.ends_with('_');
-    if ok {
-        Ok(())
-    } else {
-        Err(McpError::Invalid(format!(
-            "invalid server name `{name}`: use 1-{MAX_NAME_LEN} of a-z, 0-9, `_` and `-`, without `__` or a leading or trailing `_`"
-        )))
-    }
+    roster_tool::check_integration_name(name).map_err(McpError::Invalid)
 }
 
 impl McpServerInput {

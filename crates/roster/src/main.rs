@@ -48,6 +48,8 @@ enum Command {
     Index(client::IndexArgs),
     /// MCP servers agents may use: add (stdio command or --url), list, show, remove, tools.
     Mcp(client::McpArgs),
+    /// Company data sources agents may query: add-sql, list, show, schema, query, remove.
+    Source(client::SourceArgs),
     /// Measure the runtime's own per-turn cost with an instant in-process model.
     Bench(bench::BenchArgs),
 }
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
             Command::Knowledge(cmd) => client::knowledge(cmd).await,
             Command::Index(cmd) => client::index(cmd).await,
             Command::Mcp(cmd) => client::mcp(cmd).await,
+            Command::Source(cmd) => client::source(cmd).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

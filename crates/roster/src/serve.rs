@@ -102,6 +102,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mcp = roster_mcp::McpManager::new(store.clone(), secrets.clone());
     let mut tools = ToolRegistry::with_builtins();
     tools.add_provider(roster_mcp::McpProvider::new(mcp.clone()));
+    let sql = roster_sql::SqlSources::new(store.clone(), secrets.clone());
+    tools.add_provider(roster_sql::SqlProvider::new(sql.clone()));
     let sandbox_config = file.sandbox.to_config(data_dir.join("workspaces"))?;
     let sandbox = if file.sandbox.enabled {
         match roster_sandbox::Sandbox::open(sandbox_config).await {
@@ -159,6 +161,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         sandbox,
         integrations: Some(roster_api::Integrations {
             mcp: mcp.clone(),
+            sql: sql.clone(),
             secrets,
         }),
     });
@@ -180,6 +183,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     runtime.shutdown().await;
     mcp.shutdown().await;
+    sql.shutdown().await;
     memory.shutdown().await;
     Ok(())
 }

@@ -7,27 +7,11 @@
 
 mod common;
 
-use common::{Server, ADMIN_KEY};
+use common::{cli, Server};
 use roster_testkit::{FakeModelServer, Reply};
 use serde_json::json;
-use std::process::Command;
 
 use roster_testkit::peers::mcp_node_modules as node_modules;
-
-/// Runs the CLI against `server`; returns (success, stdout, stderr).
-fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(args)
-        .env("ROSTER_URL", &server.url)
-        .env("ROSTER_API_KEY", ADMIN_KEY)
-        .output()
-        .expect("run cli");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
@@ -111,8 +95,8 @@ async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
     for (tools, why) in [
         (json!(["mcp:nope"]), "no MCP server"),
         (json!(["mcp:files/write_file"]), "allow-list"),
-        (json!(["mcp:Bad"]), "invalid server name"),
-        (json!(["http:files"]), "unknown tool"),
+        (json!(["mcp:Bad"]), "invalid name `Bad`"),
+        (json!(["ftp:files"]), "unknown tool"),
     ] {
         let (status, body) = api
             .post(

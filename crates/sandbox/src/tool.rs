@@ -39,13 +39,7 @@ impl RunCodeTool {
 
 /// The JSON Schema the model sees, derived from [`RunCodeArgs`].
 pub fn parameters() -> serde_json::Value {
-    let mut parameters =
-        serde_json::to_value(schemars::schema_for!(RunCodeArgs)).unwrap_or_default();
-    if let Some(object) = parameters.as_object_mut() {
-        object.remove("$schema");
-        object.remove("title");
-    }
-    parameters
+    roster_tool::parameters_of::<RunCodeArgs>()
 }
 
 /// What the model reads: exit status, then each stream, with any cut said.

@@ -35,3 +35,23 @@ pub fn have_bwrap() -> bool {
     }
     ok
 }
+
+fn service_url(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            missing(what, &format!("set {var}"));
+            None
+        }
+    }
+}
+
+/// The PostgreSQL server of the tests, from `ROSTER_TEST_DATABASE_URL`.
+pub fn postgres_url() -> Option<String> {
+    service_url("ROSTER_TEST_DATABASE_URL", "a PostgreSQL server")
+}
+
+/// The MariaDB/MySQL server of the tests, from `ROSTER_TEST_MYSQL_URL`.
+pub fn mysql_url() -> Option<String> {
+    service_url("ROSTER_TEST_MYSQL_URL", "a MariaDB or MySQL server")
+}

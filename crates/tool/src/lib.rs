@@ -104,9 +104,48 @@ pub trait ToolProvider: Send + Sync {
         tenant: &roster_core::TenantId,
         entry: &str,
     ) -> Result<Vec<DynTool>, ProviderError>;
+    /// All of one run's entries of this scheme (without the scheme). By
+    /// default each is resolved on its own, concurrently; a provider whose
+    /// entries share one tool (every `sql:` source goes through one
+    /// `sql_query`) resolves them together.
+    async fn resolve_all(
+        &self,
+        tenant: &roster_core::TenantId,
+        entries: &[String],
+    ) -> ResolvedEntries {
+        let answers =
+            futures::future::join_all(entries.iter().map(|e| self.resolve(tenant, e))).await;
+        let mut out = ResolvedEntries::default();
+        for (entry, answer) in entries.iter().zip(answers) {
+            match answer {
+                Ok(tools) => out.tools.extend(tools),
+                Err(e) => out.failed.push((entry.clone(), e)),
+            }
+        }
+        out
+    }
 }
 
 pub type DynToolProvider = Arc<dyn ToolProvider>;
+
+/// One run's entries of a scheme, resolved together.
+#[derive(Default)]
+pub struct ResolvedEntries {
+    pub tools: Vec<DynTool>,
+    /// Entries (without the scheme) that gave nothing, and why.
+    pub failed: Vec<(String, ProviderError)>,
+}
+
+/// The JSON Schema of a typed argument struct, as the model sees it
+/// (without the wrapper keys providers do not want).
+pub fn parameters_of<T: schemars::JsonSchema>() -> serde_json::Value {
+    let mut parameters = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+    if let Some(object) = parameters.as_object_mut() {
+        object.remove("$schema");
+        object.remove("title");
+    }
+    parameters
+}
 
 /// Splits `scheme:rest`; `None` for a plain tool name.
 pub fn split_entry(entry: &str) -> Option<(&str, &str)> {
@@ -116,6 +155,29 @@ pub fn split_entry(entry: &str) -> Option<(&str, &str)> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
     .then_some((scheme, rest))
+}
+
+/// Longest name of an integration (MCP server, SQL source, HTTP service):
+/// `NAME__TOOL` must still fit the providers' 64 characters.
+pub const MAX_INTEGRATION_NAME_LEN: usize = 32;
+
+/// Checks the name a tenant gives an integration; the error says the rule.
+pub fn check_integration_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_INTEGRATION_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && !name.contains("__")
+        && !name.starts_with('_')
+        && !name.ends_with('_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name `{name}`: use 1-{MAX_INTEGRATION_NAME_LEN} of a-z, 0-9, `_` and `-`, without `__` or a leading or trailing `_`"
+        ))
+    }
 }
 
 /// True for a name every model provider accepts for a tool.

@@ -89,7 +89,7 @@ pub(crate) fn mcp_error(e: McpError) -> ApiError {
     }
 }
 
-fn integrations(state: &AppState) -> Result<&crate::Integrations, ApiError> {
+pub(crate) fn integrations(state: &AppState) -> Result<&crate::Integrations, ApiError> {
     state.integrations.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

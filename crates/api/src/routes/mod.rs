@@ -9,6 +9,7 @@ pub mod mcp;
 pub mod memories;
 pub mod runs;
 pub mod sessions;
+pub mod sql;
 
 /// The runtime's memory service, or `503 memory_unavailable`.
 pub(crate) fn memory_service(

@@ -10,25 +10,8 @@ use serde_json::{json, Map, Value};
 /// server is `--server` here (or `ROSTER_URL`), not `--url` as elsewhere.
 #[derive(clap::Args)]
 pub struct McpArgs {
-    /// Roster server URL.
-    #[arg(
-        long,
-        env = "ROSTER_URL",
-        default_value = "http://127.0.0.1:7700",
-        global = true
-    )]
-    server: String,
-    /// API key; defaults to the admin key file in --data-dir.
-    #[arg(long, env = "ROSTER_API_KEY", hide_env_values = true, global = true)]
-    api_key: Option<String>,
-    /// Data directory whose `admin.key` is used when no key is given.
-    #[arg(
-        long,
-        env = "ROSTER_DATA_DIR",
-        default_value = "roster-data",
-        global = true
-    )]
-    data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    connection: super::ServerConnection,
     #[command(subcommand)]
     command: McpCommand,
 }
@@ -109,11 +92,7 @@ fn describe(server: &Value) -> String {
 }
 
 pub async fn run(args: McpArgs) -> Result<()> {
-    let client = Client::new(&Connection {
-        url: args.server,
-        api_key: args.api_key,
-        data_dir: args.data_dir,
-    })?;
+    let client = Client::new(&Connection::from(args.connection))?;
     match args.command {
         McpCommand::Add {
             name,

@@ -1,5 +1,5 @@
 //! The CLI's client commands: `agent`, `chat`, `session`, `run`, `memory`,
-//! `knowledge`, `index` and `mcp` speak HTTP
+//! `knowledge`, `index`, `mcp` and `source` speak HTTP
 //! to a running `roster serve`. Each command module owns its clap arguments
 //! and its output; [`http`] is the shared request/error plumbing and
 //! [`output`] the shared formatting.
@@ -13,6 +13,7 @@ mod memory;
 mod output;
 mod run;
 mod session;
+mod source;
 
 use std::path::PathBuf;
 
@@ -23,6 +24,7 @@ pub use mcp::{run as mcp, McpArgs};
 pub use memory::{index, run as memory, IndexArgs, MemoryArgs};
 pub use run::{run, RunArgs};
 pub use session::{run as session, SessionArgs};
+pub use source::{run as source, SourceArgs};
 
 /// Where the CLI finds its server and key. Flattened into every client
 /// command; `global` so the flags may also follow a nested subcommand
@@ -48,4 +50,39 @@ pub struct Connection {
         global = true
     )]
     pub data_dir: PathBuf,
+}
+
+/// [`Connection`] for commands whose own `--url` names something else (an
+/// MCP server, a database): the Roster server is `--server` there.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServerConnection {
+    /// Roster server URL.
+    #[arg(
+        long,
+        env = "ROSTER_URL",
+        default_value = "http://127.0.0.1:7700",
+        global = true
+    )]
+    pub server: String,
+    /// API key; defaults to the admin key file in --data-dir.
+    #[arg(long, env = "ROSTER_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
+    /// Data directory whose `admin.key` is used when no key is given.
+    #[arg(
+        long,
+        env = "ROSTER_DATA_DIR",
+        default_value = "roster-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+}
+
+impl From<ServerConnection> for Connection {
+    fn from(c: ServerConnection) -> Connection {
+        Connection {
+            url: c.server,
+            api_key: c.api_key,
+            data_dir: c.data_dir,
+        }
+    }
 }

@@ -7,6 +7,22 @@ use std::time::{Duration, Instant};
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
+/// Runs the CLI against `server` with the admin key; returns (success,
+/// stdout, stderr).
+pub fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(args)
+        .env("ROSTER_URL", &server.url)
+        .env("ROSTER_API_KEY", ADMIN_KEY)
+        .output()
+        .expect("run cli");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub struct Server {
     pub child: Child,
     pub url: String,

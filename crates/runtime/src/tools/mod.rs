@@ -177,7 +177,8 @@ impl ToolRegistry {
         entries: &[String],
     ) -> ResolvedTools {
         let mut resolved = ResolvedTools::default();
-        let mut pending = Vec::new();
+        // Entries grouped by provider, in the order they first appear.
+        let mut pending: Vec<(&str, DynToolProvider, Vec<String>)> = Vec::new();
         for entry in entries {
             match roster_tool::split_entry(entry) {
                 None => {
@@ -186,7 +187,10 @@ impl ToolRegistry {
                     }
                 }
                 Some((scheme, rest)) => match self.providers.get(scheme) {
-                    Some(provider) => pending.push((entry, provider.clone(), rest)),
+                    Some(provider) => match pending.iter_mut().find(|(s, _, _)| *s == scheme) {
+                        Some((_, _, rests)) => rests.push(rest.to_owned()),
+                        None => pending.push((scheme, provider.clone(), vec![rest.to_owned()])),
+                    },
                     None => resolved
                         .unavailable
                         .push(format!("`{entry}`: no provider for `{scheme}:`")),
@@ -198,25 +202,22 @@ impl ToolRegistry {
         let answers = futures::future::join_all(
             pending
                 .iter()
-                .map(|(_, provider, rest)| provider.resolve(tenant, rest)),
+                .map(|(_, provider, rests)| provider.resolve_all(tenant, rests)),
         )
         .await;
-        for ((entry, _, _), answer) in pending.iter().zip(answers) {
-            match answer {
-                Ok(tools) => {
-                    for tool in tools {
-                        let registered = external(tool);
-                        // A fixed tool keeps its name; the first entry wins a clash.
-                        resolved
-                            .tools
-                            .entry(registered.spec.name.clone())
-                            .or_insert(registered);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(entry = %entry, error = %e, "tool entry unavailable for this run");
-                    resolved.unavailable.push(format!("`{entry}`: {e}"));
-                }
+        for ((scheme, _, _), answer) in pending.iter().zip(answers) {
+            for tool in answer.tools {
+                let registered = external(tool);
+                // A fixed tool keeps its name; the first entry wins a clash.
+                resolved
+                    .tools
+                    .entry(registered.spec.name.clone())
+                    .or_insert(registered);
+            }
+            for (rest, e) in answer.failed {
+                let entry = format!("{scheme}:{rest}");
+                tracing::warn!(entry = %entry, error = %e, "tool entry unavailable for this run");
+                resolved.unavailable.push(format!("`{entry}`: {e}"));
             }
         }
         resolved
