@@ -42,6 +42,7 @@ pub struct AppState {
 pub struct Integrations {
     pub mcp: std::sync::Arc<roster_mcp::McpManager>,
     pub sql: std::sync::Arc<roster_sql::SqlSources>,
+    pub http: std::sync::Arc<roster_openapi::HttpServices>,
     pub secrets: roster_secrets::SecretBox,
 }
 
@@ -68,6 +69,7 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::mcp::builtins,
         routes::sql::create, routes::sql::list, routes::sql::show, routes::sql::delete, routes::sql::schema,
         routes::sql::query,
+        routes::http::create, routes::http::list, routes::http::show, routes::http::delete,
         routes::files::list, routes::files::download, routes::files::upload, routes::files::delete,
         healthz, openapi_json
     ),
@@ -220,7 +222,9 @@ async fn method_not_allowed(
 }
 
 pub fn app(state: AppState) -> Router {
-    use routes::{agents, files, index, knowledge, ledger, mcp, memories, runs, sessions, sql};
+    use routes::{
+        agents, files, http, index, knowledge, ledger, mcp, memories, runs, sessions, sql,
+    };
     // The upload handler reads and bounds its body itself.
     let document_limit = DefaultBodyLimit::disable();
     let v1 = Router::new()
@@ -286,6 +290,8 @@ pub fn app(state: AppState) -> Router {
         .route("/sources/sql/{name}", get(sql::show).delete(sql::delete))
         .route("/sources/sql/{name}/schema", get(sql::schema))
         .route("/sources/sql/{name}/query", post(sql::query))
+        .route("/sources/http", post(http::create).get(http::list))
+        .route("/sources/http/{name}", get(http::show).delete(http::delete))
         .fallback(not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -104,6 +104,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tools.add_provider(roster_mcp::McpProvider::new(mcp.clone()));
     let sql = roster_sql::SqlSources::new(store.clone(), secrets.clone());
     tools.add_provider(roster_sql::SqlProvider::new(sql.clone()));
+    let http = roster_openapi::HttpServices::new(store.clone(), secrets.clone());
+    tools.add_provider(roster_openapi::HttpProvider::new(http.clone()));
     let sandbox_config = file.sandbox.to_config(data_dir.join("workspaces"))?;
     let sandbox = if file.sandbox.enabled {
         match roster_sandbox::Sandbox::open(sandbox_config).await {
@@ -162,6 +164,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         integrations: Some(roster_api::Integrations {
             mcp: mcp.clone(),
             sql: sql.clone(),
+            http,
             secrets,
         }),
     });

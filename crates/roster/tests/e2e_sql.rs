@@ -271,5 +271,5 @@ async fn an_agent_answers_from_a_database_and_a_file_together() {
         .expect("roles");
     assert_eq!(roles, 0, "the read-only role is gone");
     let (ok, _, err) = cli(&server, &["source", "show", "warehouse"]);
-    assert!(!ok && err.contains("no SQL source"), "{err}");
+    assert!(!ok && err.contains("no source `warehouse`"), "{err}");
 }

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod files;
+pub mod http;
 pub mod index;
 pub mod knowledge;
 pub mod ledger;

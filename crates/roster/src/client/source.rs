@@ -1,10 +1,10 @@
-//! `roster source add-sql|list|show|schema|query|remove`: the tenant's
-//! company data sources (SQL databases).
+//! `roster source add-sql|add-openapi|list|show|schema|query|remove`: the
+//! tenant's company data sources (SQL databases, HTTP services).
 
 use super::http::Client;
 use super::output::{one_line, print_json, table};
 use super::Connection;
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
 
 /// `source add-sql NAME --url URL` names the database's URL, so the Roster
@@ -45,12 +45,56 @@ enum SourceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Register an HTTP service from its OpenAPI 3 document: each operation
+    /// becomes a tool `NAME__OPERATION`.
+    AddOpenapi {
+        name: String,
+        /// The OpenAPI 3.0 or 3.1 document, JSON or YAML.
+        #[arg(long, value_name = "FILE")]
+        spec: std::path::PathBuf,
+        /// Where requests go (default: the document's first server).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Hosts requests and redirects may reach (default: the base URL's host).
+        #[arg(long = "allow-host", value_delimiter = ',', value_name = "HOST")]
+        allow_hosts: Vec<String>,
+        /// Sent as `Authorization: Bearer TOKEN` (stored encrypted).
+        #[arg(
+            long,
+            env = "ROSTER_SOURCE_BEARER_TOKEN",
+            hide_env_values = true,
+            conflicts_with = "key"
+        )]
+        bearer_token: Option<String>,
+        /// Header that carries the service's API key, e.g. X-API-Key.
+        #[arg(long, requires = "key", value_name = "HEADER")]
+        key_header: Option<String>,
+        /// The service's API key, sent in --key-header (stored encrypted).
+        #[arg(
+            long,
+            env = "ROSTER_SOURCE_KEY",
+            hide_env_values = true,
+            requires = "key_header"
+        )]
+        key: Option<String>,
+        /// Only these operations (operationIds, comma-separated or repeated).
+        #[arg(long, value_delimiter = ',', value_name = "ID")]
+        operations: Vec<String>,
+        /// Longest one call may take, in seconds (default 30).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+        /// Longest response body shown to the model (default 65536).
+        #[arg(long)]
+        max_response_bytes: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the registered sources.
     List {
         #[arg(long)]
         json: bool,
     },
-    /// Show one source (never its password).
+    /// Show one source (never its password or key).
     Show {
         name: String,
         #[arg(long)]
@@ -69,7 +113,7 @@ enum SourceCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a source (and the read-only role Roster made for it).
+    /// Remove a source (and the read-only role Roster made for a database).
     Remove { name: String },
 }
 
@@ -105,6 +149,71 @@ fn cell(value: &Value) -> String {
         Value::Null => "NULL".to_owned(),
         Value::String(s) => one_line(s, 60),
         other => other.to_string(),
+    }
+}
+
+fn list_of(page: &Value) -> &[Value] {
+    page["data"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// The source named `name` and its kind (`sql` or `http`), SQL first.
+async fn find(client: &Client, name: &str) -> Result<(&'static str, Value)> {
+    let sql_error = match client.get(&["v1", "sources", "sql", name], &[]).await {
+        Ok(found) => return Ok(("sql", found)),
+        Err(e) => e,
+    };
+    match client.get(&["v1", "sources", "http", name], &[]).await {
+        Ok(found) => Ok(("http", found)),
+        // Both missing is the common case; any other failure says more.
+        Err(_) if sql_error.to_string().contains("not_found") => Err(anyhow!(
+            "no source `{name}` (neither a SQL source nor an HTTP service)"
+        )),
+        Err(_) => Err(sql_error),
+    }
+}
+
+fn show_http(service: &Value) {
+    println!("name:     {}", service["name"].as_str().unwrap_or_default());
+    println!(
+        "api:      {} {}",
+        service["title"].as_str().unwrap_or_default(),
+        service["version"].as_str().unwrap_or_default()
+    );
+    println!(
+        "base url: {}",
+        service["base_url"].as_str().unwrap_or_default()
+    );
+    println!("hosts:    {}", strings(&service["allow_hosts"]).join(", "));
+    match service["auth"]["type"].as_str() {
+        Some("bearer") => println!("auth:     bearer token (stored encrypted)"),
+        Some("api_key") => println!(
+            "auth:     API key in {} (stored encrypted)",
+            service["auth"]["header"].as_str().unwrap_or_default()
+        ),
+        _ => println!("auth:     none"),
+    }
+    let rows: Vec<Vec<String>> = service["operations"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|op| {
+            vec![
+                op["tool"].as_str().unwrap_or_default().to_owned(),
+                format!(
+                    "{} {}",
+                    op["method"].as_str().unwrap_or_default(),
+                    op["path"].as_str().unwrap_or_default()
+                ),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["TOOL", "REQUEST"], &rows));
+    for skipped in strings(&service["skipped"]) {
+        println!("left out: {skipped}");
     }
 }
 
@@ -151,39 +260,102 @@ pub async fn run(args: SourceArgs) -> Result<()> {
                 created["name"].as_str().unwrap_or_default(),
             );
         }
-        SourceCommand::List { json } => {
-            let page = client.get(&sql(&[]), &[]).await?;
-            if json {
-                return print_json(&page);
+        SourceCommand::AddOpenapi {
+            name,
+            spec,
+            base_url,
+            allow_hosts,
+            bearer_token,
+            key_header,
+            key,
+            operations,
+            timeout,
+            max_response_bytes,
+            json,
+        } => {
+            let document = std::fs::read_to_string(&spec)
+                .map_err(|e| anyhow!("cannot read {}: {e}", spec.display()))?;
+            let mut body = json!({ "name": name, "spec": document });
+            if let Some(base_url) = base_url {
+                body["base_url"] = json!(base_url);
             }
-            let rows: Vec<Vec<String>> = page["data"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            if !allow_hosts.is_empty() {
+                body["allow_hosts"] = json!(allow_hosts);
+            }
+            match (bearer_token, key_header, key) {
+                (Some(token), None, None) => {
+                    body["auth"] = json!({"type": "bearer", "token": token})
+                }
+                (None, Some(header), Some(value)) => {
+                    body["auth"] = json!({"type": "api_key", "header": header, "value": value})
+                }
+                _ => {}
+            }
+            if !operations.is_empty() {
+                body["operations"] = json!(operations);
+            }
+            if let Some(timeout) = timeout {
+                body["timeout_secs"] = json!(timeout);
+            }
+            if let Some(max) = max_response_bytes {
+                body["max_response_bytes"] = json!(max);
+            }
+            let created = client.post(&["v1", "sources", "http"], &body).await?;
+            if json {
+                return print_json(&created);
+            }
+            let count = created["operations"].as_array().map_or(0, Vec::len);
+            println!(
+                "added HTTP service {} ({count} operations as tools); agents reach it with the tool entry http:{}",
+                created["name"].as_str().unwrap_or_default(),
+                created["name"].as_str().unwrap_or_default(),
+            );
+            for skipped in strings(&created["skipped"]) {
+                println!("left out: {skipped}");
+            }
+        }
+        SourceCommand::List { json } => {
+            let databases = client.get(&sql(&[]), &[]).await?;
+            let services = client.get(&["v1", "sources", "http"], &[]).await?;
+            if json {
+                return print_json(&json!({"sql": databases["data"], "http": services["data"]}));
+            }
+            let mut rows: Vec<Vec<String>> = list_of(&databases)
                 .iter()
                 .map(|s| {
                     vec![
                         s["name"].as_str().unwrap_or_default().to_owned(),
-                        s["engine"].as_str().unwrap_or_default().to_owned(),
+                        format!("sql/{}", s["engine"].as_str().unwrap_or_default()),
                         one_line(s["location"].as_str().unwrap_or_default(), 50),
                         one_line(&strings(&s["allow"]).join(","), 50),
                     ]
                 })
                 .collect();
+            rows.extend(list_of(&services).iter().map(|s| {
+                vec![
+                    s["name"].as_str().unwrap_or_default().to_owned(),
+                    "http".to_owned(),
+                    one_line(s["base_url"].as_str().unwrap_or_default(), 50),
+                    format!(
+                        "{} operations",
+                        s["operations"].as_array().map_or(0, Vec::len)
+                    ),
+                ]
+            }));
             if rows.is_empty() {
-                println!(
-                    "no sources; add one with `roster source add-sql NAME --url URL --allow TABLE`"
-                );
+                println!("no sources; add one with `roster source add-sql NAME --url URL --allow TABLE` or `roster source add-openapi NAME --spec FILE`");
             } else {
-                print!("{}", table(&["NAME", "ENGINE", "LOCATION", "ALLOW"], &rows));
+                print!("{}", table(&["NAME", "KIND", "LOCATION", "ALLOWS"], &rows));
             }
         }
         SourceCommand::Show { name, json } => {
-            let source = client
-                .get(&[&sql(&[])[..], &[name.as_str()]].concat(), &[])
-                .await?;
+            let (kind, source) = find(&client, &name).await?;
             if json {
                 return print_json(&source);
+            }
+            if kind == "http" {
+                show_http(&source);
+                return Ok(());
             }
             println!("name:     {}", source["name"].as_str().unwrap_or_default());
             println!(
@@ -285,8 +457,9 @@ pub async fn run(args: SourceArgs) -> Result<()> {
             }
         }
         SourceCommand::Remove { name } => {
+            let (kind, _) = find(&client, &name).await?;
             client
-                .delete(&[&sql(&[])[..], &[name.as_str()]].concat())
+                .delete(&["v1", "sources", kind, name.as_str()])
                 .await?;
             println!("removed source {name}");
         }

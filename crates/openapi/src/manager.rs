@@ -1,0 +1,279 @@
+//! The tenant's HTTP services: registration (import the document, settle
+//! base URL, hosts and credentials, store), and one HTTP client per
+//! service, built with its redirect allow-list and replaced when the
+//! registration changes.
+
+use crate::import::{import, Operation};
+use crate::spec::{HttpSecrets, HttpServiceConfig, HttpServiceInput};
+use crate::tool::exposed_name;
+use crate::{HttpError, KIND};
+use roster_core::TenantId;
+use roster_secrets::{Secret, SecretBox};
+use roster_store::{DynStore, Integration, NewIntegration, StoreError};
+use roster_tool::ToolOutput;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub(crate) struct Service {
+    id: String,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    pub config: HttpServiceConfig,
+    secret: Option<String>,
+    client: reqwest::Client,
+}
+
+pub struct HttpServices {
+    store: DynStore,
+    secrets: SecretBox,
+    services: Mutex<HashMap<(TenantId, String), Arc<Service>>>,
+}
+
+/// The sealing context of a service's credential: moved to another row, it
+/// does not open.
+pub fn secret_context(tenant: &TenantId, name: &str) -> String {
+    format!("{tenant}/{KIND}/{name}")
+}
+
+impl HttpServices {
+    pub fn new(store: DynStore, secrets: SecretBox) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            secrets,
+            services: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Imports the document and stores the service. Returns the stored
+    /// registration and the operations left out, with why.
+    pub async fn register(
+        &self,
+        tenant: &TenantId,
+        input: HttpServiceInput,
+    ) -> Result<(Integration, Vec<String>), HttpError> {
+        roster_tool::check_integration_name(&input.name).map_err(HttpError::Invalid)?;
+        let imported = import(&input.spec)?;
+        let settled = input.settle(&imported.servers)?;
+        let mut operations = imported.operations;
+        if let Some(wanted) = &input.operations {
+            let unknown: Vec<&String> = wanted
+                .iter()
+                .filter(|id| !operations.iter().any(|op| &op.id == *id))
+                .collect();
+            if !unknown.is_empty() {
+                let known: Vec<&str> = operations.iter().map(|op| op.id.as_str()).collect();
+                return Err(HttpError::Invalid(format!(
+                    "the document has no operation {}; it has: {}",
+                    unknown
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    known.join(", ")
+                )));
+            }
+            operations.retain(|op| wanted.contains(&op.id));
+        }
+        let mut names: BTreeMap<String, &str> = BTreeMap::new();
+        for op in &operations {
+            let name = exposed_name(&input.name, &op.id);
+            if let Some(other) = names.insert(name.clone(), &op.id) {
+                return Err(HttpError::Invalid(format!(
+                    "operations `{other}` and `{}` would both be the tool `{name}`; rename one operationId or leave one out with `operations`",
+                    op.id
+                )));
+            }
+        }
+        let (auth, secret) = match settled.auth {
+            Some((auth, secret)) => (Some(auth), Some(secret)),
+            None => (None, None),
+        };
+        let config = HttpServiceConfig {
+            title: imported.title,
+            version: imported.version,
+            base_url: settled.base_url.to_string(),
+            allow_hosts: settled.allow_hosts,
+            auth,
+            operations,
+            timeout_secs: settled.timeout_secs,
+            max_response_bytes: settled.max_response_bytes,
+        };
+        let sealed = match &secret {
+            Some(secret) => {
+                let plain = serde_json::to_string(secret)
+                    .map_err(|e| HttpError::Invalid(format!("cannot encode credentials: {e}")))?;
+                Some(
+                    self.secrets
+                        .seal(&Secret::new(plain), &secret_context(tenant, &input.name)),
+                )
+            }
+            None => None,
+        };
+        let id: [u8; 8] = rand::random();
+        let stored = self
+            .store
+            .create_integration(
+                tenant,
+                NewIntegration {
+                    id: format!("int_{}", hex::encode(id)),
+                    kind: KIND.to_owned(),
+                    name: input.name.clone(),
+                    config: serde_json::to_value(&config)
+                        .map_err(|e| HttpError::Invalid(format!("cannot encode config: {e}")))?,
+                    sealed,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => HttpError::Store(StoreError::Conflict(format!(
+                    "an HTTP service named `{}` exists",
+                    input.name
+                ))),
+                other => HttpError::Store(other),
+            })?;
+        self.forget(tenant, &input.name);
+        Ok((stored, imported.skipped))
+    }
+
+    pub async fn registration(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<(Integration, HttpServiceConfig), HttpError> {
+        let stored = self
+            .store
+            .get_integration(tenant, KIND, name)
+            .await?
+            .ok_or_else(|| HttpError::NotFound(format!("no HTTP service `{name}`")))?;
+        let config = serde_json::from_value(stored.config.clone())
+            .map_err(|e| HttpError::Invalid(format!("stored config of `{name}`: {e}")))?;
+        Ok((stored, config))
+    }
+
+    pub async fn list(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(Integration, HttpServiceConfig)>, HttpError> {
+        let mut out = Vec::new();
+        for stored in self.store.list_integrations(tenant, KIND).await? {
+            let config = serde_json::from_value(stored.config.clone()).map_err(|e| {
+                HttpError::Invalid(format!("stored config of `{}`: {e}", stored.name))
+            })?;
+            out.push((stored, config));
+        }
+        Ok(out)
+    }
+
+    pub async fn remove(&self, tenant: &TenantId, name: &str) -> Result<(), HttpError> {
+        let removed = self.store.delete_integration(tenant, KIND, name).await?;
+        self.forget(tenant, name);
+        if removed {
+            Ok(())
+        } else {
+            Err(HttpError::NotFound(format!("no HTTP service `{name}`")))
+        }
+    }
+
+    fn forget(&self, tenant: &TenantId, name: &str) {
+        self.services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(tenant.clone(), name.to_owned()));
+    }
+
+    pub(crate) async fn service(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Arc<Service>, HttpError> {
+        let key = (tenant.clone(), name.to_owned());
+        let (stored, config) = match self.registration(tenant, name).await {
+            Ok(found) => found,
+            Err(e) => {
+                self.forget(tenant, name);
+                return Err(e);
+            }
+        };
+        if let Some(service) = self
+            .services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            if service.id == stored.id && service.updated_at == stored.updated_at {
+                return Ok(service.clone());
+            }
+        }
+        let secret = match &stored.sealed {
+            Some(sealed) => {
+                let opened = self
+                    .secrets
+                    .open(sealed, &secret_context(tenant, name))
+                    .map_err(|e| HttpError::Secret(e.to_string()))?;
+                let secret: HttpSecrets = serde_json::from_str(opened.expose())
+                    .map_err(|_| HttpError::Secret("sealed credentials are malformed".into()))?;
+                Some(secret.value)
+            }
+            None => None,
+        };
+        let client = crate::call::client(
+            &config.allow_hosts,
+            Duration::from_secs(config.timeout_secs),
+        )
+        .map_err(|e| HttpError::Invalid(format!("cannot build an HTTP client: {e}")))?;
+        let service = Arc::new(Service {
+            id: stored.id,
+            updated_at: stored.updated_at,
+            config,
+            secret,
+            client,
+        });
+        self.services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, service.clone());
+        Ok(service)
+    }
+
+    /// Calls one operation of a service; errors are results the model reads.
+    pub async fn call(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        operation: &str,
+        arguments: &serde_json::Value,
+    ) -> ToolOutput {
+        let service = match self.service(tenant, name).await {
+            Ok(service) => service,
+            Err(e) => return ToolOutput::error(e.to_string()),
+        };
+        let Some(op) = service
+            .config
+            .operations
+            .iter()
+            .find(|op| op.id == operation)
+        else {
+            return ToolOutput::error(format!(
+                "HTTP service `{name}` has no operation `{operation}`"
+            ));
+        };
+        crate::call::call(
+            &service.client,
+            &service.config,
+            service.secret.as_deref(),
+            op,
+            arguments,
+        )
+        .await
+    }
+
+    /// The operations of a service, for resolving an agent's entry.
+    pub(crate) async fn operations(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<(HttpServiceConfig, Vec<Operation>), HttpError> {
+        let service = self.service(tenant, name).await?;
+        Ok((service.config.clone(), service.config.operations.clone()))
+    }
+}
