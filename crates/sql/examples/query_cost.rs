@@ -3,8 +3,9 @@
 //! sent straight to the same database (the baseline), interleaved in one
 //! command so the machine's noise hits both alike.
 //!
-//! `cargo run --release -p roster-sql --example query_cost` (SQLite only), or
-//! with `ROSTER_TEST_DATABASE_URL=postgres://…` set, PostgreSQL as well.
+//! `cargo run --release -p roster-sql --example query_cost` (SQLite only);
+//! with `ROSTER_TEST_DATABASE_URL=postgres://…` set, PostgreSQL as well, and
+//! with `ROSTER_TEST_MYSQL_URL=mysql://…` MariaDB/MySQL.
 
 use roster_core::TenantId;
 use roster_secrets::SecretBox;
@@ -138,5 +139,41 @@ async fn main() {
         }
         report("PostgreSQL, 10k rows, 3 groups", base, roster);
         sources.remove(&tenant, "pg").await.expect("remove");
+    }
+
+    if let Ok(url) = std::env::var("ROSTER_TEST_MYSQL_URL") {
+        let pool = sqlx::MySqlPool::connect(&url).await.expect("mysql");
+        let table = format!("bench_orders_{}", std::process::id());
+        pool.execute(sqlx::raw_sql(&format!(
+            "CREATE TABLE {table} (id INT AUTO_INCREMENT PRIMARY KEY, region VARCHAR(8), total DECIMAL(10,2));
+             INSERT INTO {table} (region, total) SELECT ELT(1 + seq % 3, 'EU', 'US', 'APAC'), seq % 100 FROM seq_1_to_10000;"
+        )))
+        .await
+        .expect("table");
+        let input: SqlSourceInput = serde_json::from_value(
+            serde_json::json!({"name": "maria", "url": url, "allow": [table.clone()]}),
+        )
+        .expect("input");
+        sources
+            .register(&tenant, input)
+            .await
+            .expect("register mysql");
+        let sql = SQL.replace("orders", &table);
+        let (mut base, mut roster) = (Vec::new(), Vec::new());
+        for _ in 0..QUERIES / 4 {
+            let t = Instant::now();
+            let mut conn = pool.acquire().await.expect("conn");
+            let rows = conn.fetch_all(sqlx::raw_sql(&sql)).await.expect("query");
+            assert_eq!(rows.len(), 3);
+            base.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            sources.query(&tenant, "maria", &sql).await.expect("query");
+            roster.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        report("MariaDB, 10k rows, 3 groups", base, roster);
+        sources.remove(&tenant, "maria").await.expect("remove");
+        pool.execute(sqlx::raw_sql(&format!("DROP TABLE {table}")))
+            .await
+            .expect("drop");
     }
 }

@@ -305,8 +305,12 @@ impl MySqlBackend {
                 limits.timeout().as_millis()
             )
         };
-        Executor::execute(&mut *conn, sqlx::raw_sql(&limit)).await?;
-        Executor::execute(&mut *conn, sqlx::raw_sql("START TRANSACTION READ ONLY")).await?;
+        // One round trip for both (a multi-statement text query).
+        Executor::execute(
+            &mut *conn,
+            sqlx::raw_sql(&format!("{limit}; START TRANSACTION READ ONLY")),
+        )
+        .await?;
         let mut table = TableBuilder::new(Vec::new(), limits.max_rows, limits.max_bytes);
         let mut any = false;
         {

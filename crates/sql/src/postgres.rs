@@ -344,11 +344,13 @@ async fn run(
     sql: &str,
     limits: &Limits,
 ) -> Result<ResultTable, sqlx::Error> {
-    Executor::execute(&mut *conn, sqlx::raw_sql("BEGIN READ ONLY")).await?;
+    // One round trip for both: the simple protocol runs them in order.
     let millis = limits.timeout().as_millis();
     Executor::execute(
         &mut *conn,
-        sqlx::raw_sql(&format!("SET LOCAL statement_timeout = {millis}")),
+        sqlx::raw_sql(&format!(
+            "BEGIN READ ONLY; SET LOCAL statement_timeout = {millis}"
+        )),
     )
     .await?;
     let mut table = TableBuilder::new(Vec::new(), limits.max_rows, limits.max_bytes);
