@@ -24,6 +24,9 @@ pub use error::ApiError;
 
 /// Request bodies above this size are refused with `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Largest body of an HTTP service registration: real OpenAPI documents
+/// (a cloud provider's, a CRM's) run to several megabytes.
+pub const MAX_SPEC_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -290,7 +293,12 @@ pub fn app(state: AppState) -> Router {
         .route("/sources/sql/{name}", get(sql::show).delete(sql::delete))
         .route("/sources/sql/{name}/schema", get(sql::schema))
         .route("/sources/sql/{name}/query", post(sql::query))
-        .route("/sources/http", post(http::create).get(http::list))
+        .route(
+            "/sources/http",
+            post(http::create)
+                .get(http::list)
+                .layer(DefaultBodyLimit::max(MAX_SPEC_BYTES)),
+        )
         .route("/sources/http/{name}", get(http::show).delete(http::delete))
         .fallback(not_found)
         .route_layer(axum::middleware::from_fn_with_state(

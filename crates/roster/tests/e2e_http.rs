@@ -32,27 +32,29 @@ paths:
       responses: {"200": {description: ok}}
 "#;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_calls_an_operation_imported_from_openapi() {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let recorded = seen.clone();
-    let service = axum::Router::new().route(
-        "/orders/{id}",
-        get(
-            move |headers: HeaderMap, axum::extract::Path(id): axum::extract::Path<u32>| {
-                let recorded = recorded.clone();
-                async move {
-                    let auth = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned();
-                    recorded.lock().expect("lock").push(auth);
-                    axum::Json(json!({"id": id, "status": "shipped", "carrier": "DHL"}))
-                }
-            },
-        ),
-    );
+    let service = axum::Router::new()
+        .route("/openapi.yaml", get(|| async { SPEC }))
+        .route(
+            "/orders/{id}",
+            get(
+                move |headers: HeaderMap, axum::extract::Path(id): axum::extract::Path<u32>| {
+                    let recorded = recorded.clone();
+                    async move {
+                        let auth = headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        recorded.lock().expect("lock").push(auth);
+                        axum::Json(json!({"id": id, "status": "shipped", "carrier": "DHL"}))
+                    }
+                },
+            ),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -102,6 +104,31 @@ async fn an_agent_calls_an_operation_imported_from_openapi() {
         out.contains("bearer token (stored encrypted)") && !out.contains(TOKEN),
         "{out}"
     );
+    // The document may also come from a URL.
+    let (ok, out, err) = cli(
+        &server,
+        &[
+            "source",
+            "add-openapi",
+            "shop2",
+            "--spec",
+            &format!("{base}/openapi.yaml"),
+            "--base-url",
+            &base,
+        ],
+    );
+    assert!(ok && out.contains("added HTTP service shop2"), "{out}{err}");
+    let (ok, _, err) = cli(
+        &server,
+        &[
+            "source",
+            "add-openapi",
+            "shop3",
+            "--spec",
+            &format!("{base}/missing.yaml"),
+        ],
+    );
+    assert!(!ok && err.contains("HTTP 404"), "{err}");
     let (ok, out, _) = cli(&server, &["source", "list"]);
     assert!(ok && out.contains("shop") && out.contains("http"), "{out}");
 
@@ -205,6 +232,31 @@ async fn an_agent_calls_an_operation_imported_from_openapi() {
             "{file}"
         );
     }
+    // A large document (real ones run to megabytes) is accepted.
+    let mut paths = serde_json::Map::new();
+    for i in 0..3000 {
+        paths.insert(
+            format!("/things/{i}"),
+            json!({"get": {"operationId": format!("getThing{i}"), "description": "x".repeat(1000),
+                "responses": {"200": {"description": "ok"}}}}),
+        );
+    }
+    let big = json!({"openapi": "3.0.3", "info": {"title": "Big", "version": "1"}, "paths": paths});
+    assert!(big.to_string().len() > 3_000_000);
+    let (status, body) = api
+        .post(
+            "/v1/sources/http",
+            json!({"name": "big", "spec": big, "base_url": base}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        201,
+        "{}",
+        &body.to_string()[..200.min(body.to_string().len())]
+    );
+    assert_eq!(body["operations"].as_array().map(Vec::len), Some(3000));
+
     let (ok, _, err) = cli(&server, &["source", "remove", "shop"]);
     assert!(ok, "{err}");
     let (ok, _, err) = cli(&server, &["source", "remove", "shop"]);

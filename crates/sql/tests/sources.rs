@@ -745,3 +745,76 @@ async fn one_sql_query_tool_serves_all_of_an_agents_sources() {
         out.text
     );
 }
+
+#[tokio::test]
+async fn mariadb_without_create_user_runs_as_a_narrow_connecting_user_only() {
+    let Some(url) = roster_testkit::peers::mysql_url() else {
+        return;
+    };
+    let pool = sqlx::MySqlPool::connect(&url).await.expect("mariadb");
+    let p = unique();
+    let (narrow, broad) = (format!("{p}_narrow"), format!("{p}_broad"));
+    for statement in [
+        format!("CREATE TABLE {p}_orders (id INT PRIMARY KEY)"),
+        format!("CREATE TABLE {p}_secrets (id INT PRIMARY KEY)"),
+        format!("INSERT INTO {p}_orders VALUES (1), (2)"),
+        format!("CREATE USER '{narrow}'@'%'"),
+        format!("GRANT SELECT ON test.{p}_orders TO '{narrow}'@'%'"),
+        format!("CREATE USER '{broad}'@'%'"),
+        format!("GRANT SELECT ON test.* TO '{broad}'@'%'"),
+    ] {
+        pool.execute(sqlx::raw_sql(&statement))
+            .await
+            .expect("setup");
+    }
+    let as_user = |user: &str| {
+        let mut parsed = url::Url::parse(&url).expect("url");
+        parsed.set_username(user).expect("user");
+        parsed.to_string()
+    };
+    let f = fixture().await;
+    f.sources
+        .register(
+            &f.tenant,
+            input("narrow", &as_user(&narrow), &format!("{p}_orders")),
+        )
+        .await
+        .expect("a user that reads only the allow-list is accepted");
+    let (_, config) = f
+        .sources
+        .registration(&f.tenant, "narrow")
+        .await
+        .expect("config");
+    assert!(
+        matches!(config.access, Access::ConnectingRole { .. }),
+        "{:?}",
+        config.access
+    );
+    let table = f
+        .sources
+        .query(
+            &f.tenant,
+            "narrow",
+            &format!("SELECT COUNT(*) AS n FROM {p}_orders"),
+        )
+        .await
+        .expect("query");
+    assert_eq!(table.rows, vec![vec![Some("2".to_owned())]]);
+    let err = f
+        .sources
+        .register(
+            &f.tenant,
+            input("broad", &as_user(&broad), &format!("{p}_orders")),
+        )
+        .await
+        .expect_err("a user that reads more is refused");
+    assert!(err.to_string().contains(&format!("{p}_secrets")), "{err}");
+    f.sources.remove(&f.tenant, "narrow").await.expect("remove");
+    for statement in [
+        format!("DROP USER '{narrow}'@'%'"),
+        format!("DROP USER '{broad}'@'%'"),
+        format!("DROP TABLE {p}_orders, {p}_secrets"),
+    ] {
+        let _ = pool.execute(sqlx::raw_sql(&statement)).await;
+    }
+}

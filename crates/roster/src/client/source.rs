@@ -49,9 +49,10 @@ enum SourceCommand {
     /// becomes a tool `NAME__OPERATION`.
     AddOpenapi {
         name: String,
-        /// The OpenAPI 3.0 or 3.1 document, JSON or YAML.
-        #[arg(long, value_name = "FILE")]
-        spec: std::path::PathBuf,
+        /// The OpenAPI 3.0 or 3.1 document, JSON or YAML: a file, or an
+        /// http(s) URL the CLI downloads.
+        #[arg(long, value_name = "FILE|URL")]
+        spec: String,
         /// Where requests go (default: the document's first server).
         #[arg(long)]
         base_url: Option<String>,
@@ -150,6 +151,33 @@ fn cell(value: &Value) -> String {
         Value::String(s) => one_line(s, 60),
         other => other.to_string(),
     }
+}
+
+/// Longest OpenAPI document the CLI reads.
+const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// The document at `spec`: a local file, or an http(s) URL.
+async fn read_document(spec: &str) -> Result<String> {
+    if !(spec.starts_with("http://") || spec.starts_with("https://")) {
+        return std::fs::read_to_string(spec).map_err(|e| anyhow!("cannot read {spec}: {e}"));
+    }
+    let response = reqwest::get(spec)
+        .await
+        .map_err(|e| anyhow!("cannot download {spec}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(anyhow!(
+            "cannot download {spec}: HTTP {}",
+            response.status()
+        ));
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| anyhow!("cannot download {spec}: {e}"))?;
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(anyhow!("{spec} is larger than {MAX_DOCUMENT_BYTES} bytes"));
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|_| anyhow!("{spec} is not UTF-8 text"))
 }
 
 fn list_of(page: &Value) -> &[Value] {
@@ -273,8 +301,7 @@ pub async fn run(args: SourceArgs) -> Result<()> {
             max_response_bytes,
             json,
         } => {
-            let document = std::fs::read_to_string(&spec)
-                .map_err(|e| anyhow!("cannot read {}: {e}", spec.display()))?;
+            let document = read_document(&spec).await?;
             let mut body = json!({ "name": name, "spec": document });
             if let Some(base_url) = base_url {
                 body["base_url"] = json!(base_url);
