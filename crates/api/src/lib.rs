@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 mod extract;
 mod routes;
+pub mod scopes;
 mod sse;
 
 use axum::extract::DefaultBodyLimit;
@@ -74,6 +75,11 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::sql::query,
         routes::http::create, routes::http::list, routes::http::show, routes::http::delete,
         routes::files::list, routes::files::download, routes::files::upload, routes::files::delete,
+        routes::tenants::create, routes::tenants::list, routes::tenants::show,
+        routes::keys::create, routes::keys::list, routes::keys::show, routes::keys::revoke,
+        routes::policies::list, routes::policies::schema, routes::policies::show, routes::policies::put,
+        routes::policies::delete,
+        routes::audit::list,
         healthz, openapi_json
     ),
     modifiers(&BearerAuth, &CommonErrors),
@@ -226,7 +232,8 @@ async fn method_not_allowed(
 
 pub fn app(state: AppState) -> Router {
     use routes::{
-        agents, files, http, index, knowledge, ledger, mcp, memories, runs, sessions, sql,
+        agents, audit, files, http, index, keys, knowledge, ledger, mcp, memories, policies, runs,
+        sessions, sql, tenants,
     };
     // The upload handler reads and bounds its body itself.
     let document_limit = DefaultBodyLimit::disable();
@@ -255,6 +262,19 @@ pub fn app(state: AppState) -> Router {
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/events", get(runs::events))
         .route("/ledger", get(ledger::list))
+        .route("/tenants", post(tenants::create).get(tenants::list))
+        .route("/tenants/{tenant}", get(tenants::show))
+        .route("/keys", post(keys::create).get(keys::list))
+        .route("/keys/{id}", get(keys::show).delete(keys::revoke))
+        .route("/policies", get(policies::list))
+        .route("/policies/schema", get(policies::schema))
+        .route(
+            "/policies/{name}",
+            get(policies::show)
+                .put(policies::put)
+                .delete(policies::delete),
+        )
+        .route("/audit", get(audit::list))
         .route("/memories", post(memories::create).get(memories::list))
         .route("/memories/search", post(memories::search))
         .route(

@@ -65,6 +65,19 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/sessions/{id}/files/{path}"),
     ("put", "/v1/sessions/{id}/files/{path}"),
     ("delete", "/v1/sessions/{id}/files/{path}"),
+    ("post", "/v1/tenants"),
+    ("get", "/v1/tenants"),
+    ("get", "/v1/tenants/{tenant}"),
+    ("post", "/v1/keys"),
+    ("get", "/v1/keys"),
+    ("get", "/v1/keys/{id}"),
+    ("delete", "/v1/keys/{id}"),
+    ("get", "/v1/policies"),
+    ("get", "/v1/policies/schema"),
+    ("get", "/v1/policies/{name}"),
+    ("put", "/v1/policies/{name}"),
+    ("delete", "/v1/policies/{name}"),
+    ("get", "/v1/audit"),
 ];
 
 const METHODS: &[&str] = &[
@@ -111,6 +124,7 @@ async fn every_route_is_documented_and_every_operation_is_routed() {
     for (method, path, _) in &ops {
         let concrete = path
             .replace("{agent}", "nobody")
+            .replace("{tenant}", "nobody")
             .replace("{id}", "nothing")
             .replace("{name}", "nowhere")
             .replace("{path}", "some/file.md");

@@ -56,6 +56,14 @@ impl Tool for McpTool {
         self.tool.idempotent
     }
 
+    fn policy_kind(&self) -> &str {
+        "mcp"
+    }
+
+    fn policy_server(&self) -> &str {
+        &self.server
+    }
+
     fn timeout(&self) -> Duration {
         // The manager enforces the server's own timeout; the runner's is a
         // backstop a little later, so the manager's clearer message wins.

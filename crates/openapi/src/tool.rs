@@ -57,6 +57,14 @@ impl Tool for HttpTool {
         self.operation.input_schema.clone()
     }
 
+    fn policy_kind(&self) -> &str {
+        "http"
+    }
+
+    fn policy_server(&self) -> &str {
+        &self.service
+    }
+
     fn idempotent(&self) -> bool {
         self.operation.idempotent()
     }

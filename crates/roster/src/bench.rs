@@ -220,6 +220,7 @@ async fn turn(runtime: &Runtime, tenant: &TenantId, session: &SessionId) -> Resu
                 input: USER_TEXT.into(),
                 idempotency_key: None,
                 if_busy: BusyPolicy::Queue,
+                actor: None,
             },
         )
         .await?;
@@ -253,6 +254,7 @@ async fn prefill(
                 input: USER_TEXT.into(),
                 idempotency_key: None,
                 if_busy: BusyPolicy::Queue,
+                actor: None,
             },
         )
         .await?;

@@ -50,6 +50,14 @@ enum Command {
     Mcp(client::McpArgs),
     /// Company data sources agents may query: add-sql, list, show, schema, query, remove.
     Source(client::SourceArgs),
+    /// Tenants (admin key only): create, list.
+    Tenant(client::TenantArgs),
+    /// API keys of users and service accounts: create, list, show, revoke.
+    Key(client::KeyArgs),
+    /// The tenant's Cedar policies: put, list, show, remove, schema.
+    Policy(client::PolicyArgs),
+    /// The tenant's audit log: list, export as JSON Lines.
+    Audit(client::AuditArgs),
     /// Measure the runtime's own per-turn cost with an instant in-process model.
     Bench(bench::BenchArgs),
 }
@@ -81,6 +89,10 @@ fn main() -> ExitCode {
             Command::Index(cmd) => client::index(cmd).await,
             Command::Mcp(cmd) => client::mcp(cmd).await,
             Command::Source(cmd) => client::source(cmd).await,
+            Command::Tenant(cmd) => client::tenant(cmd).await,
+            Command::Key(cmd) => client::key(cmd).await,
+            Command::Policy(cmd) => client::policy(cmd).await,
+            Command::Audit(cmd) => client::audit(cmd).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

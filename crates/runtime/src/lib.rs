@@ -15,6 +15,7 @@ mod bus;
 mod context;
 mod error;
 mod extract;
+pub mod governance;
 mod runner;
 mod scheduler;
 pub mod tools;

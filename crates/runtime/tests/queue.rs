@@ -87,6 +87,7 @@ async fn busy_policy_reject_and_idempotency_keys(db: Db) {
         input: text.into(),
         idempotency_key: Some(key.into()),
         if_busy,
+        actor: None,
     };
     let first = rt
         .submit(
@@ -207,6 +208,7 @@ async fn concurrent_rejecting_inputs_admit_exactly_one(db: Db) {
                 input: format!("attempt {i}"),
                 idempotency_key: None,
                 if_busy: BusyPolicy::Reject,
+                actor: None,
             };
             rt.submit(&tenant, &session, submission).await
         })
@@ -239,6 +241,7 @@ async fn concurrent_inputs_with_one_key_make_one_run(db: Db) {
                 input: "same".into(),
                 idempotency_key: Some("key".into()),
                 if_busy: BusyPolicy::Queue,
+                actor: None,
             };
             rt.submit(&tenant, &session, submission).await
         })

@@ -76,6 +76,10 @@ impl Tool for RunCodeTool {
         NAME
     }
 
+    fn policy_kind(&self) -> &str {
+        "sandbox"
+    }
+
     fn description(&self) -> &str {
         "Runs Python, JavaScript (Node.js) or shell code in an isolated sandbox without network access. \
          The working directory /workspace belongs to this session and keeps its files between calls; \

@@ -208,6 +208,36 @@ pub fn check_query(
     Ok(statement.to_string())
 }
 
+/// The tables a query reads (lower case, without schema, CTEs left out, in
+/// the order first named), for policies to decide on. Tries each dialect
+/// Roster speaks; a query none parses reads nothing that can be named.
+pub fn tables_read(sql: &str) -> Vec<String> {
+    if sql.len() > MAX_QUERY_LEN {
+        return Vec::new();
+    }
+    let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+        .or_else(|_| Parser::parse_sql(&MySqlDialect {}, sql))
+        .or_else(|_| Parser::parse_sql(&SQLiteDialect {}, sql));
+    let Ok(statements) = parsed else {
+        return Vec::new();
+    };
+    let mut ctes = CteNames(HashSet::new());
+    let mut tables: Vec<String> = Vec::new();
+    for statement in &statements {
+        let _ = statement.visit(&mut ctes);
+        let _ = sqlparser::ast::visit_relations(statement, |name: &ObjectName| {
+            if let Some(ObjectNamePart::Identifier(last)) = name.0.last() {
+                let table = last.value.to_ascii_lowercase();
+                if !ctes.0.contains(&table) && !tables.contains(&table) {
+                    tables.push(table);
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    tables
+}
+
 fn literal(expr: &Expr) -> Option<u64> {
     match expr {
         Expr::Value(v) => match &v.value {
@@ -248,6 +278,19 @@ fn cap_rows(query: &mut Query, cap: u64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tables_read_names_each_table_once_without_ctes() {
+        assert_eq!(
+            super::tables_read("SELECT * FROM Public.Orders o JOIN customers c ON c.id = o.cid"),
+            vec!["orders", "customers"]
+        );
+        assert_eq!(
+            super::tables_read("WITH t AS (SELECT 1 FROM orders) SELECT * FROM t, orders"),
+            vec!["orders"]
+        );
+        assert!(super::tables_read("not sql at all").is_empty());
+    }
+
     use super::*;
     use crate::allow::parse_allow_list;
 

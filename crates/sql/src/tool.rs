@@ -118,6 +118,29 @@ impl Tool for SqlQueryTool {
         self.max_output_bytes
     }
 
+    fn policy_kind(&self) -> &str {
+        "sql"
+    }
+
+    /// `source`, and the tables the query reads: `tables` (lower case,
+    /// without their schema) and `table` when there is exactly one, so a
+    /// policy can say `context.table == "orders"`.
+    fn policy_facts(
+        &self,
+        arguments: &serde_json::Value,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut facts = serde_json::Map::new();
+        let Some(query) = arguments.get("query").and_then(|q| q.as_str()) else {
+            return facts;
+        };
+        let tables = crate::check::tables_read(query);
+        if let [only] = tables.as_slice() {
+            facts.insert("table".into(), only.clone().into());
+        }
+        facts.insert("tables".into(), tables.into());
+        facts
+    }
+
     async fn call(&self, ctx: &ToolCallContext, arguments: serde_json::Value) -> ToolOutput {
         debug_assert_eq!(ctx.tenant, self.tenant);
         let args: SqlQueryArgs = match serde_json::from_value(arguments) {

@@ -299,5 +299,119 @@ macro_rules! forward_record_traits {
                 self.$field.delete_integration(tenant, kind, name).await
             }
         }
+
+        #[async_trait::async_trait]
+        impl $crate::GovernanceStore for $ty {
+            async fn create_tenant(
+                &self,
+                id: &roster_core::TenantId,
+                name: &str,
+                audit: $crate::NewAuditEvent,
+            ) -> $crate::StoreResult<$crate::TenantRecord> {
+                self.$field.create_tenant(id, name, audit).await
+            }
+            async fn list_tenants(&self) -> $crate::StoreResult<Vec<$crate::TenantRecord>> {
+                self.$field.list_tenants().await
+            }
+            async fn get_tenant(
+                &self,
+                id: &roster_core::TenantId,
+            ) -> $crate::StoreResult<Option<$crate::TenantRecord>> {
+                self.$field.get_tenant(id).await
+            }
+            async fn find_tenant_by_name(
+                &self,
+                name: &str,
+            ) -> $crate::StoreResult<Option<$crate::TenantRecord>> {
+                self.$field.find_tenant_by_name(name).await
+            }
+            async fn create_key(
+                &self,
+                tenant: &roster_core::TenantId,
+                key: $crate::NewKey,
+                audit: $crate::NewAuditEvent,
+            ) -> $crate::StoreResult<$crate::KeyInfo> {
+                self.$field.create_key(tenant, key, audit).await
+            }
+            async fn list_keys(
+                &self,
+                tenant: &roster_core::TenantId,
+            ) -> $crate::StoreResult<Vec<$crate::KeyInfo>> {
+                self.$field.list_keys(tenant).await
+            }
+            async fn key_info(
+                &self,
+                tenant: &roster_core::TenantId,
+                id: &roster_core::KeyId,
+            ) -> $crate::StoreResult<Option<$crate::KeyInfo>> {
+                self.$field.key_info(tenant, id).await
+            }
+            async fn find_key(
+                &self,
+                id: &roster_core::KeyId,
+            ) -> $crate::StoreResult<Option<$crate::KeyInfo>> {
+                self.$field.find_key(id).await
+            }
+            async fn key_by_hash(
+                &self,
+                key_hash: &str,
+            ) -> $crate::StoreResult<Option<$crate::KeyInfo>> {
+                self.$field.key_by_hash(key_hash).await
+            }
+            async fn revoke_key(
+                &self,
+                tenant: &roster_core::TenantId,
+                id: &roster_core::KeyId,
+                audit: $crate::NewAuditEvent,
+            ) -> $crate::StoreResult<$crate::KeyInfo> {
+                self.$field.revoke_key(tenant, id, audit).await
+            }
+            async fn policies(
+                &self,
+                tenant: &roster_core::TenantId,
+            ) -> $crate::StoreResult<$crate::PolicySnapshot> {
+                self.$field.policies(tenant).await
+            }
+            async fn policy_revision(
+                &self,
+                tenant: &roster_core::TenantId,
+            ) -> $crate::StoreResult<i64> {
+                self.$field.policy_revision(tenant).await
+            }
+            async fn put_policy(
+                &self,
+                tenant: &roster_core::TenantId,
+                name: &str,
+                text: &str,
+                expected: i64,
+                audit: $crate::NewAuditEvent,
+            ) -> $crate::StoreResult<$crate::PolicyDocument> {
+                self.$field
+                    .put_policy(tenant, name, text, expected, audit)
+                    .await
+            }
+            async fn delete_policy(
+                &self,
+                tenant: &roster_core::TenantId,
+                name: &str,
+                audit: $crate::NewAuditEvent,
+            ) -> $crate::StoreResult<bool> {
+                self.$field.delete_policy(tenant, name, audit).await
+            }
+            async fn append_audit(
+                &self,
+                tenant: &roster_core::TenantId,
+                events: Vec<$crate::NewAuditEvent>,
+            ) -> $crate::StoreResult<()> {
+                self.$field.append_audit(tenant, events).await
+            }
+            async fn list_audit(
+                &self,
+                tenant: &roster_core::TenantId,
+                query: &$crate::AuditQuery,
+            ) -> $crate::StoreResult<Vec<$crate::AuditEvent>> {
+                self.$field.list_audit(tenant, query).await
+            }
+        }
     };
 }

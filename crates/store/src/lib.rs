@@ -11,6 +11,7 @@
 
 mod error;
 mod forward;
+pub mod governance;
 mod integrations;
 mod jobs;
 mod knowledge;
@@ -21,6 +22,7 @@ pub mod sqlite;
 mod types;
 
 pub use error::StoreError;
+pub use governance::*;
 pub use integrations::*;
 pub use jobs::*;
 pub use knowledge::*;
@@ -49,6 +51,7 @@ pub trait Store:
     + JobStore
     + IndexFeed
     + IntegrationStore
+    + GovernanceStore
     + Send
     + Sync
     + 'static

@@ -73,6 +73,8 @@ pub struct NewRun {
     pub input: String,
     pub idempotency_key: Option<String>,
     pub if_busy: BusyPolicy,
+    /// Who submits it (`key:key_…`), the head of every step's actor chain.
+    pub actor: Option<String>,
 }
 
 #[derive(Clone, Debug)]

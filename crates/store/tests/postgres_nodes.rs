@@ -70,6 +70,7 @@ fn new_run(session: &SessionId, key: Option<&str>, if_busy: BusyPolicy) -> NewRu
         input: "go".into(),
         idempotency_key: key.map(str::to_owned),
         if_busy,
+        actor: None,
     }
 }
 

@@ -191,6 +191,7 @@ async fn story(store: DynStore) {
         input: input.into(),
         idempotency_key: key.map(str::to_owned),
         if_busy,
+        actor: None,
     };
     let created = store
         .create_run(&a, new_run("hello", Some("k1"), BusyPolicy::Queue))
@@ -586,6 +587,7 @@ async fn concurrent_sessions(store: DynStore) {
                         input: "go".into(),
                         idempotency_key: None,
                         if_busy: BusyPolicy::Queue,
+                        actor: None,
                     },
                 )
                 .await

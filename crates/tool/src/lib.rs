@@ -71,6 +71,24 @@ pub trait Tool: Send + Sync {
     fn max_output_bytes(&self) -> usize {
         DEFAULT_MAX_OUTPUT_BYTES
     }
+    /// What kind of tool this is for policies (`resource.kind`): `builtin`,
+    /// `mcp`, `sql`, `http` or `sandbox`.
+    fn policy_kind(&self) -> &str {
+        "builtin"
+    }
+    /// The MCP server, SQL or HTTP source it belongs to (`resource.server`).
+    fn policy_server(&self) -> &str {
+        ""
+    }
+    /// Facts about a call that policies may test beside its arguments
+    /// (e.g. the tables a query reads); they win over arguments of the
+    /// same name. Must be cheap and must not act.
+    fn policy_facts(
+        &self,
+        _arguments: &serde_json::Value,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
     /// Runs the call. Dropping the future cancels it (a timeout or a
     /// cancelled run does), so implementations must stop their work then.
     async fn call(&self, ctx: &ToolCallContext, arguments: serde_json::Value) -> ToolOutput;

@@ -167,6 +167,14 @@ pub async fn create(
             &principal.label(),
         )
         .await?;
+    super::governed::record(
+        &state,
+        &principal,
+        "agent.create",
+        format!("agent:{}", agent.name),
+        serde_json::json!({ "id": agent.id, "version": agent.version, "config": agent.config }),
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(agent)))
 }
 
@@ -231,12 +239,19 @@ pub async fn update(
         config.context = v;
     }
     check_config(&state, &principal, &config).await?;
-    Ok(axum::Json(
-        state
-            .store
-            .update_agent(&principal.tenant, &current.id, config)
-            .await?,
-    ))
+    let agent = state
+        .store
+        .update_agent(&principal.tenant, &current.id, config)
+        .await?;
+    super::governed::record(
+        &state,
+        &principal,
+        "agent.update",
+        format!("agent:{}", agent.name),
+        serde_json::json!({ "id": agent.id, "version": agent.version, "config": agent.config }),
+    )
+    .await?;
+    Ok(axum::Json(agent))
 }
 
 #[utoipa::path(delete, path = "/v1/agents/{agent}", tag = "agents", params(("agent" = String, Path, description = "id or name")),
@@ -252,6 +267,14 @@ pub async fn delete(
         .delete_agent(&principal.tenant, &current.id)
         .await?
     {
+        super::governed::record(
+            &state,
+            &principal,
+            "agent.delete",
+            format!("agent:{}", current.name),
+            serde_json::json!({ "id": current.id }),
+        )
+        .await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("agent"))

@@ -1,16 +1,21 @@
 //! Route handlers, one module per resource.
 
 pub mod agents;
+pub mod audit;
 pub mod files;
+pub(crate) mod governed;
 pub mod http;
 pub mod index;
+pub mod keys;
 pub mod knowledge;
 pub mod ledger;
 pub mod mcp;
 pub mod memories;
+pub mod policies;
 pub mod runs;
 pub mod sessions;
 pub mod sql;
+pub mod tenants;
 
 /// The runtime's memory service, or `503 memory_unavailable`.
 pub(crate) fn memory_service(

@@ -203,18 +203,14 @@ pub async fn post_message(
 ) -> Result<Response, ApiError> {
     let session = find(&state, &principal, &id).await?;
     let agent = roster_store::AgentRef::Id(session.agent_id.clone());
-    if state
-        .store
-        .get_agent(&principal.tenant, &agent)
-        .await?
-        .is_none()
-    {
+    let Some(agent) = state.store.get_agent(&principal.tenant, &agent).await? else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "agent_deleted",
             "the agent of this session was deleted; its history stays readable but it takes no new messages",
         ));
-    }
+    };
+    crate::routes::governed::may_invoke(&state, &principal, &agent, &session).await?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -243,6 +239,7 @@ pub async fn post_message(
                 input: body.content,
                 idempotency_key,
                 if_busy: body.if_busy,
+                actor: Some(principal.label()),
             },
         )
         .await?;

@@ -135,6 +135,11 @@ impl Client {
             .await
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.send(self.request(reqwest::Method::PUT, path).json(&body))
+            .await
+    }
+
     pub async fn delete(&self, path: &str) -> Resp {
         self.send(self.request(reqwest::Method::DELETE, path)).await
     }

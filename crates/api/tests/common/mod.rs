@@ -130,6 +130,26 @@ impl TestApp {
         let store = wrap(store);
         let mut tools = ToolRegistry::with_builtins();
         tools.register(Arc::new(SleepTool));
+        // The company-system integrations, as `roster serve` wires them; no
+        // process or connection starts until a test registers something.
+        let secrets = roster_secrets::SecretBox::load(None, dir.path()).unwrap();
+        let integrations = roster_api::Integrations {
+            mcp: roster_mcp::McpManager::new(store.clone(), secrets.clone()),
+            sql: roster_sql::SqlSources::new(store.clone(), secrets.clone()),
+            http: roster_openapi::HttpServices::new(store.clone(), secrets.clone()),
+            secrets,
+        };
+        tools.add_provider(roster_mcp::McpProvider::new(integrations.mcp.clone()));
+        tools.add_provider(roster_sql::SqlProvider::new(integrations.sql.clone()));
+        tools.add_provider(roster_openapi::HttpProvider::new(integrations.http.clone()));
+        // The file API needs only the workspace directories; a machine
+        // without bubblewrap serves it all the same.
+        let sandbox = roster_sandbox::Sandbox::open(roster_sandbox::SandboxConfig::new(
+            dir.path().join("workspaces"),
+        ))
+        .await
+        .ok()
+        .map(Arc::new);
         let memory = roster_memory::MemoryService::open(roster_memory::MemoryOptions {
             store: store.clone(),
             index_dir: dir.path().join("index"),
@@ -147,8 +167,8 @@ impl TestApp {
         let state = AppState {
             store,
             runtime,
-            integrations: None,
-            sandbox: None,
+            integrations: Some(integrations),
+            sandbox,
             max_document_bytes: 4 * 1024 * 1024,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -170,6 +190,11 @@ impl TestApp {
 
     fn client(&self, key: Option<&str>) -> Client {
         Client::new(self.http.clone(), self.url.clone(), key)
+    }
+
+    /// A client using `key`.
+    pub fn with_key(&self, key: &str) -> Client {
+        self.client(Some(key))
     }
 
     /// The default tenant's admin.

@@ -90,6 +90,14 @@ impl Client {
         read_json(response, &url).await
     }
 
+    pub async fn put(&self, segments: &[&str], body: &Value) -> Result<Value> {
+        let url = self.url(segments, &[]);
+        let response = self
+            .send(Method::PUT, url.clone(), Some(body), true, None)
+            .await?;
+        read_json(response, &url).await
+    }
+
     pub async fn delete(&self, segments: &[&str]) -> Result<()> {
         let url = self.url(segments, &[]);
         self.send(Method::DELETE, url, None, true, None).await?;

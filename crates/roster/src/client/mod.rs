@@ -1,5 +1,6 @@
 //! The CLI's client commands: `agent`, `chat`, `session`, `run`, `memory`,
-//! `knowledge`, `index`, `mcp` and `source` speak HTTP
+//! `knowledge`, `index`, `mcp`, `source`, `tenant`, `key`, `policy` and
+//! `audit` speak HTTP
 //! to a running `roster serve`. Each command module owns its clap arguments
 //! and its output; [`http`] is the shared request/error plumbing and
 //! [`output`] the shared formatting.
@@ -7,10 +8,12 @@
 mod agent;
 mod chat;
 mod http;
+mod keys;
 mod knowledge;
 mod mcp;
 mod memory;
 mod output;
+mod policy;
 mod run;
 mod session;
 mod source;
@@ -19,9 +22,11 @@ use std::path::PathBuf;
 
 pub use agent::{run as agent, AgentArgs};
 pub use chat::{run as chat, ChatArgs};
+pub use keys::{key, tenant, KeyArgs, TenantArgs};
 pub use knowledge::{run as knowledge, KnowledgeArgs};
 pub use mcp::{run as mcp, McpArgs};
 pub use memory::{index, run as memory, IndexArgs, MemoryArgs};
+pub use policy::{audit, policy, AuditArgs, PolicyArgs};
 pub use run::{run, RunArgs};
 pub use session::{run as session, SessionArgs};
 pub use source::{run as source, SourceArgs};

@@ -97,24 +97,44 @@ impl RunState<'_> {
             (None, _) => (self.unknown_tool(&call.name), true, None),
             (Some(_), Err(message)) => (message, true, None),
             (Some(tool), Ok(arguments)) => match (&tool.kind, tool.check_arguments(&arguments)) {
-                (ToolKind::Memory(memory), _) => match memory.parse(arguments) {
-                    Err(message) => (message, true, None),
-                    Ok(edit) => return self.memory_step(n, call, edit).await,
-                },
-                (ToolKind::Recall(recall), _) => match recall.parse(arguments) {
-                    Err(message) => (message, true, None),
-                    Ok(parsed) => return self.recall_step(n, call, parsed).await,
-                },
+                (ToolKind::Memory(memory), _) => {
+                    match self.authorize_call(n, call, tool, &arguments).await? {
+                        Some(refusal) => (refusal, true, None),
+                        None => match memory.parse(arguments) {
+                            Err(message) => (message, true, None),
+                            Ok(edit) => return self.memory_step(n, call, edit).await,
+                        },
+                    }
+                }
+                (ToolKind::Recall(recall), _) => {
+                    match self.authorize_call(n, call, tool, &arguments).await? {
+                        Some(refusal) => (refusal, true, None),
+                        None => match recall.parse(arguments) {
+                            Err(message) => (message, true, None),
+                            Ok(parsed) => return self.recall_step(n, call, parsed).await,
+                        },
+                    }
+                }
                 (ToolKind::External(_), Err(message)) => {
                     (self.invalid_arguments(message), true, None)
                 }
                 (ToolKind::External(external), Ok(())) => {
+                    if let Some(refusal) = self.authorize_call(n, call, tool, &arguments).await? {
+                        let outcome = ToolOutcome {
+                            call_id: call.id.clone(),
+                            name: call.name.clone(),
+                            output: refusal,
+                            is_error: true,
+                        };
+                        self.commit_tool_result(n, call, &outcome, None).await?;
+                        return Ok(outcome);
+                    }
                     if !self.started_already(n) {
                         let mut started = self.journal();
                         started.steps.push(StepWrite::Started {
                             n,
                             kind: StepKind::ToolCall,
-                            input: json!({ "call": call }),
+                            input: json!({ "call": call, "actors": self.actor_chain(&call.name) }),
                         });
                         let committed = self.inner.store.commit(self.tenant, started).await?;
                         self.inner.publish(&self.run.id, &committed.events);
@@ -207,6 +227,87 @@ impl RunState<'_> {
         text
     }
 
+    /// Who acts in a tool call, outermost first: the key that started the
+    /// run, the agent, the tool.
+    pub(super) fn actor_chain(&self, tool: &str) -> Vec<String> {
+        vec![
+            self.run
+                .actor
+                .clone()
+                .unwrap_or_else(|| "unknown".to_owned()),
+            format!("agent:{}", self.agent.name),
+            format!("tool:{tool}"),
+        ]
+    }
+
+    /// Puts a call to the tenant's policies before it runs. `None`: go
+    /// ahead; otherwise what the model is told instead of a result.
+    async fn authorize_call(
+        &self,
+        n: i64,
+        call: &ToolCall,
+        tool: &crate::tools::RegisteredTool,
+        arguments: &serde_json::Value,
+    ) -> Result<Option<String>, RuntimeError> {
+        let governance = &self.inner.governance;
+        if !governance
+            .governs(self.tenant, roster_policy::Action::CallTool)
+            .await?
+        {
+            return Ok(None);
+        }
+        let (kind, server, facts) = match &tool.kind {
+            ToolKind::External(t) => (
+                t.policy_kind().to_owned(),
+                t.policy_server().to_owned(),
+                t.policy_facts(arguments),
+            ),
+            _ => ("builtin".to_owned(), String::new(), serde_json::Map::new()),
+        };
+        let actor = self
+            .run
+            .actor
+            .clone()
+            .unwrap_or_else(|| "unknown".to_owned());
+        let user = self.session.user.clone().unwrap_or_else(|| actor.clone());
+        let request = roster_policy::PolicyRequest {
+            tenant: self.tenant.as_str(),
+            actor: roster_policy::Actor::Agent {
+                name: &self.agent.name,
+            },
+            action: roster_policy::Action::CallTool,
+            resource: roster_policy::Resource::Tool {
+                name: &call.name,
+                kind: &kind,
+                server: &server,
+            },
+            user: &user,
+            arguments: arguments.as_object(),
+            facts: Some(&facts),
+        };
+        let chain = self.actor_chain(&call.name).join(" > ");
+        let decision = governance
+            .decide(
+                self.tenant,
+                &request,
+                crate::governance::Subject {
+                    actor: &chain,
+                    resource: &format!("tool:{}", call.name),
+                    at: json!({ "run": self.run.id, "step": n, "call_id": call.id }),
+                },
+            )
+            .await?;
+        Ok(match decision {
+            roster_policy::Decision::Allow { .. } => None,
+            roster_policy::Decision::Deny { reason, .. } => Some(format!(
+                "denied by policy: {reason}. The call was not made."
+            )),
+            roster_policy::Decision::NeedsApproval { reason, .. } => Some(format!(
+                "this call needs human approval ({reason}), which this deployment cannot ask for yet; the call was not made."
+            )),
+        })
+    }
+
     fn call_context(&self) -> ToolCallContext {
         ToolCallContext {
             tenant: self.tenant.clone(),
@@ -243,7 +344,7 @@ impl RunState<'_> {
         write.steps.push(StepWrite::Completed {
             n,
             kind: StepKind::ToolCall,
-            input: json!({ "call": call }),
+            input: json!({ "call": call, "actors": self.actor_chain(&call.name) }),
             output: serde_json::to_value(StepOutput::ToolCall(outcome.clone()))
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         });

@@ -47,6 +47,8 @@ pub struct Submission {
     pub input: String,
     pub idempotency_key: Option<String>,
     pub if_busy: BusyPolicy,
+    /// Who submits it (`key:key_…`); recorded on the run.
+    pub actor: Option<String>,
 }
 
 /// Largest accepted input, in bytes.
@@ -62,6 +64,7 @@ pub(crate) struct Inner {
     pub(crate) memory: Option<Arc<MemoryService>>,
     pub(crate) router: Arc<Router>,
     pub(crate) tools: ToolRegistry,
+    pub(crate) governance: crate::governance::Governance,
     pub(crate) bus: Bus,
     pub(crate) block_locks: runner::BlockLocks,
     pub(crate) immutable: runner::Immutable,
@@ -87,6 +90,7 @@ impl Runtime {
     pub fn new(options: RuntimeOptions) -> Self {
         Self {
             inner: Arc::new(Inner {
+                governance: crate::governance::Governance::new(options.store.clone()),
                 store: options.store,
                 memory: options.memory,
                 router: options.router,
@@ -106,6 +110,11 @@ impl Runtime {
 
     pub fn store(&self) -> &DynStore {
         &self.inner.store
+    }
+
+    /// The tenants' policies and the decisions they make.
+    pub fn governance(&self) -> &crate::governance::Governance {
+        &self.inner.governance
     }
 
     pub fn tools(&self) -> &ToolRegistry {
@@ -142,6 +151,7 @@ impl Runtime {
                     input: submission.input,
                     idempotency_key: submission.idempotency_key,
                     if_busy: submission.if_busy,
+                    actor: submission.actor,
                 },
             )
             .await?;

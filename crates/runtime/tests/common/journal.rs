@@ -20,6 +20,7 @@ pub async fn started_run(store: &DynStore, fx: &Fixture, input: &str) -> RunId {
                 input: input.into(),
                 idempotency_key: None,
                 if_busy: Default::default(),
+                actor: None,
             },
         )
         .await

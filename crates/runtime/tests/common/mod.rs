@@ -215,6 +215,7 @@ pub fn input(text: &str) -> Submission {
         input: text.into(),
         idempotency_key: None,
         if_busy: BusyPolicy::Queue,
+        actor: None,
     }
 }
 

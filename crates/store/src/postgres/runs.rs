@@ -62,10 +62,11 @@ pub(crate) async fn create_run(
         created_at: from_millis(now),
         started_at: None,
         finished_at: None,
+        actor: new.actor.clone(),
     };
     sqlx::query(
-        "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at)
-         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7)",
+        "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at, actor)
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8)",
     )
     .bind(run.id.as_str())
     .bind(tenant.as_str())
@@ -74,6 +75,7 @@ pub(crate) async fn create_run(
     .bind(version)
     .bind(new.idempotency_key.as_deref())
     .bind(now)
+    .bind(new.actor.as_deref())
     .execute(&mut *conn)
     .await?;
     sqlx::query(

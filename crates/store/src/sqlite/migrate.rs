@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_integrations",
         include_str!("../../migrations/sqlite/0007_integrations.sql"),
     ),
+    (
+        "0008_governance",
+        include_str!("../../migrations/sqlite/0008_governance.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

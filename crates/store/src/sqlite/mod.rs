@@ -6,6 +6,8 @@
 
 mod agents;
 mod api;
+mod governance;
+mod governance_api;
 mod integrations;
 mod jobs;
 mod journal;

@@ -55,7 +55,7 @@ pub(crate) fn item(row: &Row<'_>) -> Result<Item, StoreError> {
     })
 }
 
-pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at";
+pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at, actor";
 
 pub(crate) fn run(row: &Row<'_>) -> Result<Run, StoreError> {
     let status: String = row.get(2)?;
@@ -72,6 +72,7 @@ pub(crate) fn run(row: &Row<'_>) -> Result<Run, StoreError> {
         created_at: from_millis(row.get(7)?),
         started_at: row.get::<_, Option<i64>>(8)?.map(from_millis),
         finished_at: row.get::<_, Option<i64>>(9)?.map(from_millis),
+        actor: row.get(10)?,
     })
 }
 

@@ -58,12 +58,13 @@ pub(crate) fn create_run(
         created_at: from_millis(millis(now)),
         started_at: None,
         finished_at: None,
+        actor: new.actor.clone(),
     };
     rows::exec(
         conn,
-        "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at)
-         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)",
-        params![run.id.as_str(), tenant.as_str(), run.session_id.as_str(), run.input, version, new.idempotency_key, millis(now)],
+        "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at, actor)
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
+        params![run.id.as_str(), tenant.as_str(), run.session_id.as_str(), run.input, version, new.idempotency_key, millis(now), new.actor],
     )?;
     let event = serde_json::to_string(&roster_core::event::RunEvent::RunQueued)?;
     rows::exec(
@@ -227,6 +228,7 @@ pub(crate) fn unfinished_runs(conn: &Connection) -> Result<Vec<(TenantId, Run)>,
             created_at: from_millis(row.get(8)?),
             started_at: row.get::<_, Option<i64>>(9)?.map(from_millis),
             finished_at: None,
+            actor: row.get(11)?,
         };
         out.push((tenant, run));
     }

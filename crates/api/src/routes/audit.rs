@@ -1,0 +1,105 @@
+//! `/v1/audit`: the tenant's append-only audit log, oldest first: policy
+//! decisions, key, policy, tenant and agent changes, with actor and time.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::extract::Query;
+use crate::AppState;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use roster_store::{AuditEvent, AuditQuery};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// Events after this one (the previous page's `next_after`).
+    pub after: Option<i64>,
+    /// RFC 3339; events at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// RFC 3339; events at or before.
+    pub until: Option<DateTime<Utc>>,
+    /// An action (`key.create`) or a family of them (`policy`).
+    pub action: Option<String>,
+    /// Events whose actor chain contains this (e.g. `agent:analyst`).
+    pub actor: Option<String>,
+    /// 1..=1000, default 100.
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub seq: i64,
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// Who acted, outermost first: `key:key_… > agent:analyst > tool:sql_query`.
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    /// `allow`, `deny` or `needs_approval`, for policy decisions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+impl From<AuditEvent> for AuditEventView {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            seq: e.seq,
+            id: e.id,
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            resource: e.resource,
+            decision: e.decision,
+            detail: e.detail,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    pub data: Vec<AuditEventView>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next_after: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditParams),
+    responses((status = 200, body = AuditPage), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<AuditParams>,
+) -> Result<axum::Json<AuditPage>, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    if let (Some(since), Some(until)) = (params.since, params.until) {
+        if since > until {
+            return Err(ApiError::invalid("since must not be after until"));
+        }
+    }
+    let events = state
+        .store
+        .list_audit(
+            &principal.tenant,
+            &AuditQuery {
+                after: params.after,
+                since: params.since,
+                until: params.until,
+                action: params.action,
+                actor: params.actor,
+                limit,
+            },
+        )
+        .await?;
+    let next_after = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.seq))
+        .flatten();
+    Ok(axum::Json(AuditPage {
+        data: events.into_iter().map(Into::into).collect(),
+        next_after,
+    }))
+}

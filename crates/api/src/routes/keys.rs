@@ -1,0 +1,274 @@
+//! `/v1/keys`: API keys of users and service accounts. A key is shown once,
+//! when it is created; the store keeps only its hash. Every change is in
+//! the audit log.
+
+use crate::auth::{hash_key, Principal};
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use roster_core::{KeyId, TenantId};
+use roster_store::{KeyInfo, NewAuditEvent, NewKey};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// Tenant id or name; default the caller's. Only the admin key may name
+    /// another tenant.
+    pub tenant: Option<String>,
+    /// Who or what holds the key, 1-100 characters.
+    pub name: String,
+    /// `user` (default) or `service`.
+    pub kind: Option<String>,
+    /// `AREA:read` / `AREA:write`; absent: all of the tenant's areas (for a
+    /// key created by a scoped key: the creator's scopes).
+    pub scopes: Option<Vec<String>>,
+    /// RFC 3339; must be in the future.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyView {
+    #[schema(value_type = String)]
+    pub id: KeyId,
+    #[schema(value_type = String)]
+    pub tenant: TenantId,
+    pub name: String,
+    pub kind: String,
+    /// The bootstrap key, which manages every tenant.
+    pub admin: bool,
+    /// Absent: every scope of the tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// `active`, `revoked` or `expired`.
+    pub status: &'static str,
+}
+
+impl From<KeyInfo> for KeyView {
+    fn from(k: KeyInfo) -> Self {
+        let status = if k.revoked_at.is_some() {
+            "revoked"
+        } else if k.expires_at.is_some_and(|at| at <= Utc::now()) {
+            "expired"
+        } else {
+            "active"
+        };
+        Self {
+            id: k.id,
+            tenant: k.tenant_id,
+            name: k.name,
+            kind: k.kind,
+            admin: k.is_admin,
+            scopes: k.scopes,
+            expires_at: k.expires_at,
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+            status,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    /// The key itself: shown this once, never again.
+    pub key: String,
+    #[serde(flatten)]
+    pub info: KeyView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    pub data: Vec<KeyView>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct KeyListParams {
+    /// Another tenant's keys (admin key only), by id or name.
+    pub tenant: Option<String>,
+}
+
+/// The tenant a request names: the caller's own, or (admin only) another.
+/// A non-admin naming another tenant gets `not_found`, as for one that does
+/// not exist, so keys cannot probe for tenants.
+async fn target_tenant(
+    state: &AppState,
+    principal: &Principal,
+    named: Option<&str>,
+) -> Result<TenantId, ApiError> {
+    let Some(raw) = named else {
+        return Ok(principal.tenant.clone());
+    };
+    if !principal.is_admin {
+        let own = raw == principal.tenant.as_str()
+            || state
+                .store
+                .get_tenant(&principal.tenant)
+                .await?
+                .is_some_and(|t| t.name == raw);
+        return if own {
+            Ok(principal.tenant.clone())
+        } else {
+            Err(ApiError::not_found("tenant"))
+        };
+    }
+    Ok(super::tenants::find(state, raw).await?.id)
+}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKey,
+    responses((status = 201, body = CreatedKey), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+    (status = 404, body = crate::error::ErrorBody, description = "no such tenant")))]
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<CreateKey>,
+) -> Result<(StatusCode, axum::Json<CreatedKey>), ApiError> {
+    let tenant = target_tenant(&state, &principal, body.tenant.as_deref()).await?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "a key name is 1-100 characters, without control characters",
+        ));
+    }
+    let kind = body.kind.as_deref().unwrap_or("user");
+    if kind != "user" && kind != "service" {
+        return Err(ApiError::invalid("kind must be `user` or `service`"));
+    }
+    if body.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(ApiError::invalid("expires_at must be in the future"));
+    }
+    let requested = body
+        .scopes
+        .as_deref()
+        .map(crate::scopes::parse)
+        .transpose()
+        .map_err(ApiError::invalid)?;
+    // A scoped key may hand out at most what it holds.
+    let scopes = match (&principal.scopes, requested) {
+        (Some(own), None) => Some(own.to_vec()),
+        (Some(_), Some(requested)) => {
+            if let Some(beyond) = requested.iter().find(|s| !principal.has_scope(s)) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    format!("a key cannot grant `{beyond}`, which it does not hold"),
+                ));
+            }
+            Some(requested)
+        }
+        (None, requested) => requested,
+    };
+    let key = format!("rk_{}", hex::encode(rand::random::<[u8; 24]>()));
+    let id = KeyId::generate();
+    let info = state
+        .store
+        .create_key(
+            &tenant,
+            NewKey {
+                id: id.clone(),
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+                key_hash: hash_key(&key),
+                scopes: scopes.clone(),
+                expires_at: body.expires_at,
+            },
+            NewAuditEvent {
+                actor: principal.label(),
+                action: "key.create".into(),
+                resource: format!("key:{id}"),
+                decision: None,
+                detail: json!({
+                    "name": name, "kind": kind, "scopes": scopes,
+                    "expires_at": body.expires_at, "by_tenant": principal.tenant,
+                }),
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedKey {
+            key,
+            info: info.into(),
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(KeyListParams),
+    responses((status = 200, body = KeyList), (status = 400, body = crate::error::ErrorBody),
+    (status = 404, body = crate::error::ErrorBody, description = "no such tenant")))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<KeyListParams>,
+) -> Result<axum::Json<KeyList>, ApiError> {
+    let tenant = target_tenant(&state, &principal, params.tenant.as_deref()).await?;
+    let keys = state.store.list_keys(&tenant).await?;
+    Ok(axum::Json(KeyList {
+        data: keys.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// A key the caller may see: its own tenant's, or any for the admin key.
+async fn visible(state: &AppState, principal: &Principal, raw: &str) -> Result<KeyInfo, ApiError> {
+    let id = KeyId::parse(raw).ok_or_else(|| ApiError::not_found("key"))?;
+    let found = if principal.is_admin {
+        state.store.find_key(&id).await?
+    } else {
+        state.store.key_info(&principal.tenant, &id).await?
+    };
+    found.ok_or_else(|| ApiError::not_found("key"))
+}
+
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "key id")),
+    responses((status = 200, body = KeyView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<KeyView>, ApiError> {
+    Ok(axum::Json(visible(&state, &principal, &id).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "key id")),
+    responses((status = 200, body = KeyView, description = "revoked"),
+    (status = 404, body = crate::error::ErrorBody),
+    (status = 409, body = crate::error::ErrorBody, description = "already revoked, or the admin key")))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<KeyView>, ApiError> {
+    let key = visible(&state, &principal, &id).await?;
+    if key.is_admin {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the admin key is not revoked through the API: restart the server with a new ROSTER_ADMIN_KEY to replace it",
+        ));
+    }
+    let revoked = state
+        .store
+        .revoke_key(
+            &key.tenant_id,
+            &key.id,
+            NewAuditEvent {
+                actor: principal.label(),
+                action: "key.revoke".into(),
+                resource: format!("key:{}", key.id),
+                decision: None,
+                detail: json!({ "name": key.name, "by_tenant": principal.tenant }),
+            },
+        )
+        .await?;
+    Ok(axum::Json(revoked.into()))
+}

@@ -1,0 +1,128 @@
+//! API key scopes: `AREA:read` or `AREA:write` (write includes read), each
+//! area a family of endpoints. A key without scopes has them all.
+
+use axum::http::Method;
+
+/// Every area, with the first path segments under `/v1` that belong to it.
+pub const AREAS: &[(&str, &[&str])] = &[
+    ("agents", &["agents"]),
+    ("sessions", &["sessions", "runs"]),
+    ("memories", &["memories"]),
+    ("knowledge", &["knowledge", "index"]),
+    ("tools", &["tools", "mcp", "sources"]),
+    ("ledger", &["ledger"]),
+    ("policies", &["policies"]),
+    ("approvals", &["approvals"]),
+    ("audit", &["audit"]),
+    ("keys", &["keys"]),
+    ("tenants", &["tenants"]),
+];
+
+/// What a request needs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Access {
+    pub area: &'static str,
+    pub write: bool,
+}
+
+/// The scope a request to `path` needs, if it is under an area. Searches
+/// (POST of a query) are reads. `path` is as the `/v1` router sees it,
+/// with or without that prefix.
+pub fn needed(method: &Method, path: &str) -> Option<Access> {
+    let rest = path.strip_prefix("/v1").unwrap_or(path).strip_prefix('/')?;
+    let first = rest.split('/').next()?;
+    let area = AREAS
+        .iter()
+        .find(|(_, segments)| segments.contains(&first))?
+        .0;
+    let is_search = rest.ends_with("/search") || rest.ends_with("/schema");
+    let write = !(method == Method::GET || method == Method::HEAD || is_search);
+    Some(Access { area, write })
+}
+
+/// Whether `held` covers `scope`.
+pub fn covers(held: &[String], scope: &str) -> bool {
+    let Some((area, level)) = scope.split_once(':') else {
+        return false;
+    };
+    held.iter()
+        .any(|h| h == scope || (level == "read" && h.strip_prefix(area) == Some(":write")))
+}
+
+/// Checks requested scopes: each `AREA:read|write` of a known area;
+/// duplicates dropped, order kept.
+pub fn parse(requested: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for scope in requested {
+        let valid = scope.split_once(':').is_some_and(|(area, level)| {
+            AREAS.iter().any(|(a, _)| *a == area) && (level == "read" || level == "write")
+        });
+        if !valid {
+            let areas: Vec<&str> = AREAS.iter().map(|(a, _)| *a).collect();
+            return Err(format!(
+                "unknown scope `{scope}`: scopes are AREA:read or AREA:write, AREA one of {}",
+                areas.join(", ")
+            ));
+        }
+        if !out.contains(scope) {
+            out.push(scope.clone());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_map_to_areas() {
+        assert_eq!(
+            needed(&Method::POST, "/v1/sessions/ses_1/messages"),
+            Some(Access {
+                area: "sessions",
+                write: true
+            })
+        );
+        assert_eq!(
+            needed(&Method::GET, "/v1/runs/run_1"),
+            Some(Access {
+                area: "sessions",
+                write: false
+            })
+        );
+        assert_eq!(
+            needed(&Method::POST, "/v1/memories/search"),
+            Some(Access {
+                area: "memories",
+                write: false
+            })
+        );
+        assert_eq!(
+            needed(&Method::DELETE, "/keys/key_1"),
+            Some(Access {
+                area: "keys",
+                write: true
+            })
+        );
+        assert_eq!(needed(&Method::GET, "/v1/nothing"), None);
+    }
+
+    #[test]
+    fn write_covers_read_only_of_its_area() {
+        let held = vec!["agents:write".to_owned(), "ledger:read".to_owned()];
+        assert!(covers(&held, "agents:read"));
+        assert!(covers(&held, "agents:write"));
+        assert!(covers(&held, "ledger:read"));
+        assert!(!covers(&held, "ledger:write"));
+        assert!(!covers(&held, "keys:read"));
+    }
+
+    #[test]
+    fn unknown_scopes_are_refused() {
+        assert!(parse(&["agents:read".into(), "agents:read".into()]).is_ok_and(|s| s.len() == 1));
+        assert!(parse(&["agents:admin".into()]).is_err());
+        assert!(parse(&["wizards:read".into()]).is_err());
+        assert!(parse(&["agents".into()]).is_err());
+    }
+}

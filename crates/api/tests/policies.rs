@@ -1,0 +1,228 @@
+//! Cedar policies through the API: validated on write, enforced before an
+//! agent is invoked and before each tool call, every decision audited.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Reply, TestApp};
+use serde_json::json;
+
+#[tokio::test]
+async fn bad_policies_are_refused_with_the_validators_message_and_nothing_changes() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    for (text, expected) in [
+        (
+            "permit(principal, action, resource",
+            "unexpected end of input",
+        ),
+        (
+            r#"permit(principal == Roster::Robot::"r2", action, resource);"#,
+            "unrecognized entity type `Roster::Robot`",
+        ),
+        (
+            r#"permit(principal, action == Roster::Action::"launch", resource);"#,
+            "unrecognized action",
+        ),
+        (
+            r#"permit(principal, action == Roster::Action::"invoke_agent", resource) when { resource.owner == "x" };"#,
+            "attribute `owner`",
+        ),
+        ("", "holds no Cedar policy"),
+    ] {
+        let resp = admin.put("/v1/policies/p", json!({ "text": text })).await;
+        resp.err(400, "invalid_policy");
+        let message = resp.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{text}: {message}");
+    }
+    admin
+        .put(
+            "/v1/policies/bad name!",
+            json!({"text": "permit(principal, action, resource);"}),
+        )
+        .await
+        .err(400, "invalid_request");
+    let list = admin.get("/v1/policies").await.ok(200).clone();
+    assert_eq!(list["revision"], 0);
+    assert_eq!(list["data"], json!([]));
+    assert_eq!(list["governed"], json!([]));
+
+    let text = r#"permit(principal, action == Roster::Action::"invoke_agent", resource);"#;
+    admin
+        .put("/v1/policies/invoke-all", json!({ "text": text }))
+        .await
+        .ok(201);
+    admin
+        .put("/v1/policies/invoke-all", json!({ "text": text }))
+        .await
+        .ok(200);
+    let list = admin.get("/v1/policies").await.ok(200).clone();
+    assert_eq!(list["revision"], 2);
+    assert_eq!(list["governed"], json!(["invoke_agent"]));
+    assert_eq!(
+        admin.get("/v1/policies/invoke-all").await.ok(200)["text"],
+        text
+    );
+    // A document that would clash with the stored ones is refused whole.
+    admin
+        .put(
+            "/v1/policies/worse",
+            json!({"text": "forbid(principal, action, resource) when { context.x };"}),
+        )
+        .await
+        .err(400, "invalid_policy");
+    let schema = admin.get("/v1/policies/schema").await.ok(200).clone();
+    assert!(schema["schema"]
+        .as_str()
+        .unwrap()
+        .contains("action call_tool"));
+    admin.delete("/v1/policies/invoke-all").await.ok(204);
+    admin
+        .delete("/v1/policies/invoke-all")
+        .await
+        .err(404, "not_found");
+    // Tenant B sees none of it.
+    assert_eq!(
+        app.tenant_b().get("/v1/policies").await.ok(200)["revision"],
+        0
+    );
+    let audit = admin.get("/v1/audit?action=policy").await.ok(200).clone();
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["policy.put", "policy.put", "policy.delete"]);
+}
+
+#[tokio::test]
+async fn invoking_an_agent_no_policy_permits_is_refused_before_anything_runs() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    let open = admin.agent_session("open").await;
+    let closed = admin.agent_session("closed").await;
+    admin
+        .put(
+            "/v1/policies/who-may-invoke",
+            json!({"text": r#"permit(principal, action == Roster::Action::"invoke_agent", resource == Roster::Agent::"open");"#}),
+        )
+        .await
+        .ok(201);
+    let refused = admin.message(&closed, json!({"content": "hi"})).await;
+    refused.err(403, "denied_by_policy");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no policy permits key"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(admin.items(&closed).await, Vec::<serde_json::Value>::new());
+    assert_eq!(app.fake.request_count(), 0);
+    app.fake.push(Reply::text("hello"));
+    admin.say(&open, "hi").await;
+    let audit = admin
+        .get("/v1/audit?action=policy.invoke_agent")
+        .await
+        .ok(200)
+        .clone();
+    let decisions: Vec<(&str, &str)> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["resource"].as_str().unwrap(),
+                e["decision"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        vec![("agent:closed", "deny"), ("agent:open", "allow")]
+    );
+}
+
+#[tokio::test]
+async fn a_tool_call_is_decided_on_its_arguments_before_it_runs() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    admin
+        .create_agent(json!({"name": "worker", "model": "openai/test-model", "tools": ["sleep"]}))
+        .await;
+    let session = admin.session("worker").await;
+    admin
+        .put(
+            "/v1/policies/short-sleeps",
+            json!({"text": r#"permit(principal == Roster::Agent::"worker", action == Roster::Action::"call_tool", resource == Roster::Tool::"sleep") when { context.ms < 100 };"#}),
+        )
+        .await
+        .ok(201);
+    app.fake
+        .push(Reply::tool_call("c1", "sleep", r#"{"ms": 60000}"#));
+    app.fake.push(Reply::text("could not sleep"));
+    let started = std::time::Instant::now();
+    let result = admin.say(&session, "sleep long").await;
+    assert_eq!(result["run"]["status"], "completed");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let denied = result["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "tool_result")
+        .unwrap()
+        .clone();
+    assert_eq!(denied["is_error"], true);
+    let output = denied["output"].as_str().unwrap();
+    assert!(
+        output.starts_with(
+            "denied by policy: no policy permits agent `worker` to call_tool tool `sleep`"
+        ),
+        "{output}"
+    );
+    // The model was told.
+    let told = app.fake.requests()[1].body.to_string();
+    assert!(told.contains("denied by policy"), "{told}");
+
+    app.fake
+        .push(Reply::tool_call("c2", "sleep", r#"{"ms": 5}"#));
+    app.fake.push(Reply::text("slept"));
+    let result = admin.say(&session, "sleep briefly").await;
+    let slept = result["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "tool_result")
+        .unwrap()
+        .clone();
+    assert_eq!(slept["is_error"], false, "{slept}");
+
+    let audit = admin
+        .get("/v1/audit?action=policy.call_tool")
+        .await
+        .ok(200)
+        .clone();
+    let events = audit["data"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["decision"], "deny");
+    assert_eq!(events[1]["decision"], "allow");
+    assert_eq!(events[0]["detail"]["arguments"]["ms"], 60000);
+    assert_eq!(events[1]["detail"]["policies"], json!(["short-sleeps"]));
+    let actor = events[0]["actor"].as_str().unwrap();
+    assert!(
+        actor.starts_with("key:key_") && actor.ends_with(" > agent:worker > tool:sleep"),
+        "{actor}"
+    );
+    // The run records who started it.
+    let run = admin
+        .get(&format!(
+            "/v1/runs/{}",
+            result["run"]["id"].as_str().unwrap()
+        ))
+        .await
+        .ok(200)
+        .clone();
+    assert!(run["actor"].as_str().unwrap().starts_with("key:key_"));
+}

@@ -1,0 +1,156 @@
+//! Policy decisions for a tenant: its Cedar documents compiled once per
+//! revision, every governed decision written to the audit log before the
+//! action it decides runs.
+//!
+//! A tenant whose stored policies no longer compile (say, after an upgrade
+//! changed the schema) is denied every action until they are fixed: a
+//! decision is never made against a set that was not validated.
+
+use crate::error::RuntimeError;
+use roster_core::TenantId;
+use roster_policy::{Action, Decision, PolicyRequest, TenantPolicies};
+use roster_store::{DynStore, NewAuditEvent};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Longest argument text kept in an audit event.
+const MAX_AUDITED_ARGUMENTS: usize = 4096;
+
+/// A tenant's compiled policies, or why they do not compile.
+type Compiled = Result<Arc<TenantPolicies>, String>;
+
+pub struct Governance {
+    store: DynStore,
+    compiled: Mutex<HashMap<TenantId, (i64, Compiled)>>,
+}
+
+/// What to record with a decision.
+pub struct Subject<'a> {
+    /// Who acts, as a chain: `key:key_… > agent:analyst`.
+    pub actor: &'a str,
+    /// What is acted on, e.g. `tool:sql_query`.
+    pub resource: &'a str,
+    /// Where it happened (`{"run": …, "step": …}`), kept in the event.
+    pub at: serde_json::Value,
+}
+
+impl Governance {
+    pub fn new(store: DynStore) -> Self {
+        Self {
+            store,
+            compiled: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The tenant's policies as of now: one indexed read of the revision,
+    /// and a compile only when it moved.
+    pub async fn policies(&self, tenant: &TenantId) -> Result<Compiled, RuntimeError> {
+        let revision = self.store.policy_revision(tenant).await?;
+        if let Some((seen, compiled)) = self.lock().get(tenant) {
+            if *seen == revision {
+                return Ok(compiled.clone());
+            }
+        }
+        let snapshot = self.store.policies(tenant).await?;
+        let compiled = TenantPolicies::compile(
+            snapshot
+                .documents
+                .iter()
+                .map(|d| (d.name.as_str(), d.text.as_str())),
+        )
+        .map(Arc::new)
+        .map_err(|e| e.to_string());
+        if let Err(e) = &compiled {
+            tracing::error!(tenant = %tenant, error = %e, "stored policies do not compile; governed actions are denied");
+        }
+        self.lock()
+            .insert(tenant.clone(), (snapshot.revision, compiled.clone()));
+        Ok(compiled)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, (i64, Compiled)>> {
+        self.compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Decides `request` and, when a policy governs it, appends the decision
+    /// to the audit log before returning it.
+    pub async fn decide(
+        &self,
+        tenant: &TenantId,
+        request: &PolicyRequest<'_>,
+        subject: Subject<'_>,
+    ) -> Result<Decision, RuntimeError> {
+        let decision = match self.policies(tenant).await? {
+            Ok(policies) if !policies.governs(request.action) => return Ok(open()),
+            Ok(policies) => policies.decide(request).unwrap_or_else(|e| Decision::Deny {
+                policies: Vec::new(),
+                reason: e.to_string(),
+            }),
+            Err(e) => Decision::Deny {
+                policies: Vec::new(),
+                reason: format!("the tenant's policies do not compile: {e}"),
+            },
+        };
+        let mut detail = json!({
+            "policies": decision.policies(),
+            "at": subject.at,
+        });
+        if let Decision::Deny { reason, .. } | Decision::NeedsApproval { reason, .. } = &decision {
+            detail["reason"] = json!(reason);
+        }
+        if let Some(arguments) = request.arguments {
+            let text = serde_json::Value::Object(arguments.clone()).to_string();
+            detail["arguments"] = if text.len() <= MAX_AUDITED_ARGUMENTS {
+                serde_json::Value::Object(arguments.clone())
+            } else {
+                json!(format!(
+                    "{}… ({} bytes)",
+                    cut(&text, MAX_AUDITED_ARGUMENTS),
+                    text.len()
+                ))
+            };
+        }
+        if let Some(facts) = request.facts.filter(|f| !f.is_empty()) {
+            detail["facts"] = serde_json::Value::Object(facts.clone());
+        }
+        self.store
+            .append_audit(
+                tenant,
+                vec![NewAuditEvent {
+                    actor: subject.actor.to_owned(),
+                    action: format!("policy.{}", request.action.name()),
+                    resource: subject.resource.to_owned(),
+                    decision: Some(decision.label().to_owned()),
+                    detail,
+                }],
+            )
+            .await?;
+        Ok(decision)
+    }
+
+    /// Whether any policy of the tenant governs `action` (cheap after the
+    /// first call per revision).
+    pub async fn governs(&self, tenant: &TenantId, action: Action) -> Result<bool, RuntimeError> {
+        Ok(match self.policies(tenant).await? {
+            Ok(policies) => policies.governs(action),
+            Err(_) => true,
+        })
+    }
+}
+
+fn open() -> Decision {
+    Decision::Allow {
+        policies: Vec::new(),
+    }
+}
+
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

@@ -1,0 +1,47 @@
+-- Identity and governance: scoped, expiring keys of users and service
+-- accounts; each tenant's Cedar policy documents and their revision; the
+-- append-only audit log. Mirrors migrations/sqlite/0008_governance.sql.
+ALTER TABLE api_keys ADD COLUMN kind TEXT NOT NULL DEFAULT 'user';
+-- A JSON array of scopes; NULL is every scope of the tenant.
+ALTER TABLE api_keys ADD COLUMN scopes TEXT;
+ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;
+CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id, created_at);
+-- Names are unique among tenants made through the API (checked when one is
+-- made); older internal tenants may share one.
+CREATE INDEX tenants_by_name ON tenants (name);
+
+-- Bumped with every policy change, so a node's compiled copy knows when it
+-- is stale with one indexed read.
+ALTER TABLE tenants ADD COLUMN policy_revision BIGINT NOT NULL DEFAULT 0;
+
+CREATE TABLE policies (
+    tenant_id TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    text TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, name)
+);
+
+CREATE TABLE audit_events (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT COLLATE "C" NOT NULL UNIQUE,
+    tenant_id TEXT COLLATE "C" NOT NULL,
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    decision TEXT,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_events_by_tenant ON audit_events (tenant_id, seq);
+
+CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END $$;
+CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events
+    FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
+
+-- Who started each run: the head of its steps' actor chains.
+ALTER TABLE runs ADD COLUMN actor TEXT;

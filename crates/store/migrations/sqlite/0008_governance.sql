@@ -1,0 +1,45 @@
+-- Identity and governance: scoped, expiring keys of users and service
+-- accounts; each tenant's Cedar policy documents and their revision; the
+-- append-only audit log. Mirrors migrations/postgres/0009_governance.sql.
+ALTER TABLE api_keys ADD COLUMN kind TEXT NOT NULL DEFAULT 'user';
+-- A JSON array of scopes; NULL is every scope of the tenant.
+ALTER TABLE api_keys ADD COLUMN scopes TEXT;
+ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
+CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id, created_at);
+-- Names are unique among tenants made through the API (checked when one is
+-- made); older internal tenants may share one.
+CREATE INDEX tenants_by_name ON tenants (name);
+
+-- Bumped with every policy change, so a node's compiled copy knows when it
+-- is stale with one indexed read.
+ALTER TABLE tenants ADD COLUMN policy_revision INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE policies (
+    tenant_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, name)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE audit_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    tenant_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    decision TEXT,
+    detail TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_events_by_tenant ON audit_events (tenant_id, seq);
+
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+-- Who started each run: the head of its steps' actor chains.
+ALTER TABLE runs ADD COLUMN actor TEXT;

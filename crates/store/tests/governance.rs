@@ -1,0 +1,343 @@
+//! Tenants, keys, policies and the audit log on both backends: names and
+//! revisions conflict where they must, keys keep their state, each change
+//! lands with its audit event, and the audit log cannot be rewritten.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use roster_core::agent::{AgentConfig, NewAgent};
+use roster_core::{KeyId, TenantId};
+use roster_store::{AuditQuery, BusyPolicy, DynStore, NewAuditEvent, NewKey, NewRun, StoreError};
+use serde_json::json;
+
+fn event(action: &str) -> NewAuditEvent {
+    NewAuditEvent {
+        actor: "key:key_test > agent:helper".into(),
+        action: action.into(),
+        resource: "thing:1".into(),
+        decision: None,
+        detail: json!({"n": 1}),
+    }
+}
+
+fn key(name: &str, hash: &str) -> NewKey {
+    NewKey {
+        id: KeyId::generate(),
+        name: name.into(),
+        kind: "service".into(),
+        key_hash: hash.into(),
+        scopes: Some(vec!["agents:read".into()]),
+        expires_at: Some(Utc::now() + Duration::hours(1)),
+    }
+}
+
+async fn story(store: DynStore) {
+    let acme = TenantId::generate();
+    let created = store
+        .create_tenant(&acme, "acme", event("tenant.create"))
+        .await
+        .expect("tenant");
+    assert_eq!(created.name, "acme");
+    let err = store
+        .create_tenant(&TenantId::generate(), "acme", event("tenant.create"))
+        .await
+        .expect_err("same name");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store
+            .find_tenant_by_name("acme")
+            .await
+            .expect("find")
+            .map(|t| t.id),
+        Some(acme.clone())
+    );
+
+    let k = key("robot", "hash-1");
+    let info = store
+        .create_key(&acme, k.clone(), event("key.create"))
+        .await
+        .expect("key");
+    assert_eq!(info.kind, "service");
+    assert_eq!(info.scopes, Some(vec!["agents:read".to_owned()]));
+    assert!(info.expires_at.is_some() && info.revoked_at.is_none());
+    let by_hash = store
+        .key_by_hash("hash-1")
+        .await
+        .expect("hash")
+        .expect("found");
+    assert_eq!(by_hash.id, k.id);
+    let other = TenantId::generate();
+    assert!(store.key_info(&other, &k.id).await.expect("info").is_none());
+    let err = store
+        .revoke_key(&other, &k.id, event("key.revoke"))
+        .await
+        .expect_err("other tenant");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    let revoked = store
+        .revoke_key(&acme, &k.id, event("key.revoke"))
+        .await
+        .expect("revoke");
+    assert!(revoked.revoked_at.is_some());
+    let err = store
+        .revoke_key(&acme, &k.id, event("key.revoke"))
+        .await
+        .expect_err("twice");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    // Revoked keys are still found, so authentication can say so.
+    assert!(store
+        .key_by_hash("hash-1")
+        .await
+        .expect("hash")
+        .is_some_and(|k| k.revoked_at.is_some()));
+    assert_eq!(store.list_keys(&acme).await.expect("list").len(), 1);
+    assert!(store.find_key(&k.id).await.expect("find").is_some());
+
+    // Policies: each change bumps the revision; a write against a stale
+    // revision is refused and changes nothing.
+    assert_eq!(store.policy_revision(&acme).await.expect("rev"), 0);
+    store
+        .put_policy(
+            &acme,
+            "p1",
+            "permit(principal, action, resource);",
+            0,
+            event("policy.put"),
+        )
+        .await
+        .expect("put");
+    let err = store
+        .put_policy(
+            &acme,
+            "p2",
+            "forbid(principal, action, resource);",
+            0,
+            event("policy.put"),
+        )
+        .await
+        .expect_err("stale");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let snapshot = store.policies(&acme).await.expect("policies");
+    assert_eq!(snapshot.revision, 1);
+    assert_eq!(snapshot.documents.len(), 1);
+    store
+        .put_policy(
+            &acme,
+            "p1",
+            "forbid(principal, action, resource);",
+            1,
+            event("policy.put"),
+        )
+        .await
+        .expect("replace");
+    assert!(!store
+        .delete_policy(&acme, "nope", event("policy.delete"))
+        .await
+        .expect("delete none"));
+    assert!(store
+        .delete_policy(&acme, "p1", event("policy.delete"))
+        .await
+        .expect("delete"));
+    assert_eq!(store.policy_revision(&acme).await.expect("rev"), 3);
+    assert!(store
+        .policies(&other)
+        .await
+        .expect("other")
+        .documents
+        .is_empty());
+
+    // The audit log: every change above, in order, filterable, per tenant.
+    let all = store
+        .list_audit(
+            &acme,
+            &AuditQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("audit");
+    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "tenant.create",
+            "key.create",
+            "key.revoke",
+            "policy.put",
+            "policy.put",
+            "policy.delete"
+        ]
+    );
+    let policy_only = store
+        .list_audit(
+            &acme,
+            &AuditQuery {
+                action: Some("policy".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("filtered");
+    assert_eq!(policy_only.len(), 3);
+    let page = store
+        .list_audit(
+            &acme,
+            &AuditQuery {
+                after: Some(all[1].seq),
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].seq, all[2].seq);
+    let by_actor = store
+        .list_audit(
+            &acme,
+            &AuditQuery {
+                actor: Some("agent:helper".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("actor");
+    assert_eq!(by_actor.len(), 6);
+    let future = store
+        .list_audit(
+            &acme,
+            &AuditQuery {
+                since: Some(Utc::now() + Duration::hours(1)),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("since");
+    assert!(future.is_empty());
+    assert!(store
+        .list_audit(
+            &other,
+            &AuditQuery {
+                limit: 100,
+                ..Default::default()
+            }
+        )
+        .await
+        .expect("other")
+        .is_empty());
+}
+
+/// Runs keep who started them.
+async fn run_actor(store: DynStore) {
+    let tenant = TenantId::generate();
+    store.ensure_tenant(&tenant, "t").await.expect("tenant");
+    let agent = store
+        .create_agent(
+            &tenant,
+            NewAgent {
+                name: "helper".into(),
+                config: AgentConfig {
+                    instructions: String::new(),
+                    model: "openai/m".into(),
+                    fallbacks: vec![],
+                    tools: vec![],
+                    max_steps: 8,
+                    context_tokens: 4000,
+                    memory: Default::default(),
+                    knowledge: vec![],
+                    knowledge_recall: 3,
+                    context: Default::default(),
+                },
+                memory_blocks: vec![],
+            },
+            "key:test",
+        )
+        .await
+        .expect("agent");
+    let session = store
+        .create_session(&tenant, &agent.id, 1)
+        .await
+        .expect("session");
+    let created = store
+        .create_run(
+            &tenant,
+            NewRun {
+                session_id: session.id.clone(),
+                input: "hi".into(),
+                idempotency_key: None,
+                if_busy: BusyPolicy::Queue,
+                actor: Some("key:key_abc".into()),
+            },
+        )
+        .await
+        .expect("run");
+    let run = store
+        .get_run(&tenant, &created.run().id)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(run.actor.as_deref(), Some("key:key_abc"));
+}
+
+#[tokio::test]
+async fn sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = common::sqlite(&dir).await;
+    story(store.clone()).await;
+    run_actor(store).await;
+}
+
+#[tokio::test]
+async fn postgres() {
+    if let Some(store) = common::postgres().await {
+        story(store.clone()).await;
+        run_actor(store).await;
+    }
+}
+
+#[test]
+fn sqlite_refuses_to_rewrite_the_audit_log() {
+    let dir = tempfile::tempdir().expect("dir");
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let path = dir.path().join("roster.db");
+    rt.block_on(async {
+        let store = common::sqlite(&dir).await;
+        let t = TenantId::generate();
+        store
+            .append_audit(&t, vec![event("x.y")])
+            .await
+            .expect("append");
+    });
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    for sql in [
+        "UPDATE audit_events SET actor = 'forged'",
+        "DELETE FROM audit_events",
+    ] {
+        let err = conn.execute(sql, []).expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_refuses_to_rewrite_the_audit_log() {
+    let Some(url) = common::postgres_url().await else {
+        return;
+    };
+    let store = roster_store::open(&url).await.expect("open");
+    let t = TenantId::generate();
+    store
+        .append_audit(&t, vec![event("x.y")])
+        .await
+        .expect("append");
+    let pool = sqlx::PgPool::connect(&url).await.expect("pool");
+    for sql in [
+        "UPDATE audit_events SET actor = 'forged'",
+        "DELETE FROM audit_events",
+    ] {
+        let err = sqlx::query(sql).execute(&pool).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+}
