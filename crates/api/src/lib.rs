@@ -80,6 +80,7 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::policies::list, routes::policies::schema, routes::policies::show, routes::policies::put,
         routes::policies::delete,
         routes::audit::list,
+        routes::approvals::list, routes::approvals::show, routes::approvals::approve, routes::approvals::deny,
         healthz, openapi_json
     ),
     modifiers(&BearerAuth, &CommonErrors),
@@ -232,8 +233,8 @@ async fn method_not_allowed(
 
 pub fn app(state: AppState) -> Router {
     use routes::{
-        agents, audit, files, http, index, keys, knowledge, ledger, mcp, memories, policies, runs,
-        sessions, sql, tenants,
+        agents, approvals, audit, files, http, index, keys, knowledge, ledger, mcp, memories,
+        policies, runs, sessions, sql, tenants,
     };
     // The upload handler reads and bounds its body itself.
     let document_limit = DefaultBodyLimit::disable();
@@ -275,6 +276,10 @@ pub fn app(state: AppState) -> Router {
                 .delete(policies::delete),
         )
         .route("/audit", get(audit::list))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}", get(approvals::show))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/deny", post(approvals::deny))
         .route("/memories", post(memories::create).get(memories::list))
         .route("/memories/search", post(memories::search))
         .route(

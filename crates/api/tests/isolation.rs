@@ -89,6 +89,24 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
     )
     .await
     .ok(201);
+    // A tool call of B's waiting for approval.
+    b.put(
+        "/v1/policies/zq-approvals",
+        json!({"text": "@approval(\"zq-approval-reason\")\npermit(principal, action == Roster::Action::\"call_tool\", resource == Roster::Tool::\"sleep\");"}),
+    )
+    .await
+    .ok(201);
+    b.create_agent(json!({"name": "zq-payer", "model": "openai/test-model", "tools": ["sleep"]}))
+        .await;
+    let paused_session = b.session("zq-payer").await;
+    app.fake
+        .push(Reply::tool_call("zq-call", "sleep", r#"{"ms": 1}"#));
+    let paused = b.say(&paused_session, "zq-pause").await;
+    assert_eq!(paused["run"]["status"], "awaiting_approval", "{paused}");
+    let approval = b.get("/v1/approvals").await.ok(200)["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let key = b
         .post("/v1/keys", json!({"name": "zq-key"}))
         .await
@@ -134,6 +152,7 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         ("id", "runs", (run.clone(), none("run"))),
         ("id", "memories", (memory.clone(), none("mem"))),
         ("id", "keys", (key_id.clone(), none("key"))),
+        ("id", "approvals", (approval.clone(), none("apr"))),
         ("name", "knowledge", pair("zq-source", "zq-nosource")),
         ("name", "policies", pair("zq-policy", "zq-nopolicy")),
         ("name", "mcp", pair("zq-mcp", "zq-nomcp")),
@@ -175,6 +194,8 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         "zqOp".into(),
         "zq-file".into(),
         "context == {}".into(),
+        "zq-approval-reason".into(),
+        approval,
     ]
     .to_vec();
     Names { values, secrets }

@@ -78,6 +78,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/policies/{name}"),
     ("delete", "/v1/policies/{name}"),
     ("get", "/v1/audit"),
+    ("get", "/v1/approvals"),
+    ("get", "/v1/approvals/{id}"),
+    ("post", "/v1/approvals/{id}/approve"),
+    ("post", "/v1/approvals/{id}/deny"),
 ];
 
 const METHODS: &[&str] = &[

@@ -38,6 +38,15 @@ pub enum RunEvent {
         output: String,
         is_error: bool,
     },
+    /// A tool call needs a human's approval; the run waits in
+    /// `awaiting_approval` until it is approved, denied or expires.
+    ApprovalRequested {
+        step: i64,
+        call_id: String,
+        name: String,
+        approval: String,
+        reason: String,
+    },
     /// An item was appended to the session.
     Item {
         item: Item,
@@ -59,6 +68,7 @@ impl RunEvent {
             RunEvent::TextReset { .. } => "text_reset",
             RunEvent::ToolCall { .. } => "tool_call",
             RunEvent::ToolResult { .. } => "tool_result",
+            RunEvent::ApprovalRequested { .. } => "approval_requested",
             RunEvent::Item { .. } => "item",
             RunEvent::RunFinished { .. } => "run_finished",
         }

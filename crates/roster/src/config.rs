@@ -28,6 +28,29 @@ pub struct FileConfig {
     /// The code sandbox behind `run_code`.
     #[serde(default)]
     pub sandbox: SandboxSettings,
+    /// Human approvals of tool calls.
+    #[serde(default)]
+    pub approvals: ApprovalSettings,
+}
+
+/// `[approvals]`: how long a request waits before it is denied.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalSettings {
+    /// Seconds a request waits for a decision (default a day);
+    /// `ROSTER_APPROVAL_EXPIRY_SECS` wins over it.
+    pub expiry_secs: u64,
+    /// How often expired requests are looked for, in milliseconds.
+    pub sweep_ms: u64,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        Self {
+            expiry_secs: roster_runtime::governance::DEFAULT_APPROVAL_TTL.as_secs(),
+            sweep_ms: 1000,
+        }
+    }
 }
 
 /// `[sandbox]`: limits of `run_code` and where its interpreters are.

@@ -58,6 +58,8 @@ enum Command {
     Policy(client::PolicyArgs),
     /// The tenant's audit log: list, export as JSON Lines.
     Audit(client::AuditArgs),
+    /// Tool calls waiting for a human: list, show, approve, deny.
+    Approvals(client::ApprovalArgs),
     /// Measure the runtime's own per-turn cost with an instant in-process model.
     Bench(bench::BenchArgs),
 }
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
             Command::Key(cmd) => client::key(cmd).await,
             Command::Policy(cmd) => client::policy(cmd).await,
             Command::Audit(cmd) => client::audit(cmd).await,
+            Command::Approvals(cmd) => client::approvals(cmd).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -133,6 +133,25 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr().context("listener has no address")?;
+    let expiry_secs = match std::env::var("ROSTER_APPROVAL_EXPIRY_SECS") {
+        Ok(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .context("ROSTER_APPROVAL_EXPIRY_SECS must be a whole number of seconds")?,
+        Err(_) => file.approvals.expiry_secs,
+    };
+    anyhow::ensure!(
+        (1..=365 * 24 * 3600).contains(&expiry_secs),
+        "the approval expiry must be between 1 second and a year, not {expiry_secs} s"
+    );
+    anyhow::ensure!(
+        (10..=60_000).contains(&file.approvals.sweep_ms),
+        "approvals.sweep_ms must be between 10 and 60000"
+    );
+    runtime
+        .governance()
+        .set_approval_ttl(std::time::Duration::from_secs(expiry_secs));
+    runtime.start_approval_expiry(std::time::Duration::from_millis(file.approvals.sweep_ms));
     let resumed = runtime
         .recover()
         .await

@@ -12,7 +12,13 @@ use roster_policy::{Action, Decision, PolicyRequest, TenantPolicies};
 use roster_store::{DynStore, NewAuditEvent};
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// Longest argument text kept in an audit event.
 const MAX_AUDITED_ARGUMENTS: usize = 4096;
@@ -23,7 +29,12 @@ type Compiled = Result<Arc<TenantPolicies>, String>;
 pub struct Governance {
     store: DynStore,
     compiled: Mutex<HashMap<TenantId, (i64, Compiled)>>,
+    /// How long an approval request waits before it is denied, in ms.
+    approval_ttl_ms: AtomicU64,
 }
+
+/// Default for [`Governance::set_approval_ttl`]: a working day and night.
+pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// What to record with a decision.
 pub struct Subject<'a> {
@@ -40,7 +51,17 @@ impl Governance {
         Self {
             store,
             compiled: Mutex::new(HashMap::new()),
+            approval_ttl_ms: AtomicU64::new(millis(DEFAULT_APPROVAL_TTL)),
         }
+    }
+
+    /// How long approval requests made from now on wait for a decision.
+    pub fn set_approval_ttl(&self, ttl: Duration) {
+        self.approval_ttl_ms.store(millis(ttl), Ordering::Relaxed);
+    }
+
+    pub fn approval_ttl(&self) -> Duration {
+        Duration::from_millis(self.approval_ttl_ms.load(Ordering::Relaxed))
     }
 
     /// The tenant's policies as of now: one indexed read of the revision,

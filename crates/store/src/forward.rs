@@ -413,5 +413,58 @@ macro_rules! forward_record_traits {
                 self.$field.list_audit(tenant, query).await
             }
         }
+
+        #[async_trait::async_trait]
+        impl $crate::ApprovalStore for $ty {
+            async fn list_approvals(
+                &self,
+                tenant: &roster_core::TenantId,
+                status: Option<&str>,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::Approval>> {
+                self.$field.list_approvals(tenant, status, limit).await
+            }
+            async fn get_approval(
+                &self,
+                tenant: &roster_core::TenantId,
+                id: &str,
+            ) -> $crate::StoreResult<Option<$crate::Approval>> {
+                self.$field.get_approval(tenant, id).await
+            }
+            async fn approval_for_call(
+                &self,
+                tenant: &roster_core::TenantId,
+                run: &roster_core::RunId,
+                call_id: &str,
+            ) -> $crate::StoreResult<Option<$crate::Approval>> {
+                self.$field.approval_for_call(tenant, run, call_id).await
+            }
+            async fn decide_approval(
+                &self,
+                tenant: &roster_core::TenantId,
+                id: &str,
+                decision: $crate::ApprovalDecision,
+                by: &str,
+                note: Option<&str>,
+                audit: $crate::NewAuditEvent,
+            ) -> $crate::StoreResult<$crate::Approval> {
+                self.$field
+                    .decide_approval(tenant, id, decision, by, note, audit)
+                    .await
+            }
+            async fn expire_approvals(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<(roster_core::TenantId, $crate::Approval)>> {
+                self.$field.expire_approvals(now).await
+            }
+            async fn cancel_approvals(
+                &self,
+                tenant: &roster_core::TenantId,
+                run: &roster_core::RunId,
+            ) -> $crate::StoreResult<usize> {
+                self.$field.cancel_approvals(tenant, run).await
+            }
+        }
     };
 }

@@ -9,6 +9,7 @@
 //! This crate must never call a model, run a tool or speak HTTP, and must not
 //! decide what a run does next: it records what the runtime decided.
 
+pub mod approvals;
 mod error;
 mod forward;
 pub mod governance;
@@ -21,6 +22,7 @@ mod records;
 pub mod sqlite;
 mod types;
 
+pub use approvals::*;
 pub use error::StoreError;
 pub use governance::*;
 pub use integrations::*;
@@ -52,6 +54,7 @@ pub trait Store:
     + IndexFeed
     + IntegrationStore
     + GovernanceStore
+    + ApprovalStore
     + Send
     + Sync
     + 'static

@@ -114,6 +114,8 @@ pub enum RunTransition {
     /// queued -> running; the store also appends the run's input as a user
     /// message item and emits `run_started`.
     Start,
+    /// running -> awaiting_approval, with the write's approval requests.
+    AwaitApproval,
     /// Emits `run_finished` after the write's items.
     Finish {
         status: RunStatus,
@@ -157,6 +159,8 @@ pub struct JournalWrite {
     /// Extraction jobs created with the run's completion; they read the
     /// run's items (from its first to the session's last).
     pub memory_jobs: Vec<crate::NewMemoryJob>,
+    /// Tool calls sent for a human's approval (with `AwaitApproval`).
+    pub approvals: Vec<crate::NewApproval>,
 }
 
 /// The session's history up to `through_seq`, folded into `text` by the
@@ -193,6 +197,7 @@ impl JournalWrite {
             memory_writes: Vec::new(),
             summary: None,
             memory_jobs: Vec::new(),
+            approvals: Vec::new(),
         }
     }
 }
@@ -264,6 +269,11 @@ pub(crate) fn check_writable(
     if matches!(status, "completed" | "failed" | "cancelled") {
         return Err(crate::StoreError::Conflict(format!(
             "run {run} is already {status}"
+        )));
+    }
+    if matches!(write.transition, Some(RunTransition::AwaitApproval)) && status != "running" {
+        return Err(crate::StoreError::Conflict(format!(
+            "run {run} cannot wait for approval: it is {status}"
         )));
     }
     if matches!(write.transition, Some(RunTransition::Start)) && status != "queued" {

@@ -6,8 +6,12 @@ mod common;
 
 use chrono::{Duration, Utc};
 use roster_core::agent::{AgentConfig, NewAgent};
+use roster_core::run::RunStatus;
 use roster_core::{KeyId, TenantId};
-use roster_store::{AuditQuery, BusyPolicy, DynStore, NewAuditEvent, NewKey, NewRun, StoreError};
+use roster_store::{
+    approval_id, ApprovalDecision, AuditQuery, BusyPolicy, DynStore, JournalWrite, NewApproval,
+    NewAuditEvent, NewKey, NewRun, RunTransition, StoreError,
+};
 use serde_json::json;
 
 fn event(action: &str) -> NewAuditEvent {
@@ -235,26 +239,7 @@ async fn run_actor(store: DynStore) {
     let tenant = TenantId::generate();
     store.ensure_tenant(&tenant, "t").await.expect("tenant");
     let agent = store
-        .create_agent(
-            &tenant,
-            NewAgent {
-                name: "helper".into(),
-                config: AgentConfig {
-                    instructions: String::new(),
-                    model: "openai/m".into(),
-                    fallbacks: vec![],
-                    tools: vec![],
-                    max_steps: 8,
-                    context_tokens: 4000,
-                    memory: Default::default(),
-                    knowledge: vec![],
-                    knowledge_recall: 3,
-                    context: Default::default(),
-                },
-                memory_blocks: vec![],
-            },
-            "key:test",
-        )
+        .create_agent(&tenant, new_agent(), "key:test")
         .await
         .expect("agent");
     let session = store
@@ -282,19 +267,208 @@ async fn run_actor(store: DynStore) {
     assert_eq!(run.actor.as_deref(), Some("key:key_abc"));
 }
 
+/// A run waits for approval with its request journaled; a decision moves
+/// it back to running only once none is pending; expiry and cancel settle
+/// the rest; decisions cannot repeat.
+async fn approvals(store: DynStore) {
+    let tenant = TenantId::generate();
+    store.ensure_tenant(&tenant, "t").await.expect("tenant");
+    let agent = store
+        .create_agent(&tenant, new_agent(), "key:test")
+        .await
+        .expect("agent");
+    let session = store
+        .create_session(&tenant, &agent.id, 1)
+        .await
+        .expect("session");
+    let new_run = |input: &str| NewRun {
+        session_id: session.id.clone(),
+        input: input.into(),
+        idempotency_key: None,
+        if_busy: BusyPolicy::Queue,
+        actor: None,
+    };
+    let run = store
+        .create_run(&tenant, new_run("pay"))
+        .await
+        .expect("run")
+        .run()
+        .clone();
+    // The first run of an idle session starts as it is created.
+    assert_eq!(run.status, RunStatus::Running);
+    let request = |call: &str, ttl: Duration| NewApproval {
+        id: approval_id(),
+        step: 2,
+        call_id: call.into(),
+        agent: "helper".into(),
+        tool: "pay".into(),
+        arguments: json!({"amount": 700}),
+        reason: "big".into(),
+        policies: vec!["p[2]".into()],
+        actor: "key:k > agent:helper > tool:pay".into(),
+        expires_at: Utc::now() + ttl,
+    };
+    let (first, second) = (
+        request("c1", Duration::hours(1)),
+        request("c2", Duration::hours(1)),
+    );
+    let mut pause = JournalWrite::new(run.id.clone(), session.id.clone());
+    pause.transition = Some(RunTransition::AwaitApproval);
+    pause.approvals = vec![first.clone(), second.clone()];
+    store.commit(&tenant, pause).await.expect("pause");
+    let status = |store: DynStore, run: roster_core::RunId, tenant: TenantId| async move {
+        store
+            .get_run(&tenant, &run)
+            .await
+            .expect("get")
+            .expect("run")
+            .status
+    };
+    assert_eq!(
+        status(store.clone(), run.id.clone(), tenant.clone()).await,
+        RunStatus::AwaitingApproval
+    );
+    // The session's queue waits behind it.
+    store
+        .create_run(&tenant, new_run("next"))
+        .await
+        .expect("queued");
+    assert!(store
+        .next_queued_run(&tenant, &session.id)
+        .await
+        .expect("next")
+        .is_none());
+    assert_eq!(
+        store
+            .list_approvals(&tenant, Some("pending"), 10)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    let found = store
+        .approval_for_call(&tenant, &run.id, "c1")
+        .await
+        .expect("for call")
+        .expect("c1");
+    assert_eq!(found.arguments["amount"], 700);
+    assert!(store
+        .get_approval(&TenantId::generate(), &first.id)
+        .await
+        .expect("other")
+        .is_none());
+
+    let approved = store
+        .decide_approval(
+            &tenant,
+            &first.id,
+            ApprovalDecision::Approve,
+            "key:k",
+            Some("fine"),
+            event("approval.approve"),
+        )
+        .await
+        .expect("approve");
+    assert_eq!(approved.status, "approved");
+    assert_eq!(approved.note.as_deref(), Some("fine"));
+    // One still pending: the run keeps waiting.
+    assert_eq!(
+        status(store.clone(), run.id.clone(), tenant.clone()).await,
+        RunStatus::AwaitingApproval
+    );
+    let err = store
+        .decide_approval(
+            &tenant,
+            &first.id,
+            ApprovalDecision::Deny,
+            "key:k",
+            None,
+            event("approval.deny"),
+        )
+        .await
+        .expect_err("twice");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    // Cancel withdraws the rest and hands the run back to the runner.
+    assert_eq!(
+        store
+            .cancel_approvals(&tenant, &run.id)
+            .await
+            .expect("cancel"),
+        1
+    );
+    assert_eq!(
+        status(store.clone(), run.id.clone(), tenant.clone()).await,
+        RunStatus::Running
+    );
+    let err = store
+        .decide_approval(
+            &tenant,
+            &second.id,
+            ApprovalDecision::Approve,
+            "key:k",
+            None,
+            event("approval.approve"),
+        )
+        .await
+        .expect_err("cancelled");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+
+    // An expired request counts as decided and resumes its run.
+    let late = request("c3", Duration::milliseconds(-1));
+    let mut pause = JournalWrite::new(run.id.clone(), session.id.clone());
+    pause.transition = Some(RunTransition::AwaitApproval);
+    pause.approvals = vec![late.clone()];
+    store.commit(&tenant, pause).await.expect("pause again");
+    let expired = store.expire_approvals(Utc::now()).await.expect("expire");
+    assert!(expired
+        .iter()
+        .any(|(t, a)| *t == tenant && a.id == late.id && a.status == "expired"));
+    assert_eq!(
+        status(store.clone(), run.id.clone(), tenant.clone()).await,
+        RunStatus::Running
+    );
+    assert!(store
+        .expire_approvals(Utc::now())
+        .await
+        .expect("again")
+        .iter()
+        .all(|(_, a)| a.id != late.id));
+}
+
+fn new_agent() -> NewAgent {
+    NewAgent {
+        name: "helper".into(),
+        config: AgentConfig {
+            instructions: String::new(),
+            model: "openai/m".into(),
+            fallbacks: vec![],
+            tools: vec![],
+            max_steps: 8,
+            context_tokens: 4000,
+            memory: Default::default(),
+            knowledge: vec![],
+            knowledge_recall: 3,
+            context: Default::default(),
+        },
+        memory_blocks: vec![],
+    }
+}
+
 #[tokio::test]
 async fn sqlite() {
     let dir = tempfile::tempdir().expect("dir");
     let store = common::sqlite(&dir).await;
     story(store.clone()).await;
-    run_actor(store).await;
+    run_actor(store.clone()).await;
+    approvals(store).await;
 }
 
 #[tokio::test]
 async fn postgres() {
     if let Some(store) = common::postgres().await {
         story(store.clone()).await;
-        run_actor(store).await;
+        run_actor(store.clone()).await;
+        approvals(store).await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource.
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod files;
 pub(crate) mod governed;

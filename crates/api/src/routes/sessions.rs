@@ -256,7 +256,7 @@ pub async fn post_message(
     }
     let run = state
         .runtime
-        .wait(&principal.tenant, &run.id, WAIT_LIMIT)
+        .wait_settled(&principal.tenant, &run.id, WAIT_LIMIT)
         .await?;
     let items = run_items(&state, &principal, &run).await?;
     Ok(axum::Json(RunResult { run, items }).into_response())

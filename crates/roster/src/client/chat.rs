@@ -343,6 +343,17 @@ impl Turn<'_> {
                 let line = format!("  ← {label}: {}", one_line(&output, SHOWN_CHARS));
                 self.note(progress, &line);
             }
+            RunEvent::ApprovalRequested {
+                name,
+                approval,
+                reason,
+                ..
+            } => {
+                let line = format!(
+                    "  ⏸ {name} needs approval ({reason}); waiting. Approve with `roster approvals approve {approval}` or deny with `roster approvals deny {approval}`"
+                );
+                self.note(progress, &line);
+            }
             RunEvent::Item { item } => {
                 if progress.run.is_none() {
                     progress.run.clone_from(&item.run_id);

@@ -6,6 +6,7 @@
 //! [`output`] the shared formatting.
 
 mod agent;
+mod approvals;
 mod chat;
 mod http;
 mod keys;
@@ -21,6 +22,7 @@ mod source;
 use std::path::PathBuf;
 
 pub use agent::{run as agent, AgentArgs};
+pub use approvals::{approvals, ApprovalArgs};
 pub use chat::{run as chat, ChatArgs};
 pub use keys::{key, tenant, KeyArgs, TenantArgs};
 pub use knowledge::{run as knowledge, KnowledgeArgs};

@@ -68,6 +68,12 @@ struct RunState<'a> {
     tools: crate::tools::ResolvedTools,
     /// Calls refused for arguments that fail the tool's schema.
     invalid_calls: std::sync::atomic::AtomicU32,
+    /// Calls of the current batch that wait for approval.
+    pauses: Mutex<Vec<(ToolCall, roster_store::NewApproval)>>,
+    /// The run waits for approval: the runner stops without finishing it.
+    awaiting: bool,
+    /// A call of this batch found its approval still pending.
+    rewait: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) async fn execute(
@@ -160,6 +166,9 @@ pub(crate) async fn execute(
         fold_failed: false,
         tools,
         invalid_calls: std::sync::atomic::AtomicU32::new(0),
+        pauses: Mutex::new(Vec::new()),
+        awaiting: false,
+        rewait: std::sync::atomic::AtomicBool::new(false),
     };
     for step in steps
         .iter()
@@ -173,7 +182,7 @@ pub(crate) async fn execute(
 impl RunState<'_> {
     async fn drive(&mut self) -> Result<(), RuntimeError> {
         loop {
-            if self.finished {
+            if self.finished || self.awaiting {
                 return Ok(());
             }
             if self.cancel.is_cancelled() {

@@ -68,9 +68,23 @@ impl RunState<'_> {
         let mut first_error = None;
         for result in results {
             match result {
-                Ok(outcome) => self.machine.on_tool_outcome(&outcome),
+                Ok(Some(outcome)) => self.machine.on_tool_outcome(&outcome),
+                // Paused for approval: no outcome until a human decides.
+                Ok(None) => {}
                 Err(e) => first_error = first_error.or(Some(e)),
             }
+        }
+        let pauses = std::mem::take(
+            &mut *self
+                .pauses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let rewait = self
+            .rewait
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if (!pauses.is_empty() || rewait) && first_error.is_none() {
+            self.await_approval(pauses).await?;
         }
         if self
             .invalid_calls
@@ -90,7 +104,38 @@ impl RunState<'_> {
 
     /// Runs one tool call and journals its result (an error result when the
     /// run is cancelled while the tool runs).
-    async fn tool_step(&self, n: i64, call: &ToolCall) -> Result<ToolOutcome, RuntimeError> {
+    /// Journals the run's move to `awaiting_approval` with its requests;
+    /// the runner stops here until a decision resumes the run.
+    async fn await_approval(
+        &mut self,
+        pauses: Vec<(ToolCall, roster_store::NewApproval)>,
+    ) -> Result<(), RuntimeError> {
+        let mut write = self.journal();
+        write.transition = Some(roster_store::RunTransition::AwaitApproval);
+        write.events = pauses
+            .iter()
+            .map(|(call, approval)| RunEvent::ApprovalRequested {
+                step: approval.step,
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                approval: approval.id.clone(),
+                reason: approval.reason.clone(),
+            })
+            .collect();
+        write.approvals = pauses.into_iter().map(|(_, a)| a).collect();
+        let committed = self.inner.store.commit(self.tenant, write).await?;
+        self.inner.publish(&self.run.id, &committed.events);
+        self.awaiting = true;
+        Ok(())
+    }
+
+    /// Runs one tool call and journals its result; `None` when the call
+    /// waits for a human's approval instead.
+    async fn tool_step(
+        &self,
+        n: i64,
+        call: &ToolCall,
+    ) -> Result<Option<ToolOutcome>, RuntimeError> {
         let tool = self.tools.get(&call.name);
         let arguments = parse_arguments(&call.arguments);
         let (text, is_error, block_write) = match (tool, arguments) {
@@ -99,19 +144,21 @@ impl RunState<'_> {
             (Some(tool), Ok(arguments)) => match (&tool.kind, tool.check_arguments(&arguments)) {
                 (ToolKind::Memory(memory), _) => {
                     match self.authorize_call(n, call, tool, &arguments).await? {
-                        Some(refusal) => (refusal, true, None),
-                        None => match memory.parse(arguments) {
+                        Verdict::Pause => return Ok(None),
+                        Verdict::Refuse(refusal) => (refusal, true, None),
+                        Verdict::Go => match memory.parse(arguments) {
                             Err(message) => (message, true, None),
-                            Ok(edit) => return self.memory_step(n, call, edit).await,
+                            Ok(edit) => return self.memory_step(n, call, edit).await.map(Some),
                         },
                     }
                 }
                 (ToolKind::Recall(recall), _) => {
                     match self.authorize_call(n, call, tool, &arguments).await? {
-                        Some(refusal) => (refusal, true, None),
-                        None => match recall.parse(arguments) {
+                        Verdict::Pause => return Ok(None),
+                        Verdict::Refuse(refusal) => (refusal, true, None),
+                        Verdict::Go => match recall.parse(arguments) {
                             Err(message) => (message, true, None),
-                            Ok(parsed) => return self.recall_step(n, call, parsed).await,
+                            Ok(parsed) => return self.recall_step(n, call, parsed).await.map(Some),
                         },
                     }
                 }
@@ -119,15 +166,19 @@ impl RunState<'_> {
                     (self.invalid_arguments(message), true, None)
                 }
                 (ToolKind::External(external), Ok(())) => {
-                    if let Some(refusal) = self.authorize_call(n, call, tool, &arguments).await? {
-                        let outcome = ToolOutcome {
-                            call_id: call.id.clone(),
-                            name: call.name.clone(),
-                            output: refusal,
-                            is_error: true,
-                        };
-                        self.commit_tool_result(n, call, &outcome, None).await?;
-                        return Ok(outcome);
+                    match self.authorize_call(n, call, tool, &arguments).await? {
+                        Verdict::Go => {}
+                        Verdict::Pause => return Ok(None),
+                        Verdict::Refuse(refusal) => {
+                            let outcome = ToolOutcome {
+                                call_id: call.id.clone(),
+                                name: call.name.clone(),
+                                output: refusal,
+                                is_error: true,
+                            };
+                            self.commit_tool_result(n, call, &outcome, None).await?;
+                            return Ok(Some(outcome));
+                        }
                     }
                     if !self.started_already(n) {
                         let mut started = self.journal();
@@ -181,7 +232,7 @@ impl RunState<'_> {
         };
         self.commit_tool_result(n, call, &outcome, block_write)
             .await?;
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
     fn started_already(&self, n: i64) -> bool {
@@ -240,21 +291,34 @@ impl RunState<'_> {
         ]
     }
 
-    /// Puts a call to the tenant's policies before it runs. `None`: go
-    /// ahead; otherwise what the model is told instead of a result.
+    /// Puts a call to the tenant's policies before it runs. A call a
+    /// human already decided on (this run resuming) follows the decision.
     async fn authorize_call(
         &self,
         n: i64,
         call: &ToolCall,
         tool: &crate::tools::RegisteredTool,
         arguments: &serde_json::Value,
-    ) -> Result<Option<String>, RuntimeError> {
+    ) -> Result<Verdict, RuntimeError> {
+        if let Some(approval) = self
+            .inner
+            .store
+            .approval_for_call(self.tenant, &self.run.id, &call.id)
+            .await?
+        {
+            if approval.status == "pending" {
+                // Another request of this batch is still open: wait again.
+                self.rewait
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            return Ok(decided(&approval, call));
+        }
         let governance = &self.inner.governance;
         if !governance
             .governs(self.tenant, roster_policy::Action::CallTool)
             .await?
         {
-            return Ok(None);
+            return Ok(Verdict::Go);
         }
         let (kind, server, facts) = match &tool.kind {
             ToolKind::External(t) => (
@@ -298,13 +362,33 @@ impl RunState<'_> {
             )
             .await?;
         Ok(match decision {
-            roster_policy::Decision::Allow { .. } => None,
-            roster_policy::Decision::Deny { reason, .. } => Some(format!(
+            roster_policy::Decision::Allow { .. } => Verdict::Go,
+            roster_policy::Decision::Deny { reason, .. } => Verdict::Refuse(format!(
                 "denied by policy: {reason}. The call was not made."
             )),
-            roster_policy::Decision::NeedsApproval { reason, .. } => Some(format!(
-                "this call needs human approval ({reason}), which this deployment cannot ask for yet; the call was not made."
-            )),
+            roster_policy::Decision::NeedsApproval { reason, policies } => {
+                let ttl = chrono::Duration::from_std(governance.approval_ttl())
+                    .unwrap_or(chrono::Duration::MAX);
+                let approval = roster_store::NewApproval {
+                    id: roster_store::approval_id(),
+                    step: n,
+                    call_id: call.id.clone(),
+                    agent: self.agent.name.clone(),
+                    tool: call.name.clone(),
+                    arguments: arguments.clone(),
+                    reason,
+                    policies,
+                    actor: chain,
+                    expires_at: chrono::Utc::now()
+                        .checked_add_signed(ttl)
+                        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+                };
+                self.pauses
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((call.clone(), approval));
+                Verdict::Pause
+            }
         })
     }
 
@@ -464,7 +548,14 @@ impl RunState<'_> {
             StoreError::Corrupt(format!("started step {n} of run {}: {e}", self.run.id))
         })?;
         let idempotent = matches!(self.tools.get(&call.name).map(|t| &t.kind), Some(ToolKind::External(t)) if t.idempotent());
-        if idempotent {
+        // A call that stopped for approval never ran: it goes on as decided.
+        let awaited = self
+            .inner
+            .store
+            .approval_for_call(self.tenant, &self.run.id, &call.id)
+            .await?
+            .is_some();
+        if idempotent || awaited {
             self.resumed.insert(call.id.clone(), n);
             self.started.insert(n);
             return Ok(());
@@ -481,6 +572,42 @@ impl RunState<'_> {
         self.commit_tool_result(n, &call, &outcome, None).await?;
         self.machine.on_tool_outcome(&outcome);
         Ok(())
+    }
+}
+
+/// What the runner does with a call after the policies were asked.
+pub(super) enum Verdict {
+    Go,
+    /// Not run; the text is the call's error result.
+    Refuse(String),
+    /// Waits for a human's approval.
+    Pause,
+}
+
+/// A call a human decided on.
+fn decided(approval: &roster_store::Approval, call: &ToolCall) -> Verdict {
+    let note = approval
+        .note
+        .as_deref()
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| format!(": {n}"))
+        .unwrap_or_default();
+    match approval.status.as_str() {
+        "approved" => Verdict::Go,
+        // Still undecided (another call of the run was decided first).
+        "pending" => Verdict::Pause,
+        "denied" => Verdict::Refuse(format!(
+            "a human denied this call to `{}`{note}. The call was not made.",
+            call.name
+        )),
+        "expired" => Verdict::Refuse(format!(
+            "nobody approved this call to `{}` before its approval request expired at {}; the call was not made.",
+            call.name, approval.expires_at
+        )),
+        other => Verdict::Refuse(format!(
+            "the approval request for `{}` was {other}; the call was not made.",
+            call.name
+        )),
     }
 }
 

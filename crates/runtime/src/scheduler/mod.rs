@@ -206,6 +206,10 @@ impl Runtime {
                     .remove(run_id);
                 result?;
             } else {
+                if run.status == RunStatus::AwaitingApproval {
+                    // Its open requests are withdrawn; the runner ends it.
+                    self.inner.store.cancel_approvals(tenant, run_id).await?;
+                }
                 // A `running` run with no worker here (interrupted, not yet
                 // resumed) goes through the runner, which closes its calls.
                 // Unless it finished while we looked: then there is nothing
@@ -261,6 +265,31 @@ impl Runtime {
         run_id: &RunId,
         limit: Duration,
     ) -> Result<Run, RuntimeError> {
+        self.wait_for(tenant, run_id, limit, RunStatus::is_finished)
+            .await
+    }
+
+    /// Like [`Runtime::wait`], but also returns when the run stops to wait
+    /// for a human's approval.
+    pub async fn wait_settled(
+        &self,
+        tenant: &TenantId,
+        run_id: &RunId,
+        limit: Duration,
+    ) -> Result<Run, RuntimeError> {
+        self.wait_for(tenant, run_id, limit, |status| {
+            status.is_finished() || status == RunStatus::AwaitingApproval
+        })
+        .await
+    }
+
+    async fn wait_for(
+        &self,
+        tenant: &TenantId,
+        run_id: &RunId,
+        limit: Duration,
+        settled: fn(RunStatus) -> bool,
+    ) -> Result<Run, RuntimeError> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut live = self.subscribe(run_id);
         loop {
@@ -270,14 +299,14 @@ impl Runtime {
                 .get_run(tenant, run_id)
                 .await?
                 .ok_or(RuntimeError::NotFound("run"))?;
-            if run.status.is_finished() || tokio::time::Instant::now() >= deadline {
+            if settled(run.status) || tokio::time::Instant::now() >= deadline {
                 return Ok(run);
             }
             match live.as_mut() {
                 Some(rx) => loop {
                     match tokio::time::timeout_at(deadline, rx.recv()).await {
                         Ok(Ok(LiveEvent {
-                            event: RunEvent::RunFinished { .. },
+                            event: RunEvent::RunFinished { .. } | RunEvent::ApprovalRequested { .. },
                             ..
                         })) => break,
                         Ok(Ok(_)) => continue,
@@ -292,6 +321,36 @@ impl Runtime {
                 None => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
+    }
+
+    /// Lets a session's worker take up a run a decision moved back to
+    /// `running`.
+    pub fn resume(&self, tenant: &TenantId, session: &SessionId) {
+        self.inner.kick(tenant, session);
+    }
+
+    /// Denies approval requests past their expiry every `every`, resuming
+    /// their runs; stops with the runtime.
+    pub fn start_approval_expiry(&self, every: Duration) {
+        let inner = self.inner.clone();
+        let halt = self.inner.halt.clone();
+        self.inner.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = halt.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                match inner.store.expire_approvals(chrono::Utc::now()).await {
+                    Ok(expired) => {
+                        for (tenant, approval) in expired {
+                            tracing::info!(approval = %approval.id, run = %approval.run_id, "approval request expired; the call is denied");
+                            inner.kick(&tenant, &approval.session_id);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot expire approval requests"),
+                }
+            }
+        });
     }
 
     /// Resumes every unfinished run after a start; returns how many.

@@ -45,3 +45,30 @@ CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events
 
 -- Who started each run: the head of its steps' actor chains.
 ALTER TABLE runs ADD COLUMN actor TEXT;
+
+-- Tool calls waiting for a human: one per call; the run waits in
+-- `awaiting_approval` while any of its approvals is pending.
+CREATE TABLE approvals (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    tenant_id TEXT COLLATE "C" NOT NULL,
+    run_id TEXT COLLATE "C" NOT NULL,
+    session_id TEXT COLLATE "C" NOT NULL,
+    step BIGINT NOT NULL,
+    call_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    policies TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    -- pending, approved, denied, expired or cancelled
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    decided_at BIGINT,
+    decided_by TEXT,
+    note TEXT
+);
+CREATE UNIQUE INDEX approvals_by_call ON approvals (tenant_id, run_id, call_id);
+CREATE INDEX approvals_by_tenant ON approvals (tenant_id, status, created_at);
+CREATE INDEX approvals_due ON approvals (status, expires_at);

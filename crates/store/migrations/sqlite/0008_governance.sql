@@ -43,3 +43,30 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 
 -- Who started each run: the head of its steps' actor chains.
 ALTER TABLE runs ADD COLUMN actor TEXT;
+
+-- Tool calls waiting for a human: one per call; the run waits in
+-- `awaiting_approval` while any of its approvals is pending.
+CREATE TABLE approvals (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    call_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    policies TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    -- pending, approved, denied, expired or cancelled
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    decided_at INTEGER,
+    decided_by TEXT,
+    note TEXT
+) STRICT;
+CREATE UNIQUE INDEX approvals_by_call ON approvals (tenant_id, run_id, call_id);
+CREATE INDEX approvals_by_tenant ON approvals (tenant_id, status, created_at);
+CREATE INDEX approvals_due ON approvals (status, expires_at);

@@ -65,6 +65,24 @@ pub(crate) async fn commit(
         write_block(conn, tenant, block, run, now).await?;
     }
     insert_ledger(conn, tenant, &write.ledger, now).await?;
+    if matches!(write.transition, Some(RunTransition::AwaitApproval)) {
+        super::approvals::insert(
+            conn,
+            tenant,
+            run,
+            write.session_id.as_str(),
+            &write.approvals,
+            now,
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE runs SET status = 'awaiting_approval' WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(run)
+        .bind(tenant.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
     if let Some(RunTransition::Finish {
         status,
         output,

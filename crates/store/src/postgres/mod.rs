@@ -9,6 +9,7 @@
 
 mod agents;
 mod api;
+mod approvals;
 mod governance;
 mod governance_api;
 mod integrations;

@@ -141,12 +141,14 @@ pub(crate) async fn next_queued_run(
     session: &SessionId,
 ) -> Result<Option<Run>, StoreError> {
     let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = $1 AND status IN ('queued', 'running') AND tenant_id = $2 ORDER BY id LIMIT 1"
+        "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = $1 AND status IN ('queued', 'running', 'awaiting_approval') AND tenant_id = $2 ORDER BY id LIMIT 1"
     );
     let query = sqlx::query(&sql)
         .bind(session.as_str())
         .bind(tenant.as_str());
-    rows::first(conn, query, rows::run).await
+    let first = rows::first(conn, query, rows::run).await?;
+    // A run waiting for approval holds its session: later runs wait behind it.
+    Ok(first.filter(|run| run.status != roster_core::run::RunStatus::AwaitingApproval))
 }
 
 pub(crate) async fn list_steps(

@@ -72,6 +72,21 @@ pub(crate) fn commit(
         )?;
     }
     insert_ledger(conn, tenant, &write.ledger, now)?;
+    if matches!(write.transition, Some(RunTransition::AwaitApproval)) {
+        super::approvals::insert(
+            conn,
+            tenant,
+            run,
+            write.session_id.as_str(),
+            &write.approvals,
+            now,
+        )?;
+        rows::exec(
+            conn,
+            "UPDATE runs SET status = 'awaiting_approval' WHERE id = ?1 AND tenant_id = ?2",
+            params![run, tenant.as_str()],
+        )?;
+    }
     if let Some(RunTransition::Finish {
         status,
         output,

@@ -6,6 +6,7 @@
 
 mod agents;
 mod api;
+mod approvals;
 mod governance;
 mod governance_api;
 mod integrations;

@@ -126,13 +126,15 @@ pub(crate) fn next_queued_run(
     session: &SessionId,
 ) -> Result<Option<Run>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = ?1 AND status IN ('queued', 'running') AND tenant_id = ?2 ORDER BY id LIMIT 1"
+        "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = ?1 AND status IN ('queued', 'running', 'awaiting_approval') AND tenant_id = ?2 ORDER BY id LIMIT 1"
     ))?;
-    rows::first(
+    let first = rows::first(
         &mut stmt,
         params![session.as_str(), tenant.as_str()],
         rows::run,
-    )
+    )?;
+    // A run waiting for approval holds its session: later runs wait behind it.
+    Ok(first.filter(|run| run.status != roster_core::run::RunStatus::AwaitingApproval))
 }
 
 pub(crate) fn list_steps(

@@ -1,0 +1,244 @@
+//! `/v1/approvals`: the inbox of tool calls waiting for a human. Approving
+//! resumes the run exactly where it stopped; denying tells the model; a
+//! request nobody decides expires and counts as denied.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::extract::{Path, Query};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use roster_core::{RunId, SessionId};
+use roster_store::{Approval, ApprovalDecision, NewAuditEvent, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+const STATUSES: &[&str] = &["pending", "approved", "denied", "expired", "cancelled"];
+
+#[derive(Serialize, ToSchema)]
+pub struct ApprovalView {
+    pub id: String,
+    #[schema(value_type = String)]
+    pub run_id: RunId,
+    #[schema(value_type = String)]
+    pub session_id: SessionId,
+    pub step: i64,
+    pub call_id: String,
+    pub agent: String,
+    pub tool: String,
+    #[schema(value_type = Object)]
+    pub arguments: serde_json::Value,
+    /// Why a policy asks for approval.
+    pub reason: String,
+    pub policies: Vec<String>,
+    /// The call's actor chain.
+    pub actor: String,
+    /// `pending`, `approved`, `denied`, `expired` or `cancelled`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    /// A pending request is denied at this time.
+    pub expires_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decided_by: Option<String>,
+    pub note: Option<String>,
+}
+
+impl From<Approval> for ApprovalView {
+    fn from(a: Approval) -> Self {
+        Self {
+            id: a.id,
+            run_id: a.run_id,
+            session_id: a.session_id,
+            step: a.step,
+            call_id: a.call_id,
+            agent: a.agent,
+            tool: a.tool,
+            arguments: a.arguments,
+            reason: a.reason,
+            policies: a.policies,
+            actor: a.actor,
+            status: a.status,
+            created_at: a.created_at,
+            expires_at: a.expires_at,
+            decided_at: a.decided_at,
+            decided_by: a.decided_by,
+            note: a.note,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApprovalList {
+    pub data: Vec<ApprovalView>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalParams {
+    /// `pending` (default), `approved`, `denied`, `expired`, `cancelled` or `all`.
+    pub status: Option<String>,
+    /// 1..=1000, default 100.
+    pub limit: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Decide {
+    /// Told to the model with a denial; kept with the decision.
+    pub note: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/approvals", tag = "approvals", params(ApprovalParams),
+    responses((status = 200, body = ApprovalList), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<ApprovalParams>,
+) -> Result<axum::Json<ApprovalList>, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let status = match params.status.as_deref() {
+        None => Some("pending"),
+        Some("all") => None,
+        Some(s) if STATUSES.contains(&s) => Some(s),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "unknown status `{other}`: one of {}, or all",
+                STATUSES.join(", ")
+            )))
+        }
+    };
+    let data = state
+        .store
+        .list_approvals(&principal.tenant, status, limit)
+        .await?;
+    Ok(axum::Json(ApprovalList {
+        data: data.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/approvals/{id}", tag = "approvals",
+    params(("id" = String, Path, description = "approval id")),
+    responses((status = 200, body = ApprovalView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ApprovalView>, ApiError> {
+    state
+        .store
+        .get_approval(&principal.tenant, &id)
+        .await?
+        .map(|a| axum::Json(a.into()))
+        .ok_or_else(|| ApiError::not_found("approval"))
+}
+
+/// The optional body: none, or `{"note": …}`.
+fn parse(body: &[u8]) -> Result<Decide, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Decide::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
+}
+
+async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    decision: ApprovalDecision,
+    body: Decide,
+) -> Result<axum::Json<ApprovalView>, ApiError> {
+    if body.note.as_ref().is_some_and(|n| n.len() > 4096) {
+        return Err(ApiError::invalid("a note is at most 4096 bytes"));
+    }
+    let found = state
+        .store
+        .get_approval(&principal.tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("approval"))?;
+    let verb = match decision {
+        ApprovalDecision::Approve => "approve",
+        ApprovalDecision::Deny => "deny",
+    };
+    let decided = state
+        .store
+        .decide_approval(
+            &principal.tenant,
+            id,
+            decision,
+            &principal.label(),
+            body.note.as_deref(),
+            NewAuditEvent {
+                actor: principal.label(),
+                action: format!("approval.{verb}"),
+                resource: format!("approval:{id}"),
+                decision: Some(
+                    match decision {
+                        ApprovalDecision::Approve => "allow",
+                        ApprovalDecision::Deny => "deny",
+                    }
+                    .into(),
+                ),
+                detail: json!({
+                    "run": found.run_id, "tool": found.tool, "call_id": found.call_id,
+                    "agent": found.agent, "note": body.note,
+                }),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "approval_not_pending", message)
+            }
+            other => other.into(),
+        })?;
+    state.runtime.resume(&principal.tenant, &decided.session_id);
+    Ok(axum::Json(decided.into()))
+}
+
+#[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "approvals", request_body(content = Decide, description = "optional"),
+    params(("id" = String, Path, description = "approval id")),
+    responses((status = 200, body = ApprovalView, description = "approved; the run resumes"), (status = 400, body = crate::error::ErrorBody),
+    (status = 404, body = crate::error::ErrorBody),
+    (status = 409, body = crate::error::ErrorBody, description = "approval_not_pending: already decided or expired, or its run is not waiting")))]
+pub async fn approve(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<ApprovalView>, ApiError> {
+    decide(
+        &state,
+        &principal,
+        &id,
+        ApprovalDecision::Approve,
+        parse(&body)?,
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/approvals/{id}/deny", tag = "approvals", request_body(content = Decide, description = "optional"),
+    params(("id" = String, Path, description = "approval id")),
+    responses((status = 200, body = ApprovalView, description = "denied; the model is told"), (status = 400, body = crate::error::ErrorBody),
+    (status = 404, body = crate::error::ErrorBody),
+    (status = 409, body = crate::error::ErrorBody, description = "approval_not_pending: already decided or expired, or its run is not waiting")))]
+pub async fn deny(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<ApprovalView>, ApiError> {
+    decide(
+        &state,
+        &principal,
+        &id,
+        ApprovalDecision::Deny,
+        parse(&body)?,
+    )
+    .await
+}

@@ -1,0 +1,260 @@
+//! Human approval: a policy sends a call for approval, the run waits in
+//! `awaiting_approval` with the request in the inbox; approval resumes it
+//! where it stopped, denial and expiry are told to the model, decisions
+//! cannot be made twice or on runs that do not wait, and each is audited.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Client, Reply, TestApp};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const POLICY: &str = r#"
+permit(principal, action == Roster::Action::"invoke_agent", resource);
+permit(principal == Roster::Agent::"payer", action == Roster::Action::"call_tool", resource == Roster::Tool::"sleep")
+  when { context.ms < 100 };
+@approval("sleeps of 100 ms or more need a manager")
+permit(principal == Roster::Agent::"payer", action == Roster::Action::"call_tool", resource == Roster::Tool::"sleep")
+  when { context.ms >= 100 };
+"#;
+
+async fn setup(app: &TestApp) -> (Client, String) {
+    let admin = app.admin();
+    admin
+        .create_agent(json!({"name": "payer", "model": "openai/test-model", "tools": ["sleep"]}))
+        .await;
+    admin
+        .put("/v1/policies/sleeping", json!({ "text": POLICY }))
+        .await
+        .ok(201);
+    let session = admin.session("payer").await;
+    (admin, session)
+}
+
+fn tool_results(items: &[Value]) -> Vec<Value> {
+    items
+        .iter()
+        .filter(|i| i["type"] == "tool_result")
+        .cloned()
+        .collect()
+}
+
+async fn pending(admin: &Client) -> Vec<Value> {
+    admin.get("/v1/approvals").await.ok(200)["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn approval_resumes_the_run_where_it_stopped() {
+    let app = TestApp::start().await;
+    let (admin, session) = setup(&app).await;
+    app.fake
+        .push(Reply::tool_call("c1", "sleep", r#"{"ms": 150}"#));
+    app.fake.push(Reply::text("slept"));
+    let paused = admin.say(&session, "sleep a while").await;
+    assert_eq!(paused["run"]["status"], "awaiting_approval", "{paused}");
+    let run = paused["run"]["id"].as_str().unwrap().to_owned();
+    assert!(tool_results(&admin.items(&session).await).is_empty());
+    assert_eq!(app.fake.request_count(), 1);
+
+    let inbox = pending(&admin).await;
+    assert_eq!(inbox.len(), 1);
+    let approval = inbox[0].clone();
+    assert_eq!(approval["tool"], "sleep");
+    assert_eq!(approval["agent"], "payer");
+    assert_eq!(approval["arguments"]["ms"], 150);
+    assert_eq!(
+        approval["reason"],
+        "sleeps of 100 ms or more need a manager"
+    );
+    assert_eq!(approval["status"], "pending");
+    let id = approval["id"].as_str().unwrap().to_owned();
+
+    // Another tenant neither sees nor decides it.
+    let b = app.tenant_b();
+    b.get(&format!("/v1/approvals/{id}"))
+        .await
+        .err(404, "not_found");
+    b.post(&format!("/v1/approvals/{id}/approve"), json!({}))
+        .await
+        .err(404, "not_found");
+    assert_eq!(b.get("/v1/approvals").await.ok(200)["data"], json!([]));
+
+    // A second message waits behind the paused run.
+    let queued = admin
+        .message(
+            &session,
+            json!({"content": "and then?", "background": true}),
+        )
+        .await;
+    let queued_run = queued.ok(202)["run"]["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        admin.get(&format!("/v1/runs/{queued_run}")).await.ok(200)["status"],
+        "queued"
+    );
+
+    let decided = admin
+        .post(
+            &format!("/v1/approvals/{id}/approve"),
+            json!({"note": "ok"}),
+        )
+        .await;
+    assert_eq!(decided.ok(200)["status"], "approved");
+    app.fake.push(Reply::text("then nothing"));
+    let done = admin.wait_run(&run).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output"], "slept");
+    let results = tool_results(&admin.items(&session).await);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["is_error"], false, "{}", results[0]);
+    assert_eq!(admin.wait_run(&queued_run).await["status"], "completed");
+
+    admin
+        .post(&format!("/v1/approvals/{id}/approve"), json!({}))
+        .await
+        .err(409, "approval_not_pending");
+    admin
+        .post(&format!("/v1/approvals/{id}/deny"), json!({}))
+        .await
+        .err(409, "approval_not_pending");
+    admin
+        .post("/v1/approvals/apr_nothing/approve", json!({}))
+        .await
+        .err(404, "not_found");
+    admin
+        .get("/v1/approvals?status=maybe")
+        .await
+        .err(400, "invalid_request");
+    let all = admin.get("/v1/approvals?status=all").await.ok(200).clone();
+    assert_eq!(
+        all["data"][0]["decided_by"].as_str().unwrap().get(..8),
+        Some("key:key_")
+    );
+
+    let audit = admin.get("/v1/audit").await.ok(200).clone();
+    let trail: Vec<(String, String)> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["resource"] == "tool:sleep" || e["action"].as_str().unwrap().starts_with("approval")
+        })
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["decision"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        trail,
+        vec![
+            ("policy.call_tool".to_owned(), "needs_approval".to_owned()),
+            ("approval.approve".to_owned(), "allow".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn denial_and_expiry_are_told_to_the_model() {
+    let app = TestApp::start().await;
+    let (admin, session) = setup(&app).await;
+    app.fake
+        .push(Reply::tool_call("c1", "sleep", r#"{"ms": 500}"#));
+    app.fake.push(Reply::text("I was not allowed"));
+    let run = admin.say(&session, "sleep long").await["run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = pending(&admin).await[0]["id"].as_str().unwrap().to_owned();
+    let denied = admin
+        .post(
+            &format!("/v1/approvals/{id}/deny"),
+            json!({"note": "not today"}),
+        )
+        .await;
+    assert_eq!(denied.ok(200)["status"], "denied");
+    assert_eq!(admin.wait_run(&run).await["status"], "completed");
+    let results = tool_results(&admin.items(&session).await);
+    assert_eq!(results[0]["is_error"], true);
+    let told = results[0]["output"].as_str().unwrap();
+    assert!(
+        told.contains("a human denied this call to `sleep`: not today"),
+        "{told}"
+    );
+    assert!(app.fake.requests()[1]
+        .body
+        .to_string()
+        .contains("not today"));
+
+    // Nobody decides: the request expires and counts as denied.
+    app.state
+        .runtime
+        .governance()
+        .set_approval_ttl(Duration::from_millis(300));
+    app.state
+        .runtime
+        .start_approval_expiry(Duration::from_millis(50));
+    app.fake
+        .push(Reply::tool_call("c2", "sleep", r#"{"ms": 900}"#));
+    app.fake.push(Reply::text("it expired"));
+    let run = admin.say(&session, "again").await["run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = admin.wait_run(&run).await;
+    assert_eq!(done["output"], "it expired");
+    let results = tool_results(&admin.items(&session).await);
+    let told = results[1]["output"].as_str().unwrap();
+    assert!(told.contains("expired"), "{told}");
+    let expired = admin
+        .get("/v1/approvals?status=expired")
+        .await
+        .ok(200)
+        .clone();
+    let expired_id = expired["data"][0]["id"].as_str().unwrap().to_owned();
+    admin
+        .post(&format!("/v1/approvals/{expired_id}/approve"), json!({}))
+        .await
+        .err(409, "approval_not_pending");
+    let audit = admin.get("/v1/audit?action=approval").await.ok(200).clone();
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["approval.deny", "approval.expire"]);
+}
+
+#[tokio::test]
+async fn cancelling_a_waiting_run_withdraws_its_request() {
+    let app = TestApp::start().await;
+    let (admin, session) = setup(&app).await;
+    app.fake
+        .push(Reply::tool_call("c1", "sleep", r#"{"ms": 200}"#));
+    let run = admin.say(&session, "sleep").await["run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = pending(&admin).await[0]["id"].as_str().unwrap().to_owned();
+    let cancelled = admin
+        .post(&format!("/v1/runs/{run}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancelled.ok(200)["status"], "cancelled");
+    let approval = admin
+        .get(&format!("/v1/approvals/{id}"))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(approval["status"], "cancelled");
+    admin
+        .post(&format!("/v1/approvals/{id}/approve"), json!({}))
+        .await
+        .err(409, "approval_not_pending");
+    common::assert_calls_answered(&admin.items(&session).await);
+}
