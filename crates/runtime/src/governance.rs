@@ -96,16 +96,16 @@ impl Governance {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Decides `request` and, when a policy governs it, appends the decision
-    /// to the audit log before returning it.
-    pub async fn decide(
+    /// The decision alone, without recording it; `None` when no policy
+    /// governs the action (it is allowed). The authorisation cost of a call
+    /// (`examples/authorize_cost.rs`).
+    pub async fn evaluate(
         &self,
         tenant: &TenantId,
         request: &PolicyRequest<'_>,
-        subject: Subject<'_>,
-    ) -> Result<Decision, RuntimeError> {
-        let decision = match self.policies(tenant).await? {
-            Ok(policies) if !policies.governs(request.action) => return Ok(open()),
+    ) -> Result<Option<Decision>, RuntimeError> {
+        Ok(Some(match self.policies(tenant).await? {
+            Ok(policies) if !policies.governs(request.action) => return Ok(None),
             Ok(policies) => policies.decide(request).unwrap_or_else(|e| Decision::Deny {
                 policies: Vec::new(),
                 reason: e.to_string(),
@@ -114,6 +114,19 @@ impl Governance {
                 policies: Vec::new(),
                 reason: format!("the tenant's policies do not compile: {e}"),
             },
+        }))
+    }
+
+    /// Decides `request` and, when a policy governs it, appends the decision
+    /// to the audit log before returning it.
+    pub async fn decide(
+        &self,
+        tenant: &TenantId,
+        request: &PolicyRequest<'_>,
+        subject: Subject<'_>,
+    ) -> Result<Decision, RuntimeError> {
+        let Some(decision) = self.evaluate(tenant, request).await? else {
+            return Ok(open());
         };
         let mut detail = json!({
             "policies": decision.policies(),
