@@ -226,3 +226,67 @@ async fn a_tool_call_is_decided_on_its_arguments_before_it_runs() {
         .clone();
     assert!(run["actor"].as_str().unwrap().starts_with("key:key_"));
 }
+
+#[tokio::test]
+async fn routing_policy_keeps_a_tenant_on_one_provider_and_the_ledger_says_why() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    admin
+        .put(
+            "/v1/policies/anthropic-only",
+            json!({"text": r#"permit(principal, action == Roster::Action::"invoke_agent", resource);
+permit(principal, action == Roster::Action::"use_route", resource) when { resource.vendor == "anthropic" };"#}),
+        )
+        .await
+        .ok(201);
+    // The primary is refused before any byte is sent; the allowed fallback answers.
+    admin
+        .create_agent(json!({"name": "eu", "model": "openai/test-model", "fallbacks": ["anthropic/claude-test"]}))
+        .await;
+    let session = admin.session("eu").await;
+    app.fake.push(Reply::text("from anthropic"));
+    let result = admin.say(&session, "hi").await;
+    assert_eq!(result["run"]["status"], "completed", "{result}");
+    assert_eq!(app.requested_models(), vec!["claude-test"]);
+    let run = result["run"]["id"].as_str().unwrap();
+    let ledger = admin
+        .get(&format!("/v1/ledger?run_id={run}"))
+        .await
+        .ok(200)
+        .clone();
+    let rows = ledger["data"].as_array().unwrap();
+    let denied = rows.iter().find(|r| r["provider"] == "openai").unwrap();
+    assert_eq!(denied["outcome"], "route_denied");
+    assert_eq!(denied["tokens_in"], 0);
+    assert_eq!(denied["route"]["decision"], "deny");
+    let served = rows.iter().find(|r| r["provider"] == "anthropic").unwrap();
+    assert_eq!(served["outcome"], "ok");
+    assert_eq!(served["route"]["decision"], "allow");
+    assert_eq!(served["route"]["policies"], json!(["anthropic-only[2]"]));
+    assert_eq!(served["region"], "unknown");
+
+    // No allowed target: the run fails with a clear error and nothing is sent.
+    admin
+        .create_agent(json!({"name": "us", "model": "openai/test-model"}))
+        .await;
+    let session = admin.session("us").await;
+    let result = admin.say(&session, "hi").await;
+    assert_eq!(result["run"]["status"], "failed");
+    assert_eq!(result["run"]["error"]["code"], "route_denied");
+    assert!(result["run"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was sent"));
+    assert_eq!(app.fake.request_count(), 1);
+    let audit = admin
+        .get("/v1/audit?action=policy.use_route")
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(audit["data"].as_array().unwrap().len(), 3);
+    // Another tenant is not governed by these policies.
+    let b = app.tenant_b();
+    let b_session = b.agent_session("other").await;
+    app.fake.push(Reply::text("open"));
+    assert_eq!(b.say(&b_session, "hi").await["run"]["status"], "completed");
+}

@@ -20,6 +20,20 @@ pub struct LedgerEntry {
     pub run_id: Option<String>,
     pub step: Option<i64>,
     pub created_at: DateTime<Utc>,
+    /// The provider's region as configured (`unknown` if it did not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteDecision>,
+}
+
+/// Why a call could go where it went: the tenant's routing policy decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RouteDecision {
+    /// `allow`, `deny`, or `open` (no policy governs routes).
+    pub decision: String,
+    /// The policies that decided it.
+    pub policies: Vec<String>,
 }
 
 /// A ledger entry before the store numbers it.
@@ -36,4 +50,6 @@ pub struct NewLedgerEntry {
     pub session_id: Option<String>,
     pub run_id: Option<String>,
     pub step: Option<i64>,
+    pub region: Option<String>,
+    pub route: Option<RouteDecision>,
 }

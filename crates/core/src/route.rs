@@ -45,7 +45,7 @@ impl fmt::Display for RouteTarget {
 }
 
 /// The primary target first, then fallbacks tried in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModelRoute {
     pub targets: Vec<RouteTarget>,
 }

@@ -12,6 +12,36 @@ use std::fmt;
 /// An API key. Its `Debug` never shows the value.
 pub use roster_secrets::Secret;
 
+/// What routing policies know of a provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderAttributes {
+    pub vendor: String,
+    pub region: String,
+    pub hosting: String,
+}
+
+impl ProviderConfig {
+    pub fn attributes(&self) -> ProviderAttributes {
+        let or_unknown = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .unwrap_or("unknown")
+                .to_owned()
+        };
+        ProviderAttributes {
+            vendor: self
+                .vendor
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| self.kind.to_string(), str::to_owned),
+            region: or_unknown(&self.region),
+            hosting: or_unknown(&self.hosting),
+        }
+    }
+}
+
 /// Which wire protocol a provider speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +106,17 @@ pub struct ProviderConfig {
     /// `false` turns streaming off for endpoints that cannot stream.
     #[serde(default)]
     pub stream: Option<bool>,
+    /// Who runs the model (default: the kind, `openai` or `anthropic`);
+    /// routing policies test it as `resource.vendor`.
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// Where the model runs, e.g. `eu` (default `unknown`): `resource.region`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// How it is hosted, e.g. `cloud`, `on_prem` (default `unknown`):
+    /// `resource.hosting`.
+    #[serde(default)]
+    pub hosting: Option<String>,
 }
 
 pub(crate) const OPENAI_DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -127,6 +168,9 @@ impl ProviderConfig {
             max_retries: None,
             max_tokens: None,
             stream: None,
+            vendor: None,
+            region: None,
+            hosting: None,
         }
     }
 
@@ -178,6 +222,27 @@ pub(crate) fn process_env(var: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_default_to_the_kind_and_unknown() {
+        let plain = ProviderConfig::new("x", ProviderKind::Anthropic, "");
+        assert_eq!(
+            plain.attributes(),
+            ProviderAttributes {
+                vendor: "anthropic".into(),
+                region: "unknown".into(),
+                hosting: "unknown".into()
+            }
+        );
+        let table: toml::Value = toml::from_str(
+            "kind = \"openai\"\nvendor = \"mistral\"\nregion = \"eu\"\nhosting = \" \"",
+        )
+        .expect("toml");
+        let config: ProviderConfig = table.try_into().expect("config");
+        assert_eq!(config.attributes().vendor, "mistral");
+        assert_eq!(config.attributes().region, "eu");
+        assert_eq!(config.attributes().hosting, "unknown");
+    }
 
     #[test]
     fn secret_debug_hides_value() {

@@ -23,7 +23,7 @@ mod router;
 mod sse;
 
 pub use anthropic::AnthropicProvider;
-pub use config::{ProviderConfig, ProviderKind, Secret};
+pub use config::{ProviderAttributes, ProviderConfig, ProviderKind, Secret};
 pub use error::{ConfigError, ProviderError};
 pub use openai::OpenAiProvider;
 pub use registry::{build_provider, ProviderRegistry};
@@ -52,6 +52,17 @@ pub trait ModelProvider: Send + Sync {
         req: &ChatRequest,
         on_text: &(dyn for<'t> Fn(&'t str) + Send + Sync),
     ) -> Result<ChatResponse, ProviderError>;
+
+    /// What routing policies know of this provider (all `unknown` unless
+    /// the provider says).
+    fn attributes(&self) -> crate::config::ProviderAttributes {
+        let unknown = || "unknown".to_owned();
+        crate::config::ProviderAttributes {
+            vendor: unknown(),
+            region: unknown(),
+            hosting: unknown(),
+        }
+    }
 
     /// How many times the router may retry a retryable error on this provider.
     /// `None` means the router's own policy decides.

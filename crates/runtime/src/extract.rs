@@ -359,17 +359,74 @@ impl Inner {
             max_tokens: Some(1_024),
             stream: false,
         };
+        let actor = format!("system:extraction > agent:{}", agent.name);
+        let policed = self
+            .governance
+            .police_route(
+                self.router.registry(),
+                tenant,
+                &route,
+                crate::governance::Caller {
+                    agent: &agent.name,
+                    user: "",
+                    actor: &actor,
+                    at: json!({ "job": job.id, "run": job.run_id }),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                crate::error::RuntimeError::Store(e) => e,
+                other => StoreError::Database(other.to_string()),
+            })?;
+        let refused = policed.refused_entries(
+            self.router.registry(),
+            &ledger_entry(
+                &Attempt {
+                    provider: String::new(),
+                    model: String::new(),
+                    latency: std::time::Duration::ZERO,
+                    usage: None,
+                    error: None,
+                },
+                job,
+                None,
+            ),
+        );
+        if policed.allowed.targets.is_empty() {
+            self.store
+                .fail_job_attempt(
+                    tenant,
+                    &job.id,
+                    &crate::governance::no_route(&policed),
+                    true,
+                    refused,
+                )
+                .await?;
+            return Ok(None);
+        }
+        let route = policed.allowed.clone();
         let attempts: Mutex<Vec<Attempt>> = Mutex::new(Vec::new());
         let on_attempt = |a: Attempt| attempts.lock().unwrap_or_else(|p| p.into_inner()).push(a);
         let result = self
             .router
             .chat(&route, request, &|_| {}, &on_attempt)
             .await;
-        let ledger: Vec<NewLedgerEntry> = attempts
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|a| ledger_entry(a, job))
+        let ledger: Vec<NewLedgerEntry> = refused
+            .into_iter()
+            .chain(
+                attempts
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|a| {
+                        let mut entry = ledger_entry(a, job, Some(self.router.registry()));
+                        entry.route = policed
+                            .decisions
+                            .get(&format!("{}/{}", a.provider, a.model))
+                            .cloned();
+                        entry
+                    }),
+            )
             .collect();
         match result {
             Ok((response, target)) => {
@@ -455,7 +512,11 @@ fn parse_ops(text: &str) -> Option<Ops> {
     serde_json::from_str(text.get(start..=end)?).ok()
 }
 
-fn ledger_entry(attempt: &Attempt, job: &MemoryJob) -> NewLedgerEntry {
+fn ledger_entry(
+    attempt: &Attempt,
+    job: &MemoryJob,
+    registry: Option<&roster_models::ProviderRegistry>,
+) -> NewLedgerEntry {
     let usage = attempt.usage.unwrap_or_default();
     NewLedgerEntry {
         provider: attempt.provider.clone(),
@@ -469,6 +530,8 @@ fn ledger_entry(attempt: &Attempt, job: &MemoryJob) -> NewLedgerEntry {
         session_id: Some(job.session_id.to_string()),
         run_id: Some(job.run_id.to_string()),
         step: None,
+        region: registry.map(|r| crate::governance::region_of(r, &attempt.provider)),
+        route: None,
     }
 }
 

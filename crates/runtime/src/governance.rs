@@ -188,3 +188,160 @@ fn cut(text: &str, max: usize) -> &str {
     }
     &text[..end]
 }
+
+/// Who asks for a route, for the decision and its audit event.
+pub struct Caller<'a> {
+    pub agent: &'a str,
+    /// Who the work is for.
+    pub user: &'a str,
+    /// The actor chain, e.g. `key:key_… > agent:analyst`.
+    pub actor: &'a str,
+    /// Where it happened, kept in the audit event.
+    pub at: serde_json::Value,
+}
+
+/// A model route after the tenant's routing policy: the targets it may
+/// use, in order, with the decision for each; the refused ones with why.
+#[derive(Debug, Default)]
+pub struct PolicedRoute {
+    pub allowed: roster_core::route::ModelRoute,
+    pub decisions: HashMap<String, roster_core::ledger::RouteDecision>,
+    pub refused: Vec<(roster_core::route::RouteTarget, String)>,
+}
+
+impl PolicedRoute {
+    /// Ledger rows of the refused targets: no byte left for them.
+    pub fn refused_entries(
+        &self,
+        registry: &roster_models::ProviderRegistry,
+        base: &roster_core::ledger::NewLedgerEntry,
+    ) -> Vec<roster_core::ledger::NewLedgerEntry> {
+        self.refused
+            .iter()
+            .map(|(target, reason)| roster_core::ledger::NewLedgerEntry {
+                provider: target.provider.clone(),
+                model: target.model.clone(),
+                tokens_in: 0,
+                tokens_out: 0,
+                latency_ms: 0,
+                outcome: "route_denied".into(),
+                error: Some(reason.clone()),
+                region: Some(region_of(registry, &target.provider)),
+                route: self.decisions.get(&target.to_string()).cloned(),
+                ..base.clone()
+            })
+            .collect()
+    }
+}
+
+/// The configured region of a provider (`unknown` when it does not say).
+pub fn region_of(registry: &roster_models::ProviderRegistry, provider: &str) -> String {
+    registry
+        .get(provider)
+        .map_or_else(|| "unknown".to_owned(), |p| p.attributes().region)
+}
+
+impl Governance {
+    /// Puts each target of `route` to the tenant's `use_route` policies
+    /// before anything is sent: fallbacks only go to allowed targets.
+    pub async fn police_route(
+        &self,
+        registry: &roster_models::ProviderRegistry,
+        tenant: &TenantId,
+        route: &roster_core::route::ModelRoute,
+        caller: Caller<'_>,
+    ) -> Result<PolicedRoute, RuntimeError> {
+        let Caller {
+            agent,
+            user,
+            actor,
+            at,
+        } = caller;
+        let mut policed = PolicedRoute::default();
+        let governed = self.governs(tenant, Action::UseRoute).await?;
+        for target in &route.targets {
+            let key = target.to_string();
+            if !governed {
+                policed.decisions.insert(
+                    key,
+                    roster_core::ledger::RouteDecision {
+                        decision: "open".into(),
+                        policies: Vec::new(),
+                    },
+                );
+                policed.allowed.targets.push(target.clone());
+                continue;
+            }
+            let attributes = registry.get(&target.provider).map_or_else(
+                || roster_models::ProviderAttributes {
+                    vendor: "unknown".into(),
+                    region: "unknown".into(),
+                    hosting: "unknown".into(),
+                },
+                |p| p.attributes(),
+            );
+            let request = PolicyRequest {
+                tenant: tenant.as_str(),
+                actor: roster_policy::Actor::Agent { name: agent },
+                action: Action::UseRoute,
+                resource: roster_policy::Resource::Route {
+                    provider: &target.provider,
+                    model: &target.model,
+                    vendor: &attributes.vendor,
+                    region: &attributes.region,
+                    hosting: &attributes.hosting,
+                },
+                user,
+                arguments: None,
+                facts: None,
+            };
+            let decision = self
+                .decide(
+                    tenant,
+                    &request,
+                    Subject {
+                        actor,
+                        resource: &format!("route:{key}"),
+                        at: at.clone(),
+                    },
+                )
+                .await?;
+            let record = |label: &str| roster_core::ledger::RouteDecision {
+                decision: label.to_owned(),
+                policies: decision.policies().to_vec(),
+            };
+            match &decision {
+                Decision::Allow { .. } => {
+                    policed.decisions.insert(key, record("allow"));
+                    policed.allowed.targets.push(target.clone());
+                }
+                Decision::Deny { reason, .. } => {
+                    policed.decisions.insert(key, record("deny"));
+                    policed.refused.push((target.clone(), reason.clone()));
+                }
+                Decision::NeedsApproval { .. } => {
+                    policed.decisions.insert(key, record("deny"));
+                    policed.refused.push((
+                        target.clone(),
+                        "routes cannot wait for approval; an @approval policy on use_route denies"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Ok(policed)
+    }
+}
+
+/// The run error when no target of a route is allowed.
+pub fn no_route(policed: &PolicedRoute) -> String {
+    let reasons: Vec<String> = policed
+        .refused
+        .iter()
+        .map(|(target, reason)| format!("{target}: {reason}"))
+        .collect();
+    format!(
+        "no target of this agent's model route is allowed by the tenant's routing policy ({}); nothing was sent",
+        reasons.join("; ")
+    )
+}

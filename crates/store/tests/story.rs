@@ -292,6 +292,11 @@ async fn story(store: DynStore) {
         session_id: Some(session.id.to_string()),
         run_id: Some(run.id.to_string()),
         step: Some(1),
+        region: Some("eu".into()),
+        route: Some(roster_core::ledger::RouteDecision {
+            decision: "allow".into(),
+            policies: vec!["eu-only".into()],
+        }),
     }];
     store.commit(&a, model).await.expect("model step");
 
@@ -487,6 +492,11 @@ async fn story(store: DynStore) {
         .await
         .expect("ledger");
     assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].region.as_deref(), Some("eu"));
+    assert_eq!(
+        ledger[0].route.as_ref().map(|r| r.policies.clone()),
+        Some(vec!["eu-only".to_owned()])
+    );
     assert_eq!(
         (ledger[0].tokens_in, ledger[0].outcome.as_str()),
         (10, "ok")

@@ -23,6 +23,7 @@ pub struct AnthropicProvider {
     max_tokens: u32,
     stream: bool,
     max_retries: Option<u32>,
+    attributes: crate::config::ProviderAttributes,
 }
 
 impl AnthropicProvider {
@@ -46,6 +47,7 @@ impl AnthropicProvider {
         let fixed = [("anthropic-version", ANTHROPIC_VERSION)];
         let endpoint = Endpoint::build(&config, key.as_ref(), &url, "x-api-key", &fixed)?;
         Ok(Self {
+            attributes: config.attributes(),
             name: config.name,
             endpoint,
             max_tokens: config.max_tokens.unwrap_or(ANTHROPIC_DEFAULT_MAX_TOKENS),
@@ -88,5 +90,9 @@ impl ModelProvider for AnthropicProvider {
 
     fn max_retries(&self) -> Option<u32> {
         self.max_retries
+    }
+
+    fn attributes(&self) -> crate::config::ProviderAttributes {
+        self.attributes.clone()
     }
 }

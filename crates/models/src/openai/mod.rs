@@ -23,6 +23,7 @@ pub struct OpenAiProvider {
     max_tokens: Option<u32>,
     stream: bool,
     max_retries: Option<u32>,
+    attributes: crate::config::ProviderAttributes,
 }
 
 impl OpenAiProvider {
@@ -40,6 +41,7 @@ impl OpenAiProvider {
         let url = format!("{}/chat/completions", config.effective_base_url());
         let endpoint = Endpoint::build(&config, key.as_ref(), &url, "authorization", &[])?;
         Ok(Self {
+            attributes: config.attributes(),
             name: config.name,
             endpoint,
             max_tokens: config.max_tokens,
@@ -81,5 +83,9 @@ impl ModelProvider for OpenAiProvider {
 
     fn max_retries(&self) -> Option<u32> {
         self.max_retries
+    }
+
+    fn attributes(&self) -> crate::config::ProviderAttributes {
+        self.attributes.clone()
     }
 }

@@ -125,6 +125,14 @@ impl RunState<'_> {
             stream: false,
         };
         let n = self.next_step;
+        let route = match self.police(&route, n).await? {
+            Ok(route) => route,
+            Err(message) => {
+                tracing::warn!(run = %self.run.id, %message, "no allowed summary route; history is trimmed instead");
+                self.fold_failed = true;
+                return Ok(());
+            }
+        };
         let attempts: Mutex<Vec<Attempt>> = Mutex::new(Vec::new());
         let on_attempt = |a: Attempt| attempts.lock().unwrap_or_else(|p| p.into_inner()).push(a);
         let outcome = tokio::select! {

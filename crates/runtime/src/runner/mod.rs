@@ -74,6 +74,9 @@ struct RunState<'a> {
     awaiting: bool,
     /// A call of this batch found its approval still pending.
     rewait: std::sync::atomic::AtomicBool,
+    /// The routing policy's decision per target (`provider/model`), for
+    /// the ledger rows of this run's model calls.
+    route_decisions: HashMap<String, roster_core::ledger::RouteDecision>,
 }
 
 pub(crate) async fn execute(
@@ -169,6 +172,7 @@ pub(crate) async fn execute(
         pauses: Mutex::new(Vec::new()),
         awaiting: false,
         rewait: std::sync::atomic::AtomicBool::new(false),
+        route_decisions: HashMap::new(),
     };
     for step in steps
         .iter()
@@ -231,7 +235,78 @@ impl RunState<'_> {
             session_id: Some(self.session.id.to_string()),
             run_id: Some(self.run.id.to_string()),
             step: Some(step),
+            region: Some(crate::governance::region_of(
+                self.inner.router.registry(),
+                &attempt.provider,
+            )),
+            route: self
+                .route_decisions
+                .get(&format!("{}/{}", attempt.provider, attempt.model))
+                .cloned(),
         }
+    }
+
+    /// Who started the run (`unknown` for runs from before actors were
+    /// recorded), and who the work is for (the session's user, else that).
+    pub(super) fn actor_and_user(&self) -> (String, String) {
+        let actor = self
+            .run
+            .actor
+            .clone()
+            .unwrap_or_else(|| "unknown".to_owned());
+        let user = self.session.user.clone().unwrap_or_else(|| actor.clone());
+        (actor, user)
+    }
+
+    /// The targets of `route` the tenant's routing policy allows for this
+    /// agent; refused ones go to the ledger. `None` when none is allowed:
+    /// the caller sends nothing.
+    pub(super) async fn police(
+        &mut self,
+        route: &roster_core::route::ModelRoute,
+        n: i64,
+    ) -> Result<Result<roster_core::route::ModelRoute, String>, RuntimeError> {
+        let (actor, user) = self.actor_and_user();
+        let chain = format!("{actor} > agent:{}", self.agent.name);
+        let registry = self.inner.router.registry();
+        let policed = self
+            .inner
+            .governance
+            .police_route(
+                registry,
+                self.tenant,
+                route,
+                crate::governance::Caller {
+                    agent: &self.agent.name,
+                    user: &user,
+                    actor: &chain,
+                    at: json!({ "run": self.run.id, "step": n }),
+                },
+            )
+            .await?;
+        let base = NewLedgerEntry {
+            provider: String::new(),
+            model: String::new(),
+            tokens_in: 0,
+            tokens_out: 0,
+            latency_ms: 0,
+            outcome: String::new(),
+            error: None,
+            agent_id: Some(self.agent.id.to_string()),
+            session_id: Some(self.session.id.to_string()),
+            run_id: Some(self.run.id.to_string()),
+            step: Some(n),
+            region: None,
+            route: None,
+        };
+        self.pending_ledger
+            .extend(policed.refused_entries(registry, &base));
+        self.route_decisions.extend(policed.decisions.clone());
+        Ok(if policed.allowed.targets.is_empty() {
+            Err(crate::governance::no_route(&policed))
+        } else {
+            Ok(policed.allowed)
+        })
     }
 
     fn tool_specs(&self) -> Vec<ToolSpec> {
@@ -299,6 +374,14 @@ impl RunState<'_> {
             stream: true,
         };
 
+        let route = match self.police(&route, n).await? {
+            Ok(route) => route,
+            Err(message) => {
+                self.machine
+                    .on_model_failure(RunError::new("route_denied", message));
+                return Ok(());
+            }
+        };
         let attempts: Mutex<Vec<Attempt>> = Mutex::new(Vec::new());
         let bus = &self.inner.bus;
         let run_id = self.run.id.clone();

@@ -328,12 +328,7 @@ impl RunState<'_> {
             ),
             _ => ("builtin".to_owned(), String::new(), serde_json::Map::new()),
         };
-        let actor = self
-            .run
-            .actor
-            .clone()
-            .unwrap_or_else(|| "unknown".to_owned());
-        let user = self.session.user.clone().unwrap_or_else(|| actor.clone());
+        let (_, user) = self.actor_and_user();
         let request = roster_policy::PolicyRequest {
             tenant: self.tenant.as_str(),
             actor: roster_policy::Actor::Agent {

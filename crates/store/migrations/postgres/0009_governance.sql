@@ -72,3 +72,8 @@ CREATE TABLE approvals (
 CREATE UNIQUE INDEX approvals_by_call ON approvals (tenant_id, run_id, call_id);
 CREATE INDEX approvals_by_tenant ON approvals (tenant_id, status, created_at);
 CREATE INDEX approvals_due ON approvals (status, expires_at);
+
+-- Where each model call went and why it could: the provider's region and
+-- the routing policy's decision (JSON).
+ALTER TABLE ledger ADD COLUMN region TEXT;
+ALTER TABLE ledger ADD COLUMN route TEXT;

@@ -173,7 +173,7 @@ pub(crate) fn block_version(row: &PgRow) -> Result<MemoryBlockVersion, StoreErro
     })
 }
 
-pub(crate) const LEDGER_COLUMNS: &str = "id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at";
+pub(crate) const LEDGER_COLUMNS: &str = "id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at, region, route";
 
 pub(crate) fn ledger_entry(row: &PgRow) -> Result<LedgerEntry, StoreError> {
     Ok(LedgerEntry {
@@ -190,6 +190,12 @@ pub(crate) fn ledger_entry(row: &PgRow) -> Result<LedgerEntry, StoreError> {
         run_id: row.try_get(10)?,
         step: row.try_get(11)?,
         created_at: millis_at(row, 12)?,
+        region: row.try_get(13)?,
+        route: row
+            .try_get::<Option<String>, _>(14)?
+            .as_deref()
+            .map(json)
+            .transpose()?,
     })
 }
 

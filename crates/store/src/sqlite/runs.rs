@@ -184,6 +184,12 @@ fn ledger_entry(row: &rusqlite::Row<'_>) -> Result<LedgerEntry, StoreError> {
         run_id: row.get(10)?,
         step: row.get(11)?,
         created_at: from_millis(row.get(12)?),
+        region: row.get(13)?,
+        route: row
+            .get::<_, Option<String>>(14)?
+            .as_deref()
+            .map(rows::json)
+            .transpose()?,
     })
 }
 
@@ -193,7 +199,7 @@ pub(crate) fn list_ledger(
     query: &LedgerQuery,
 ) -> Result<Vec<LedgerEntry>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at
+        "SELECT id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at, region, route
          FROM ledger WHERE tenant_id = ?1 AND (?2 IS NULL OR run_id = ?2) AND (?3 IS NULL OR agent_id = ?3) AND (?4 IS NULL OR id < ?4)
          ORDER BY id DESC LIMIT ?5",
     )?;
