@@ -81,6 +81,8 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::policies::delete,
         routes::audit::list,
         routes::approvals::list, routes::approvals::show, routes::approvals::approve, routes::approvals::deny,
+        routes::budgets::list, routes::budgets::put_tenant, routes::budgets::delete_tenant,
+        routes::budgets::put_agent, routes::budgets::delete_agent, routes::ledger::summary,
         healthz, openapi_json
     ),
     modifiers(&BearerAuth, &CommonErrors),
@@ -233,8 +235,8 @@ async fn method_not_allowed(
 
 pub fn app(state: AppState) -> Router {
     use routes::{
-        agents, approvals, audit, files, http, index, keys, knowledge, ledger, mcp, memories,
-        policies, runs, sessions, sql, tenants,
+        agents, approvals, audit, budgets, files, http, index, keys, knowledge, ledger, mcp,
+        memories, policies, runs, sessions, sql, tenants,
     };
     // The upload handler reads and bounds its body itself.
     let document_limit = DefaultBodyLimit::disable();
@@ -263,6 +265,16 @@ pub fn app(state: AppState) -> Router {
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/events", get(runs::events))
         .route("/ledger", get(ledger::list))
+        .route("/ledger/summary", get(ledger::summary))
+        .route("/budgets", get(budgets::list))
+        .route(
+            "/budgets/tenant",
+            axum::routing::put(budgets::put_tenant).delete(budgets::delete_tenant),
+        )
+        .route(
+            "/budgets/agents/{agent}",
+            axum::routing::put(budgets::put_agent).delete(budgets::delete_agent),
+        )
         .route("/tenants", post(tenants::create).get(tenants::list))
         .route("/tenants/{tenant}", get(tenants::show))
         .route("/keys", post(keys::create).get(keys::list))

@@ -10,7 +10,7 @@ pub const AREAS: &[(&str, &[&str])] = &[
     ("memories", &["memories"]),
     ("knowledge", &["knowledge", "index"]),
     ("tools", &["tools", "mcp", "sources"]),
-    ("ledger", &["ledger"]),
+    ("ledger", &["ledger", "budgets"]),
     ("policies", &["policies"]),
     ("approvals", &["approvals"]),
     ("audit", &["audit"]),

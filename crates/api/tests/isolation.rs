@@ -89,6 +89,12 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
     )
     .await
     .ok(201);
+    b.put(
+        "/v1/budgets/agents/zq-agent",
+        json!({"tokens_per_day": 777_777}),
+    )
+    .await
+    .ok(200);
     // A tool call of B's waiting for approval.
     b.put(
         "/v1/policies/zq-approvals",

@@ -82,6 +82,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/approvals/{id}"),
     ("post", "/v1/approvals/{id}/approve"),
     ("post", "/v1/approvals/{id}/deny"),
+    ("get", "/v1/ledger/summary"),
+    ("get", "/v1/budgets"),
+    ("put", "/v1/budgets/tenant"),
+    ("delete", "/v1/budgets/tenant"),
+    ("put", "/v1/budgets/agents/{agent}"),
+    ("delete", "/v1/budgets/agents/{agent}"),
 ];
 
 const METHODS: &[&str] = &[

@@ -290,3 +290,185 @@ permit(principal, action == Roster::Action::"use_route", resource) when { resour
     app.fake.push(Reply::text("open"));
     assert_eq!(b.say(&b_session, "hi").await["run"]["status"], "completed");
 }
+
+async fn upload(client: &common::Client, source: &str, path: &str, text: &str) {
+    let builder = client
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/knowledge/sources/{source}/documents/{path}"),
+        )
+        .header("content-type", "text/markdown")
+        .body(text.to_owned());
+    let resp = client.send(builder).await;
+    assert!(resp.status < 300, "{}", resp.text);
+}
+
+#[tokio::test]
+async fn sources_and_memory_namespaces_are_read_and_written_only_as_permitted() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    for source in ["handbook", "payroll"] {
+        admin
+            .post("/v1/knowledge/sources", json!({"name": source}))
+            .await
+            .ok(201);
+    }
+    upload(
+        &admin,
+        "handbook",
+        "leave.md",
+        "# Leave\n\nStaff get 25 days of annual leave.\n",
+    )
+    .await;
+    upload(
+        &admin,
+        "payroll",
+        "pay.md",
+        "# Pay\n\nThe annual leave payout is 9999 euros.\n",
+    )
+    .await;
+    admin
+        .put(
+            "/v1/policies/reading",
+            json!({"text": r#"permit(principal, action == Roster::Action::"invoke_agent", resource);
+permit(principal, action == Roster::Action::"call_tool", resource);
+permit(principal == Roster::Agent::"reader", action == Roster::Action::"read_source", resource == Roster::Source::"handbook");
+permit(principal, action in [Roster::Action::"read_memory", Roster::Action::"write_memory"], resource);
+forbid(principal, action == Roster::Action::"write_memory", resource) when { resource.name like "shared/*" };"#}),
+        )
+        .await
+        .ok(201);
+    admin
+        .create_agent(json!({
+            "name": "reader", "model": "openai/test-model",
+            "knowledge": ["handbook", "payroll"],
+            "tools": ["knowledge_search", "memory_write"],
+            "memory": {"namespace": "agents/{agent}", "search": ["agents/{agent}", "shared/team"]},
+        }))
+        .await;
+    let session = admin.session("reader").await;
+    app.fake.push(
+        Reply::tool_call(
+            "k1",
+            "knowledge_search",
+            r#"{"query": "annual leave", "source": "payroll"}"#,
+        )
+        .and_tool_call("k2", "knowledge_search", r#"{"query": "annual leave"}"#)
+        .and_tool_call(
+            "w1",
+            "memory_write",
+            r#"{"content": "team fact", "namespace": "shared/team"}"#,
+        )
+        .and_tool_call("w2", "memory_write", r#"{"content": "my fact"}"#),
+    );
+    app.fake.push(Reply::text("done"));
+    let result = admin.say(&session, "How much annual leave do I get?").await;
+    assert_eq!(result["run"]["status"], "completed", "{result}");
+    // Recall put only the permitted source into the context.
+    let system = app.fake.requests()[0].body["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(system.contains("25 days"), "{system}");
+    assert!(!system.contains("9999"), "{system}");
+    let output = |id: &str| {
+        result["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "tool_result" && i["call_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let denied = output("k1");
+    assert_eq!(denied["is_error"], true);
+    assert!(denied["output"]
+        .as_str()
+        .unwrap()
+        .contains("reading knowledge source `payroll` is denied by policy"));
+    let searched = output("k2")["output"].as_str().unwrap().to_owned();
+    assert!(
+        searched.contains("25 days") && !searched.contains("9999"),
+        "{searched}"
+    );
+    let shared = output("w1");
+    assert_eq!(shared["is_error"], true);
+    assert!(
+        shared["output"]
+            .as_str()
+            .unwrap()
+            .contains("forbidden by policy `reading[5]`"),
+        "{shared}"
+    );
+    assert_eq!(output("w2")["is_error"], false, "{}", output("w2"));
+    let memories = admin
+        .get("/v1/memories?namespace=shared/team")
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(memories["data"], json!([]));
+    let audit = admin
+        .get("/v1/audit?action=policy.read_source")
+        .await
+        .ok(200)
+        .clone();
+    assert!(audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["resource"] == "source:payroll" && e["decision"] == "deny"));
+}
+
+#[tokio::test]
+async fn a_sql_query_reads_its_source_only_if_read_source_permits() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shop.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE orders (id INTEGER); INSERT INTO orders VALUES (1);")
+        .unwrap();
+    admin
+        .post(
+            "/v1/sources/sql",
+            json!({"name": "shop", "url": format!("sqlite://{}", db.display()), "allow": ["orders"]}),
+        )
+        .await
+        .ok(201);
+    admin
+        .put(
+            "/v1/policies/no-shop",
+            json!({"text": r#"forbid(principal, action == Roster::Action::"read_source", resource) when { resource.kind == "sql" && resource.name == "shop" };
+permit(principal, action == Roster::Action::"read_source", resource);"#}),
+        )
+        .await
+        .ok(201);
+    admin
+        .create_agent(
+            json!({"name": "analyst", "model": "openai/test-model", "tools": ["sql:shop"]}),
+        )
+        .await;
+    let session = admin.session("analyst").await;
+    app.fake.push(Reply::tool_call(
+        "q1",
+        "sql_query",
+        r#"{"source": "shop", "query": "SELECT count(*) FROM orders"}"#,
+    ));
+    app.fake.push(Reply::text("cannot"));
+    let result = admin.say(&session, "how many orders?").await;
+    let output = result["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "tool_result")
+        .unwrap()
+        .clone();
+    assert_eq!(output["is_error"], true);
+    assert!(
+        output["output"].as_str().unwrap().contains(
+            "reading source `shop` is denied by policy: forbidden by policy `no-shop[1]`"
+        ),
+        "{output}"
+    );
+}

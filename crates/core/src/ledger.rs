@@ -25,6 +25,9 @@ pub struct LedgerEntry {
     pub region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<RouteDecision>,
+    /// Millionths of a US dollar, from the model's configured price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_micros: Option<i64>,
 }
 
 /// Why a call could go where it went: the tenant's routing policy decision.
@@ -52,4 +55,5 @@ pub struct NewLedgerEntry {
     pub step: Option<i64>,
     pub region: Option<String>,
     pub route: Option<RouteDecision>,
+    pub cost_micros: Option<i64>,
 }

@@ -31,6 +31,10 @@ pub struct FileConfig {
     /// Human approvals of tool calls.
     #[serde(default)]
     pub approvals: ApprovalSettings,
+    /// Model prices for the ledger's costs and cost budgets, by
+    /// `provider/model` or `provider/*`, in US dollars per million tokens.
+    #[serde(default)]
+    pub prices: BTreeMap<String, roster_runtime::governance::Price>,
 }
 
 /// `[approvals]`: how long a request waits before it is denied.

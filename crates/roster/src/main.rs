@@ -60,6 +60,10 @@ enum Command {
     Audit(client::AuditArgs),
     /// Tool calls waiting for a human: list, show, approve, deny.
     Approvals(client::ApprovalArgs),
+    /// Daily token and cost budgets of the tenant and its agents.
+    Budget(client::BudgetArgs),
+    /// Model calls summed by day, agent, provider, model.
+    Ledger(client::LedgerArgs),
     /// Measure the runtime's own per-turn cost with an instant in-process model.
     Bench(bench::BenchArgs),
 }
@@ -96,6 +100,8 @@ fn main() -> ExitCode {
             Command::Policy(cmd) => client::policy(cmd).await,
             Command::Audit(cmd) => client::audit(cmd).await,
             Command::Approvals(cmd) => client::approvals(cmd).await,
+            Command::Budget(cmd) => client::budget(cmd).await,
+            Command::Ledger(cmd) => client::ledger(cmd).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

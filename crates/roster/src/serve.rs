@@ -151,6 +151,24 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     runtime
         .governance()
         .set_approval_ttl(std::time::Duration::from_secs(expiry_secs));
+    for (route, price) in &file.prices {
+        anyhow::ensure!(
+            route
+                .split_once('/')
+                .is_some_and(|(p, m)| !p.is_empty() && !m.is_empty()),
+            "prices: `{route}` is not provider/model (or provider/*)"
+        );
+        anyhow::ensure!(
+            price.input_per_mtok >= 0.0
+                && price.output_per_mtok >= 0.0
+                && price.input_per_mtok.is_finite()
+                && price.output_per_mtok.is_finite(),
+            "prices: `{route}` needs non-negative prices"
+        );
+    }
+    runtime
+        .governance()
+        .set_prices(file.prices.clone().into_iter().collect());
     runtime.start_approval_expiry(std::time::Duration::from_millis(file.approvals.sweep_ms));
     let resumed = runtime
         .recover()

@@ -309,4 +309,30 @@ async fn a_refund_waits_for_approval_across_a_restart_and_the_audit_shows_the_ch
         .find(|e| e["decision"] == "deny")
         .expect("denied query");
     assert_eq!(denied["detail"]["facts"]["table"], "customers");
+
+    // What it cost, and a budget that stops the next run.
+    let out = run_cli(
+        &server,
+        &["ledger", "summary", "--group-by", "provider,model"],
+    );
+    assert!(
+        out.contains("openai") && out.contains("gpt-4.1-mini"),
+        "{out}"
+    );
+    let out = run_cli(&server, &["budget", "set", "--tokens-per-day", "10"]);
+    assert!(out.contains("budget of tenant: 10 tokens/day"), "{out}");
+    assert!(run_cli(&server, &["budget", "list"]).contains("tenant"));
+    let (status, stopped) = api
+        .post(
+            &format!("/v1/sessions/{sid}/messages"),
+            json!({"content": "Anything else?"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stopped}");
+    assert_eq!(
+        stopped["run"]["error"]["code"], "budget_exceeded",
+        "{stopped}"
+    );
+    let (ok, _, err) = cli(&server, &["budget", "set"]);
+    assert!(!ok && err.contains("--tokens-per-day"), "{err}");
 }

@@ -162,6 +162,31 @@ impl Inner {
             ))
             .await;
         };
+        let allowed = self
+            .governance
+            .permits(
+                &tenant,
+                roster_policy::Action::WriteMemory,
+                roster_policy::Resource::Namespace { name: &namespace },
+                &format!("namespace:{namespace}"),
+                crate::governance::Caller {
+                    agent: &agent.name,
+                    user: user.as_deref().unwrap_or(""),
+                    actor: &format!("system:extraction > agent:{}", agent.name),
+                    at: json!({ "job": job.id, "run": job.run_id }),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                crate::error::RuntimeError::Store(e) => e,
+                other => StoreError::Database(other.to_string()),
+            })?;
+        if let Err(reason) = allowed {
+            return give_up(format!(
+                "writing to namespace `{namespace}` is denied by policy: {reason}"
+            ))
+            .await;
+        }
         let items = self
             .store
             .list_items(
@@ -359,6 +384,20 @@ impl Inner {
             max_tokens: Some(1_024),
             stream: false,
         };
+        let exceeded = self
+            .governance
+            .budget_exceeded(tenant, &agent.id, &agent.name)
+            .await
+            .map_err(|e| match e {
+                crate::error::RuntimeError::Store(e) => e,
+                other => StoreError::Database(other.to_string()),
+            })?;
+        if let Some(message) = exceeded {
+            self.store
+                .fail_job_attempt(tenant, &job.id, &message, true, Vec::new())
+                .await?;
+            return Ok(None);
+        }
         let actor = format!("system:extraction > agent:{}", agent.name);
         let policed = self
             .governance
@@ -424,6 +463,12 @@ impl Inner {
                             .decisions
                             .get(&format!("{}/{}", a.provider, a.model))
                             .cloned();
+                        entry.cost_micros = self.governance.cost_micros(
+                            &a.provider,
+                            &a.model,
+                            entry.tokens_in,
+                            entry.tokens_out,
+                        );
                         entry
                     }),
             )
@@ -532,6 +577,7 @@ fn ledger_entry(
         step: None,
         region: registry.map(|r| crate::governance::region_of(r, &attempt.provider)),
         route: None,
+        cost_micros: None,
     }
 }
 

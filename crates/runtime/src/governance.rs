@@ -31,6 +31,16 @@ pub struct Governance {
     compiled: Mutex<HashMap<TenantId, (i64, Compiled)>>,
     /// How long an approval request waits before it is denied, in ms.
     approval_ttl_ms: AtomicU64,
+    /// Prices by `provider/model` (or `provider/*`).
+    prices: std::sync::RwLock<HashMap<String, Price>>,
+}
+
+/// What a model costs, in US dollars per million tokens.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
 }
 
 /// Default for [`Governance::set_approval_ttl`]: a working day and night.
@@ -52,7 +62,97 @@ impl Governance {
             store,
             compiled: Mutex::new(HashMap::new()),
             approval_ttl_ms: AtomicU64::new(millis(DEFAULT_APPROVAL_TTL)),
+            prices: std::sync::RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The prices ledger costs are computed from, by `provider/model` or
+    /// `provider/*`.
+    pub fn set_prices(&self, prices: HashMap<String, Price>) {
+        *self
+            .prices
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = prices;
+    }
+
+    /// Millionths of a dollar for a call (a price per million tokens is a
+    /// price in millionths per token); `None` without a price.
+    pub fn cost_micros(
+        &self,
+        provider: &str,
+        model: &str,
+        tokens_in: i64,
+        tokens_out: i64,
+    ) -> Option<i64> {
+        let prices = self
+            .prices
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let price = prices
+            .get(&format!("{provider}/{model}"))
+            .or_else(|| prices.get(&format!("{provider}/*")))?;
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+        let cost = (tokens_in as f64 * price.input_per_mtok
+            + tokens_out as f64 * price.output_per_mtok)
+            .round() as i64;
+        Some(cost)
+    }
+
+    /// Whether today's (UTC) budget of the tenant or of the agent is used
+    /// up; the message says which and by how much.
+    pub async fn budget_exceeded(
+        &self,
+        tenant: &TenantId,
+        agent: &roster_core::AgentId,
+        agent_name: &str,
+    ) -> Result<Option<String>, RuntimeError> {
+        let budgets = self.store.budgets(tenant).await?;
+        if budgets.is_empty() {
+            return Ok(None);
+        }
+        let day = chrono::Utc::now()
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .unwrap_or_else(chrono::Utc::now);
+        let agent_scope = format!("agent:{agent}");
+        for budget in &budgets {
+            let (who, spent) = if budget.scope == "tenant" {
+                (
+                    "the tenant",
+                    self.store.spent_since(tenant, None, day).await?,
+                )
+            } else if budget.scope == agent_scope {
+                (
+                    "this agent",
+                    self.store.spent_since(tenant, Some(agent), day).await?,
+                )
+            } else {
+                continue;
+            };
+            if let Some(limit) = budget.tokens_per_day.filter(|l| spent.tokens >= *l) {
+                return Ok(Some(format!(
+                    "{who}'s daily token budget is used up: {} of {limit} tokens today (UTC){}",
+                    spent.tokens,
+                    if who == "this agent" {
+                        format!(" by agent `{agent_name}`")
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+            if let Some(limit) = budget
+                .cost_micros_per_day
+                .filter(|l| spent.cost_micros >= *l)
+            {
+                #[allow(clippy::cast_precision_loss)]
+                let (spent_usd, limit_usd) = (spent.cost_micros as f64 / 1e6, limit as f64 / 1e6);
+                return Ok(Some(format!(
+                    "{who}'s daily cost budget is used up: ${spent_usd:.4} of ${limit_usd:.4} today (UTC)"
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// How long approval requests made from now on wait for a decision.
@@ -330,6 +430,52 @@ impl Governance {
             }
         }
         Ok(policed)
+    }
+}
+
+impl Governance {
+    /// Whether `agent` may do `action` to `resource` (reading a knowledge
+    /// source, reading or writing a memory namespace); the refusal says
+    /// why. Recorded like every governed decision.
+    pub async fn permits(
+        &self,
+        tenant: &TenantId,
+        action: Action,
+        resource: roster_policy::Resource<'_>,
+        label: &str,
+        caller: Caller<'_>,
+    ) -> Result<Result<(), String>, RuntimeError> {
+        if !self.governs(tenant, action).await? {
+            return Ok(Ok(()));
+        }
+        let request = PolicyRequest {
+            tenant: tenant.as_str(),
+            actor: roster_policy::Actor::Agent { name: caller.agent },
+            action,
+            resource,
+            user: caller.user,
+            arguments: None,
+            facts: None,
+        };
+        let decision = self
+            .decide(
+                tenant,
+                &request,
+                Subject {
+                    actor: caller.actor,
+                    resource: label,
+                    at: caller.at,
+                },
+            )
+            .await?;
+        Ok(match decision {
+            Decision::Allow { .. } => Ok(()),
+            Decision::Deny { reason, .. } => Err(reason),
+            Decision::NeedsApproval { .. } => Err(format!(
+                "{} cannot wait for approval; an @approval policy on it denies",
+                action.name()
+            )),
+        })
     }
 }
 

@@ -309,9 +309,23 @@ async fn drop_role_with(conn: &mut PgConnection, role: &str) -> Result<(), SqlEr
     Ok(())
 }
 
+/// Drops the role, trying a few times: role DDL racing other role DDL on
+/// the server (another source being registered) can fail with `tuple
+/// concurrently updated`, which passes on a retry.
 pub(crate) async fn drop_role(url: &str, role: &str) -> Result<(), SqlError> {
     let mut admin = connect(&options(url)?).await?;
-    drop_role_with(&mut admin, role).await
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        match drop_role_with(&mut admin, role).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt >= 5 => return Err(e),
+            Err(e) => {
+                tracing::debug!(role, error = %e, attempt, "dropping the role failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+        }
+    }
 }
 
 pub(crate) struct PgBackend {

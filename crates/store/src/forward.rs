@@ -466,5 +466,46 @@ macro_rules! forward_record_traits {
                 self.$field.cancel_approvals(tenant, run).await
             }
         }
+
+        #[async_trait::async_trait]
+        impl $crate::BudgetStore for $ty {
+            async fn budgets(
+                &self,
+                tenant: &roster_core::TenantId,
+            ) -> $crate::StoreResult<Vec<$crate::Budget>> {
+                self.$field.budgets(tenant).await
+            }
+            async fn set_budget(
+                &self,
+                tenant: &roster_core::TenantId,
+                budget: $crate::Budget,
+                audit: $crate::NewAuditEvent,
+            ) -> $crate::StoreResult<$crate::Budget> {
+                self.$field.set_budget(tenant, budget, audit).await
+            }
+            async fn delete_budget(
+                &self,
+                tenant: &roster_core::TenantId,
+                scope: &str,
+                audit: $crate::NewAuditEvent,
+            ) -> $crate::StoreResult<bool> {
+                self.$field.delete_budget(tenant, scope, audit).await
+            }
+            async fn spent_since(
+                &self,
+                tenant: &roster_core::TenantId,
+                agent: Option<&roster_core::AgentId>,
+                since: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<$crate::Spent> {
+                self.$field.spent_since(tenant, agent, since).await
+            }
+            async fn ledger_summary(
+                &self,
+                tenant: &roster_core::TenantId,
+                query: &$crate::LedgerSummaryQuery,
+            ) -> $crate::StoreResult<Vec<$crate::LedgerSum>> {
+                self.$field.ledger_summary(tenant, query).await
+            }
+        }
     };
 }

@@ -10,6 +10,7 @@
 //! decide what a run does next: it records what the runtime decided.
 
 pub mod approvals;
+pub mod budgets;
 mod error;
 mod forward;
 pub mod governance;
@@ -23,6 +24,7 @@ pub mod sqlite;
 mod types;
 
 pub use approvals::*;
+pub use budgets::*;
 pub use error::StoreError;
 pub use governance::*;
 pub use integrations::*;
@@ -55,6 +57,7 @@ pub trait Store:
     + IntegrationStore
     + GovernanceStore
     + ApprovalStore
+    + BudgetStore
     + Send
     + Sync
     + 'static

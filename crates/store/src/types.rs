@@ -219,6 +219,10 @@ pub struct LedgerQuery {
     /// Entries with `id < before`, newest first.
     pub before: Option<i64>,
     pub limit: i64,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
 }
 
 pub(crate) fn millis(t: DateTime<Utc>) -> i64 {

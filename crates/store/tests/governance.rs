@@ -454,13 +454,156 @@ fn new_agent() -> NewAgent {
     }
 }
 
+/// Budgets, and the ledger sums they are checked against.
+async fn budgets(store: DynStore) {
+    let tenant = TenantId::generate();
+    store.ensure_tenant(&tenant, "t").await.expect("tenant");
+    let agent = store
+        .create_agent(&tenant, new_agent(), "key:test")
+        .await
+        .expect("agent");
+    let session = store
+        .create_session(&tenant, &agent.id, 1)
+        .await
+        .expect("session");
+    let run = store
+        .create_run(
+            &tenant,
+            NewRun {
+                session_id: session.id.clone(),
+                input: "x".into(),
+                idempotency_key: None,
+                if_busy: BusyPolicy::Queue,
+                actor: None,
+            },
+        )
+        .await
+        .expect("run")
+        .run()
+        .clone();
+    let entry = |provider: &str, tokens_in: i64, cost: Option<i64>, agent: Option<String>| {
+        roster_core::ledger::NewLedgerEntry {
+            provider: provider.into(),
+            model: "m".into(),
+            tokens_in,
+            tokens_out: 1,
+            latency_ms: 1,
+            outcome: "ok".into(),
+            error: None,
+            agent_id: agent,
+            session_id: None,
+            run_id: None,
+            step: None,
+            region: None,
+            route: None,
+            cost_micros: cost,
+        }
+    };
+    let mut write = JournalWrite::new(run.id.clone(), session.id.clone());
+    write.ledger = vec![
+        entry("openai", 10, Some(100), Some(agent.id.to_string())),
+        entry("openai", 20, None, Some(agent.id.to_string())),
+        entry("anthropic", 30, Some(5), None),
+    ];
+    store.commit(&tenant, write).await.expect("ledger");
+    let today = Utc::now() - Duration::hours(1);
+    let all = store
+        .spent_since(&tenant, None, today)
+        .await
+        .expect("spent");
+    assert_eq!(
+        all,
+        roster_store::Spent {
+            tokens: 63,
+            cost_micros: 105
+        }
+    );
+    let mine = store
+        .spent_since(&tenant, Some(&agent.id), today)
+        .await
+        .expect("agent");
+    assert_eq!(
+        mine,
+        roster_store::Spent {
+            tokens: 32,
+            cost_micros: 100
+        }
+    );
+    let later = store
+        .spent_since(&tenant, None, Utc::now() + Duration::hours(1))
+        .await
+        .expect("later");
+    assert_eq!(later, roster_store::Spent::default());
+    let summary = store
+        .ledger_summary(
+            &tenant,
+            &roster_store::LedgerSummaryQuery {
+                group_by: vec!["day".into(), "provider".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("summary");
+    assert_eq!(summary.len(), 2);
+    assert_eq!(summary[0].provider.as_deref(), Some("anthropic"));
+    assert_eq!(summary[1].calls, 2);
+    assert_eq!(summary[1].tokens_in, 30);
+    assert_eq!(summary[1].cost_micros, 100);
+    assert_eq!(
+        summary[0].day,
+        Some(Utc::now().date_naive().format("%Y-%m-%d").to_string())
+    );
+    let total = store
+        .ledger_summary(
+            &tenant,
+            &roster_store::LedgerSummaryQuery {
+                provider: Some("openai".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("total");
+    assert_eq!(total.len(), 1);
+    assert_eq!((total[0].calls, total[0].day.clone()), (2, None));
+
+    let set = store
+        .set_budget(
+            &tenant,
+            roster_store::Budget {
+                scope: "tenant".into(),
+                tokens_per_day: Some(50),
+                cost_micros_per_day: None,
+                updated_at: None,
+            },
+            event("budget.set"),
+        )
+        .await
+        .expect("set");
+    assert_eq!(set.tokens_per_day, Some(50));
+    assert_eq!(store.budgets(&tenant).await.expect("list").len(), 1);
+    assert!(store
+        .budgets(&TenantId::generate())
+        .await
+        .expect("other")
+        .is_empty());
+    assert!(store
+        .delete_budget(&tenant, "tenant", event("budget.delete"))
+        .await
+        .expect("delete"));
+    assert!(!store
+        .delete_budget(&tenant, "tenant", event("budget.delete"))
+        .await
+        .expect("again"));
+}
+
 #[tokio::test]
 async fn sqlite() {
     let dir = tempfile::tempdir().expect("dir");
     let store = common::sqlite(&dir).await;
     story(store.clone()).await;
     run_actor(store.clone()).await;
-    approvals(store).await;
+    approvals(store.clone()).await;
+    budgets(store).await;
 }
 
 #[tokio::test]
@@ -468,7 +611,8 @@ async fn postgres() {
     if let Some(store) = common::postgres().await {
         story(store.clone()).await;
         run_actor(store.clone()).await;
-        approvals(store).await;
+        approvals(store.clone()).await;
+        budgets(store).await;
     }
 }
 

@@ -297,6 +297,7 @@ async fn story(store: DynStore) {
             decision: "allow".into(),
             policies: vec!["eu-only".into()],
         }),
+        cost_micros: Some(42),
     }];
     store.commit(&a, model).await.expect("model step");
 

@@ -21,6 +21,14 @@ pub struct LedgerParams {
     pub before: Option<i64>,
     /// 1..=1000, default 100.
     pub limit: Option<i64>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// A UTC day (`2026-12-03`): that day only.
+    pub day: Option<chrono::NaiveDate>,
+    /// RFC 3339: entries at or after.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// RFC 3339: entries at or before.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -40,6 +48,7 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
+    let (since, until) = window(params.day, params.since, params.until)?;
     let run_id = match params.run_id.as_deref() {
         None => None,
         Some(raw) => match RunId::parse(raw) {
@@ -69,6 +78,10 @@ pub async fn list(
                 agent_id,
                 before: params.before,
                 limit,
+                provider: params.provider,
+                model: params.model,
+                since,
+                until,
             },
         )
         .await?;
@@ -76,4 +89,144 @@ pub async fn list(
         .then(|| data.last().map(|e| e.id))
         .flatten();
     Ok(axum::Json(LedgerPage { data, next_before }))
+}
+
+/// (since, until), either open.
+type Window = (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// The time window of `day`, `since` and `until` (a day is UTC midnight to
+/// midnight, narrowed by the others).
+fn window(
+    day: Option<chrono::NaiveDate>,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Window, ApiError> {
+    let (mut since, mut until) = (since, until);
+    if let Some(day) = day {
+        let start = day.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        let end = start.map(|s| s + chrono::Duration::days(1) - chrono::Duration::milliseconds(1));
+        since = since.max(start);
+        until = match (until, end) {
+            (Some(u), Some(e)) => Some(u.min(e)),
+            (u, e) => u.or(e),
+        };
+    }
+    if let (Some(s), Some(u)) = (since, until) {
+        if s > u {
+            return Err(ApiError::invalid(
+                "the time window is empty (since after until)",
+            ));
+        }
+    }
+    Ok((since, until))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryParams {
+    /// Comma-separated: `day`, `agent`, `provider`, `model`, `outcome`;
+    /// none: one total.
+    pub group_by: Option<String>,
+    /// Agent id or name.
+    pub agent: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub day: Option<chrono::NaiveDate>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LedgerSumView {
+    /// UTC day, when grouped by day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub day: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    pub calls: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    /// From the configured prices; calls without a price count 0.
+    pub cost_usd: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LedgerSummary {
+    pub data: Vec<LedgerSumView>,
+}
+
+#[utoipa::path(get, path = "/v1/ledger/summary", tag = "ledger", params(SummaryParams),
+    responses((status = 200, body = LedgerSummary), (status = 400, body = crate::error::ErrorBody),
+    (status = 404, body = crate::error::ErrorBody, description = "no such agent")))]
+pub async fn summary(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<SummaryParams>,
+) -> Result<axum::Json<LedgerSummary>, ApiError> {
+    let group_by: Vec<String> = params
+        .group_by
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(unknown) = group_by
+        .iter()
+        .find(|g| !roster_store::GROUPS.contains(&g.as_str()))
+    {
+        return Err(ApiError::invalid(format!(
+            "cannot group by `{unknown}`: one of {}",
+            roster_store::GROUPS.join(", ")
+        )));
+    }
+    let (since, until) = window(params.day, params.since, params.until)?;
+    let agent_id = match params.agent.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            crate::routes::agents::find(&state, &principal, raw)
+                .await?
+                .id,
+        ),
+    };
+    let sums = state
+        .store
+        .ledger_summary(
+            &principal.tenant,
+            &roster_store::LedgerSummaryQuery {
+                group_by,
+                agent_id,
+                provider: params.provider,
+                model: params.model,
+                since,
+                until,
+            },
+        )
+        .await?;
+    #[allow(clippy::cast_precision_loss)]
+    let data = sums
+        .into_iter()
+        .map(|s| LedgerSumView {
+            day: s.day,
+            agent_id: s.agent_id,
+            provider: s.provider,
+            model: s.model,
+            outcome: s.outcome,
+            calls: s.calls,
+            tokens_in: s.tokens_in,
+            tokens_out: s.tokens_out,
+            cost_usd: s.cost_micros as f64 / 1e6,
+        })
+        .collect();
+    Ok(axum::Json(LedgerSummary { data }))
 }

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod budgets;
 pub mod files;
 pub(crate) mod governed;
 pub mod http;

@@ -7,6 +7,7 @@
 
 mod agent;
 mod approvals;
+mod budget;
 mod chat;
 mod http;
 mod keys;
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 
 pub use agent::{run as agent, AgentArgs};
 pub use approvals::{approvals, ApprovalArgs};
+pub use budget::{budget, ledger, BudgetArgs, LedgerArgs};
 pub use chat::{run as chat, ChatArgs};
 pub use keys::{key, tenant, KeyArgs, TenantArgs};
 pub use knowledge::{run as knowledge, KnowledgeArgs};

@@ -125,6 +125,16 @@ impl RunState<'_> {
             stream: false,
         };
         let n = self.next_step;
+        if let Some(message) = self
+            .inner
+            .governance
+            .budget_exceeded(self.tenant, &self.agent.id, &self.agent.name)
+            .await?
+        {
+            tracing::warn!(run = %self.run.id, %message, "no budget for a summary; history is trimmed instead");
+            self.fold_failed = true;
+            return Ok(());
+        }
         let route = match self.police(&route, n).await? {
             Ok(route) => route,
             Err(message) => {

@@ -243,6 +243,12 @@ impl RunState<'_> {
                 .route_decisions
                 .get(&format!("{}/{}", attempt.provider, attempt.model))
                 .cloned(),
+            cost_micros: self.inner.governance.cost_micros(
+                &attempt.provider,
+                &attempt.model,
+                i64::from(usage.input_tokens),
+                i64::from(usage.output_tokens),
+            ),
         }
     }
 
@@ -298,6 +304,7 @@ impl RunState<'_> {
             step: Some(n),
             region: None,
             route: None,
+            cost_micros: None,
         };
         self.pending_ledger
             .extend(policed.refused_entries(registry, &base));
@@ -374,6 +381,16 @@ impl RunState<'_> {
             stream: true,
         };
 
+        if let Some(message) = self
+            .inner
+            .governance
+            .budget_exceeded(self.tenant, &self.agent.id, &self.agent.name)
+            .await?
+        {
+            self.machine
+                .on_model_failure(RunError::new("budget_exceeded", message));
+            return Ok(());
+        }
         let route = match self.police(&route, n).await? {
             Ok(route) => route,
             Err(message) => {

@@ -114,7 +114,22 @@ impl RunState<'_> {
     ) -> Result<(String, bool), RuntimeError> {
         let (_, readable) = self.memory_namespaces();
         let namespaces = match args.namespace {
-            Some(ns) if readable.contains(&ns) => vec![ns],
+            Some(ns) if readable.contains(&ns) => {
+                if let Err(reason) = self
+                    .may(
+                        roster_policy::Action::ReadMemory,
+                        roster_policy::Resource::Namespace { name: &ns },
+                        &format!("namespace:{ns}"),
+                    )
+                    .await?
+                {
+                    return Ok((
+                        format!("reading namespace `{ns}` is denied by policy: {reason}"),
+                        true,
+                    ));
+                }
+                vec![ns]
+            }
             Some(ns) => {
                 return Ok((
                     format!(
@@ -124,7 +139,16 @@ impl RunState<'_> {
                     true,
                 ))
             }
-            None => readable,
+            None => {
+                let (allowed, refused) = self.readable(readable).await?;
+                if allowed.is_empty() && !refused.is_empty() {
+                    return Ok((
+                        "policy denies reading every one of your memory namespaces".to_owned(),
+                        true,
+                    ));
+                }
+                allowed
+            }
         };
         if namespaces.is_empty() {
             return Ok(("you have no memory namespace to search".to_owned(), true));
@@ -190,6 +214,20 @@ impl RunState<'_> {
                 }
             },
         };
+        if let Err(reason) = self
+            .may(
+                roster_policy::Action::WriteMemory,
+                roster_policy::Resource::Namespace { name: &namespace },
+                &format!("namespace:{namespace}"),
+            )
+            .await?
+        {
+            return Ok((
+                format!("writing to namespace `{namespace}` is denied by policy: {reason}"),
+                true,
+                Vec::new(),
+            ));
+        }
         let request = SearchRequest {
             namespaces: vec![namespace.clone()],
             query: args.content.clone(),
@@ -239,15 +277,83 @@ impl RunState<'_> {
         ))
     }
 
-    /// The agent's knowledge sources that still exist, in its order.
-    async fn knowledge_sources(&self) -> Result<Vec<KnowledgeSource>, RuntimeError> {
+    /// The agent's knowledge sources that still exist and the tenant's
+    /// policies let it read (`read_source`), in its order; the refused ones
+    /// with why.
+    async fn knowledge_sources(
+        &self,
+    ) -> Result<(Vec<KnowledgeSource>, Vec<(String, String)>), RuntimeError> {
         let mut sources = Vec::with_capacity(self.agent.config.knowledge.len());
+        let mut refused = Vec::new();
         for name in &self.agent.config.knowledge {
             if let Some(source) = self.inner.store.get_source(self.tenant, name).await? {
-                sources.push(source);
+                match self
+                    .may(
+                        roster_policy::Action::ReadSource,
+                        roster_policy::Resource::Source {
+                            name,
+                            kind: "knowledge",
+                        },
+                        &format!("source:{name}"),
+                    )
+                    .await?
+                {
+                    Ok(()) => sources.push(source),
+                    Err(reason) => refused.push((name.clone(), reason)),
+                }
             }
         }
-        Ok(sources)
+        Ok((sources, refused))
+    }
+
+    /// The namespaces the agent may read (`read_memory`) of `namespaces`;
+    /// the refused ones with why.
+    async fn readable(
+        &self,
+        namespaces: Vec<String>,
+    ) -> Result<(Vec<String>, Vec<(String, String)>), RuntimeError> {
+        let mut allowed = Vec::with_capacity(namespaces.len());
+        let mut refused = Vec::new();
+        for namespace in namespaces {
+            match self
+                .may(
+                    roster_policy::Action::ReadMemory,
+                    roster_policy::Resource::Namespace { name: &namespace },
+                    &format!("namespace:{namespace}"),
+                )
+                .await?
+            {
+                Ok(()) => allowed.push(namespace),
+                Err(reason) => refused.push((namespace, reason)),
+            }
+        }
+        Ok((allowed, refused))
+    }
+
+    /// Puts an action of the agent on a source or namespace to the policies.
+    pub(super) async fn may(
+        &self,
+        action: roster_policy::Action,
+        resource: roster_policy::Resource<'_>,
+        label: &str,
+    ) -> Result<Result<(), String>, RuntimeError> {
+        let (actor, user) = self.actor_and_user();
+        let chain = format!("{actor} > agent:{}", self.agent.name);
+        self.inner
+            .governance
+            .permits(
+                self.tenant,
+                action,
+                resource,
+                label,
+                crate::governance::Caller {
+                    agent: &self.agent.name,
+                    user: &user,
+                    actor: &chain,
+                    at: serde_json::json!({ "run": self.run.id }),
+                },
+            )
+            .await
     }
 
     async fn search_knowledge(
@@ -255,8 +361,14 @@ impl RunState<'_> {
         memory: &Arc<MemoryService>,
         args: KnowledgeArgs,
     ) -> Result<(String, bool), RuntimeError> {
-        let mut sources = self.knowledge_sources().await?;
+        let (mut sources, refused) = self.knowledge_sources().await?;
         if let Some(name) = &args.source {
+            if let Some((_, reason)) = refused.iter().find(|(n, _)| n == name) {
+                return Ok((
+                    format!("reading knowledge source `{name}` is denied by policy: {reason}"),
+                    true,
+                ));
+            }
             sources.retain(|s| &s.name == name);
             if sources.is_empty() {
                 return Ok((
@@ -269,6 +381,12 @@ impl RunState<'_> {
             }
         }
         if sources.is_empty() {
+            if !refused.is_empty() {
+                return Ok((
+                    "policy denies reading every one of your knowledge sources".to_owned(),
+                    true,
+                ));
+            }
             return Ok(("you have no knowledge sources to search".to_owned(), true));
         }
         let request = KnowledgeRequest {
@@ -305,7 +423,7 @@ impl RunState<'_> {
         let mut found = Vec::new();
         if let (Some(memory), 1..) = (self.inner.memory.clone(), limit) {
             match self.knowledge_sources().await {
-                Ok(sources) if !sources.is_empty() => {
+                Ok((sources, _)) if !sources.is_empty() => {
                     let request = KnowledgeRequest {
                         sources,
                         query: self.run.input.clone(),
@@ -339,6 +457,13 @@ impl RunState<'_> {
         let found = match (&self.inner.memory, limit) {
             (Some(memory), 1..) => {
                 let (_, namespaces) = self.memory_namespaces();
+                let namespaces = match self.readable(namespaces).await {
+                    Ok((allowed, _)) => allowed,
+                    Err(e) => {
+                        tracing::warn!(run = %self.run.id, error = %e, "cannot check memory policies; nothing is recalled");
+                        Vec::new()
+                    }
+                };
                 if namespaces.is_empty() {
                     Vec::new()
                 } else {

@@ -313,6 +313,28 @@ impl RunState<'_> {
             }
             return Ok(decided(&approval, call));
         }
+        // A query reads its SQL source: that is `read_source` too.
+        if let (ToolKind::External(t), Some(source)) =
+            (&tool.kind, arguments.get("source").and_then(|s| s.as_str()))
+        {
+            if t.policy_kind() == "sql" {
+                if let Err(reason) = self
+                    .may(
+                        roster_policy::Action::ReadSource,
+                        roster_policy::Resource::Source {
+                            name: source,
+                            kind: "sql",
+                        },
+                        &format!("source:{source}"),
+                    )
+                    .await?
+                {
+                    return Ok(Verdict::Refuse(format!(
+                        "reading source `{source}` is denied by policy: {reason}. The call was not made."
+                    )));
+                }
+            }
+        }
         let governance = &self.inner.governance;
         if !governance
             .governs(self.tenant, roster_policy::Action::CallTool)

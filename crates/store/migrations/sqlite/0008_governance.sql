@@ -75,3 +75,18 @@ CREATE INDEX approvals_due ON approvals (status, expires_at);
 -- the routing policy's decision (JSON).
 ALTER TABLE ledger ADD COLUMN region TEXT;
 ALTER TABLE ledger ADD COLUMN route TEXT;
+
+-- What each model call cost, in millionths of a US dollar, from the
+-- configured price of its model (NULL without one).
+ALTER TABLE ledger ADD COLUMN cost_micros INTEGER;
+CREATE INDEX ledger_by_time ON ledger (tenant_id, created_at);
+
+-- Daily token and cost limits: scope `tenant`, or `agent:<agent id>`.
+CREATE TABLE budgets (
+    tenant_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    tokens_per_day INTEGER,
+    cost_micros_per_day INTEGER,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, scope)
+) STRICT, WITHOUT ROWID;

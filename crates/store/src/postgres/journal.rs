@@ -359,8 +359,8 @@ pub(crate) async fn insert_ledger(
 ) -> Result<(), StoreError> {
     for entry in entries {
         sqlx::query(
-            "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at, region, route)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at, region, route, cost_micros)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(tenant.as_str())
         .bind(&entry.provider)
@@ -377,6 +377,7 @@ pub(crate) async fn insert_ledger(
         .bind(now)
         .bind(entry.region.as_deref())
         .bind(entry.route.as_ref().map(serde_json::to_string).transpose()?)
+        .bind(entry.cost_micros)
         .execute(&mut *conn)
         .await?;
     }

@@ -10,6 +10,7 @@
 mod agents;
 mod api;
 mod approvals;
+mod budgets;
 mod governance;
 mod governance_api;
 mod integrations;

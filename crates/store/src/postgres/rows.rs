@@ -173,7 +173,7 @@ pub(crate) fn block_version(row: &PgRow) -> Result<MemoryBlockVersion, StoreErro
     })
 }
 
-pub(crate) const LEDGER_COLUMNS: &str = "id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at, region, route";
+pub(crate) const LEDGER_COLUMNS: &str = "id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at, region, route, cost_micros";
 
 pub(crate) fn ledger_entry(row: &PgRow) -> Result<LedgerEntry, StoreError> {
     Ok(LedgerEntry {
@@ -196,6 +196,7 @@ pub(crate) fn ledger_entry(row: &PgRow) -> Result<LedgerEntry, StoreError> {
             .as_deref()
             .map(json)
             .transpose()?,
+        cost_micros: row.try_get(15)?,
     })
 }
 

@@ -187,7 +187,8 @@ pub(crate) async fn list_ledger(
     let sql = format!(
         "SELECT {LEDGER_COLUMNS} FROM ledger
          WHERE tenant_id = $1 AND ($2::text IS NULL OR run_id = $2) AND ($3::text IS NULL OR agent_id = $3)
-           AND ($4::bigint IS NULL OR id < $4)
+           AND ($4::bigint IS NULL OR id < $4) AND ($6::text IS NULL OR provider = $6)
+           AND ($7::text IS NULL OR model = $7) AND created_at >= $8 AND created_at <= $9
          ORDER BY id DESC LIMIT $5"
     );
     let q = sqlx::query(&sql)
@@ -195,7 +196,11 @@ pub(crate) async fn list_ledger(
         .bind(query.run_id.as_ref().map(|r| r.as_str()))
         .bind(query.agent_id.as_ref().map(|a| a.as_str()))
         .bind(query.before)
-        .bind(rows::limit(query.limit));
+        .bind(rows::limit(query.limit))
+        .bind(query.provider.as_deref())
+        .bind(query.model.as_deref())
+        .bind(query.since.map_or(i64::MIN, crate::types::millis))
+        .bind(query.until.map_or(i64::MAX, crate::types::millis));
     rows::collect(conn, q, rows::ledger_entry).await
 }
 

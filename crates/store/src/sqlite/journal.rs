@@ -265,13 +265,13 @@ pub(crate) fn insert_ledger(
 ) -> Result<(), StoreError> {
     for entry in entries {
         conn.prepare_cached(
-            "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at, region, route)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at, region, route, cost_micros)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?
         .execute(params![
             tenant.as_str(), entry.provider, entry.model, entry.tokens_in, entry.tokens_out, entry.latency_ms,
             entry.outcome, entry.error, entry.agent_id, entry.session_id, entry.run_id, entry.step, now,
-            entry.region, entry.route.as_ref().map(serde_json::to_string).transpose()?
+            entry.region, entry.route.as_ref().map(serde_json::to_string).transpose()?, entry.cost_micros
         ])?;
     }
     Ok(())

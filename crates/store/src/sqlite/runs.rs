@@ -190,6 +190,7 @@ fn ledger_entry(row: &rusqlite::Row<'_>) -> Result<LedgerEntry, StoreError> {
             .as_deref()
             .map(rows::json)
             .transpose()?,
+        cost_micros: row.get(15)?,
     })
 }
 
@@ -199,15 +200,26 @@ pub(crate) fn list_ledger(
     query: &LedgerQuery,
 ) -> Result<Vec<LedgerEntry>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at, region, route
+        "SELECT id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at, region, route, cost_micros
          FROM ledger WHERE tenant_id = ?1 AND (?2 IS NULL OR run_id = ?2) AND (?3 IS NULL OR agent_id = ?3) AND (?4 IS NULL OR id < ?4)
+           AND (?6 IS NULL OR provider = ?6) AND (?7 IS NULL OR model = ?7) AND created_at >= ?8 AND created_at <= ?9
          ORDER BY id DESC LIMIT ?5",
     )?;
     let run = query.run_id.as_ref().map(|r| r.as_str().to_owned());
     let agent = query.agent_id.as_ref().map(|a| a.as_str().to_owned());
     rows::collect(
         &mut stmt,
-        params![tenant.as_str(), run, agent, query.before, query.limit],
+        params![
+            tenant.as_str(),
+            run,
+            agent,
+            query.before,
+            query.limit,
+            query.provider,
+            query.model,
+            query.since.map_or(i64::MIN, crate::types::millis),
+            query.until.map_or(i64::MAX, crate::types::millis)
+        ],
         ledger_entry,
     )
 }

@@ -1,0 +1,136 @@
+//! Daily budgets of tokens and cost, per tenant and per agent, and the
+//! ledger sums they are checked against.
+
+use crate::{NewAuditEvent, StoreResult};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use roster_core::{AgentId, TenantId};
+use serde::Serialize;
+
+/// Limits per UTC day; `None` is no limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Budget {
+    /// `tenant`, or `agent:<agent id>`.
+    pub scope: String,
+    pub tokens_per_day: Option<i64>,
+    pub cost_micros_per_day: Option<i64>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// What the ledger holds for a scope since a time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spent {
+    pub tokens: i64,
+    pub cost_micros: i64,
+}
+
+/// Ledger sums, grouped.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerSummaryQuery {
+    /// Any of `day`, `agent`, `provider`, `model`, `outcome`.
+    pub group_by: Vec<String>,
+    pub agent_id: Option<AgentId>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LedgerSum {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub day: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    pub calls: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_micros: i64,
+}
+
+pub const GROUPS: &[&str] = &["day", "agent", "provider", "model", "outcome"];
+
+#[async_trait]
+pub trait BudgetStore: Send + Sync {
+    async fn budgets(&self, tenant: &TenantId) -> StoreResult<Vec<Budget>>;
+    async fn set_budget(
+        &self,
+        tenant: &TenantId,
+        budget: Budget,
+        audit: NewAuditEvent,
+    ) -> StoreResult<Budget>;
+    /// `false` when there was none.
+    async fn delete_budget(
+        &self,
+        tenant: &TenantId,
+        scope: &str,
+        audit: NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Tokens and cost in the ledger since `since`, of one agent or of the
+    /// whole tenant.
+    async fn spent_since(
+        &self,
+        tenant: &TenantId,
+        agent: Option<&AgentId>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Spent>;
+    async fn ledger_summary(
+        &self,
+        tenant: &TenantId,
+        query: &LedgerSummaryQuery,
+    ) -> StoreResult<Vec<LedgerSum>>;
+}
+
+/// The SQL of a grouped ledger sum, shared by both backends: `day` is the
+/// UTC date of `created_at` (Unix milliseconds), formatted by `day_sql`.
+pub(crate) fn summary_sql(
+    query: &LedgerSummaryQuery,
+    day_sql: &str,
+    p: &dyn Fn(usize) -> String,
+) -> String {
+    let column = |group: &str| match group {
+        "day" => day_sql.to_owned(),
+        "agent" => "agent_id".to_owned(),
+        other => other.to_owned(),
+    };
+    let groups: Vec<String> = GROUPS
+        .iter()
+        .map(|g| {
+            if query.group_by.iter().any(|q| q == g) {
+                column(g)
+            } else {
+                "NULL".to_owned()
+            }
+        })
+        .collect();
+    let grouped: Vec<String> = GROUPS
+        .iter()
+        .filter(|g| query.group_by.iter().any(|q| q == *g))
+        .map(|g| column(g))
+        .collect();
+    let mut sql = format!(
+        "SELECT {}, COUNT(*), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), COALESCE(SUM(cost_micros), 0)
+         FROM ledger WHERE tenant_id = {} AND ({} IS NULL OR agent_id = {}) AND ({} IS NULL OR provider = {})
+           AND ({} IS NULL OR model = {}) AND created_at >= {} AND created_at <= {}",
+        groups.join(", "),
+        p(1),
+        p(2),
+        p(2),
+        p(3),
+        p(3),
+        p(4),
+        p(4),
+        p(5),
+        p(6),
+    );
+    if !grouped.is_empty() {
+        sql.push_str(&format!(" GROUP BY {0} ORDER BY {0}", grouped.join(", ")));
+    }
+    sql
+}
