@@ -104,6 +104,16 @@ async fn an_agent_cost_budget_and_the_ledger_sums() {
         .clone();
     assert_eq!(ledger["data"].as_array().unwrap().len(), 3);
     assert_eq!(ledger["data"][0]["cost_micros"], 20_000);
+    // The list also sums what its filters select, across pages.
+    let page = admin
+        .get("/v1/ledger?agent=cheap&limit=1")
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    assert_eq!(page["totals"]["calls"], 2);
+    assert_eq!(page["totals"]["tokens_out"], 10);
+    assert!((page["totals"]["cost_usd"].as_f64().unwrap() - 0.04).abs() < 1e-9);
     let today = chrono::Utc::now().date_naive().to_string();
     let by_day = admin
         .get(&format!("/v1/ledger?day={today}&model=test-model"))
@@ -174,4 +184,36 @@ async fn an_agent_cost_budget_and_the_ledger_sums() {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, vec!["budget.set", "budget.delete"]);
+}
+
+#[tokio::test]
+async fn the_admin_key_reads_any_tenants_ledger_others_only_their_own() {
+    let app = TestApp::start().await;
+    let b = app.tenant_b();
+    let session = b.agent_session("bee").await;
+    app.fake.push(Reply::text("hi"));
+    b.say(&session, "hi").await;
+    let tenant_b = app.tenant_b.to_string();
+    let seen = app
+        .admin()
+        .get(&format!("/v1/ledger/summary?tenant={tenant_b}&agent=bee"))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(seen["data"][0]["calls"], 1);
+    let listed = app
+        .admin()
+        .get(&format!("/v1/ledger?tenant={tenant_b}"))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.admin().get("/v1/ledger").await.ok(200)["data"],
+        json!([])
+    );
+    app.member()
+        .get(&format!("/v1/ledger?tenant={tenant_b}"))
+        .await
+        .err(404, "not_found");
 }

@@ -215,7 +215,7 @@ async fn a_tool_call_is_decided_on_its_arguments_before_it_runs() {
         actor.starts_with("key:key_") && actor.ends_with(" > agent:worker > tool:sleep"),
         "{actor}"
     );
-    // The run records who started it.
+    // The run records who started it; each step its actor chain.
     let run = admin
         .get(&format!(
             "/v1/runs/{}",
@@ -225,6 +225,21 @@ async fn a_tool_call_is_decided_on_its_arguments_before_it_runs() {
         .ok(200)
         .clone();
     assert!(run["actor"].as_str().unwrap().starts_with("key:key_"));
+    let chains: Vec<Vec<String>> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            s["input"]["actors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().split(':').next().unwrap().to_owned())
+                .collect()
+        })
+        .collect();
+    assert_eq!(chains[0], vec!["key", "agent"]);
+    assert_eq!(chains[1], vec!["key", "agent", "tool"]);
 }
 
 #[tokio::test]

@@ -34,6 +34,7 @@ pub struct LedgerSummaryQuery {
     pub model: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    pub run_id: Option<roster_core::RunId>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -117,7 +118,8 @@ pub(crate) fn summary_sql(
     let mut sql = format!(
         "SELECT {}, COUNT(*), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), COALESCE(SUM(cost_micros), 0)
          FROM ledger WHERE tenant_id = {} AND ({} IS NULL OR agent_id = {}) AND ({} IS NULL OR provider = {})
-           AND ({} IS NULL OR model = {}) AND created_at >= {} AND created_at <= {}",
+           AND ({} IS NULL OR model = {}) AND created_at >= {} AND created_at <= {}
+           AND ({} IS NULL OR run_id = {})",
         groups.join(", "),
         p(1),
         p(2),
@@ -128,6 +130,8 @@ pub(crate) fn summary_sql(
         p(4),
         p(5),
         p(6),
+        p(7),
+        p(7),
     );
     if !grouped.is_empty() {
         sql.push_str(&format!(" GROUP BY {0} ORDER BY {0}", grouped.join(", ")));

@@ -99,7 +99,7 @@ pub struct KeyListParams {
 /// The tenant a request names: the caller's own, or (admin only) another.
 /// A non-admin naming another tenant gets `not_found`, as for one that does
 /// not exist, so keys cannot probe for tenants.
-async fn target_tenant(
+pub(crate) async fn target_tenant(
     state: &AppState,
     principal: &Principal,
     named: Option<&str>,

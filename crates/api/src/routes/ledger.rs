@@ -14,6 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerParams {
+    /// Another tenant's ledger (admin key only), by id or name.
+    pub tenant: Option<String>,
     pub run_id: Option<String>,
     /// Agent id or name.
     pub agent: Option<String>,
@@ -35,6 +37,9 @@ pub struct LedgerParams {
 pub struct LedgerPage {
     pub data: Vec<LedgerEntry>,
     pub next_before: Option<i64>,
+    /// Sums over every entry the filters select (all pages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totals: Option<LedgerSumView>,
 }
 
 #[utoipa::path(get, path = "/v1/ledger", tag = "ledger", params(LedgerParams), responses((status = 200, body = LedgerPage), (status = 400, body = crate::error::ErrorBody),
@@ -49,6 +54,7 @@ pub async fn list(
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
     let (since, until) = window(params.day, params.since, params.until)?;
+    let principal = in_tenant(&state, principal, params.tenant.as_deref()).await?;
     let run_id = match params.run_id.as_deref() {
         None => None,
         Some(raw) => match RunId::parse(raw) {
@@ -57,6 +63,7 @@ pub async fn list(
                 return Ok(axum::Json(LedgerPage {
                     data: vec![],
                     next_before: None,
+                    totals: None,
                 }))
             }
         },
@@ -69,6 +76,7 @@ pub async fn list(
                 .id,
         ),
     };
+    let (agent_id_for_totals, run_id_for_totals) = (agent_id.clone(), run_id.clone());
     let data = state
         .store
         .list_ledger(
@@ -78,8 +86,8 @@ pub async fn list(
                 agent_id,
                 before: params.before,
                 limit,
-                provider: params.provider,
-                model: params.model,
+                provider: params.provider.clone(),
+                model: params.model.clone(),
                 since,
                 until,
             },
@@ -88,7 +96,43 @@ pub async fn list(
     let next_before = (data.len() as i64 == limit)
         .then(|| data.last().map(|e| e.id))
         .flatten();
-    Ok(axum::Json(LedgerPage { data, next_before }))
+    let totals = state
+        .store
+        .ledger_summary(
+            &principal.tenant,
+            &roster_store::LedgerSummaryQuery {
+                group_by: Vec::new(),
+                agent_id: agent_id_for_totals,
+                provider: params.provider,
+                model: params.model,
+                since,
+                until,
+                run_id: run_id_for_totals,
+            },
+        )
+        .await?
+        .into_iter()
+        .next()
+        .map(view);
+    Ok(axum::Json(LedgerPage {
+        data,
+        next_before,
+        totals,
+    }))
+}
+
+/// The caller, working in the tenant `named` (the admin key may name any;
+/// another key only its own).
+async fn in_tenant(
+    state: &AppState,
+    principal: Principal,
+    named: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let tenant = crate::routes::keys::target_tenant(state, &principal, named).await?;
+    Ok(Principal {
+        tenant,
+        ..principal
+    })
 }
 
 /// (since, until), either open.
@@ -127,6 +171,8 @@ fn window(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SummaryParams {
+    /// Another tenant's ledger (admin key only), by id or name.
+    pub tenant: Option<String>,
     /// Comma-separated: `day`, `agent`, `provider`, `model`, `outcome`;
     /// none: one total.
     pub group_by: Option<String>,
@@ -191,6 +237,7 @@ pub async fn summary(
         )));
     }
     let (since, until) = window(params.day, params.since, params.until)?;
+    let principal = in_tenant(&state, principal, params.tenant.as_deref()).await?;
     let agent_id = match params.agent.as_deref() {
         None => None,
         Some(raw) => Some(
@@ -210,23 +257,25 @@ pub async fn summary(
                 model: params.model,
                 since,
                 until,
+                run_id: None,
             },
         )
         .await?;
-    #[allow(clippy::cast_precision_loss)]
-    let data = sums
-        .into_iter()
-        .map(|s| LedgerSumView {
-            day: s.day,
-            agent_id: s.agent_id,
-            provider: s.provider,
-            model: s.model,
-            outcome: s.outcome,
-            calls: s.calls,
-            tokens_in: s.tokens_in,
-            tokens_out: s.tokens_out,
-            cost_usd: s.cost_micros as f64 / 1e6,
-        })
-        .collect();
+    let data = sums.into_iter().map(view).collect();
     Ok(axum::Json(LedgerSummary { data }))
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn view(s: roster_store::LedgerSum) -> LedgerSumView {
+    LedgerSumView {
+        day: s.day,
+        agent_id: s.agent_id,
+        provider: s.provider,
+        model: s.model,
+        outcome: s.outcome,
+        calls: s.calls,
+        tokens_in: s.tokens_in,
+        tokens_out: s.tokens_out,
+        cost_usd: s.cost_micros as f64 / 1e6,
+    }
 }

@@ -457,6 +457,7 @@ impl RunState<'_> {
                     kind: StepKind::ModelCall,
                     input: json!({
                         "route": target.to_string(),
+                        "actors": [self.actor_and_user().0, format!("agent:{}", self.agent.name)],
                         "context_items": context_items,
                         "recalled": recalled.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
                         "passages": passages.iter().map(|p| p.citation.as_str()).collect::<Vec<_>>(),
@@ -475,7 +476,7 @@ impl RunState<'_> {
                         write.steps.push(StepWrite::Started {
                             n: step,
                             kind: StepKind::ToolCall,
-                            input: json!({ "call": call }),
+                            input: json!({ "call": call, "actors": self.actor_chain(&call.name) }),
                         });
                     }
                     planned.push((call.id.clone(), step));

@@ -110,7 +110,7 @@ impl BudgetStore for PgStore {
     ) -> StoreResult<Vec<LedgerSum>> {
         let mut c = self.conn().await?;
         let sql = summary_sql(query, DAY, &|i| match i {
-            2..=4 => format!("${i}::TEXT"),
+            2..=4 | 7 => format!("${i}::TEXT"),
             _ => format!("${i}"),
         })
         .replace(
@@ -134,6 +134,7 @@ impl BudgetStore for PgStore {
             .bind(query.model.as_deref())
             .bind(query.since.map_or(i64::MIN, millis))
             .bind(query.until.map_or(i64::MAX, millis))
+            .bind(query.run_id.as_ref().map(roster_core::RunId::as_str))
             .fetch_all(&mut *c)
             .await?;
         found

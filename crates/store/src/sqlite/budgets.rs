@@ -119,6 +119,7 @@ impl BudgetStore for SqliteStore {
                     query.model,
                     query.since.map_or(i64::MIN, millis),
                     query.until.map_or(i64::MAX, millis),
+                    query.run_id.as_ref().map(|r| r.as_str().to_owned()),
                 ],
                 |row| {
                     Ok(LedgerSum {
