@@ -236,27 +236,9 @@ async fn story(store: DynStore) {
 
 /// Runs keep who started them.
 async fn run_actor(store: DynStore) {
-    let tenant = TenantId::generate();
-    store.ensure_tenant(&tenant, "t").await.expect("tenant");
-    let agent = store
-        .create_agent(&tenant, new_agent(), "key:test")
-        .await
-        .expect("agent");
-    let session = store
-        .create_session(&tenant, &agent.id, 1)
-        .await
-        .expect("session");
+    let (tenant, _, session) = agent_session(&store).await;
     let created = store
-        .create_run(
-            &tenant,
-            NewRun {
-                session_id: session.id.clone(),
-                input: "hi".into(),
-                idempotency_key: None,
-                if_busy: BusyPolicy::Queue,
-                actor: Some("key:key_abc".into()),
-            },
-        )
+        .create_run(&tenant, new_run(&session, Some("key:key_abc")))
         .await
         .expect("run");
     let run = store
@@ -271,25 +253,9 @@ async fn run_actor(store: DynStore) {
 /// it back to running only once none is pending; expiry and cancel settle
 /// the rest; decisions cannot repeat.
 async fn approvals(store: DynStore) {
-    let tenant = TenantId::generate();
-    store.ensure_tenant(&tenant, "t").await.expect("tenant");
-    let agent = store
-        .create_agent(&tenant, new_agent(), "key:test")
-        .await
-        .expect("agent");
-    let session = store
-        .create_session(&tenant, &agent.id, 1)
-        .await
-        .expect("session");
-    let new_run = |input: &str| NewRun {
-        session_id: session.id.clone(),
-        input: input.into(),
-        idempotency_key: None,
-        if_busy: BusyPolicy::Queue,
-        actor: None,
-    };
+    let (tenant, _, session) = agent_session(&store).await;
     let run = store
-        .create_run(&tenant, new_run("pay"))
+        .create_run(&tenant, new_run(&session, None))
         .await
         .expect("run")
         .run()
@@ -330,7 +296,7 @@ async fn approvals(store: DynStore) {
     );
     // The session's queue waits behind it.
     store
-        .create_run(&tenant, new_run("next"))
+        .create_run(&tenant, new_run(&session, None))
         .await
         .expect("queued");
     assert!(store
@@ -435,6 +401,33 @@ async fn approvals(store: DynStore) {
         .all(|(_, a)| a.id != late.id));
 }
 
+/// A tenant with an agent and a session of it.
+async fn agent_session(
+    store: &DynStore,
+) -> (TenantId, roster_core::agent::Agent, roster_store::Session) {
+    let tenant = TenantId::generate();
+    store.ensure_tenant(&tenant, "t").await.expect("tenant");
+    let agent = store
+        .create_agent(&tenant, new_agent(), "key:test")
+        .await
+        .expect("agent");
+    let session = store
+        .create_session(&tenant, &agent.id, 1)
+        .await
+        .expect("session");
+    (tenant, agent, session)
+}
+
+fn new_run(session: &roster_store::Session, actor: Option<&str>) -> NewRun {
+    NewRun {
+        session_id: session.id.clone(),
+        input: "hi".into(),
+        idempotency_key: None,
+        if_busy: BusyPolicy::Queue,
+        actor: actor.map(str::to_owned),
+    }
+}
+
 fn new_agent() -> NewAgent {
     NewAgent {
         name: "helper".into(),
@@ -456,27 +449,9 @@ fn new_agent() -> NewAgent {
 
 /// Budgets, and the ledger sums they are checked against.
 async fn budgets(store: DynStore) {
-    let tenant = TenantId::generate();
-    store.ensure_tenant(&tenant, "t").await.expect("tenant");
-    let agent = store
-        .create_agent(&tenant, new_agent(), "key:test")
-        .await
-        .expect("agent");
-    let session = store
-        .create_session(&tenant, &agent.id, 1)
-        .await
-        .expect("session");
+    let (tenant, agent, session) = agent_session(&store).await;
     let run = store
-        .create_run(
-            &tenant,
-            NewRun {
-                session_id: session.id.clone(),
-                input: "x".into(),
-                idempotency_key: None,
-                if_busy: BusyPolicy::Queue,
-                actor: None,
-            },
-        )
+        .create_run(&tenant, new_run(&session, None))
         .await
         .expect("run")
         .run()
