@@ -57,6 +57,10 @@ impl Principal {
     }
 }
 
+/// The admin key works in another tenant with this header (its id or
+/// name); any other key may only name its own.
+pub const TENANT_HEADER: &str = "x-roster-tenant";
+
 pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
@@ -110,6 +114,22 @@ pub async fn require_key(
         kind: record.kind,
         is_admin,
         scopes: record.scopes.map(Into::into),
+    };
+    let principal = match req.headers().get(TENANT_HEADER) {
+        None => principal,
+        Some(named) => {
+            let named = named
+                .to_str()
+                .map_err(|_| ApiError::invalid("the X-Roster-Tenant header must be text"))?
+                .trim()
+                .to_owned();
+            let tenant =
+                crate::routes::keys::target_tenant(&state, &principal, Some(&named)).await?;
+            Principal {
+                tenant,
+                ..principal
+            }
+        }
     };
     if let Some(needed) = scopes::needed(req.method(), req.uri().path()) {
         let scope = needed.scope();

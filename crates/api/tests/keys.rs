@@ -233,3 +233,72 @@ async fn revoked_and_expired_keys_stop_working_with_their_own_errors() {
     let b_audit = app.tenant_b().get("/v1/audit").await.ok(200).clone();
     assert_eq!(b_audit["data"], json!([]));
 }
+
+#[tokio::test]
+async fn the_admin_key_works_in_any_tenant_with_the_tenant_header() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    let acme = admin
+        .post("/v1/tenants", json!({"name": "acme"}))
+        .await
+        .ok(201)
+        .clone();
+    let in_acme = |method: reqwest::Method, path: &str| {
+        admin
+            .request(method, path)
+            .header("X-Roster-Tenant", "acme")
+    };
+    let put = in_acme(reqwest::Method::PUT, "/v1/policies/acme-only").json(&json!({
+        "text": "permit(principal, action == Roster::Action::\"invoke_agent\", resource);"
+    }));
+    admin.send(put).await.ok(201);
+    let created = admin
+        .send(
+            in_acme(reqwest::Method::POST, "/v1/agents")
+                .json(&json!({"name": "acme-agent", "model": "openai/m"})),
+        )
+        .await;
+    created.ok(201);
+    // The policy and the agent are acme's, not the default tenant's.
+    assert_eq!(admin.get("/v1/policies").await.ok(200)["data"], json!([]));
+    admin
+        .get("/v1/agents/acme-agent")
+        .await
+        .err(404, "not_found");
+    let key = admin
+        .post("/v1/keys", json!({"tenant": "acme", "name": "ann"}))
+        .await
+        .ok(201)
+        .clone();
+    let ann = app.with_key(key["key"].as_str().unwrap());
+    assert_eq!(
+        ann.get("/v1/agents/acme-agent").await.ok(200)["name"],
+        "acme-agent"
+    );
+    let audit = ann.get("/v1/audit?action=policy.put").await.ok(200).clone();
+    assert_eq!(audit["data"].as_array().unwrap().len(), 1);
+    // Any other key may name only its own tenant.
+    let own = ann
+        .send(
+            ann.request(reqwest::Method::GET, "/v1/agents")
+                .header("X-Roster-Tenant", acme["id"].as_str().unwrap()),
+        )
+        .await;
+    own.ok(200);
+    for other in ["default", "tenant b", "nowhere"] {
+        ann.send(
+            ann.request(reqwest::Method::GET, "/v1/agents")
+                .header("X-Roster-Tenant", other),
+        )
+        .await
+        .err(404, "not_found");
+    }
+    admin
+        .send(
+            admin
+                .request(reqwest::Method::GET, "/v1/agents")
+                .header("X-Roster-Tenant", "nowhere"),
+        )
+        .await
+        .err(404, "not_found");
+}

@@ -41,8 +41,15 @@ impl Client {
         let shown = conn.url.trim().trim_end_matches('/').to_owned();
         let base = parse_base(&shown)?;
         let key = resolve_key(conn.api_key.as_deref(), &conn.data_dir)?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(tenant) = conn.as_tenant.as_deref() {
+            let value = reqwest::header::HeaderValue::from_str(tenant.trim())
+                .map_err(|_| anyhow!("--as-tenant `{tenant}` cannot be sent in a header"))?;
+            headers.insert("x-roster-tenant", value);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .default_headers(headers)
             .build()
             .context("cannot set up the HTTP client")?;
         Ok(Client {
@@ -310,6 +317,7 @@ mod tests {
             url: url.to_owned(),
             api_key: Some("k".into()),
             data_dir: "unused".into(),
+            as_tenant: None,
         })
         .expect("client")
     }
@@ -336,6 +344,7 @@ mod tests {
                 url: bad.to_owned(),
                 api_key: Some("k".into()),
                 data_dir: "unused".into(),
+                as_tenant: None,
             };
             assert!(Client::new(&conn).is_err(), "{bad}");
         }

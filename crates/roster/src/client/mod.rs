@@ -59,6 +59,9 @@ pub struct Connection {
         global = true
     )]
     pub data_dir: PathBuf,
+    /// Work in this tenant (id or name; the admin key may name any).
+    #[arg(long, env = "ROSTER_TENANT", global = true)]
+    pub as_tenant: Option<String>,
 }
 
 /// [`Connection`] for commands whose own `--url` names something else (an
@@ -84,6 +87,9 @@ pub struct ServerConnection {
         global = true
     )]
     pub data_dir: PathBuf,
+    /// Work in this tenant (id or name; the admin key may name any).
+    #[arg(long, env = "ROSTER_TENANT", global = true)]
+    pub as_tenant: Option<String>,
 }
 
 impl From<ServerConnection> for Connection {
@@ -92,6 +98,7 @@ impl From<ServerConnection> for Connection {
             url: c.server,
             api_key: c.api_key,
             data_dir: c.data_dir,
+            as_tenant: c.as_tenant,
         }
     }
 }
