@@ -58,8 +58,8 @@ impl Store for FlakyStore {
     async fn list_agents(&self, t: &TenantId) -> StoreResult<Vec<Agent>> { self.check()?; self.inner.list_agents(t).await }
     async fn get_agent(&self, t: &TenantId, a: &AgentRef) -> StoreResult<Option<Agent>> { self.check()?; self.inner.get_agent(t, a).await }
     async fn get_agent_version(&self, t: &TenantId, a: &AgentId, v: i64) -> StoreResult<Option<Agent>> { self.check()?; self.inner.get_agent_version(t, a, v).await }
-    async fn update_agent(&self, t: &TenantId, a: &AgentId, c: AgentConfig) -> StoreResult<Agent> { self.check()?; self.inner.update_agent(t, a, c).await }
-    async fn delete_agent(&self, t: &TenantId, a: &AgentId) -> StoreResult<bool> { self.check()?; self.inner.delete_agent(t, a).await }
+    async fn update_agent(&self, t: &TenantId, a: &AgentId, c: AgentConfig, p: &str) -> StoreResult<Agent> { self.check()?; self.inner.update_agent(t, a, c, p).await }
+    async fn delete_agent(&self, t: &TenantId, a: &AgentId, p: &str) -> StoreResult<bool> { self.check()?; self.inner.delete_agent(t, a, p).await }
     async fn list_memory_blocks(&self, t: &TenantId, a: &AgentId) -> StoreResult<Vec<MemoryBlock>> { self.check()?; self.inner.list_memory_blocks(t, a).await }
     async fn memory_block_history(&self, t: &TenantId, a: &AgentId) -> StoreResult<Vec<MemoryBlockVersion>> { self.check()?; self.inner.memory_block_history(t, a).await }
     async fn create_session_for(&self, t: &TenantId, a: &AgentId, v: i64, u: Option<&str>) -> StoreResult<Session> { self.check()?; self.inner.create_session_for(t, a, v, u).await }

@@ -167,6 +167,26 @@ pub trait GovernanceStore: Send + Sync {
     ) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// The audit event of an agent change.
+pub(crate) fn agent_event(
+    action: &str,
+    principal: &str,
+    agent: &roster_core::agent::Agent,
+) -> NewAuditEvent {
+    let detail = if action == "agent.delete" {
+        serde_json::json!({ "id": agent.id })
+    } else {
+        serde_json::json!({ "id": agent.id, "version": agent.version, "config": agent.config })
+    };
+    NewAuditEvent {
+        actor: principal.to_owned(),
+        action: action.to_owned(),
+        resource: format!("agent:{}", agent.name),
+        decision: None,
+        detail,
+    }
+}
+
 /// A fresh audit event id.
 pub fn audit_id() -> String {
     format!("aud_{}", uuid::Uuid::now_v7().simple())

@@ -26,6 +26,7 @@ mod types;
 pub use approvals::*;
 pub use budgets::*;
 pub use error::StoreError;
+pub(crate) use governance::agent_event;
 pub use governance::*;
 pub use integrations::*;
 pub use jobs::*;
@@ -94,13 +95,21 @@ pub trait Store:
         version: i64,
     ) -> StoreResult<Option<Agent>>;
     /// Stores `config` as a new version; existing sessions stay on theirs.
+    /// Creating, updating and deleting an agent append their audit event
+    /// (actor `principal`) in the same transaction.
     async fn update_agent(
         &self,
         tenant: &TenantId,
         agent: &AgentId,
         config: AgentConfig,
+        principal: &str,
     ) -> StoreResult<Agent>;
-    async fn delete_agent(&self, tenant: &TenantId, agent: &AgentId) -> StoreResult<bool>;
+    async fn delete_agent(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        principal: &str,
+    ) -> StoreResult<bool>;
     async fn list_memory_blocks(
         &self,
         tenant: &TenantId,

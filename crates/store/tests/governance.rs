@@ -247,6 +247,43 @@ async fn run_actor(store: DynStore) {
         .expect("get")
         .expect("found");
     assert_eq!(run.actor.as_deref(), Some("key:key_abc"));
+
+    // Agent changes land with their audit events.
+    let agent = store.list_agents(&tenant).await.expect("agents").remove(0);
+    store
+        .update_agent(&tenant, &agent.id, new_agent().config, "key:editor")
+        .await
+        .expect("update");
+    assert!(store
+        .delete_agent(&tenant, &agent.id, "key:editor")
+        .await
+        .expect("delete"));
+    assert!(!store
+        .delete_agent(&tenant, &agent.id, "key:editor")
+        .await
+        .expect("again"));
+    let trail: Vec<(String, String, String)> = store
+        .list_audit(
+            &tenant,
+            &AuditQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| (e.action, e.actor, e.resource))
+        .collect();
+    let expect = |a: &str, who: &str| (a.to_owned(), who.to_owned(), "agent:helper".to_owned());
+    assert_eq!(
+        trail,
+        vec![
+            expect("agent.create", "key:test"),
+            expect("agent.update", "key:editor"),
+            expect("agent.delete", "key:editor"),
+        ]
+    );
 }
 
 /// A run waits for approval with its request journaled; a decision moves

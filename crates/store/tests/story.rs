@@ -130,7 +130,7 @@ async fn story(store: DynStore) {
         .expect("get")
         .is_none());
     let updated = store
-        .update_agent(&a, &agent.id, config("anthropic/claude"))
+        .update_agent(&a, &agent.id, config("anthropic/claude"), "key:test")
         .await
         .expect("update");
     assert_eq!(updated.version, 2);
@@ -142,7 +142,9 @@ async fn story(store: DynStore) {
         .expect("some");
     assert_eq!(v1.config.model, "openai/gpt-4.1-mini");
     assert!(matches!(
-        store.update_agent(&b, &agent.id, config("x/y")).await,
+        store
+            .update_agent(&b, &agent.id, config("x/y"), "key:test")
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.list_agents(&a).await.expect("list").len(), 1);
@@ -547,9 +549,12 @@ async fn story(store: DynStore) {
     );
 
     // Deleting frees the name; unknown ids are simply absent.
-    assert!(store.delete_agent(&a, &agent.id).await.expect("delete"));
+    assert!(store
+        .delete_agent(&a, &agent.id, "key:test")
+        .await
+        .expect("delete"));
     assert!(!store
-        .delete_agent(&a, &agent.id)
+        .delete_agent(&a, &agent.id, "key:test")
         .await
         .expect("delete twice"));
     assert!(store

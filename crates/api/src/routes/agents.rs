@@ -167,14 +167,6 @@ pub async fn create(
             &principal.label(),
         )
         .await?;
-    super::governed::record(
-        &state,
-        &principal,
-        "agent.create",
-        format!("agent:{}", agent.name),
-        serde_json::json!({ "id": agent.id, "version": agent.version, "config": agent.config }),
-    )
-    .await?;
     Ok((StatusCode::CREATED, axum::Json(agent)))
 }
 
@@ -241,16 +233,8 @@ pub async fn update(
     check_config(&state, &principal, &config).await?;
     let agent = state
         .store
-        .update_agent(&principal.tenant, &current.id, config)
+        .update_agent(&principal.tenant, &current.id, config, &principal.label())
         .await?;
-    super::governed::record(
-        &state,
-        &principal,
-        "agent.update",
-        format!("agent:{}", agent.name),
-        serde_json::json!({ "id": agent.id, "version": agent.version, "config": agent.config }),
-    )
-    .await?;
     Ok(axum::Json(agent))
 }
 
@@ -264,17 +248,9 @@ pub async fn delete(
     let current = find(&state, &principal, &agent).await?;
     if state
         .store
-        .delete_agent(&principal.tenant, &current.id)
+        .delete_agent(&principal.tenant, &current.id, &principal.label())
         .await?
     {
-        super::governed::record(
-            &state,
-            &principal,
-            "agent.delete",
-            format!("agent:{}", current.name),
-            serde_json::json!({ "id": current.id }),
-        )
-        .await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("agent"))

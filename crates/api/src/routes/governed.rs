@@ -1,5 +1,5 @@
 //! Policy checks the API makes itself, before it hands work to the
-//! runtime, and the audit events of changes it makes.
+//! runtime.
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use roster_core::agent::Agent;
 use roster_policy::{Action, Actor, Decision, PolicyRequest, Resource};
 use roster_runtime::governance::Subject;
-use roster_store::{NewAuditEvent, Session};
+use roster_store::Session;
 use serde_json::json;
 
 /// `invoke_agent`: may this key start a run of `agent`? Decided before the
@@ -63,28 +63,4 @@ pub(crate) async fn may_invoke(
             format!("{reason}: approval applies to tool calls, not to invoking an agent"),
         )),
     }
-}
-
-/// Records a change the API made (agents and the like) in the audit log.
-pub(crate) async fn record(
-    state: &AppState,
-    principal: &Principal,
-    action: &str,
-    resource: String,
-    detail: serde_json::Value,
-) -> Result<(), ApiError> {
-    state
-        .store
-        .append_audit(
-            &principal.tenant,
-            vec![NewAuditEvent {
-                actor: principal.label(),
-                action: action.to_owned(),
-                resource,
-                decision: None,
-                detail,
-            }],
-        )
-        .await?;
-    Ok(())
 }

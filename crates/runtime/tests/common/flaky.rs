@@ -99,12 +99,20 @@ impl Store for FlakyStore {
         tenant: &TenantId,
         agent: &AgentId,
         config: AgentConfig,
+        principal: &str,
     ) -> StoreResult<Agent> {
-        self.inner.update_agent(tenant, agent, config).await
+        self.inner
+            .update_agent(tenant, agent, config, principal)
+            .await
     }
 
-    async fn delete_agent(&self, tenant: &TenantId, agent: &AgentId) -> StoreResult<bool> {
-        self.inner.delete_agent(tenant, agent).await
+    async fn delete_agent(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        principal: &str,
+    ) -> StoreResult<bool> {
+        self.inner.delete_agent(tenant, agent, principal).await
     }
 
     async fn list_memory_blocks(

@@ -57,6 +57,12 @@ impl Store for PgStore {
     ) -> StoreResult<Agent> {
         let mut tx = self.begin().await?;
         let out = agents::create_agent(&mut tx, tenant, &agent, principal).await?;
+        super::governance::append(
+            &mut tx,
+            tenant,
+            &[crate::agent_event("agent.create", principal, &out)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -86,16 +92,39 @@ impl Store for PgStore {
         tenant: &TenantId,
         agent: &AgentId,
         config: AgentConfig,
+        principal: &str,
     ) -> StoreResult<Agent> {
         let mut tx = self.begin().await?;
         let out = agents::update_agent(&mut tx, tenant, agent, &config).await?;
+        super::governance::append(
+            &mut tx,
+            tenant,
+            &[crate::agent_event("agent.update", principal, &out)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(out)
     }
 
-    async fn delete_agent(&self, tenant: &TenantId, agent: &AgentId) -> StoreResult<bool> {
-        let mut c = self.conn().await?;
-        agents::delete_agent(&mut c, tenant, agent).await
+    async fn delete_agent(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        principal: &str,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let found = agents::get_agent(&mut tx, tenant, &AgentRef::Id(agent.clone())).await?;
+        let deleted = agents::delete_agent(&mut tx, tenant, agent).await?;
+        if let (true, Some(found)) = (deleted, found) {
+            super::governance::append(
+                &mut tx,
+                tenant,
+                &[crate::agent_event("agent.delete", principal, &found)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn list_memory_blocks(

@@ -58,8 +58,16 @@ impl Store for SqliteStore {
         principal: &str,
     ) -> StoreResult<Agent> {
         let (tenant, principal) = (tenant.clone(), principal.to_owned());
-        self.write(move |c| agents::create_agent(c, &tenant, &agent, &principal))
-            .await
+        self.write(move |c| {
+            let created = agents::create_agent(c, &tenant, &agent, &principal)?;
+            super::governance::append(
+                c,
+                &tenant,
+                &[crate::agent_event("agent.create", &principal, &created)],
+            )?;
+            Ok(created)
+        })
+        .await
     }
 
     async fn list_agents(&self, tenant: &TenantId) -> StoreResult<Vec<Agent>> {
@@ -89,16 +97,41 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         agent: &AgentId,
         config: AgentConfig,
+        principal: &str,
     ) -> StoreResult<Agent> {
-        let (tenant, agent) = (tenant.clone(), agent.clone());
-        self.write(move |c| agents::update_agent(c, &tenant, &agent, &config))
-            .await
+        let (tenant, agent, principal) = (tenant.clone(), agent.clone(), principal.to_owned());
+        self.write(move |c| {
+            let updated = agents::update_agent(c, &tenant, &agent, &config)?;
+            super::governance::append(
+                c,
+                &tenant,
+                &[crate::agent_event("agent.update", &principal, &updated)],
+            )?;
+            Ok(updated)
+        })
+        .await
     }
 
-    async fn delete_agent(&self, tenant: &TenantId, agent: &AgentId) -> StoreResult<bool> {
-        let (tenant, agent) = (tenant.clone(), agent.clone());
-        self.write(move |c| agents::delete_agent(c, &tenant, &agent))
-            .await
+    async fn delete_agent(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        principal: &str,
+    ) -> StoreResult<bool> {
+        let (tenant, agent, principal) = (tenant.clone(), agent.clone(), principal.to_owned());
+        self.write(move |c| {
+            let found = agents::get_agent(c, &tenant, &crate::AgentRef::Id(agent.clone()))?;
+            let deleted = agents::delete_agent(c, &tenant, &agent)?;
+            if let (true, Some(found)) = (deleted, found) {
+                super::governance::append(
+                    c,
+                    &tenant,
+                    &[crate::agent_event("agent.delete", &principal, &found)],
+                )?;
+            }
+            Ok(deleted)
+        })
+        .await
     }
 
     async fn list_memory_blocks(
