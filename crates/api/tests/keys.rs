@@ -215,6 +215,19 @@ async fn revoked_and_expired_keys_stop_working_with_their_own_errors() {
         .await
         .err(401, "unauthorized");
 
+    // The audit log refuses bad queries with a clear error.
+    for query in [
+        "limit=0",
+        "limit=5000",
+        "since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z",
+        "since=yesterday",
+        "colour=red",
+    ] {
+        admin
+            .get(&format!("/v1/audit?{query}"))
+            .await
+            .err(400, "invalid_request");
+    }
     // Every key change is in the audit log, with who made it.
     let audit = admin.get("/v1/audit?action=key").await.ok(200).clone();
     let actions: Vec<&str> = audit["data"]

@@ -24,7 +24,7 @@ fn millis(d: Duration) -> u64 {
 const MAX_AUDITED_ARGUMENTS: usize = 4096;
 
 /// A tenant's compiled policies, or why they do not compile.
-type Compiled = Result<Arc<TenantPolicies>, String>;
+pub type Compiled = Result<Arc<TenantPolicies>, String>;
 
 pub struct Governance {
     store: DynStore,
@@ -204,17 +204,7 @@ impl Governance {
         tenant: &TenantId,
         request: &PolicyRequest<'_>,
     ) -> Result<Option<Decision>, RuntimeError> {
-        Ok(Some(match self.policies(tenant).await? {
-            Ok(policies) if !policies.governs(request.action) => return Ok(None),
-            Ok(policies) => policies.decide(request).unwrap_or_else(|e| Decision::Deny {
-                policies: Vec::new(),
-                reason: e.to_string(),
-            }),
-            Err(e) => Decision::Deny {
-                policies: Vec::new(),
-                reason: format!("the tenant's policies do not compile: {e}"),
-            },
-        }))
+        Ok(judge(&self.policies(tenant).await?, request))
     }
 
     /// Decides `request` and, when a policy governs it, appends the decision
@@ -225,7 +215,21 @@ impl Governance {
         request: &PolicyRequest<'_>,
         subject: Subject<'_>,
     ) -> Result<Decision, RuntimeError> {
-        let Some(decision) = self.evaluate(tenant, request).await? else {
+        let compiled = self.policies(tenant).await?;
+        self.decide_in(tenant, &compiled, request, subject).await
+    }
+
+    /// [`Governance::decide`] against policies the caller already read
+    /// (one revision check for several decisions, or a decision after a
+    /// [`governed`] check).
+    pub async fn decide_in(
+        &self,
+        tenant: &TenantId,
+        compiled: &Compiled,
+        request: &PolicyRequest<'_>,
+        subject: Subject<'_>,
+    ) -> Result<Decision, RuntimeError> {
+        let Some(decision) = judge(compiled, request) else {
             return Ok(open());
         };
         let mut detail = json!({
@@ -268,11 +272,29 @@ impl Governance {
     /// Whether any policy of the tenant governs `action` (cheap after the
     /// first call per revision).
     pub async fn governs(&self, tenant: &TenantId, action: Action) -> Result<bool, RuntimeError> {
-        Ok(match self.policies(tenant).await? {
-            Ok(policies) => policies.governs(action),
-            Err(_) => true,
-        })
+        Ok(governed(&self.policies(tenant).await?, action))
     }
+}
+
+/// Whether some policy of a compiled set can apply to `action` (a set that
+/// does not compile governs everything: it denies).
+pub fn governed(compiled: &Compiled, action: Action) -> bool {
+    compiled.as_ref().map_or(true, |p| p.governs(action))
+}
+
+/// The decision of a compiled set; `None` when it does not govern the action.
+fn judge(compiled: &Compiled, request: &PolicyRequest<'_>) -> Option<Decision> {
+    Some(match compiled {
+        Ok(policies) if !policies.governs(request.action) => return None,
+        Ok(policies) => policies.decide(request).unwrap_or_else(|e| Decision::Deny {
+            policies: Vec::new(),
+            reason: e.to_string(),
+        }),
+        Err(e) => Decision::Deny {
+            policies: Vec::new(),
+            reason: format!("the tenant's policies do not compile: {e}"),
+        },
+    })
 }
 
 fn open() -> Decision {
@@ -358,10 +380,11 @@ impl Governance {
             at,
         } = caller;
         let mut policed = PolicedRoute::default();
-        let governed = self.governs(tenant, Action::UseRoute).await?;
+        let compiled = self.policies(tenant).await?;
+        let governs = governed(&compiled, Action::UseRoute);
         for target in &route.targets {
             let key = target.to_string();
-            if !governed {
+            if !governs {
                 policed.decisions.insert(
                     key,
                     roster_core::ledger::RouteDecision {
@@ -396,8 +419,9 @@ impl Governance {
                 facts: None,
             };
             let decision = self
-                .decide(
+                .decide_in(
                     tenant,
+                    &compiled,
                     &request,
                     Subject {
                         actor,
@@ -445,7 +469,8 @@ impl Governance {
         label: &str,
         caller: Caller<'_>,
     ) -> Result<Result<(), String>, RuntimeError> {
-        if !self.governs(tenant, action).await? {
+        let compiled = self.policies(tenant).await?;
+        if !governed(&compiled, action) {
             return Ok(Ok(()));
         }
         let request = PolicyRequest {
@@ -458,8 +483,9 @@ impl Governance {
             facts: None,
         };
         let decision = self
-            .decide(
+            .decide_in(
                 tenant,
+                &compiled,
                 &request,
                 Subject {
                     actor: caller.actor,

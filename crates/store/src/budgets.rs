@@ -37,7 +37,8 @@ pub struct LedgerSummaryQuery {
     pub run_id: Option<roster_core::RunId>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Sums of one group (only the grouped fields are set).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LedgerSum {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub day: Option<String>,
@@ -52,6 +53,7 @@ pub struct LedgerSum {
     pub calls: i64,
     pub tokens_in: i64,
     pub tokens_out: i64,
+    /// Millionths of a US dollar.
     pub cost_micros: i64,
 }
 

@@ -185,22 +185,11 @@ pub struct SummaryParams {
     pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// One group's sums, with the cost also in dollars.
 #[derive(Serialize, ToSchema)]
 pub struct LedgerSumView {
-    /// UTC day, when grouped by day.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub day: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
-    pub calls: i64,
-    pub tokens_in: i64,
-    pub tokens_out: i64,
+    #[serde(flatten)]
+    pub sum: roster_store::LedgerSum,
     /// From the configured prices; calls without a price count 0.
     pub cost_usd: f64,
 }
@@ -266,16 +255,9 @@ pub async fn summary(
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn view(s: roster_store::LedgerSum) -> LedgerSumView {
+fn view(sum: roster_store::LedgerSum) -> LedgerSumView {
     LedgerSumView {
-        day: s.day,
-        agent_id: s.agent_id,
-        provider: s.provider,
-        model: s.model,
-        outcome: s.outcome,
-        calls: s.calls,
-        tokens_in: s.tokens_in,
-        tokens_out: s.tokens_out,
-        cost_usd: s.cost_micros as f64 / 1e6,
+        cost_usd: sum.cost_micros as f64 / 1e6,
+        sum,
     }
 }

@@ -336,10 +336,8 @@ impl RunState<'_> {
             }
         }
         let governance = &self.inner.governance;
-        if !governance
-            .governs(self.tenant, roster_policy::Action::CallTool)
-            .await?
-        {
+        let compiled = governance.policies(self.tenant).await?;
+        if !crate::governance::governed(&compiled, roster_policy::Action::CallTool) {
             return Ok(Verdict::Go);
         }
         let (kind, server, facts) = match &tool.kind {
@@ -368,8 +366,9 @@ impl RunState<'_> {
         };
         let chain = self.actor_chain(&call.name).join(" > ");
         let decision = governance
-            .decide(
+            .decide_in(
                 self.tenant,
+                &compiled,
                 &request,
                 crate::governance::Subject {
                     actor: &chain,
