@@ -23,9 +23,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => {
-            ApiError::invalid(format!("invalid request body: {}", e.body_text()))
-        }
+        JsonRejection::JsonDataError(e) => ApiError::invalid(format!(
+            "invalid request body: {}",
+            roster_core::plain::plain_serde_error(&e.body_text())
+        )),
         JsonRejection::JsonSyntaxError(e) => ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
@@ -58,7 +59,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             .await
             .map(|q| Query(q.0))
             .map_err(|e: QueryRejection| {
-                ApiError::invalid(format!("invalid query string: {}", e.body_text()))
+                ApiError::invalid(format!(
+                    "invalid query string: {}",
+                    roster_core::plain::plain_serde_error(&e.body_text())
+                ))
             })
     }
 }

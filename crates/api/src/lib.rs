@@ -58,8 +58,9 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
     info(title = "Roster API", description = "Stateful runtime for fleets of AI agents."),
     paths(
         routes::agents::create, routes::agents::list, routes::agents::show, routes::agents::update,
-        routes::agents::delete, routes::agents::memory,
+        routes::agents::delete, routes::agents::memory, routes::agents::versions, routes::agents::rollback,
         routes::sessions::create, routes::sessions::list, routes::sessions::show, routes::sessions::items,
+        routes::sessions::delete, routes::sessions::upgrade,
         routes::sessions::post_message,
         routes::runs::show, routes::runs::cancel, routes::runs::events,
         routes::ledger::list,
@@ -80,7 +81,7 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::policies::list, routes::policies::schema, routes::policies::show, routes::policies::put,
         routes::policies::delete,
         routes::audit::list,
-        routes::approvals::list, routes::approvals::show, routes::approvals::approve, routes::approvals::deny,
+        routes::approvals::list, routes::approvals::events, routes::approvals::show, routes::approvals::approve, routes::approvals::deny,
         routes::budgets::list, routes::budgets::put_tenant, routes::budgets::delete_tenant,
         routes::budgets::put_agent, routes::budgets::delete_agent, routes::ledger::summary,
         healthz, openapi_json
@@ -249,8 +250,14 @@ pub fn app(state: AppState) -> Router {
                 .delete(agents::delete),
         )
         .route("/agents/{agent}/memory", get(agents::memory))
+        .route("/agents/{agent}/versions", get(agents::versions))
+        .route("/agents/{agent}/rollback", post(agents::rollback))
         .route("/sessions", post(sessions::create).get(sessions::list))
-        .route("/sessions/{id}", get(sessions::show))
+        .route(
+            "/sessions/{id}",
+            get(sessions::show).delete(sessions::delete),
+        )
+        .route("/sessions/{id}/upgrade", post(sessions::upgrade))
         .route("/sessions/{id}/items", get(sessions::items))
         .route("/sessions/{id}/messages", post(sessions::post_message))
         .route("/sessions/{id}/files", get(files::list))
@@ -289,6 +296,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/audit", get(audit::list))
         .route("/approvals", get(approvals::list))
+        .route("/approvals/events", get(approvals::events))
         .route("/approvals/{id}", get(approvals::show))
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/deny", post(approvals::deny))

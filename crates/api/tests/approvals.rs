@@ -51,6 +51,8 @@ async fn pending(admin: &Client) -> Vec<Value> {
 async fn approval_resumes_the_run_where_it_stopped() {
     let app = TestApp::start().await;
     let (admin, session) = setup(&app).await;
+    // Someone other than the key whose run asked decides.
+    let manager = app.member();
     app.fake
         .push(Reply::tool_call("c1", "sleep", r#"{"ms": 150}"#));
     app.fake.push(Reply::text("slept"));
@@ -97,7 +99,18 @@ async fn approval_resumes_the_run_where_it_stopped() {
         "queued"
     );
 
-    let decided = admin
+    // The key whose run asked cannot approve its own request.
+    admin
+        .post(&format!("/v1/approvals/{id}/approve"), json!({}))
+        .await
+        .err(403, "self_approval_forbidden");
+    admin
+        .post(&format!("/v1/approvals/{id}/deny"), json!({}))
+        .await
+        .err(403, "self_approval_forbidden");
+    assert_eq!(pending(&admin).await.len(), 1, "still pending");
+
+    let decided = manager
         .post(
             &format!("/v1/approvals/{id}/approve"),
             json!({"note": "ok"}),
@@ -113,11 +126,11 @@ async fn approval_resumes_the_run_where_it_stopped() {
     assert_eq!(results[0]["is_error"], false, "{}", results[0]);
     assert_eq!(admin.wait_run(&queued_run).await["status"], "completed");
 
-    admin
+    manager
         .post(&format!("/v1/approvals/{id}/approve"), json!({}))
         .await
         .err(409, "approval_not_pending");
-    admin
+    manager
         .post(&format!("/v1/approvals/{id}/deny"), json!({}))
         .await
         .err(409, "approval_not_pending");
@@ -163,6 +176,8 @@ async fn approval_resumes_the_run_where_it_stopped() {
 async fn denial_and_expiry_are_told_to_the_model() {
     let app = TestApp::start().await;
     let (admin, session) = setup(&app).await;
+    // Someone other than the key whose run asked decides.
+    let manager = app.member();
     app.fake
         .push(Reply::tool_call("c1", "sleep", r#"{"ms": 500}"#));
     app.fake.push(Reply::text("I was not allowed"));
@@ -171,7 +186,7 @@ async fn denial_and_expiry_are_told_to_the_model() {
         .unwrap()
         .to_owned();
     let id = pending(&admin).await[0]["id"].as_str().unwrap().to_owned();
-    let denied = admin
+    let denied = manager
         .post(
             &format!("/v1/approvals/{id}/deny"),
             json!({"note": "not today"}),
@@ -217,7 +232,7 @@ async fn denial_and_expiry_are_told_to_the_model() {
         .ok(200)
         .clone();
     let expired_id = expired["data"][0]["id"].as_str().unwrap().to_owned();
-    admin
+    manager
         .post(&format!("/v1/approvals/{expired_id}/approve"), json!({}))
         .await
         .err(409, "approval_not_pending");
@@ -235,6 +250,8 @@ async fn denial_and_expiry_are_told_to_the_model() {
 async fn cancelling_a_waiting_run_withdraws_its_request() {
     let app = TestApp::start().await;
     let (admin, session) = setup(&app).await;
+    // Someone other than the key whose run asked decides.
+    let manager = app.member();
     app.fake
         .push(Reply::tool_call("c1", "sleep", r#"{"ms": 200}"#));
     let run = admin.say(&session, "sleep").await["run"]["id"]
@@ -252,9 +269,142 @@ async fn cancelling_a_waiting_run_withdraws_its_request() {
         .ok(200)
         .clone();
     assert_eq!(approval["status"], "cancelled");
-    admin
+    manager
         .post(&format!("/v1/approvals/{id}/approve"), json!({}))
         .await
         .err(409, "approval_not_pending");
     common::assert_calls_answered(&admin.items(&session).await);
+}
+
+#[tokio::test]
+async fn a_policy_may_let_the_requester_decide() {
+    let app = TestApp::start().await;
+    let (admin, session) = setup(&app).await;
+    let policy = POLICY.replace(
+        "@approval(\"sleeps of 100 ms or more need a manager\")",
+        "@approval(\"a second look\")\n@self_approval(\"the requester may confirm\")",
+    );
+    assert_ne!(policy, POLICY);
+    admin
+        .put("/v1/policies/sleeping", json!({ "text": policy }))
+        .await
+        .ok(200);
+    app.fake
+        .push(Reply::tool_call("c1", "sleep", r#"{"ms": 150}"#));
+    app.fake.push(Reply::text("slept"));
+    let run = admin.say(&session, "sleep").await["run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = pending(&admin).await[0]["id"].as_str().unwrap().to_owned();
+    admin
+        .post(&format!("/v1/approvals/{id}/approve"), json!({}))
+        .await
+        .ok(200);
+    assert_eq!(admin.wait_run(&run).await["output"], "slept");
+}
+
+/// Reads `/v1/approvals/events` until `count` events have arrived.
+async fn feed_events(
+    feed: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buffer: &mut String,
+    count: usize,
+) -> Vec<(String, Value)> {
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let event = block
+                .lines()
+                .find_map(|l| l.strip_prefix("event:"))
+                .map(|v| v.trim().to_owned());
+            let data = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data:"))
+                .map(|v| serde_json::from_str::<Value>(v.trim()).unwrap());
+            if let (Some(event), Some(data)) = (event, data) {
+                out.push((event, data));
+            }
+        }
+        if out.len() >= count {
+            return out;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), feed.next())
+            .await
+            .expect("the feed said nothing for 10 s")
+            .expect("the feed ended")
+            .unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+    }
+}
+
+#[tokio::test]
+async fn approvers_are_told_when_a_run_waits_and_when_it_is_settled() {
+    let app = TestApp::start().await;
+    let (admin, session) = setup(&app).await;
+    let manager = app.member();
+    // One request already waiting when the approver starts listening.
+    app.fake
+        .push(Reply::tool_call("c1", "sleep", r#"{"ms": 150}"#));
+    app.fake.push(Reply::text("first done"));
+    let first = admin.say(&session, "sleep").await["run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = manager
+        .request(reqwest::Method::GET, "/v1/approvals/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut feed = response.bytes_stream();
+    let mut buffer = String::new();
+    let opened = feed_events(&mut feed, &mut buffer, 1).await;
+    assert_eq!(opened[0].0, "approval_requested");
+    assert_eq!(opened[0].1["run_id"], first.as_str());
+    let first_id = opened[0].1["id"].as_str().unwrap().to_owned();
+
+    // Deciding it is told; then a new request arrives while listening.
+    manager
+        .post(&format!("/v1/approvals/{first_id}/approve"), json!({}))
+        .await
+        .ok(200);
+    let settled = feed_events(&mut feed, &mut buffer, 1).await;
+    assert_eq!(settled[0].0, "approval_settled");
+    assert_eq!(settled[0].1["status"], "approved");
+    assert_eq!(admin.wait_run(&first).await["output"], "first done");
+
+    app.fake
+        .push(Reply::tool_call("c2", "sleep", r#"{"ms": 300}"#));
+    let second = admin
+        .message(&session, json!({"content": "again", "background": true}))
+        .await
+        .ok(202)["run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let arrived = feed_events(&mut feed, &mut buffer, 1).await;
+    assert_eq!(arrived[0].0, "approval_requested");
+    assert_eq!(arrived[0].1["run_id"], second.as_str());
+    assert_eq!(arrived[0].1["arguments"]["ms"], 300);
+
+    // Another tenant's feed says nothing of this tenant's requests.
+    let other = app
+        .tenant_b()
+        .request(reqwest::Method::GET, "/v1/approvals/events")
+        .send()
+        .await
+        .unwrap();
+    let mut other = other.bytes_stream();
+    let heard = tokio::time::timeout(Duration::from_millis(1200), async {
+        use futures::StreamExt;
+        other.next().await
+    })
+    .await;
+    assert!(heard.is_err(), "tenant B heard {heard:?}");
 }

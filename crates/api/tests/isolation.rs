@@ -15,6 +15,7 @@ mod common;
 use axum::body::Body;
 use axum::http::Request;
 use common::{Client, Reply, TestApp};
+use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -340,7 +341,32 @@ async fn send(client: &Client, call: &Call) -> common::Resp {
     } else if call.method == Method::PUT {
         builder = builder.body("probe");
     }
-    client.send(builder).await
+    let response = builder.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    // A feed (Server-Sent Events) never ends: what it says within a moment
+    // is what is checked for B's objects.
+    let streaming = headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let text = if streaming {
+        let mut text = String::new();
+        let mut body = response.bytes_stream();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    } else {
+        response.text().await.unwrap()
+    };
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    common::Resp {
+        status,
+        headers,
+        text,
+        body,
+    }
 }
 
 /// Everything B can read through the API, by operation.

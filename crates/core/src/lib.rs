@@ -8,6 +8,7 @@
 //! so the store can journal it and the API can show it.
 
 pub mod agent;
+pub mod agent_diff;
 pub mod error;
 pub mod event;
 pub mod ids;
@@ -16,6 +17,7 @@ pub mod knowledge;
 pub mod ledger;
 pub mod machine;
 pub mod memory;
+pub mod plain;
 pub mod record;
 pub mod route;
 pub mod run;

@@ -228,12 +228,29 @@ impl MemoryService {
 
 impl MemoryService {
     /// Finished runs' items (`session:first:last` entries) as index
-    /// documents of their session, for `conversation_search`.
+    /// documents of their session, for `conversation_search`; a deleted
+    /// session's items removed. (A deleted session's `items` entries find no
+    /// rows in the store, so replaying the log never brings them back.)
     async fn item_changes(
         &self,
         entries: &[roster_store::SearchLogEntry],
     ) -> Result<Vec<Change>, MemoryError> {
         let mut changes = Vec::new();
+        // A deleted session (`session:last_seq`): every item key it had.
+        for entry in entries
+            .iter()
+            .filter(|e| e.kind == roster_store::SESSION_DELETED_LOG)
+        {
+            let Some((session, last)) = entry.reference.rsplit_once(':') else {
+                continue;
+            };
+            let Ok(last) = last.parse::<i64>() else {
+                continue;
+            };
+            changes.extend((1..=last).map(|seq| Change::Delete {
+                key: format!("{ITEM_KEY_PREFIX}{session}:{seq}"),
+            }));
+        }
         for entry in entries.iter().filter(|e| e.kind == "items") {
             let mut parts = entry.reference.rsplitn(3, ':');
             let (Some(last), Some(first), Some(session)) =

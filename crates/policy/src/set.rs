@@ -175,6 +175,11 @@ pub struct TenantPolicies {
     per_action: [Index; 6],
     governed: [bool; 6],
     count: usize,
+    /// Ids of `@approval` policies whose requests the requester may decide
+    /// (`@self_approval`); every other approval needs another principal.
+    self_approval: Arc<HashSet<String>>,
+    /// Ids of policies annotated `@approval`.
+    approval: Arc<HashSet<String>>,
     slices: Arc<Mutex<HashMap<SliceKey, Arc<PolicySet>>>>,
 }
 
@@ -230,6 +235,23 @@ impl TenantPolicies {
             count: all.policies().count(),
             ..Self::default()
         };
+        let annotated = |key: &str| -> HashSet<String> {
+            all.policies()
+                .filter(|p| p.annotation(key).is_some())
+                .map(|p| p.id().to_string())
+                .collect()
+        };
+        compiled.approval = Arc::new(annotated("approval"));
+        compiled.self_approval = Arc::new(annotated("self_approval"));
+        if let Some(stray) = compiled
+            .self_approval
+            .iter()
+            .find(|id| !compiled.approval.contains(*id))
+        {
+            return Err(PolicyError::Invalid(format!(
+                "policy `{stray}`: @self_approval only applies beside @approval"
+            )));
+        }
         for policy in all.policies() {
             let applies: Vec<Action> = match policy.action_constraint() {
                 ActionConstraint::Any => Action::ALL.to_vec(),
@@ -295,6 +317,19 @@ impl TenantPolicies {
 
     pub fn len(&self) -> usize {
         self.count
+    }
+
+    /// Whether the principal whose run asked may decide an approval that
+    /// `policies` (an approval's deciding policies) required: only when
+    /// every `@approval` policy among them also says `@self_approval`.
+    /// Policies since removed count as not saying it, so the safe default
+    /// (someone else decides) holds.
+    pub fn allows_self_approval(&self, policies: &[String]) -> bool {
+        let mut requiring = policies
+            .iter()
+            .filter(|id| self.approval.contains(*id))
+            .peekable();
+        requiring.peek().is_some() && requiring.all(|id| self.self_approval.contains(id))
     }
 
     pub fn is_empty(&self) -> bool {

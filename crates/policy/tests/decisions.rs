@@ -167,3 +167,39 @@ fn bad_policies_are_rejected_with_the_validators_message() {
     // Tool arguments are open-ended: any attribute of call_tool's context passes.
     TenantPolicies::compile([("ok", r#"permit(principal, action == Roster::Action::"call_tool", resource) when { context.amount < 500 && context.path like "/data/*" };"#)]).unwrap();
 }
+
+#[test]
+fn self_approval_needs_its_own_annotation() {
+    let policies = TenantPolicies::compile([
+        ("pay", r#"@approval("big payments need a manager")
+permit(principal, action == Roster::Action::"call_tool", resource == Roster::Tool::"pay");"#),
+        ("notes", r#"@approval("a second look")
+@self_approval("the writer may confirm")
+permit(principal, action == Roster::Action::"call_tool", resource == Roster::Tool::"note");"#),
+        ("open", r#"permit(principal, action == Roster::Action::"call_tool", resource == Roster::Tool::"read");"#),
+    ])
+    .unwrap();
+    assert!(!policies.allows_self_approval(&["pay".into()]));
+    assert!(policies.allows_self_approval(&["notes".into()]));
+    // Every approving policy must allow it; a plain permit beside it does not count.
+    assert!(!policies.allows_self_approval(&["notes".into(), "pay".into()]));
+    assert!(policies.allows_self_approval(&["notes".into(), "open".into()]));
+    // A policy removed since the request (or none at all) keeps the safe default.
+    assert!(!policies.allows_self_approval(&["gone".into()]));
+    assert!(!policies.allows_self_approval(&[]));
+}
+
+#[test]
+fn self_approval_without_approval_is_rejected() {
+    let err = TenantPolicies::compile([(
+        "odd",
+        r#"@self_approval("yes")
+permit(principal, action == Roster::Action::"call_tool", resource);"#,
+    )])
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("@self_approval only applies beside @approval"),
+        "{err}"
+    );
+}

@@ -216,6 +216,23 @@ async fn a_refund_waits_for_approval_across_a_restart_and_the_audit_shows_the_ch
         .and_then(|l| l.split_whitespace().next())
         .expect("approval id")
         .to_owned();
+    // An approver following the feed is told of the waiting request.
+    let (watched, out, err) = cli(&server, &["approvals", "watch", "--count", "1", "--json"]);
+    assert!(watched, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let heard: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(heard["event"], "approval_requested");
+    assert_eq!(heard["approval"]["id"], id.as_str());
+    // The key whose run asked may not approve it; a manager's key does.
+    let (ok, _, err) = cli(&server, &["approvals", "approve", &id]);
+    assert!(!ok && err.contains("another key must decide it"), "{err}");
+    let created = run_cli(&server, &["key", "create", "manager"]);
+    let manager = created
+        .lines()
+        .nth(1)
+        .expect("the new key")
+        .trim()
+        .to_owned();
     model.push(Reply::text("Refunded 250 for order 7."));
     let out = run_cli(
         &server,
@@ -225,10 +242,15 @@ async fn a_refund_waits_for_approval_across_a_restart_and_the_audit_shows_the_ch
             &id,
             "--note",
             "checked with the customer",
+            "--api-key",
+            &manager,
         ],
     );
     assert!(out.contains("approved"), "{out}");
-    let (ok, _, err) = cli(&server, &["approvals", "approve", &id]);
+    let (ok, _, err) = cli(
+        &server,
+        &["approvals", "approve", &id, "--api-key", &manager],
+    );
     assert!(!ok && err.contains("already approved"), "{err}");
 
     let api = server.client();

@@ -218,6 +218,30 @@ impl Sandbox {
         run::execute(&self.config, uid, &dir, language, code, limits).await
     }
 
+    /// Removes the session's workspace and everything in it (links are
+    /// removed, never followed). `false` when it had none.
+    pub fn remove_workspace(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+    ) -> Result<bool, SandboxError> {
+        let dir = self
+            .config
+            .root
+            .join(tenant.as_str())
+            .join(session.as_str());
+        match std::fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(SandboxError::io("reading the workspace", e)),
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&dir)
+                .map(|()| true)
+                .map_err(|e| SandboxError::io("removing the workspace", e)),
+            Ok(_) => std::fs::remove_file(&dir)
+                .map(|()| true)
+                .map_err(|e| SandboxError::io("removing the workspace", e)),
+        }
+    }
+
     pub fn list_files(
         &self,
         tenant: &TenantId,

@@ -98,7 +98,12 @@ impl Tool for RunCodeTool {
     async fn call(&self, ctx: &ToolCallContext, arguments: serde_json::Value) -> ToolOutput {
         let args: RunCodeArgs = match serde_json::from_value(arguments) {
             Ok(args) => args,
-            Err(e) => return ToolOutput::error(format!("invalid arguments for run_code: {e}")),
+            Err(e) => {
+                return ToolOutput::error(format!(
+                    "invalid arguments for run_code: {}",
+                    roster_core::plain::plain_serde_error(&e.to_string())
+                ))
+            }
         };
         let mut limits: Limits = self.sandbox.config().limits.clone();
         if let Some(secs) = args.timeout_secs {

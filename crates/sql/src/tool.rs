@@ -145,7 +145,12 @@ impl Tool for SqlQueryTool {
         debug_assert_eq!(ctx.tenant, self.tenant);
         let args: SqlQueryArgs = match serde_json::from_value(arguments) {
             Ok(args) => args,
-            Err(e) => return ToolOutput::error(format!("invalid arguments for sql_query: {e}")),
+            Err(e) => {
+                return ToolOutput::error(format!(
+                    "invalid arguments for sql_query: {}",
+                    roster_core::plain::plain_serde_error(&e.to_string())
+                ))
+            }
         };
         if !self.names.contains(&args.source) {
             return ToolOutput::error(format!(

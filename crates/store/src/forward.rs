@@ -507,5 +507,45 @@ macro_rules! forward_record_traits {
                 self.$field.ledger_summary(tenant, query).await
             }
         }
+
+        #[async_trait::async_trait]
+        impl $crate::LifecycleStore for $ty {
+            async fn delete_session(
+                &self,
+                tenant: &roster_core::TenantId,
+                session: &roster_core::SessionId,
+                audit: $crate::NewAuditEvent,
+            ) -> $crate::StoreResult<$crate::DeletedSession> {
+                self.$field.delete_session(tenant, session, audit).await
+            }
+            async fn upgrade_session(
+                &self,
+                tenant: &roster_core::TenantId,
+                session: &roster_core::SessionId,
+                audit: $crate::NewAuditEvent,
+            ) -> $crate::StoreResult<($crate::Session, i64)> {
+                self.$field.upgrade_session(tenant, session, audit).await
+            }
+            async fn list_agent_versions(
+                &self,
+                tenant: &roster_core::TenantId,
+                agent: &roster_core::AgentId,
+            ) -> $crate::StoreResult<Vec<$crate::AgentVersion>> {
+                self.$field.list_agent_versions(tenant, agent).await
+            }
+            async fn update_agent_from(
+                &self,
+                tenant: &roster_core::TenantId,
+                agent: &roster_core::AgentId,
+                base: i64,
+                config: roster_core::agent::AgentConfig,
+                action: &str,
+                principal: &str,
+            ) -> $crate::StoreResult<roster_core::agent::Agent> {
+                self.$field
+                    .update_agent_from(tenant, agent, base, config, action, principal)
+                    .await
+            }
+        }
     };
 }

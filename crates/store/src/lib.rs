@@ -17,6 +17,7 @@ pub mod governance;
 mod integrations;
 mod jobs;
 mod knowledge;
+mod lifecycle;
 pub mod postgres;
 mod record_plan;
 mod records;
@@ -31,6 +32,7 @@ pub use governance::*;
 pub use integrations::*;
 pub use jobs::*;
 pub use knowledge::*;
+pub use lifecycle::*;
 pub use records::*;
 pub use types::*;
 
@@ -59,6 +61,7 @@ pub trait Store:
     + GovernanceStore
     + ApprovalStore
     + BudgetStore
+    + LifecycleStore
     + Send
     + Sync
     + 'static

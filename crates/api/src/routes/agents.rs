@@ -10,8 +10,9 @@ use roster_core::agent::{
     validate_agent_name, Agent, AgentConfig, ContextSettings, MemorySettings, NewAgent,
     DEFAULT_CONTEXT_TOKENS, DEFAULT_KNOWLEDGE_RECALL, DEFAULT_MAX_STEPS,
 };
+use roster_core::agent_diff::{diff, ConfigChange};
 use roster_core::memory::{MemoryBlock, MemoryBlockSpec, MemoryBlockVersion};
-use roster_store::AgentRef;
+use roster_store::{AgentRef, AgentVersion, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use utoipa::ToSchema;
@@ -43,7 +44,10 @@ pub struct CreateAgent {
     pub context: Option<ContextSettings>,
 }
 
-/// Fields to change; each PATCH stores a new version of the agent.
+/// Fields to change; each PATCH that changes something stores a new
+/// version of the agent. `tools` and `knowledge` replace the whole list;
+/// `add_*` / `remove_*` change the current list instead (not both for one
+/// list).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgent {
@@ -51,6 +55,14 @@ pub struct UpdateAgent {
     pub model: Option<String>,
     pub fallbacks: Option<Vec<String>>,
     pub tools: Option<Vec<String>>,
+    /// Tools added to the current list (ones it has already are kept once).
+    pub add_tools: Option<Vec<String>>,
+    /// Tools removed from the current list (each must be on it).
+    pub remove_tools: Option<Vec<String>>,
+    /// Knowledge sources added to the current list.
+    pub add_knowledge: Option<Vec<String>>,
+    /// Knowledge sources removed from the current list (each must be on it).
+    pub remove_knowledge: Option<Vec<String>>,
     pub max_steps: Option<u32>,
     pub context_tokens: Option<u32>,
     pub memory: Option<MemorySettings>,
@@ -62,6 +74,103 @@ pub struct UpdateAgent {
 #[derive(Serialize, ToSchema)]
 pub struct AgentList {
     pub data: Vec<Agent>,
+}
+
+/// An agent as a create or update left it, with what changed and what
+/// will not work yet.
+#[derive(Serialize, ToSchema)]
+pub struct AgentChanged {
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// Fields that differ from the previous version (empty for a new agent,
+    /// and for an update that changed nothing, which stores no version).
+    pub changes: Vec<ConfigChange>,
+    /// Things that will make this agent's runs fail, e.g. a model provider
+    /// this server has not configured.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgentVersionList {
+    /// Newest first.
+    pub data: Vec<AgentVersion>,
+    pub current: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    /// The version whose configuration becomes current again (as a new version).
+    pub version: i64,
+}
+
+/// Warnings for a config about to be saved: route targets whose provider
+/// this server does not have.
+fn warnings(state: &AppState, config: &AgentConfig) -> Vec<String> {
+    let configured = state.runtime.providers();
+    let mut seen: Vec<String> = Vec::new();
+    let routes = std::iter::once(&config.model).chain(&config.fallbacks);
+    for route in routes {
+        let Some((provider, _)) = route.split_once('/') else {
+            continue;
+        };
+        if configured.iter().any(|p| p == provider) || seen.iter().any(|p| p == provider) {
+            continue;
+        }
+        seen.push(provider.to_owned());
+    }
+    seen.into_iter()
+        .map(|provider| {
+            let env = match provider.as_str() {
+                "openai" => "set OPENAI_API_KEY before `roster serve`, or ",
+                "anthropic" => "set ANTHROPIC_API_KEY before `roster serve`, or ",
+                _ => "",
+            };
+            format!(
+                "model provider `{provider}` is not configured on this server: {env}add \
+                 [providers.{provider}] to the config file; this agent's runs fail until it is"
+            )
+        })
+        .collect()
+}
+
+fn changed(state: &AppState, agent: Agent, changes: Vec<ConfigChange>) -> axum::Json<AgentChanged> {
+    let warnings = warnings(state, &agent.config);
+    axum::Json(AgentChanged {
+        agent,
+        changes,
+        warnings,
+    })
+}
+
+/// `list` after adding `add` (each once) and removing `remove` (each must
+/// be there).
+fn edit_list(
+    field: &str,
+    list: &mut Vec<String>,
+    add: Option<&Vec<String>>,
+    remove: Option<&Vec<String>>,
+) -> Result<(), ApiError> {
+    for name in remove.into_iter().flatten() {
+        let before = list.len();
+        list.retain(|t| t != name);
+        if list.len() == before {
+            return Err(ApiError::invalid(format!(
+                "{field}: the agent has no `{name}` to remove (it has: {})",
+                if list.is_empty() {
+                    "none".to_owned()
+                } else {
+                    list.join(", ")
+                }
+            )));
+        }
+    }
+    for name in add.into_iter().flatten() {
+        if !list.contains(name) {
+            list.push(name.clone());
+        }
+    }
+    Ok(())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -122,12 +231,12 @@ pub(crate) async fn find(
 }
 
 #[utoipa::path(post, path = "/v1/agents", request_body = CreateAgent, tag = "agents",
-    responses((status = 201, body = Agent), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = AgentChanged), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
     Json(body): Json<CreateAgent>,
-) -> Result<(StatusCode, axum::Json<Agent>), ApiError> {
+) -> Result<(StatusCode, axum::Json<AgentChanged>), ApiError> {
     validate_agent_name(&body.name)?;
     let config = AgentConfig {
         instructions: body.instructions,
@@ -167,7 +276,7 @@ pub async fn create(
             &principal.label(),
         )
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(agent)))
+    Ok((StatusCode::CREATED, changed(&state, agent, Vec::new())))
 }
 
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", responses((status = 200, body = AgentList)))]
@@ -191,51 +300,175 @@ pub async fn show(
 }
 
 #[utoipa::path(patch, path = "/v1/agents/{agent}", tag = "agents", request_body = UpdateAgent, params(("agent" = String, Path, description = "id or name")),
-    responses((status = 200, body = Agent), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = AgentChanged), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     principal: Principal,
     Path(agent): Path<String>,
     Json(body): Json<UpdateAgent>,
-) -> Result<axum::Json<Agent>, ApiError> {
-    let current = find(&state, &principal, &agent).await?;
-    let mut config = current.config;
-    if let Some(v) = body.instructions {
-        config.instructions = v;
+) -> Result<axum::Json<AgentChanged>, ApiError> {
+    if body.tools.is_some() && (body.add_tools.is_some() || body.remove_tools.is_some()) {
+        return Err(ApiError::invalid(
+            "give either tools (the whole list) or add_tools/remove_tools, not both",
+        ));
     }
-    if let Some(v) = body.model {
-        config.model = v;
+    if body.knowledge.is_some() && (body.add_knowledge.is_some() || body.remove_knowledge.is_some())
+    {
+        return Err(ApiError::invalid(
+            "give either knowledge (the whole list) or add_knowledge/remove_knowledge, not both",
+        ));
     }
-    if let Some(v) = body.fallbacks {
-        config.fallbacks = v;
+    // The change is applied to the version it was read from; if another
+    // update lands in between, it is applied again to the newer one, so
+    // neither is lost.
+    let mut attempts = 0;
+    loop {
+        let current = find(&state, &principal, &agent).await?;
+        let config = apply(&body, current.config.clone())?;
+        let changes = diff(&current.config, &config);
+        if changes.is_empty() {
+            return Ok(changed(&state, current, changes));
+        }
+        check_config(&state, &principal, &config).await?;
+        match state
+            .store
+            .update_agent_from(
+                &principal.tenant,
+                &current.id,
+                current.version,
+                config,
+                "agent.update",
+                &principal.label(),
+            )
+            .await
+        {
+            Ok(updated) => {
+                return Ok(changed(&state, updated, changes));
+            }
+            Err(StoreError::Conflict(_)) if attempts < 4 => attempts += 1,
+            Err(e) => return Err(e.into()),
+        }
     }
-    if let Some(v) = body.tools {
-        config.tools = v;
+}
+
+/// The configuration an update asks for, from the current one.
+fn apply(body: &UpdateAgent, mut config: AgentConfig) -> Result<AgentConfig, ApiError> {
+    if let Some(v) = &body.instructions {
+        config.instructions.clone_from(v);
     }
+    if let Some(v) = &body.model {
+        config.model.clone_from(v);
+    }
+    if let Some(v) = &body.fallbacks {
+        config.fallbacks.clone_from(v);
+    }
+    if let Some(v) = &body.tools {
+        config.tools.clone_from(v);
+    }
+    edit_list(
+        "tools",
+        &mut config.tools,
+        body.add_tools.as_ref(),
+        body.remove_tools.as_ref(),
+    )?;
     if let Some(v) = body.max_steps {
         config.max_steps = v;
     }
     if let Some(v) = body.context_tokens {
         config.context_tokens = v;
     }
-    if let Some(v) = body.memory {
-        config.memory = v;
+    if let Some(v) = &body.memory {
+        config.memory = v.clone();
     }
-    if let Some(v) = body.knowledge {
-        config.knowledge = v;
+    if let Some(v) = &body.knowledge {
+        config.knowledge.clone_from(v);
     }
+    edit_list(
+        "knowledge",
+        &mut config.knowledge,
+        body.add_knowledge.as_ref(),
+        body.remove_knowledge.as_ref(),
+    )?;
     if let Some(v) = body.knowledge_recall {
         config.knowledge_recall = v;
     }
-    if let Some(v) = body.context {
-        config.context = v;
+    if let Some(v) = &body.context {
+        config.context = v.clone();
     }
-    check_config(&state, &principal, &config).await?;
-    let agent = state
+    Ok(config)
+}
+
+#[utoipa::path(get, path = "/v1/agents/{agent}/versions", tag = "agents", params(("agent" = String, Path, description = "id or name")),
+    responses((status = 200, body = AgentVersionList), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn versions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(agent): Path<String>,
+) -> Result<axum::Json<AgentVersionList>, ApiError> {
+    let agent = find(&state, &principal, &agent).await?;
+    let data = state
         .store
-        .update_agent(&principal.tenant, &current.id, config, &principal.label())
+        .list_agent_versions(&principal.tenant, &agent.id)
         .await?;
-    Ok(axum::Json(agent))
+    Ok(axum::Json(AgentVersionList {
+        data,
+        current: agent.version,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/agents/{agent}/rollback", tag = "agents", request_body = Rollback,
+    params(("agent" = String, Path, description = "id or name")),
+    responses((status = 200, body = AgentChanged, description = "the old configuration stored as a new version"),
+        (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "the agent changed meanwhile")))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(agent): Path<String>,
+    Json(body): Json<Rollback>,
+) -> Result<axum::Json<AgentChanged>, ApiError> {
+    let current = find(&state, &principal, &agent).await?;
+    let target = state
+        .store
+        .get_agent_version(&principal.tenant, &current.id, body.version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "agent `{}` has no version {} (its versions are 1 to {})",
+                current.name, body.version, current.version
+            ))
+        })?;
+    let changes = diff(&current.config, &target.config);
+    if changes.is_empty() {
+        return Ok(changed(&state, current, changes));
+    }
+    // What the old version names (tools, sources) must still exist.
+    check_config(&state, &principal, &target.config)
+        .await
+        .map_err(|e| {
+            ApiError::invalid(format!(
+                "version {} cannot be restored as it is: {}",
+                body.version, e.message
+            ))
+        })?;
+    let updated = state
+        .store
+        .update_agent_from(
+            &principal.tenant,
+            &current.id,
+            current.version,
+            target.config,
+            "agent.rollback",
+            &principal.label(),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            other => other.into(),
+        })?;
+    Ok(changed(&state, updated, changes))
 }
 
 #[utoipa::path(delete, path = "/v1/agents/{agent}", tag = "agents", params(("agent" = String, Path, description = "id or name")),

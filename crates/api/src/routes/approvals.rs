@@ -142,8 +142,12 @@ fn parse(body: &[u8]) -> Result<Decide, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Decide::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(format!(
+            "invalid request body: {}",
+            roster_core::plain::plain_serde_error(&e.to_string())
+        ))
+    })
 }
 
 async fn decide(
@@ -161,6 +165,24 @@ async fn decide(
         .get_approval(&principal.tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("approval"))?;
+    if requester(&found.actor) == Some(principal.label().as_str()) {
+        let compiled = state
+            .runtime
+            .governance()
+            .policies(&principal.tenant)
+            .await?;
+        let allowed = compiled
+            .as_ref()
+            .is_ok_and(|policies| policies.allows_self_approval(&found.policies));
+        if !allowed {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "self_approval_forbidden",
+                "this request came from a run this key started; another key must decide it \
+                 (or annotate the policy that asks for approval with @self_approval)",
+            ));
+        }
+    }
     let verb = match decision {
         ApprovalDecision::Approve => "approve",
         ApprovalDecision::Deny => "deny",
@@ -241,4 +263,96 @@ pub async fn deny(
         parse(&body)?,
     )
     .await
+}
+
+/// How often the feed looks for new and settled requests. The store is the
+/// truth (requests are written by whichever runner paused), so the feed
+/// reads it rather than a bus; one indexed read per tick per listener.
+const FEED_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+
+#[utoipa::path(get, path = "/v1/approvals/events", tag = "approvals",
+    responses((status = 200, content_type = "text/event-stream",
+        description = "Server-Sent Events: `approval_requested` for every pending request (those waiting when the \
+        stream opens, then each new one as its run pauses) and `approval_settled` when one is approved, denied, \
+        expires or is withdrawn; `data` is the request as `GET /v1/approvals/{id}` shows it, `id` its id")))]
+pub async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> axum::response::sse::Sse<
+    impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let tenant = principal.tenant;
+    let stream = async_stream::stream! {
+        let mut waiting: std::collections::HashSet<String> = std::collections::HashSet::new();
+        loop {
+            let pending = match state.store.list_approvals(&tenant, Some("pending"), 1000).await {
+                Ok(pending) => pending,
+                Err(e) => {
+                    tracing::error!(tenant = %tenant, error = %e, "approvals feed cannot read the store");
+                    break;
+                }
+            };
+            let now: std::collections::HashSet<String> =
+                pending.iter().map(|a| a.id.clone()).collect();
+            // Oldest first, so a listener sees them in the order runs paused.
+            for approval in pending.into_iter().rev() {
+                if !waiting.contains(&approval.id) {
+                    yield Ok(feed_event(Event::default(), "approval_requested", approval));
+                }
+            }
+            let gone: Vec<String> = waiting.difference(&now).cloned().collect();
+            for id in gone {
+                match state.store.get_approval(&tenant, &id).await {
+                    Ok(Some(settled)) => {
+                        yield Ok(feed_event(Event::default(), "approval_settled", settled))
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(tenant = %tenant, error = %e, "approvals feed cannot read the store");
+                        break;
+                    }
+                }
+            }
+            waiting = now;
+            tokio::time::sleep(FEED_TICK).await;
+        }
+    };
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+}
+
+fn feed_event(
+    event: axum::response::sse::Event,
+    name: &str,
+    approval: Approval,
+) -> axum::response::sse::Event {
+    let id = approval.id.clone();
+    let view: ApprovalView = approval.into();
+    event
+        .event(name)
+        .id(id)
+        .data(serde_json::to_string(&view).unwrap_or_else(|_| "{}".to_owned()))
+}
+
+/// The key whose run asked: the first hop of the call's actor chain
+/// (`key:key_… > agent:… > tool:…`).
+fn requester(actor: &str) -> Option<&str> {
+    actor
+        .split('>')
+        .next()
+        .map(str::trim)
+        .filter(|hop| hop.starts_with("key:"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn requester_is_the_first_key_of_the_chain() {
+        assert_eq!(
+            super::requester("key:key_1 > agent:clerk > tool:pay"),
+            Some("key:key_1")
+        );
+        assert_eq!(super::requester("system > agent:clerk"), None);
+        assert_eq!(super::requester(""), None);
+    }
 }

@@ -157,6 +157,92 @@ pub async fn show(
     Ok(axum::Json(find(&state, &principal, &id).await?))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct SessionUpgraded {
+    pub session: Session,
+    /// The agent version the session was on.
+    pub from_version: i64,
+}
+
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 204, description = "the session, its history, runs, journal and workspace are gone"),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "session_busy: a run of the session is not finished; cancel it first")))]
+pub async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let session = find(&state, &principal, &id).await?;
+    let audit = roster_store::NewAuditEvent {
+        actor: principal.label(),
+        action: "session.delete".into(),
+        resource: format!("session:{}", session.id),
+        decision: None,
+        detail: serde_json::json!({
+            "agent": session.agent_id, "user": session.user,
+        }),
+    };
+    state
+        .store
+        .delete_session(&principal.tenant, &session.id, audit)
+        .await
+        .map_err(|e| match e {
+            roster_store::StoreError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "session_busy", message)
+            }
+            other => other.into(),
+        })?;
+    if let Some(sandbox) = &state.sandbox {
+        // The session is gone either way; a workspace that cannot be
+        // removed is named in the log for the operator.
+        if let Err(e) = sandbox.remove_workspace(&principal.tenant, &session.id) {
+            tracing::error!(session = %session.id, error = %e, "could not remove a deleted session's workspace");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "workspace_not_removed",
+                "the session was deleted but its workspace could not be removed; the server log names it",
+            ));
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/sessions/{id}/upgrade", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 200, body = SessionUpgraded, description = "later runs use the agent's current version"),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "agent_deleted")))]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SessionUpgraded>, ApiError> {
+    let session = find(&state, &principal, &id).await?;
+    let audit = roster_store::NewAuditEvent {
+        actor: principal.label(),
+        action: "session.upgrade".into(),
+        resource: format!("session:{}", session.id),
+        decision: None,
+        detail: serde_json::json!({ "agent": session.agent_id }),
+    };
+    let (session, from_version) = state
+        .store
+        .upgrade_session(&principal.tenant, &session.id, audit)
+        .await
+        .map_err(|e| match e {
+            roster_store::StoreError::NotFound(what) if what == "agent" => ApiError::new(
+                StatusCode::CONFLICT,
+                "agent_deleted",
+                "the agent of this session was deleted; there is no version to move to",
+            ),
+            other => other.into(),
+        })?;
+    Ok(axum::Json(SessionUpgraded {
+        session,
+        from_version,
+    }))
+}
+
 #[utoipa::path(get, path = "/v1/sessions/{id}/items", tag = "sessions", params(("id" = String, Path), ItemParams),
     responses((status = 200, body = ItemPage), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn items(

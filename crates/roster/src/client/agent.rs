@@ -1,4 +1,4 @@
-//! `roster agent create|list|show|update|delete`.
+//! `roster agent create|list|show|update|versions|rollback|delete`.
 
 use super::http::{decode, Client};
 use super::output::{print_json, table};
@@ -34,8 +34,25 @@ enum AgentCommand {
         #[arg(long)]
         memory: bool,
     },
-    /// Change an agent's configuration; stores and prints a new version.
+    /// Change an agent's configuration; stores a new version and prints
+    /// what changed.
     Update(UpdateArgs),
+    /// List an agent's versions, newest first.
+    Versions {
+        /// Agent name or id.
+        agent: String,
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an earlier version's configuration current again (stored as a
+    /// new version).
+    Rollback {
+        /// Agent name or id.
+        agent: String,
+        /// The version to go back to.
+        version: i64,
+    },
     /// Delete an agent.
     Delete {
         /// Agent name or id.
@@ -122,6 +139,26 @@ struct UpdateArgs {
     /// Remove all tools.
     #[arg(long, conflicts_with = "tools")]
     no_tools: bool,
+    /// Add a tool to the current list (repeatable).
+    #[arg(long = "add-tool", value_name = "NAME", conflicts_with_all = ["tools", "no_tools"])]
+    add_tools: Vec<String>,
+    /// Remove a tool from the current list (repeatable).
+    #[arg(long = "remove-tool", value_name = "NAME", conflicts_with_all = ["tools", "no_tools"])]
+    remove_tools: Vec<String>,
+    /// Add a knowledge source to the current list (repeatable).
+    #[arg(
+        long = "add-knowledge",
+        value_name = "SOURCE",
+        conflicts_with = "knowledge"
+    )]
+    add_knowledge: Vec<String>,
+    /// Remove a knowledge source from the current list (repeatable).
+    #[arg(
+        long = "remove-knowledge",
+        value_name = "SOURCE",
+        conflicts_with = "knowledge"
+    )]
+    remove_knowledge: Vec<String>,
     /// Print the updated agent as JSON.
     #[arg(long)]
     json: bool,
@@ -134,6 +171,17 @@ pub async fn run(args: AgentArgs) -> Result<()> {
         AgentCommand::List { json } => list(conn, json).await,
         AgentCommand::Show { agent, memory } => show(conn, &agent, memory).await,
         AgentCommand::Update(update) => update_agent(conn, update).await,
+        AgentCommand::Versions { agent, json } => versions(conn, &agent, json).await,
+        AgentCommand::Rollback { agent, version } => {
+            let client = Client::new(conn)?;
+            let value = client
+                .post(
+                    &["v1", "agents", &agent, "rollback"],
+                    &json!({ "version": version }),
+                )
+                .await?;
+            report_change(&value, &format!("version {version} restored"))
+        }
         AgentCommand::Delete { agent } => {
             let client = Client::new(conn)?;
             let found: Agent = decode(client.get(&["v1", "agents", &agent], &[]).await?)?;
@@ -171,10 +219,89 @@ async fn create_agent(conn: &Connection, args: CreateArgs) -> Result<()> {
     if args.json {
         return print_json(&value);
     }
-    let agent: Agent = decode(value)?;
+    let agent: Agent = decode(value.clone())?;
     println!(
         "created agent {} ({}) version {}",
         agent.name, agent.id, agent.version
+    );
+    print_warnings(&value);
+    Ok(())
+}
+
+/// The server's warnings (e.g. an unconfigured provider), on stderr.
+fn print_warnings(answer: &Value) {
+    for warning in answer["warnings"].as_array().into_iter().flatten() {
+        eprintln!(
+            "warning: {}",
+            warning
+                .as_str()
+                .map_or_else(|| warning.to_string(), str::to_owned)
+        );
+    }
+}
+
+/// `updated agent NAME (ID) to version N`, then one line per changed field.
+fn report_change(answer: &Value, what: &str) -> Result<()> {
+    let agent: Agent = decode(answer.clone())?;
+    let changes: Vec<roster_core::agent_diff::ConfigChange> =
+        serde_json::from_value(answer["changes"].clone()).unwrap_or_default();
+    if changes.is_empty() {
+        println!(
+            "agent {} ({}) unchanged at version {}: nothing to change",
+            agent.name, agent.id, agent.version
+        );
+    } else {
+        println!(
+            "updated agent {} ({}) to version {} ({what}):",
+            agent.name, agent.id, agent.version
+        );
+        for change in &changes {
+            println!("  {}", change.describe());
+        }
+    }
+    print_warnings(answer);
+    Ok(())
+}
+
+async fn versions(conn: &Connection, agent: &str, json: bool) -> Result<()> {
+    let client = Client::new(conn)?;
+    let value = client
+        .get(&["v1", "agents", agent, "versions"], &[])
+        .await?;
+    if json {
+        return print_json(&value);
+    }
+    let current = value["current"].as_i64();
+    let rows: Vec<Vec<String>> = value["data"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            let mark = if v["version"].as_i64() == current {
+                "*"
+            } else {
+                ""
+            };
+            vec![
+                format!("{}{mark}", v["version"]),
+                v["created_at"].as_str().unwrap_or_default().to_owned(),
+                v["config"]["model"].as_str().unwrap_or_default().to_owned(),
+                v["config"]["tools"]
+                    .as_array()
+                    .map(|t| {
+                        t.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["VERSION", "CREATED", "MODEL", "TOOLS"], &rows)
     );
     Ok(())
 }
@@ -240,6 +367,16 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
     if args.no_tools || !args.config.tools.is_empty() {
         body.insert("tools".into(), json!(args.config.tools));
     }
+    for (field, list) in [
+        ("add_tools", &args.add_tools),
+        ("remove_tools", &args.remove_tools),
+        ("add_knowledge", &args.add_knowledge),
+        ("remove_knowledge", &args.remove_knowledge),
+    ] {
+        if !list.is_empty() {
+            body.insert(field.into(), json!(list));
+        }
+    }
     if let Some(n) = args.config.max_steps {
         body.insert("max_steps".into(), json!(n));
     }
@@ -253,7 +390,7 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
         body.insert("memory".into(), memory);
     }
     if body.is_empty() {
-        bail!("nothing to update: pass --model, --instructions, --instructions-file, --fallback, --no-fallbacks, --tool, --no-tools, --max-steps, --context-tokens, --knowledge or --memory");
+        bail!("nothing to update: pass --model, --instructions, --instructions-file, --fallback, --no-fallbacks, --tool, --no-tools, --add-tool, --remove-tool, --max-steps, --context-tokens, --knowledge, --add-knowledge, --remove-knowledge or --memory");
     }
     let client = Client::new(conn)?;
     let value = client
@@ -262,12 +399,7 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
     if args.json {
         return print_json(&value);
     }
-    let agent: Agent = decode(value)?;
-    println!(
-        "updated agent {} ({}) to version {}",
-        agent.name, agent.id, agent.version
-    );
-    Ok(())
+    report_change(&value, "as asked")
 }
 
 fn instructions(flags: &ConfigFlags) -> Result<Option<String>> {

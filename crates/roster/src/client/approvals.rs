@@ -1,5 +1,5 @@
-//! `roster approvals list|show|approve|deny`: the inbox of tool calls that
-//! wait for a human.
+//! `roster approvals list|show|approve|deny|watch`: the inbox of tool calls
+//! that wait for a human, and a live feed of it.
 
 use super::http::Client;
 use super::output::{one_line, print_json, table};
@@ -39,6 +39,17 @@ enum ApprovalCommand {
         id: String,
         #[arg(long)]
         note: Option<String>,
+    },
+    /// Follow the inbox live: a line for each request waiting now, each new
+    /// one as its run pauses, and each that is decided, expires or is
+    /// withdrawn. Runs until interrupted (or --count lines).
+    Watch {
+        /// Stop after this many lines.
+        #[arg(long)]
+        count: Option<usize>,
+        /// One JSON object per line: {"event", "approval"}.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -116,6 +127,52 @@ pub async fn approvals(args: ApprovalArgs) -> Result<()> {
                 text(&done["run_id"])
             );
         }
+        ApprovalCommand::Watch { count, json } => watch(&client, count, json).await?,
+    }
+    Ok(())
+}
+
+async fn watch(client: &Client, count: Option<usize>, json: bool) -> Result<()> {
+    use eventsource_stream::Eventsource;
+    use futures::StreamExt;
+    let response = client
+        .stream(
+            reqwest::Method::GET,
+            &["v1", "approvals", "events"],
+            None,
+            None,
+        )
+        .await?;
+    let mut events = response.bytes_stream().eventsource();
+    let mut printed = 0;
+    while count.is_none_or(|n| printed < n) {
+        let event = match events.next().await {
+            None => anyhow::bail!("the server closed the approvals feed"),
+            Some(Err(e)) => anyhow::bail!("the approvals feed broke: {e}"),
+            Some(Ok(event)) => event,
+        };
+        let Ok(approval) = serde_json::from_str::<Value>(&event.data) else {
+            continue;
+        };
+        if json {
+            println!("{}", json!({"event": event.event, "approval": approval}));
+        } else {
+            let what = match event.event.as_str() {
+                "approval_requested" => "waiting".to_owned(),
+                "approval_settled" => text(&approval["status"]),
+                // A newer server's event this CLI does not know.
+                _ => continue,
+            };
+            println!(
+                "{}  {what:<9} {} wants {} {}: {}",
+                text(&approval["id"]),
+                text(&approval["agent"]),
+                text(&approval["tool"]),
+                one_line(&approval["arguments"].to_string(), 60),
+                one_line(&text(&approval["reason"]), 60),
+            );
+        }
+        printed += 1;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use reqwest::{Method, Response, Url};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Upper bound on an ordinary (non-streaming) request.
@@ -40,7 +40,7 @@ impl Client {
     pub fn new(conn: &Connection) -> Result<Client> {
         let shown = conn.url.trim().trim_end_matches('/').to_owned();
         let base = parse_base(&shown)?;
-        let key = resolve_key(conn.api_key.as_deref(), &conn.data_dir)?;
+        let key = resolve_key(conn.api_key.as_deref(), conn.data_dir.as_deref())?;
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(tenant) = conn.as_tenant.as_deref() {
             let value = reqwest::header::HeaderValue::from_str(tenant.trim())
@@ -220,7 +220,12 @@ impl Client {
 
 /// Deserializes a response value into a typed shape.
 pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T> {
-    serde_json::from_value(value).map_err(|e| anyhow!("unexpected response from the server: {e}"))
+    serde_json::from_value(value).map_err(|e| {
+        anyhow!(
+            "unexpected response from the server: {}",
+            roster_core::plain::plain_serde_error(&e.to_string())
+        )
+    })
 }
 
 fn parse_base(raw: &str) -> Result<Url> {
@@ -234,10 +239,17 @@ fn parse_base(raw: &str) -> Result<Url> {
 }
 
 /// `--api-key` / `ROSTER_API_KEY`, else `<data-dir>/admin.key`.
-fn resolve_key(given: Option<&str>, data_dir: &Path) -> Result<String> {
+fn resolve_key(given: Option<&str>, data_dir: Option<&Path>) -> Result<String> {
     if let Some(key) = given.map(str::trim).filter(|k| !k.is_empty()) {
         return Ok(key.to_owned());
     }
+    let (data_dir, from) = match data_dir {
+        Some(dir) => (dir.to_path_buf(), "--data-dir / ROSTER_DATA_DIR"),
+        None => match config_data_dir()? {
+            Some(dir) => (dir, "the data_dir of the ROSTER_CONFIG file"),
+            None => (PathBuf::from("roster-data"), "the default ./roster-data"),
+        },
+    };
     let path = data_dir.join(crate::serve::ADMIN_KEY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(contents) => {
@@ -251,11 +263,21 @@ fn resolve_key(given: Option<&str>, data_dir: &Path) -> Result<String> {
             Ok(key.to_owned())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "no API key: pass --api-key or set ROSTER_API_KEY, or point --data-dir / ROSTER_DATA_DIR at the server's data directory ({} does not exist)",
+            "no API key: pass --api-key or set ROSTER_API_KEY, or point --data-dir / ROSTER_DATA_DIR (or ROSTER_CONFIG) at the server's data directory ({} from {from} does not exist)",
             path.display()
         ),
         Err(e) => bail!("cannot read the API key from {}: {e}", path.display()),
     }
+}
+
+/// The `data_dir` of the config file `ROSTER_CONFIG` names, so a CLI run
+/// with the server's own environment finds its key.
+fn config_data_dir() -> Result<Option<PathBuf>> {
+    let Some(path) = std::env::var_os("ROSTER_CONFIG") else {
+        return Ok(None);
+    };
+    let config = crate::config::FileConfig::load(Some(Path::new(&path)))?;
+    Ok(config.data_dir)
 }
 
 /// Passes a success through; turns anything else into one line, using the
@@ -316,7 +338,7 @@ mod tests {
         Client::new(&Connection {
             url: url.to_owned(),
             api_key: Some("k".into()),
-            data_dir: "unused".into(),
+            data_dir: None,
             as_tenant: None,
         })
         .expect("client")
@@ -343,7 +365,7 @@ mod tests {
             let conn = Connection {
                 url: bad.to_owned(),
                 api_key: Some("k".into()),
-                data_dir: "unused".into(),
+                data_dir: None,
                 as_tenant: None,
             };
             assert!(Client::new(&conn).is_err(), "{bad}");
@@ -353,10 +375,13 @@ mod tests {
     #[test]
     fn key_comes_from_the_data_dir() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = resolve_key(None, dir.path()).expect_err("no key");
+        let err = resolve_key(None, Some(dir.path())).expect_err("no key");
         assert!(err.to_string().contains("--api-key"), "{err}");
         std::fs::write(dir.path().join("admin.key"), "rk_abc\n").expect("write");
-        assert_eq!(resolve_key(None, dir.path()).expect("key"), "rk_abc");
-        assert_eq!(resolve_key(Some(" x "), dir.path()).expect("key"), "x");
+        assert_eq!(resolve_key(None, Some(dir.path())).expect("key"), "rk_abc");
+        assert_eq!(
+            resolve_key(Some(" x "), Some(dir.path())).expect("key"),
+            "x"
+        );
     }
 }

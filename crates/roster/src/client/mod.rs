@@ -51,14 +51,11 @@ pub struct Connection {
     /// API key; defaults to the admin key file in --data-dir.
     #[arg(long, env = "ROSTER_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<String>,
-    /// Data directory whose `admin.key` is used when no key is given.
-    #[arg(
-        long,
-        env = "ROSTER_DATA_DIR",
-        default_value = "roster-data",
-        global = true
-    )]
-    pub data_dir: PathBuf,
+    /// Data directory whose `admin.key` is used when no key is given
+    /// (default: the config file's `data_dir` when ROSTER_CONFIG names one,
+    /// else `roster-data`).
+    #[arg(long, env = "ROSTER_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
     /// Work in this tenant (id or name; the admin key may name any).
     #[arg(long, env = "ROSTER_TENANT", global = true)]
     pub as_tenant: Option<String>,
@@ -79,14 +76,11 @@ pub struct ServerConnection {
     /// API key; defaults to the admin key file in --data-dir.
     #[arg(long, env = "ROSTER_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<String>,
-    /// Data directory whose `admin.key` is used when no key is given.
-    #[arg(
-        long,
-        env = "ROSTER_DATA_DIR",
-        default_value = "roster-data",
-        global = true
-    )]
-    pub data_dir: PathBuf,
+    /// Data directory whose `admin.key` is used when no key is given
+    /// (default: the config file's `data_dir` when ROSTER_CONFIG names one,
+    /// else `roster-data`).
+    #[arg(long, env = "ROSTER_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
     /// Work in this tenant (id or name; the admin key may name any).
     #[arg(long, env = "ROSTER_TENANT", global = true)]
     pub as_tenant: Option<String>,

@@ -1,4 +1,4 @@
-//! `roster session list|show|items`.
+//! `roster session list|show|items|files|upload|download|delete-file|delete|upgrade`.
 
 use super::http::{decode, Client};
 use super::output::{hang, one_line, print_json, table, time, Style};
@@ -76,6 +76,17 @@ enum SessionCommand {
         /// Path in the workspace.
         path: String,
     },
+    /// Delete a session: its history, runs, journal, workspace files and
+    /// search entries (audited; refused while a run is unfinished).
+    Delete {
+        /// Session id.
+        id: String,
+    },
+    /// Move a session to its agent's current version: later runs use it.
+    Upgrade {
+        /// Session id.
+        id: String,
+    },
     /// Print a session's conversation: `#seq role: text`, tool calls and results.
     Items {
         /// Session id.
@@ -119,6 +130,25 @@ pub async fn run(args: SessionArgs) -> Result<()> {
             json,
         } => items(&client, &id, after, limit, all, json).await,
         SessionCommand::Files { id, json } => files(&client, &id, json).await,
+        SessionCommand::Delete { id } => {
+            client.delete(&["v1", "sessions", &id]).await?;
+            println!("deleted session {id} with its history, runs and workspace");
+            Ok(())
+        }
+        SessionCommand::Upgrade { id } => {
+            let done = client
+                .post(&["v1", "sessions", &id, "upgrade"], &json!({}))
+                .await?;
+            let (from, to) = (&done["from_version"], &done["session"]["agent_version"]);
+            if from == to {
+                println!("session {id} is already on its agent's current version ({to})");
+            } else {
+                println!(
+                    "session {id} moved from agent version {from} to {to}; its next runs use it"
+                );
+            }
+            Ok(())
+        }
         SessionCommand::Upload { id, file, target } => {
             let target = match target {
                 Some(target) => target,

@@ -125,6 +125,11 @@ impl Runtime {
         self.inner.memory.as_ref()
     }
 
+    /// Names of the model providers this server has configured.
+    pub fn providers(&self) -> Vec<String> {
+        self.inner.router.registry().names()
+    }
+
     /// Accepts an input: the run is durably queued before this returns.
     pub async fn submit(
         &self,

@@ -73,7 +73,13 @@ impl MemoryTool {
                 })
             }
         }
-        .map_err(|e| format!("invalid arguments for {}: {e}", self.name()))
+        .map_err(|e| {
+            format!(
+                "invalid arguments for {}: {}",
+                self.name(),
+                roster_core::plain::plain_serde_error(&e.to_string())
+            )
+        })
     }
 }
 

@@ -115,7 +115,13 @@ impl RecallTool {
                 serde_json::from_value(arguments).map(RecallCall::Conversation)
             }
         }
-        .map_err(|e| format!("invalid arguments for {}: {e}", self.name()))
+        .map_err(|e| {
+            format!(
+                "invalid arguments for {}: {}",
+                self.name(),
+                roster_core::plain::plain_serde_error(&e.to_string())
+            )
+        })
     }
 }
 

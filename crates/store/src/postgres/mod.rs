@@ -17,6 +17,7 @@ mod integrations;
 mod jobs;
 mod journal;
 mod knowledge;
+mod lifecycle;
 mod records;
 mod records_api;
 mod rows;

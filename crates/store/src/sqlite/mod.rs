@@ -14,6 +14,7 @@ mod integrations;
 mod jobs;
 mod journal;
 mod knowledge;
+mod lifecycle;
 mod migrate;
 mod records;
 mod records_api;
