@@ -121,6 +121,20 @@ async fn malformed_bodies_are_refused_and_change_nothing() {
         .send(raw(r#"{"name": 5, "model": "openai/m"}"#))
         .await
         .err(400, "invalid_request");
+    // The messages speak JSON, not the server's Rust types.
+    for body in [
+        r#""an agent""#,
+        "[[1]]",
+        r#"{"name": "a", "model": "openai/m", "max_steps": -1}"#,
+        r#"{"name": "a", "model": "openai/m", "context": 7}"#,
+    ] {
+        let refused = admin.send(raw(body)).await;
+        refused.err(400, "invalid_request");
+        let message = refused.body["error"]["message"].as_str().unwrap();
+        for rust in ["struct ", "CreateAgent", "ContextSettings", "u32", "target type"] {
+            assert!(!message.contains(rust), "{body}: `{rust}` in {message}");
+        }
+    }
     admin
         .send(raw(r#"{"name": "a"}"#))
         .await
@@ -231,7 +245,7 @@ async fn unknown_endpoints_and_wrong_methods_answer_json() {
         (Method::PUT, "/v1/agents/bot".to_owned()),
         (Method::POST, "/v1/agents/bot/memory".to_owned()),
         (Method::PATCH, "/v1/sessions".to_owned()),
-        (Method::DELETE, format!("/v1/sessions/{session}")),
+        (Method::PUT, format!("/v1/sessions/{session}")),
         (Method::GET, format!("/v1/sessions/{session}/messages")),
         (Method::POST, format!("/v1/sessions/{session}/items")),
         (
