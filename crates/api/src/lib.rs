@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 mod extract;
+mod identity;
 mod routes;
 pub mod scopes;
 mod sse;
@@ -59,6 +60,8 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
     paths(
         routes::agents::create, routes::agents::list, routes::agents::show, routes::agents::update,
         routes::agents::delete, routes::agents::memory,
+        routes::blocks::list, routes::blocks::show, routes::blocks::set, routes::blocks::add,
+        routes::blocks::remove,
         routes::sessions::create, routes::sessions::list, routes::sessions::show, routes::sessions::items,
         routes::sessions::post_message,
         routes::runs::show, routes::runs::cancel, routes::runs::events,
@@ -235,8 +238,8 @@ async fn method_not_allowed(
 
 pub fn app(state: AppState) -> Router {
     use routes::{
-        agents, approvals, audit, budgets, files, http, index, keys, knowledge, ledger, mcp,
-        memories, policies, runs, sessions, sql, tenants,
+        agents, approvals, audit, blocks, budgets, files, http, index, keys, knowledge, ledger,
+        mcp, memories, policies, runs, sessions, sql, tenants,
     };
     // The upload handler reads and bounds its body itself.
     let document_limit = DefaultBodyLimit::disable();
@@ -249,6 +252,14 @@ pub fn app(state: AppState) -> Router {
                 .delete(agents::delete),
         )
         .route("/agents/{agent}/memory", get(agents::memory))
+        .route(
+            "/agents/{agent}/blocks",
+            get(blocks::list).post(blocks::add),
+        )
+        .route(
+            "/agents/{agent}/blocks/{label}",
+            get(blocks::show).patch(blocks::set).delete(blocks::remove),
+        )
         .route("/sessions", post(sessions::create).get(sessions::list))
         .route("/sessions/{id}", get(sessions::show))
         .route("/sessions/{id}/items", get(sessions::items))

@@ -8,6 +8,7 @@
 //! so the store can journal it and the API can show it.
 
 pub mod agent;
+pub mod blocks;
 pub mod error;
 pub mod event;
 pub mod ids;

@@ -57,6 +57,14 @@ pub struct UpdateAgent {
     pub knowledge: Option<Vec<String>>,
     pub knowledge_recall: Option<u32>,
     pub context: Option<ContextSettings>,
+    /// Memory blocks to add to the current ones (a label the agent has is
+    /// refused; remove it in the same request to replace it).
+    #[serde(default)]
+    pub add_memory_blocks: Vec<MemoryBlockSpec>,
+    /// Labels of memory blocks to remove; their values and history stay,
+    /// for sessions on older versions.
+    #[serde(default)]
+    pub remove_memory_blocks: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -64,6 +72,8 @@ pub struct AgentList {
     pub data: Vec<Agent>,
 }
 
+/// The agent's own values of its current version's blocks (for `user` and
+/// `session` blocks, the templates; copies are under `/blocks`).
 #[derive(Serialize, ToSchema)]
 pub struct AgentMemory {
     pub blocks: Vec<MemoryBlock>,
@@ -140,6 +150,11 @@ pub async fn create(
         knowledge: body.knowledge,
         knowledge_recall: body.knowledge_recall.unwrap_or(DEFAULT_KNOWLEDGE_RECALL),
         context: body.context.unwrap_or_default(),
+        memory_blocks: body
+            .memory_blocks
+            .iter()
+            .map(MemoryBlockSpec::def)
+            .collect(),
     };
     check_config(&state, &principal, &config).await?;
     let mut labels = HashSet::new();
@@ -231,6 +246,24 @@ pub async fn update(
         config.context = v;
     }
     check_config(&state, &principal, &config).await?;
+    if !body.add_memory_blocks.is_empty() || !body.remove_memory_blocks.is_empty() {
+        let current = Agent { config, ..current };
+        super::blocks::check_change(
+            &current,
+            &body.add_memory_blocks,
+            &body.remove_memory_blocks,
+        )?;
+        let change = roster_store::BlockChange {
+            config: Some(current.config),
+            add: body.add_memory_blocks,
+            remove: body.remove_memory_blocks,
+        };
+        let agent = state
+            .store
+            .change_agent_blocks(&principal.tenant, &current.id, change, &principal.label())
+            .await?;
+        return Ok(axum::Json(agent));
+    }
     let agent = state
         .store
         .update_agent(&principal.tenant, &current.id, config, &principal.label())
@@ -265,13 +298,17 @@ pub async fn memory(
     Path(agent): Path<String>,
 ) -> Result<axum::Json<AgentMemory>, ApiError> {
     let agent = find(&state, &principal, &agent).await?;
-    let blocks = state
+    // The current version's blocks: the agent's own rows, never a copy.
+    let current = |label: &str| agent.config.block(label).is_some();
+    let mut blocks = state
         .store
         .list_memory_blocks(&principal.tenant, &agent.id)
         .await?;
-    let history = state
+    blocks.retain(|b| current(&b.label));
+    let mut history = state
         .store
         .memory_block_history(&principal.tenant, &agent.id)
         .await?;
+    history.retain(|v| current(&v.label));
     Ok(axum::Json(AgentMemory { blocks, history }))
 }
