@@ -577,13 +577,15 @@ async fn adding_and_removing_blocks_makes_audited_versions() {
         )
         .await
         .err(400, "invalid_request");
-    admin
-        .post(
-            "/v1/agents/helper/blocks",
-            json!({"label": "x", "value": "", "scope": "everyone"}),
-        )
-        .await
-        .err(400, "invalid_request");
+    for bad in [
+        json!({"label": "x", "value": "", "scope": "everyone"}),
+        json!({"label": "x", "value": "", "scpoe": "user"}),
+    ] {
+        admin
+            .post("/v1/agents/helper/blocks", bad)
+            .await
+            .err(400, "invalid_request");
+    }
     let removed = admin.delete("/v1/agents/helper/blocks/persona").await;
     assert_eq!(removed.ok(200)["version"], 3);
     admin

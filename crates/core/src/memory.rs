@@ -10,6 +10,7 @@ pub const DEFAULT_BLOCK_LIMIT: u32 = 5_000;
 pub const MAX_BLOCK_LIMIT: u32 = 100_000;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MemoryBlockSpec {
     pub label: String,
     #[serde(default)]
