@@ -460,6 +460,16 @@ async fn people_read_and_edit_their_own_copies_of_user_blocks() {
         .get("/v1/agents/helper/blocks?owner=group:x")
         .await
         .err(400, "invalid_request");
+    // A shared block has no copy of Ann's to edit: not taken as the shared one.
+    let shared = p
+        .ann
+        .patch(
+            "/v1/agents/helper/blocks/persona?owner=user:ann",
+            json!({"value": "x"}),
+        )
+        .await;
+    shared.err(400, "invalid_request");
+    assert!(shared.text.contains("scope agent"), "{}", shared.text);
     assert_eq!(
         p.ann.get(human).await.ok(200)["value"],
         "Name: Ann\nTeam: data"

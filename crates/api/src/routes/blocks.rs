@@ -100,9 +100,31 @@ struct Selection {
     agent_only: bool,
     user: Option<String>,
     session: Option<Session>,
+    /// The request named a user or session itself (not a key's default).
+    named: bool,
 }
 
 impl Selection {
+    /// The row of `def` a request for one block means; naming a user or
+    /// session whose copy `def` cannot have is refused rather than taken
+    /// to mean the agent's shared value.
+    fn owner_of_one(&self, def: &BlockDef) -> Result<BlockOwner, ApiError> {
+        let owner = self.owner(def);
+        if self.named && owner.is_agent() {
+            let has = match def.scope {
+                BlockScope::Agent => "one value shared by all users and sessions",
+                BlockScope::User => "one copy per user",
+                BlockScope::Session => "one copy per session: name the session",
+            };
+            return Err(ApiError::invalid(format!(
+                "block `{}` has {has} (scope {}); there is no copy of the one named",
+                def.label,
+                def.scope.as_str()
+            )));
+        }
+        Ok(owner)
+    }
+
     /// The row of `def` this selection means.
     fn owner(&self, def: &BlockDef) -> BlockOwner {
         match (self.agent_only, def.scope, &self.session, &self.user) {
@@ -126,6 +148,7 @@ async fn select(
         agent_only: false,
         user: None,
         session: None,
+        named: owner.is_some_and(|o| o != "agent"),
     };
     match owner.map(BlockOwner::parse).transpose()? {
         None => selection.user = principal.bound_user().map(str::to_owned),
@@ -217,7 +240,7 @@ pub async fn show(
     let agent = super::agents::find(&state, &principal, &agent).await?;
     let selection = select(&state, &principal, &agent, params.owner.as_deref()).await?;
     let def = block_def(&agent, &label)?;
-    let owner = selection.owner(def);
+    let owner = selection.owner_of_one(def)?;
     let block = current(&state, &principal, &agent, def, &owner).await?;
     let history = state
         .store
@@ -261,7 +284,7 @@ pub async fn set(
     let agent = super::agents::find(&state, &principal, &agent).await?;
     let selection = select(&state, &principal, &agent, params.owner.as_deref()).await?;
     let def = block_def(&agent, &label)?;
-    let owner = selection.owner(def);
+    let owner = selection.owner_of_one(def)?;
     let needed = if owner.is_agent() {
         "agents:write"
     } else {
