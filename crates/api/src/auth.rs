@@ -27,6 +27,10 @@ pub struct Principal {
     pub is_admin: bool,
     /// `None`: every scope of its tenant.
     pub scopes: Option<Arc<[String]>>,
+    /// A `user` key's user (see [`crate::identity`]).
+    pub user: Option<String>,
+    /// The users a `service` key may act for; `None`: any.
+    pub act_for: Option<Arc<[String]>>,
 }
 
 impl Principal {
@@ -114,6 +118,8 @@ pub async fn require_key(
         kind: record.kind,
         is_admin,
         scopes: record.scopes.map(Into::into),
+        user: record.user,
+        act_for: record.act_for.map(Into::into),
     };
     let principal = match req.headers().get(TENANT_HEADER) {
         None => principal,

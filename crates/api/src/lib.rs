@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 mod extract;
+mod identity;
 mod routes;
 pub mod scopes;
 mod sse;
@@ -59,6 +60,8 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
     paths(
         routes::agents::create, routes::agents::list, routes::agents::show, routes::agents::update,
         routes::agents::delete, routes::agents::memory, routes::agents::versions, routes::agents::rollback,
+        routes::blocks::list, routes::blocks::show, routes::blocks::set, routes::blocks::add,
+        routes::blocks::remove,
         routes::sessions::create, routes::sessions::list, routes::sessions::show, routes::sessions::items,
         routes::sessions::delete, routes::sessions::upgrade,
         routes::sessions::post_message,
@@ -236,8 +239,8 @@ async fn method_not_allowed(
 
 pub fn app(state: AppState) -> Router {
     use routes::{
-        agents, approvals, audit, budgets, files, http, index, keys, knowledge, ledger, mcp,
-        memories, policies, runs, sessions, sql, tenants,
+        agents, approvals, audit, blocks, budgets, files, http, index, keys, knowledge, ledger,
+        mcp, memories, policies, runs, sessions, sql, tenants,
     };
     // The upload handler reads and bounds its body itself.
     let document_limit = DefaultBodyLimit::disable();
@@ -252,6 +255,14 @@ pub fn app(state: AppState) -> Router {
         .route("/agents/{agent}/memory", get(agents::memory))
         .route("/agents/{agent}/versions", get(agents::versions))
         .route("/agents/{agent}/rollback", post(agents::rollback))
+        .route(
+            "/agents/{agent}/blocks",
+            get(blocks::list).post(blocks::add),
+        )
+        .route(
+            "/agents/{agent}/blocks/{label}",
+            get(blocks::show).patch(blocks::set).delete(blocks::remove),
+        )
         .route("/sessions", post(sessions::create).get(sessions::list))
         .route(
             "/sessions/{id}",

@@ -36,8 +36,17 @@ pub fn needed(method: &Method, path: &str) -> Option<Access> {
         .find(|(_, segments)| segments.contains(&first))?
         .0;
     let is_search = rest.ends_with("/search") || rest.ends_with("/schema");
-    let write = !(method == Method::GET || method == Method::HEAD || is_search);
+    // Editing one block row: the agent's own needs `agents:write`, a user's
+    // or session's copy `memories:write`; the handler knows which it is.
+    let is_block_edit = method == Method::PATCH && is_block_path(rest);
+    let write = !(method == Method::GET || method == Method::HEAD || is_search || is_block_edit);
     Some(Access { area, write })
+}
+
+/// `agents/{agent}/blocks/{label}`.
+fn is_block_path(rest: &str) -> bool {
+    let segments: Vec<&str> = rest.split('/').collect();
+    matches!(segments.as_slice(), ["agents", _, "blocks", _])
 }
 
 /// Whether `held` covers `scope`.
@@ -106,6 +115,28 @@ mod tests {
             })
         );
         assert_eq!(needed(&Method::GET, "/v1/nothing"), None);
+        // A block edit is decided by its handler (agent row or copy).
+        assert_eq!(
+            needed(&Method::PATCH, "/v1/agents/helper/blocks/human"),
+            Some(Access {
+                area: "agents",
+                write: false
+            })
+        );
+        for (method, path) in [
+            (Method::PATCH, "/v1/agents/helper"),
+            (Method::POST, "/v1/agents/helper/blocks"),
+            (Method::DELETE, "/v1/agents/helper/blocks/human"),
+        ] {
+            assert_eq!(
+                needed(&method, path),
+                Some(Access {
+                    area: "agents",
+                    write: true
+                }),
+                "{method} {path}"
+            );
+        }
     }
 
     #[test]

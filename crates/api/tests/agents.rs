@@ -49,7 +49,10 @@ async fn create_list_show_and_memory() {
     let by_id = admin.get(&format!("/v1/agents/{id}")).await;
     let by_name = admin.get("/v1/agents/support-bot").await;
     // The answer to a create is the agent plus what changed and warnings.
-    assert_eq!((&created["changes"], &created["warnings"]), (&json!([]), &json!([])));
+    assert_eq!(
+        (&created["changes"], &created["warnings"]),
+        (&json!([]), &json!([]))
+    );
     let agent = without_change_report(&created);
     assert_eq!(by_id.ok(200), &agent);
     assert_eq!(by_name.ok(200), &agent);

@@ -131,7 +131,13 @@ async fn malformed_bodies_are_refused_and_change_nothing() {
         let refused = admin.send(raw(body)).await;
         refused.err(400, "invalid_request");
         let message = refused.body["error"]["message"].as_str().unwrap();
-        for rust in ["struct ", "CreateAgent", "ContextSettings", "u32", "target type"] {
+        for rust in [
+            "struct ",
+            "CreateAgent",
+            "ContextSettings",
+            "u32",
+            "target type",
+        ] {
             assert!(!message.contains(rust), "{body}: `{rust}` in {message}");
         }
     }

@@ -53,10 +53,40 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         .create_agent(json!({
             "name": "zq-agent", "model": "openai/test-model",
             "instructions": "zq-instructions",
-            "memory_blocks": [{"label": "notes", "value": "zq-block"}],
+            "memory_blocks": [{"label": "notes", "value": "zq-block"},
+                              {"label": "persona", "value": "zq-template", "scope": "user"}],
         }))
         .await;
     let session = b.session("zq-agent").await;
+    // A user's session of B's and that user's copy of a block, made with a
+    // service key acting for the user (which only the admin key may make
+    // for a tenant whose keys act for no user).
+    let service = app
+        .admin()
+        .post(
+            "/v1/keys",
+            json!({"tenant": app.tenant_b.to_string(), "name": "zq-service", "kind": "service"}),
+        )
+        .await
+        .ok(201)["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let service = app.with_key(&service);
+    service
+        .post(
+            "/v1/sessions",
+            json!({"agent": "zq-agent", "user": "zq-user"}),
+        )
+        .await
+        .ok(201);
+    service
+        .patch(
+            "/v1/agents/zq-agent/blocks/persona?owner=user:zq-user",
+            json!({"value": "zq-copy"}),
+        )
+        .await
+        .ok(200);
     app.fake.push(Reply::text("zq-reply"));
     let run = b.say(&session, "zq-input").await["run"]["id"]
         .as_str()
@@ -160,6 +190,9 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         ("id", "memories", (memory.clone(), none("mem"))),
         ("id", "keys", (key_id.clone(), none("key"))),
         ("id", "approvals", (approval.clone(), none("apr"))),
+        ("label", "*", pair("persona", "zq-nolabel")),
+        ("owner", "*", pair("user:zq-user", "user:zq-nouser")),
+        ("user", "*", pair("zq-user", "zq-nouser")),
         ("name", "knowledge", pair("zq-source", "zq-nosource")),
         ("name", "policies", pair("zq-policy", "zq-nopolicy")),
         ("name", "mcp", pair("zq-mcp", "zq-nomcp")),
@@ -190,6 +223,9 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         app.tenant_b.to_string(),
         "zq-instructions".into(),
         "zq-block".into(),
+        "zq-template".into(),
+        "zq-copy".into(),
+        "zq-user".into(),
         "zq-reply".into(),
         "zq-input".into(),
         "zq-fact".into(),

@@ -1,6 +1,7 @@
 //! Agents and their versioned configuration.
 
-use crate::memory::MemoryBlockSpec;
+use crate::blocks::BlockDef;
+use crate::memory::{validate_label, MemoryBlockSpec};
 use crate::record::validate_namespace_template;
 use crate::route::ModelRoute;
 use crate::{AgentId, ValidationError};
@@ -43,7 +44,14 @@ pub struct AgentConfig {
     /// How the context is kept within `context_tokens`.
     #[serde(default)]
     pub context: ContextSettings,
+    /// The pinned memory blocks of this version and their scopes (their
+    /// values are state, edited without a new version).
+    #[serde(default)]
+    pub memory_blocks: Vec<BlockDef>,
 }
+
+/// Most memory blocks one agent version pins.
+pub const MAX_BLOCKS: usize = 64;
 
 /// When a session's history outgrows the context budget, its oldest part
 /// is folded into a running summary by a model call (unless turned off, in
@@ -141,6 +149,7 @@ impl AgentConfig {
             ModelRoute::parse(model, &[])
                 .map_err(|e| ValidationError::new("context.summary_model", e.message))?;
         }
+        self.validate_blocks()?;
         if self.knowledge_recall > 20 {
             return Err(ValidationError::new(
                 "knowledge_recall",
@@ -168,6 +177,33 @@ impl AgentConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl AgentConfig {
+    fn validate_blocks(&self) -> Result<(), ValidationError> {
+        if self.memory_blocks.len() > MAX_BLOCKS {
+            return Err(ValidationError::new(
+                "memory_blocks",
+                format!("at most {MAX_BLOCKS} memory blocks per agent"),
+            ));
+        }
+        for (i, def) in self.memory_blocks.iter().enumerate() {
+            validate_label(&def.label)
+                .map_err(|e| ValidationError::new("memory_blocks.label", e.message))?;
+            if self.memory_blocks[..i].iter().any(|d| d.label == def.label) {
+                return Err(ValidationError::new(
+                    "memory_blocks",
+                    format!("memory block `{}` is listed twice", def.label),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The block of this version labelled `label`.
+    pub fn block(&self, label: &str) -> Option<&BlockDef> {
+        self.memory_blocks.iter().find(|d| d.label == label)
     }
 }
 
@@ -377,6 +413,7 @@ mod tests {
             knowledge: vec![],
             knowledge_recall: DEFAULT_KNOWLEDGE_RECALL,
             context: ContextSettings::default(),
+            memory_blocks: vec![],
         };
         assert!(config.validate(&["a", "b"]).is_ok());
         assert!(config.validate(&["a"]).is_err());
@@ -391,6 +428,32 @@ mod tests {
             config.validate(&["mcp:"]).is_err(),
             "a scheme names something"
         );
+    }
+
+    #[test]
+    fn blocks_are_checked_and_listed_once() {
+        use crate::blocks::BlockScope;
+        let mut config: AgentConfig =
+            serde_json::from_value(serde_json::json!({"instructions": "", "model": "openai/m"}))
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.memory_blocks.is_empty(), "older versions list none");
+        let def = |label: &str| BlockDef {
+            label: label.into(),
+            scope: BlockScope::User,
+        };
+        config.memory_blocks = vec![def("human"), def("notes")];
+        assert!(config.validate::<&str>(&[]).is_ok());
+        assert_eq!(
+            config.block("human").map(|d| d.scope),
+            Some(BlockScope::User)
+        );
+        config.memory_blocks.push(def("human"));
+        let err = config.validate::<&str>(&[]).expect_err("twice");
+        assert!(err.message.contains("twice"), "{err}");
+        config.memory_blocks = vec![def("no spaces")];
+        assert!(config.validate::<&str>(&[]).is_err());
+        config.memory_blocks = (0..=MAX_BLOCKS).map(|i| def(&format!("b{i}"))).collect();
+        assert!(config.validate::<&str>(&[]).is_err());
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub fn diff(before: &AgentConfig, after: &AgentConfig) -> Vec<ConfigChange> {
     };
     let mut out = Vec::new();
     compare("", &before, &after, &mut out);
+    // serde_json keeps fields in declaration order in some builds
+    // (`preserve_order`) and sorted in others: sort, so answers are stable.
+    out.sort_by(|a, b| a.field.cmp(&b.field));
     out
 }
 
@@ -90,15 +93,12 @@ fn compare(path: &str, before: &Value, after: &Value, out: &mut Vec<ConfigChange
                 );
             }
         }
-        (Value::Array(old), Value::Array(new)) if names(old).and(names(new)).is_some() => {
-            let (old, new) = (
-                names(old).unwrap_or_default(),
-                names(new).unwrap_or_default(),
-            );
+        (Value::Array(old), Value::Array(new)) if membership(old, new).is_some() => {
+            let (added, removed) = membership(old, new).unwrap_or_default();
             out.push(ConfigChange {
                 field: path.to_owned(),
-                added: new.iter().filter(|n| !old.contains(n)).cloned().collect(),
-                removed: old.iter().filter(|n| !new.contains(n)).cloned().collect(),
+                added,
+                removed,
                 from: None,
                 to: None,
             });
@@ -113,9 +113,43 @@ fn compare(path: &str, before: &Value, after: &Value, out: &mut Vec<ConfigChange
     }
 }
 
-/// The entries of a list of strings, or `None` for any other list.
+/// Entries a list of names gained and lost, when that is the whole change;
+/// `None` when the lists are not of names, or also changed otherwise (an
+/// entry's settings, the order), which is then shown as old and new value.
+fn membership(old: &[Value], new: &[Value]) -> Option<(Vec<String>, Vec<String>)> {
+    let (old_names, new_names) = (names(old)?, names(new)?);
+    let added: Vec<String> = new_names
+        .iter()
+        .filter(|n| !old_names.contains(n))
+        .cloned()
+        .collect();
+    let removed: Vec<String> = old_names
+        .iter()
+        .filter(|n| !new_names.contains(n))
+        .cloned()
+        .collect();
+    // What stays must stay as it was and in its order.
+    let kept = |list: &[Value], names: &[String], other: &[String]| -> Vec<Value> {
+        list.iter()
+            .zip(names)
+            .filter(|(_, n)| other.contains(n))
+            .map(|(v, _)| v.clone())
+            .collect()
+    };
+    let unchanged = kept(old, &old_names, &new_names) == kept(new, &new_names, &old_names);
+    (unchanged && !(added.is_empty() && removed.is_empty())).then_some((added, removed))
+}
+
+/// The entries of a list of strings, or of objects named by a `label`
+/// (memory blocks); `None` for any other list.
 fn names(list: &[Value]) -> Option<Vec<String>> {
-    list.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+    list.iter()
+        .map(|v| {
+            v.as_str()
+                .or_else(|| v.get("label").and_then(Value::as_str))
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -150,12 +184,34 @@ mod tests {
     }
 
     #[test]
-    fn reordering_a_list_is_reported_without_entries_and_equal_configs_have_none() {
+    fn reordering_a_list_shows_both_lists_and_equal_configs_have_no_change() {
         assert!(diff(&config(), &config()).is_empty());
         let mut after = config();
         after.tools.reverse();
         let changes = diff(&config(), &after);
-        assert_eq!(changes.len(), 1);
-        assert!(changes[0].added.is_empty() && changes[0].removed.is_empty());
+        assert_eq!(
+            changes[0].describe(),
+            r#"tools: ["memory_append","sql:shop"] -> ["sql:shop","memory_append"]"#
+        );
+    }
+
+    #[test]
+    fn labelled_entries_are_named_by_their_label() {
+        let before: Value = serde_json::from_str(
+            r#"[{"label": "human", "scope": "user"}, {"label": "notes", "scope": "agent"}]"#,
+        )
+        .expect("json");
+        let after: Value = serde_json::from_str(
+            r#"[{"label": "human", "scope": "user"}, {"label": "tone", "scope": "agent"}]"#,
+        )
+        .expect("json");
+        let mut out = Vec::new();
+        compare("memory_blocks", &before, &after, &mut out);
+        assert_eq!(out[0].describe(), "memory_blocks: +tone -notes");
+        let mut rescoped = before.clone();
+        rescoped[0]["scope"] = "agent".into();
+        let mut out = Vec::new();
+        compare("memory_blocks", &before, &rescoped, &mut out);
+        assert!(out[0].from.is_some(), "a changed entry shows both lists");
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod agent_diff;
+pub mod blocks;
 pub mod error;
 pub mod event;
 pub mod ids;

@@ -1,5 +1,6 @@
 //! Memory blocks: small labelled texts pinned into every context of an agent.
 
+use crate::blocks::{BlockDef, BlockOwner, BlockScope};
 use crate::ValidationError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,7 @@ pub const DEFAULT_BLOCK_LIMIT: u32 = 5_000;
 pub const MAX_BLOCK_LIMIT: u32 = 100_000;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MemoryBlockSpec {
     pub label: String,
     #[serde(default)]
@@ -16,9 +18,21 @@ pub struct MemoryBlockSpec {
     /// Maximum length of the value in characters.
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Whose copy a session pins: `agent` (default; shared by all users),
+    /// `user` (one copy per user, starting from `value`) or `session`.
+    #[serde(default)]
+    pub scope: BlockScope,
 }
 
 impl MemoryBlockSpec {
+    /// What an agent version records of this block.
+    pub fn def(&self) -> BlockDef {
+        BlockDef {
+            label: self.label.clone(),
+            scope: self.scope,
+        }
+    }
+
     pub fn limit(&self) -> u32 {
         self.limit.unwrap_or(DEFAULT_BLOCK_LIMIT)
     }
@@ -66,6 +80,10 @@ pub fn check_fits(label: &str, value: &str, limit: u32) -> Result<(), Validation
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MemoryBlock {
     pub label: String,
+    /// `agent` (the agent's own value; for `user` and `session` blocks, the
+    /// template), `user:NAME` or `session:ses_…` (a copy).
+    #[schema(value_type = String, example = "user:ada")]
+    pub owner: BlockOwner,
     pub value: String,
     pub limit: u32,
     pub version: i64,

@@ -173,18 +173,33 @@ pub struct NamespaceVars<'a> {
     pub session: &'a str,
 }
 
-/// Fills a namespace template. `None` when it names `{user}` and the session
-/// has none: that namespace does not apply to this session.
+/// The user a namespace belongs to: `users/NAME` and every path under it
+/// are NAME's, and only NAME's sessions and keys (or keys allowed to act
+/// for NAME) reach them.
+pub fn namespace_owner(namespace: &str) -> Option<&str> {
+    let mut segments = namespace.split('/');
+    match (segments.next(), segments.next()) {
+        (Some("users"), Some(user)) if !user.is_empty() => Some(user),
+        _ => None,
+    }
+}
+
+/// Fills a namespace template. `None` when the namespace does not apply to
+/// this session: it names `{user}` and the session has none, or it resolves
+/// under another user's `users/NAME` (a template may not reach past the
+/// session's own user, even by naming one literally).
 pub fn resolve_namespace(template: &str, vars: &NamespaceVars<'_>) -> Option<String> {
     if template.contains("{user}") && vars.user.is_none() {
         return None;
     }
-    Some(
-        template
-            .replace("{agent}", vars.agent)
-            .replace("{user}", vars.user.unwrap_or_default())
-            .replace("{session}", vars.session),
-    )
+    let resolved = template
+        .replace("{agent}", vars.agent)
+        .replace("{user}", vars.user.unwrap_or_default())
+        .replace("{session}", vars.session);
+    match namespace_owner(&resolved) {
+        Some(owner) if Some(owner) != vars.user => None,
+        _ => Some(resolved),
+    }
 }
 
 /// Checks a template by resolving it with sample values.
@@ -200,15 +215,12 @@ pub fn validate_namespace_template(template: &str) -> Result<(), ValidationError
             format!("unknown placeholder `{{{name}}}`; use {{agent}}, {{user}} or {{session}}"),
         ));
     }
-    let sample = NamespaceVars {
-        agent: "agent",
-        user: Some("user"),
-        session: "ses_0",
-    };
-    match resolve_namespace(template, &sample) {
-        Some(resolved) => validate_namespace(&resolved),
-        None => Ok(()),
-    }
+    validate_namespace(
+        &template
+            .replace("{agent}", "agent")
+            .replace("{user}", "user")
+            .replace("{session}", "ses_0"),
+    )
 }
 
 #[cfg(test)]
@@ -237,6 +249,24 @@ mod tests {
             Some("agents/helper")
         );
         assert_eq!(resolve_namespace("users/{user}", &vars), None);
+        assert_eq!(resolve_namespace("users/bob", &vars), None, "no user");
+        let ada = NamespaceVars {
+            user: Some("ada"),
+            ..vars
+        };
+        assert_eq!(
+            resolve_namespace("users/{user}/notes", &ada).as_deref(),
+            Some("users/ada/notes")
+        );
+        assert_eq!(resolve_namespace("users/bob", &ada), None, "another user's");
+        assert_eq!(resolve_namespace("users/bob/x", &ada), None);
+        assert_eq!(
+            resolve_namespace("usersbob", &ada).as_deref(),
+            Some("usersbob")
+        );
+        assert_eq!(namespace_owner("users"), None);
+        assert_eq!(namespace_owner("users/ada/x"), Some("ada"));
+        assert_eq!(namespace_owner("agents/users"), None);
         assert!(validate_namespace_template("users/{user}/notes").is_ok());
         assert!(validate_namespace_template("x/{tenant}").is_err());
         assert!(validate_namespace_template("x//{agent}").is_err());

@@ -105,6 +105,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         knowledge: vec![],
         knowledge_recall: 3,
         context: Default::default(),
+        memory_blocks: vec![],
     };
     let agent = store
         .create_agent(

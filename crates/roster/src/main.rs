@@ -34,6 +34,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Create, list, show, update and delete agents.
     Agent(client::AgentArgs),
+    /// An agent's pinned memory blocks: list, show, set, add, remove.
+    Block(client::BlockArgs),
     /// Chat with an agent interactively, streaming its replies.
     Chat(client::ChatArgs),
     /// Inspect sessions and their conversations.
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Agent(cmd) => client::agent(cmd).await,
+            Command::Block(cmd) => client::block(cmd).await,
             Command::Chat(args) => client::chat(args).await,
             Command::Session(cmd) => client::session(cmd).await,
             Command::Run(cmd) => client::run(cmd).await,

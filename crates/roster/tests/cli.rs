@@ -487,7 +487,7 @@ async fn errors_are_one_line() {
             &[
                 "agent", "create", "x", "--model", MODEL, "--block", "novalue",
             ][..],
-            "invalid --block `novalue`: expected LABEL=VALUE",
+            "invalid --block `novalue`: expected LABEL[:SCOPE]=VALUE",
         ),
         (
             &[

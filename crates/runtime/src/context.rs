@@ -272,6 +272,7 @@ mod tests {
     fn blocks_are_pinned_in_the_system_prompt() {
         let block = MemoryBlock {
             label: "human".into(),
+            owner: roster_core::blocks::BlockOwner::Agent,
             value: "Likes tea".into(),
             limit: 50,
             version: 1,

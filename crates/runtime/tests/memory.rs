@@ -27,11 +27,13 @@ fn blocks() -> Vec<MemoryBlockSpec> {
             label: "human".into(),
             value: "Name: Ann".into(),
             limit: Some(40),
+            scope: Default::default(),
         },
         MemoryBlockSpec {
             label: "notes".into(),
             value: "a b a".into(),
             limit: Some(100),
+            scope: Default::default(),
         },
     ]
 }
@@ -218,6 +220,7 @@ async fn many_sessions_append_at_once_and_all_land(db: Db) {
         label: "log".into(),
         value: String::new(),
         limit: Some(10_000),
+        scope: Default::default(),
     };
     let fx = Fixture::with_blocks(&store, config(&TOOLS), vec![log]).await;
     let rt = runtime(store.clone(), model.clone(), vec![]);

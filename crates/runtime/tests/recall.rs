@@ -170,6 +170,8 @@ async fn a_users_memories_follow_them_and_no_one_else(db: Db) {
     ]);
     let mut config = config(&TOOLS);
     config.memory.namespace = "users/{user}".into();
+    // A literal user namespace reaches only that user's own sessions.
+    config.memory.search = vec!["users/{user}".into(), "users/ada/notes".into()];
     let fx = Fixture::new(&store, config).await;
     let (rt, memory) = runtime_with_memory(store.clone(), model.clone(), dir.path()).await;
     let for_user = |user: &'static str| {
@@ -218,5 +220,39 @@ async fn a_users_memories_follow_them_and_no_one_else(db: Db) {
     finished(&rt, &fx, &run.id, RunStatus::Completed).await;
     let told = result(&model.request(5), "w2");
     assert!(told.2 && told.1.contains("needs a user"), "{told:?}");
+
+    // Bob's agent cannot reach Ada's namespaces by naming them, not even
+    // the one its configuration lists literally.
+    model.push(calls(vec![
+        call(
+            "s1",
+            "memory_search",
+            r#"{"query": "French", "namespace": "users/ada"}"#,
+        ),
+        call(
+            "s2",
+            "memory_search",
+            r#"{"query": "French", "namespace": "users/ada/notes"}"#,
+        ),
+        call(
+            "w3",
+            "memory_write",
+            r#"{"content": "Ada is away", "namespace": "users/ada"}"#,
+        ),
+    ]));
+    model.push(text("I cannot see that."));
+    let bob_again = for_user("bob").await;
+    let run = submit_to(&rt, &fx, &bob_again, "What does Ada prefer?").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    for id in ["s1", "s2", "w3"] {
+        let told = result(&model.request(7), id);
+        assert!(told.2 && told.1.contains("not one of yours"), "{told:?}");
+    }
+    assert!(!model.request(6).system.contains("French"));
+    assert_eq!(
+        records(&store, &fx).await.len(),
+        1,
+        "nothing written for Bob"
+    );
     memory.shutdown().await;
 }

@@ -1,7 +1,7 @@
 //! A forwarding implementation of the record, knowledge and index-feed
 //! traits, for test doubles that wrap a real store.
 
-/// Implements [`RecordStore`], [`crate::KnowledgeStore`] and [`IndexFeed`] for a wrapper type by
+/// Implements [`RecordStore`], [`crate::BlockStore`], [`crate::KnowledgeStore`], [`IndexFeed`] and the other store traits for a wrapper type by
 /// forwarding every method to an inner `DynStore` field, for test doubles
 /// that wrap a real store to inject failures elsewhere.
 #[macro_export]
@@ -43,6 +43,46 @@ macro_rules! forward_record_traits {
                 id: &roster_core::MemoryId,
             ) -> $crate::StoreResult<Vec<roster_core::record::MemoryRecordVersion>> {
                 self.$field.memory_history(tenant, id).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::BlockStore for $ty {
+            async fn memory_blocks_of(
+                &self,
+                tenant: &roster_core::TenantId,
+                agent: &roster_core::AgentId,
+                owners: &[roster_core::blocks::BlockOwner],
+            ) -> $crate::StoreResult<Vec<roster_core::memory::MemoryBlock>> {
+                self.$field.memory_blocks_of(tenant, agent, owners).await
+            }
+            async fn block_history(
+                &self,
+                tenant: &roster_core::TenantId,
+                agent: &roster_core::AgentId,
+                owner: &roster_core::blocks::BlockOwner,
+                label: &str,
+            ) -> $crate::StoreResult<Vec<roster_core::memory::MemoryBlockVersion>> {
+                self.$field.block_history(tenant, agent, owner, label).await
+            }
+            async fn set_memory_block(
+                &self,
+                tenant: &roster_core::TenantId,
+                write: $crate::BlockWrite,
+                audit: $crate::NewAuditEvent,
+            ) -> $crate::StoreResult<roster_core::memory::MemoryBlock> {
+                self.$field.set_memory_block(tenant, write, audit).await
+            }
+            async fn change_agent_blocks(
+                &self,
+                tenant: &roster_core::TenantId,
+                agent: &roster_core::AgentId,
+                change: $crate::BlockChange,
+                principal: &str,
+            ) -> $crate::StoreResult<roster_core::agent::Agent> {
+                self.$field
+                    .change_agent_blocks(tenant, agent, change, principal)
+                    .await
             }
         }
 

@@ -28,6 +28,10 @@ pub struct KeyInfo {
     pub is_admin: bool,
     /// `None`: every scope within its tenant.
     pub scopes: Option<Vec<String>>,
+    /// A `user` key's user (`None`: it acts as no user).
+    pub user: Option<String>,
+    /// The users a `service` key may act for (`None`: any).
+    pub act_for: Option<Vec<String>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -40,6 +44,8 @@ pub struct NewKey {
     pub kind: String,
     pub key_hash: String,
     pub scopes: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub act_for: Option<Vec<String>>,
     pub expires_at: Option<DateTime<Utc>>,
 }
 

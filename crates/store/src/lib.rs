@@ -10,6 +10,7 @@
 //! decide what a run does next: it records what the runtime decided.
 
 pub mod approvals;
+pub mod blocks;
 pub mod budgets;
 mod error;
 mod forward;
@@ -25,6 +26,7 @@ pub mod sqlite;
 mod types;
 
 pub use approvals::*;
+pub use blocks::{BlockChange, BlockStore};
 pub use budgets::*;
 pub use error::StoreError;
 pub(crate) use governance::agent_event;
@@ -53,6 +55,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait Store:
     RecordStore
+    + BlockStore
     + KnowledgeStore
     + ContextStore
     + JobStore
@@ -113,11 +116,15 @@ pub trait Store:
         agent: &AgentId,
         principal: &str,
     ) -> StoreResult<bool>;
+    /// The agent's own block rows (for `user` and `session` blocks, their
+    /// templates), of every version; copies are read with
+    /// [`BlockStore::memory_blocks_of`].
     async fn list_memory_blocks(
         &self,
         tenant: &TenantId,
         agent: &AgentId,
     ) -> StoreResult<Vec<MemoryBlock>>;
+    /// The history of the agent's own block rows, never of a copy.
     async fn memory_block_history(
         &self,
         tenant: &TenantId,

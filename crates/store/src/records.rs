@@ -82,6 +82,10 @@ pub struct MemoryQuery {
     pub include_expired: bool,
     /// Newest first (by id), ignoring `after`.
     pub newest_first: bool,
+    /// Leave out `users/NAME` namespaces (and paths under them) except
+    /// those of these users (`None`: every namespace), for a key that may
+    /// act for only some users.
+    pub visible_users: Option<Vec<String>>,
 }
 
 #[async_trait]

@@ -55,6 +55,11 @@ pub struct Session {
 #[derive(Clone, Debug, Default)]
 pub struct SessionQuery {
     pub agent: Option<AgentId>,
+    /// Only the sessions of this user.
+    pub user: Option<String>,
+    /// Only sessions without a user or of one of these users (`None`: all),
+    /// for a key that may act for only some users.
+    pub visible_users: Option<Vec<String>>,
     pub limit: i64,
 }
 
@@ -127,11 +132,15 @@ pub enum RunTransition {
 /// A versioned write to a memory block, applied only if the block is still
 /// at `expected_version` (otherwise the whole write fails with `Conflict`).
 #[derive(Clone, Debug)]
+/// Version 0 is a copy not yet made: the write creates it, and fails with
+/// `Conflict` if another writer created it first.
 pub struct BlockWrite {
     pub agent_id: AgentId,
     pub label: String,
+    pub owner: roster_core::blocks::BlockOwner,
     pub expected_version: i64,
     pub value: String,
+    pub limit: u32,
     pub operation: String,
     pub principal: String,
 }

@@ -31,6 +31,8 @@ fn key(name: &str, hash: &str) -> NewKey {
         kind: "service".into(),
         key_hash: hash.into(),
         scopes: Some(vec!["agents:read".into()]),
+        user: None,
+        act_for: Some(vec!["ada".into()]),
         expires_at: Some(Utc::now() + Duration::hours(1)),
     }
 }
@@ -63,6 +65,8 @@ async fn story(store: DynStore) {
         .expect("key");
     assert_eq!(info.kind, "service");
     assert_eq!(info.scopes, Some(vec!["agents:read".to_owned()]));
+    assert_eq!(info.act_for, Some(vec!["ada".to_owned()]));
+    assert_eq!(info.user, None);
     assert!(info.expires_at.is_some() && info.revoked_at.is_none());
     let by_hash = store
         .key_by_hash("hash-1")
@@ -71,6 +75,31 @@ async fn story(store: DynStore) {
         .expect("found");
     assert_eq!(by_hash.id, k.id);
     let other = TenantId::generate();
+    // A key bound to a user, in a tenant of its own.
+    let home = TenantId::generate();
+    store.ensure_tenant(&home, "home").await.expect("tenant");
+    let bound = store
+        .create_key(
+            &home,
+            NewKey {
+                kind: "user".into(),
+                user: Some("ada".into()),
+                act_for: None,
+                ..key("ada's laptop", "hash-ada")
+            },
+            event("key.create"),
+        )
+        .await
+        .expect("user key");
+    assert_eq!(bound.user.as_deref(), Some("ada"));
+    assert_eq!(
+        store
+            .key_by_hash("hash-ada")
+            .await
+            .expect("hash")
+            .map(|k| (k.user, k.act_for)),
+        Some((Some("ada".to_owned()), None))
+    );
     assert!(store.key_info(&other, &k.id).await.expect("info").is_none());
     let err = store
         .revoke_key(&other, &k.id, event("key.revoke"))
@@ -479,6 +508,7 @@ fn new_agent() -> NewAgent {
             knowledge: vec![],
             knowledge_recall: 3,
             context: Default::default(),
+            memory_blocks: vec![],
         },
         memory_blocks: vec![],
     }

@@ -7,12 +7,13 @@
 mod common;
 
 use roster_core::agent::{AgentConfig, NewAgent};
+use roster_core::blocks::BlockOwner;
 use roster_core::item::ItemContent;
 use roster_core::run::RunStatus;
 use roster_core::TenantId;
 use roster_store::{
-    AuditQuery, BusyPolicy, DynStore, JournalWrite, NewAuditEvent, NewRun, RunTransition,
-    StoreError, SESSION_DELETED_LOG,
+    AuditQuery, BlockWrite, BusyPolicy, DynStore, JournalWrite, NewAuditEvent, NewRun,
+    RunTransition, StoreError, SESSION_DELETED_LOG,
 };
 use serde_json::json;
 
@@ -38,6 +39,7 @@ fn config(model: &str) -> AgentConfig {
         knowledge: vec![],
         knowledge_recall: 3,
         context: Default::default(),
+        memory_blocks: vec![],
     }
 }
 
@@ -130,6 +132,33 @@ async fn story(store: DynStore) {
         .expect("get")
         .is_some());
 
+    // The session's own copy of a block goes with it; the agent's stays.
+    let owner = BlockOwner::Session(session.id.clone());
+    store
+        .set_memory_block(
+            &tenant,
+            BlockWrite {
+                agent_id: agent.id.clone(),
+                label: "scratch".into(),
+                owner: owner.clone(),
+                expected_version: 0,
+                value: "session notes".into(),
+                limit: 100,
+                operation: "set".into(),
+                principal: "key:key_owner".into(),
+            },
+            audit("block.set", "block:scratch"),
+        )
+        .await
+        .expect("a session copy");
+    assert_eq!(
+        store
+            .memory_blocks_of(&tenant, &agent.id, std::slice::from_ref(&owner))
+            .await
+            .expect("copies")
+            .len(),
+        1
+    );
     let log_before = store.search_log_head().await.expect("head");
     let deleted = store
         .delete_session(&tenant, &session.id, audit("session.delete", &resource))
@@ -161,6 +190,16 @@ async fn story(store: DynStore) {
         .list_steps(&tenant, &run.id)
         .await
         .expect("steps")
+        .is_empty());
+    assert!(store
+        .memory_blocks_of(&tenant, &agent.id, std::slice::from_ref(&owner))
+        .await
+        .expect("copies")
+        .is_empty());
+    assert!(store
+        .block_history(&tenant, &agent.id, &owner, "scratch")
+        .await
+        .expect("history")
         .is_empty());
     let logged = store.search_log_after(log_before, 10).await.expect("log");
     assert!(

@@ -5,6 +5,7 @@
 mod common;
 
 use roster_core::agent::{AgentConfig, NewAgent};
+use roster_core::blocks::{BlockOwner, BlockScope};
 use roster_core::event::RunEvent;
 use roster_core::item::{ItemContent, ToolCall};
 use roster_core::ledger::NewLedgerEntry;
@@ -26,6 +27,7 @@ fn config(model: &str) -> AgentConfig {
         knowledge: vec![],
         knowledge_recall: 3,
         context: Default::default(),
+        memory_blocks: vec![],
     }
 }
 
@@ -37,6 +39,7 @@ fn new_agent(name: &str) -> NewAgent {
             label: "persona".into(),
             value: "I am terse.".into(),
             limit: Some(100),
+            scope: BlockScope::Agent,
         }],
     }
 }
@@ -181,6 +184,7 @@ async fn story(store: DynStore) {
             &SessionQuery {
                 agent: Some(agent.id.clone()),
                 limit: 10,
+                ..Default::default()
             },
         )
         .await
@@ -333,8 +337,10 @@ async fn story(store: DynStore) {
     stale.block_write = Some(BlockWrite {
         agent_id: agent.id.clone(),
         label: "persona".into(),
+        owner: BlockOwner::Agent,
         expected_version: 7,
         value: "x".into(),
+        limit: 100,
         operation: "append".into(),
         principal: "agent:helper".into(),
     });

@@ -69,6 +69,14 @@ pub struct UpdateAgent {
     pub knowledge: Option<Vec<String>>,
     pub knowledge_recall: Option<u32>,
     pub context: Option<ContextSettings>,
+    /// Memory blocks to add to the current ones (a label the agent has is
+    /// refused; remove it in the same request to replace it).
+    #[serde(default)]
+    pub add_memory_blocks: Vec<MemoryBlockSpec>,
+    /// Labels of memory blocks to remove; their values and history stay,
+    /// for sessions on older versions.
+    #[serde(default)]
+    pub remove_memory_blocks: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -173,6 +181,8 @@ fn edit_list(
     Ok(())
 }
 
+/// The agent's own values of its current version's blocks (for `user` and
+/// `session` blocks, the templates; copies are under `/blocks`).
 #[derive(Serialize, ToSchema)]
 pub struct AgentMemory {
     pub blocks: Vec<MemoryBlock>,
@@ -249,6 +259,11 @@ pub async fn create(
         knowledge: body.knowledge,
         knowledge_recall: body.knowledge_recall.unwrap_or(DEFAULT_KNOWLEDGE_RECALL),
         context: body.context.unwrap_or_default(),
+        memory_blocks: body
+            .memory_blocks
+            .iter()
+            .map(MemoryBlockSpec::def)
+            .collect(),
     };
     check_config(&state, &principal, &config).await?;
     let mut labels = HashSet::new();
@@ -325,11 +340,34 @@ pub async fn update(
     loop {
         let current = find(&state, &principal, &agent).await?;
         let config = apply(&body, current.config.clone())?;
+        let blocks_change =
+            !body.add_memory_blocks.is_empty() || !body.remove_memory_blocks.is_empty();
         let changes = diff(&current.config, &config);
-        if changes.is_empty() {
+        if changes.is_empty() && !blocks_change {
             return Ok(changed(&state, current, changes));
         }
         check_config(&state, &principal, &config).await?;
+        if blocks_change {
+            // Blocks change with their rows, in the store's own transaction.
+            let before = current.config.clone();
+            let proposed = Agent { config, ..current };
+            super::blocks::check_change(
+                &proposed,
+                &body.add_memory_blocks,
+                &body.remove_memory_blocks,
+            )?;
+            let change = roster_store::BlockChange {
+                config: Some(proposed.config),
+                add: body.add_memory_blocks.clone(),
+                remove: body.remove_memory_blocks.clone(),
+            };
+            let updated = state
+                .store
+                .change_agent_blocks(&principal.tenant, &proposed.id, change, &principal.label())
+                .await?;
+            let changes = diff(&before, &updated.config);
+            return Ok(changed(&state, updated, changes));
+        }
         match state
             .store
             .update_agent_from(
@@ -498,13 +536,17 @@ pub async fn memory(
     Path(agent): Path<String>,
 ) -> Result<axum::Json<AgentMemory>, ApiError> {
     let agent = find(&state, &principal, &agent).await?;
-    let blocks = state
+    // The current version's blocks: the agent's own rows, never a copy.
+    let current = |label: &str| agent.config.block(label).is_some();
+    let mut blocks = state
         .store
         .list_memory_blocks(&principal.tenant, &agent.id)
         .await?;
-    let history = state
+    blocks.retain(|b| current(&b.label));
+    let mut history = state
         .store
         .memory_block_history(&principal.tenant, &agent.id)
         .await?;
+    history.retain(|v| current(&v.label));
     Ok(axum::Json(AgentMemory { blocks, history }))
 }

@@ -116,6 +116,7 @@ pub async fn list(
         .store
         .list_approvals(&principal.tenant, status, limit)
         .await?;
+    let data = visible(&state, &principal, data).await?;
     Ok(axum::Json(ApprovalList {
         data: data.into_iter().map(Into::into).collect(),
     }))
@@ -129,10 +130,10 @@ pub async fn show(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ApprovalView>, ApiError> {
-    state
-        .store
-        .get_approval(&principal.tenant, &id)
+    let found = state.store.get_approval(&principal.tenant, &id).await?;
+    visible(&state, &principal, found.into_iter().collect())
         .await?
+        .pop()
         .map(|a| axum::Json(a.into()))
         .ok_or_else(|| ApiError::not_found("approval"))
 }
@@ -165,7 +166,13 @@ async fn decide(
         .get_approval(&principal.tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("approval"))?;
-    if requester(&found.actor) == Some(principal.label().as_str()) {
+    let Some(session_user) = session_user_of(state, principal, &found).await? else {
+        return Err(ApiError::not_found("approval"));
+    };
+    let same_user = principal
+        .bound_user()
+        .is_some_and(|user| session_user.as_deref() == Some(user));
+    if same_user || requester(&found.actor) == Some(principal.label().as_str()) {
         let compiled = state
             .runtime
             .governance()
@@ -178,7 +185,7 @@ async fn decide(
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "self_approval_forbidden",
-                "this request came from a run this key started; another key must decide it \
+                "this request came from a run this key (or its user) started; another key must decide it \
                  (or annotate the policy that asks for approval with @self_approval)",
             ));
         }
@@ -265,6 +272,52 @@ pub async fn deny(
     .await
 }
 
+/// The approvals of runs this key may see: a request shows its tool's
+/// arguments, so one made in a user's session is that user's, like the
+/// session itself (keys that act for anyone see all).
+async fn visible(
+    state: &AppState,
+    principal: &Principal,
+    approvals: Vec<Approval>,
+) -> Result<Vec<Approval>, ApiError> {
+    if principal.acting_users().is_none() {
+        return Ok(approvals);
+    }
+    let mut users: std::collections::HashMap<SessionId, Option<Option<String>>> =
+        std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(approvals.len());
+    for approval in approvals {
+        let user = match users.get(&approval.session_id) {
+            Some(known) => known.clone(),
+            None => {
+                let found = session_user_of(state, principal, &approval).await?;
+                users.insert(approval.session_id.clone(), found.clone());
+                found
+            }
+        };
+        if user.is_some() {
+            out.push(approval);
+        }
+    }
+    Ok(out)
+}
+
+/// The user of the approval's session (`Some(None)`: a session without a
+/// user), or `None` when this key may not see that session (or it is gone).
+async fn session_user_of(
+    state: &AppState,
+    principal: &Principal,
+    approval: &Approval,
+) -> Result<Option<Option<String>>, ApiError> {
+    let session = state
+        .store
+        .get_session(&principal.tenant, &approval.session_id)
+        .await?;
+    Ok(session
+        .filter(|s| crate::identity::may_use_session(principal, s))
+        .map(|s| s.user))
+}
+
 /// How often the feed looks for new and settled requests. The store is the
 /// truth (requests are written by whichever runner paused), so the feed
 /// reads it rather than a bus; one indexed read per tick per listener.
@@ -282,12 +335,15 @@ pub async fn events(
     impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let tenant = principal.tenant;
+    let tenant = principal.tenant.clone();
     let stream = async_stream::stream! {
         let mut waiting: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
             let pending = match state.store.list_approvals(&tenant, Some("pending"), 1000).await {
-                Ok(pending) => pending,
+                Ok(pending) => match visible(&state, &principal, pending).await {
+                    Ok(pending) => pending,
+                    Err(_) => break,
+                },
                 Err(e) => {
                     tracing::error!(tenant = %tenant, error = %e, "approvals feed cannot read the store");
                     break;

@@ -30,6 +30,14 @@ pub struct CreateKey {
     pub scopes: Option<Vec<String>>,
     /// RFC 3339; must be in the future.
     pub expires_at: Option<DateTime<Utc>>,
+    /// A `user` key's user: the key acts as this user only (its sessions
+    /// are theirs; it reads `users/<user>` memories and no other user's).
+    /// Without it, a user key acts for no user. A key may only bind users
+    /// it may act for itself.
+    pub user: Option<String>,
+    /// A `service` key's users: it may act for these only (default: any
+    /// user, or for a key made by a key limited to some users, those).
+    pub act_for: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -45,6 +53,12 @@ pub struct KeyView {
     /// Absent: every scope of the tenant.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// The user a `user` key acts as; absent: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The users a `service` key may act for; absent: any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act_for: Option<Vec<String>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -68,6 +82,8 @@ impl From<KeyInfo> for KeyView {
             kind: k.kind,
             admin: k.is_admin,
             scopes: k.scopes,
+            user: k.user,
+            act_for: k.act_for,
             expires_at: k.expires_at,
             created_at: k.created_at,
             revoked_at: k.revoked_at,
@@ -124,7 +140,8 @@ pub(crate) async fn target_tenant(
 }
 
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKey,
-    responses((status = 201, body = CreatedKey), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+    responses((status = 201, body = CreatedKey), (status = 400, body = crate::error::ErrorBody),
+    (status = 403, body = crate::error::ErrorBody, description = "insufficient_scope, or user_not_allowed: a user or act_for beyond the caller's own"),
     (status = 404, body = crate::error::ErrorBody, description = "no such tenant")))]
 pub async fn create(
     State(state): State<AppState>,
@@ -166,6 +183,8 @@ pub async fn create(
         }
         (None, requested) => requested,
     };
+    let (user, act_for) =
+        crate::identity::new_key_identity(&principal, kind, body.user.as_deref(), body.act_for)?;
     let key = format!("rk_{}", hex::encode(rand::random::<[u8; 24]>()));
     let id = KeyId::generate();
     let info = state
@@ -178,6 +197,8 @@ pub async fn create(
                 kind: kind.to_owned(),
                 key_hash: hash_key(&key),
                 scopes: scopes.clone(),
+                user: user.clone(),
+                act_for: act_for.clone(),
                 expires_at: body.expires_at,
             },
             NewAuditEvent {
@@ -186,8 +207,9 @@ pub async fn create(
                 resource: format!("key:{id}"),
                 decision: None,
                 detail: json!({
-                    "name": name, "kind": kind, "scopes": scopes,
-                    "expires_at": body.expires_at, "by_tenant": principal.tenant,
+                    "name": name, "kind": kind, "scopes": scopes, "user": user,
+                    "act_for": act_for, "expires_at": body.expires_at,
+                    "by_tenant": principal.tenant,
                 }),
             },
         )

@@ -1,5 +1,9 @@
 //! `/v1/memories`: inspect and correct what agents remember long-term —
 //! create, list, show (with history), edit, delete and hybrid search.
+//! Records of `users/NAME` namespaces are reached only by keys that may act
+//! for NAME (see [`crate::identity`]): naming another user's namespace
+//! answers `403 user_not_allowed`, and their records do not exist for the
+//! key (`404`, left out of lists).
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -109,6 +113,20 @@ fn parse_id(raw: &str) -> Result<MemoryId, ApiError> {
     MemoryId::parse(raw).ok_or_else(|| ApiError::not_found("memory"))
 }
 
+/// The record, if this key may reach its namespace.
+async fn visible(
+    state: &AppState,
+    principal: &Principal,
+    id: &MemoryId,
+) -> Result<MemoryRecord, ApiError> {
+    state
+        .store
+        .get_memory(&principal.tenant, id)
+        .await?
+        .filter(|r| crate::identity::may_use_namespace(principal, &r.namespace))
+        .ok_or_else(|| ApiError::not_found("memory"))
+}
+
 async fn write_one(
     service: &MemoryService,
     principal: &Principal,
@@ -134,7 +152,8 @@ async fn write_one(
 }
 
 #[utoipa::path(post, path = "/v1/memories", request_body = CreateMemory, tag = "memories",
-    responses((status = 201, body = MemoryRecord), (status = 503, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = MemoryRecord), (status = 403, body = crate::error::ErrorBody, description = "user_not_allowed: another user's namespace"),
+    (status = 503, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -142,6 +161,7 @@ pub async fn create(
 ) -> Result<(StatusCode, axum::Json<MemoryRecord>), ApiError> {
     let service = super::memory_service(&state)?;
     validate_namespace(&body.namespace)?;
+    crate::identity::require_namespace(&principal, &body.namespace)?;
     validate_content(&body.content)?;
     let kind = body.kind.unwrap_or_else(|| "fact".to_owned());
     validate_kind(&kind)?;
@@ -171,7 +191,8 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/memories", tag = "memories", params(MemoryListParams),
-    responses((status = 200, body = MemoryPage), (status = 400, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = MemoryPage), (status = 400, body = crate::error::ErrorBody),
+    (status = 403, body = crate::error::ErrorBody, description = "user_not_allowed: another user's namespace")))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -183,6 +204,7 @@ pub async fn list(
     }
     if let Some(namespace) = &params.namespace {
         validate_namespace(namespace)?;
+        crate::identity::require_namespace(&principal, namespace)?;
     }
     if let Some(kind) = &params.kind {
         validate_kind(kind)?;
@@ -205,6 +227,7 @@ pub async fn list(
                 limit,
                 include_expired: params.include_expired,
                 newest_first: false,
+                visible_users: principal.acting_users(),
             },
         )
         .await?;
@@ -222,11 +245,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<axum::Json<MemoryDetail>, ApiError> {
     let id = parse_id(&id)?;
-    let record = state
-        .store
-        .get_memory(&principal.tenant, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("memory"))?;
+    let record = visible(&state, &principal, &id).await?;
     let history = state.store.memory_history(&principal.tenant, &id).await?;
     Ok(axum::Json(MemoryDetail { record, history }))
 }
@@ -241,6 +260,7 @@ pub async fn update(
 ) -> Result<axum::Json<MemoryRecord>, ApiError> {
     let service = super::memory_service(&state)?;
     let id = parse_id(&id)?;
+    visible(&state, &principal, &id).await?;
     if body.content.is_none() && body.metadata.is_none() && body.expires_at.is_none() {
         return Err(ApiError::invalid(
             "nothing to change: give content, metadata or expires_at",
@@ -282,6 +302,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let service = super::memory_service(&state)?;
     let id = parse_id(&id)?;
+    visible(&state, &principal, &id).await?;
     write_one(
         service,
         &principal,
@@ -295,7 +316,9 @@ pub async fn delete(
 }
 
 #[utoipa::path(post, path = "/v1/memories/search", request_body = SearchMemories, tag = "memories",
-    responses((status = 200, body = SearchResults), (status = 400, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = SearchResults), (status = 400, body = crate::error::ErrorBody),
+    (status = 403, body = crate::error::ErrorBody, description = "user_not_allowed: another user's namespace"),
+    (status = 503, body = crate::error::ErrorBody)))]
 pub async fn search(
     State(state): State<AppState>,
     principal: Principal,
@@ -311,6 +334,10 @@ pub async fn search(
     }
     if namespaces.len() > 32 {
         return Err(ApiError::invalid("at most 32 namespaces"));
+    }
+    for namespace in &namespaces {
+        validate_namespace(namespace)?;
+        crate::identity::require_namespace(&principal, namespace)?;
     }
     let limit = body.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod blocks;
 pub mod budgets;
 pub mod files;
 pub(crate) mod governed;

@@ -28,11 +28,17 @@ async fn find(state: &AppState, principal: &Principal, id: &str) -> Result<Run, 
     let Some(id) = RunId::parse(id) else {
         return Err(ApiError::not_found("run"));
     };
-    state
+    let run = state
         .store
         .get_run(&principal.tenant, &id)
         .await?
-        .ok_or_else(|| ApiError::not_found("run"))
+        .ok_or_else(|| ApiError::not_found("run"))?;
+    // A run of another user's session does not exist for this key.
+    match super::sessions::find(state, principal, run.session_id.as_str()).await {
+        Ok(_) => Ok(run),
+        Err(e) if e.code == "not_found" => Err(ApiError::not_found("run")),
+        Err(e) => Err(e),
+    }
 }
 
 #[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = String, Path)),

@@ -23,8 +23,11 @@ use utoipa::{IntoParams, ToSchema};
 pub struct CreateSession {
     /// Agent id or name; the session is pinned to its current version.
     pub agent: String,
-    /// Who the session works for (your id for the person), so memories in
-    /// namespaces like `users/{user}` follow them across sessions.
+    /// Who the session works for, so memories in namespaces like
+    /// `users/{user}` and the agent's `user` blocks follow them across
+    /// sessions. A key bound to a user makes its own user's sessions (this
+    /// may only repeat it); a service key (or the admin key) names any user
+    /// it may act for; any other user answers `403 user_not_allowed`.
     #[serde(default)]
     pub user: Option<String>,
 }
@@ -34,6 +37,8 @@ pub struct CreateSession {
 pub struct SessionListParams {
     /// Agent id or name.
     pub agent: Option<String>,
+    /// Only this user's sessions (a user the key may act for).
+    pub user: Option<String>,
     pub limit: Option<i64>,
 }
 
@@ -90,38 +95,36 @@ pub(crate) async fn find(
     let Some(id) = SessionId::parse(id) else {
         return Err(ApiError::not_found("session"));
     };
+    // Another user's session does not exist for this key.
     state
         .store
         .get_session(&principal.tenant, &id)
         .await?
+        .filter(|session| crate::identity::may_use_session(principal, session))
         .ok_or_else(|| ApiError::not_found("session"))
 }
 
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSession,
-    responses((status = 201, body = Session), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = Session), (status = 400, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "user_not_allowed: a user this key may not act for"),
+        (status = 404, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
     Json(body): Json<CreateSession>,
 ) -> Result<(StatusCode, axum::Json<Session>), ApiError> {
-    if let Some(user) = &body.user {
-        roster_core::record::validate_user_id(user)?;
-    }
+    let user = crate::identity::session_user(&principal, body.user.as_deref())?;
     let agent = crate::routes::agents::find(&state, &principal, &body.agent).await?;
     let session = state
         .store
-        .create_session_for(
-            &principal.tenant,
-            &agent.id,
-            agent.version,
-            body.user.as_deref(),
-        )
+        .create_session_for(&principal.tenant, &agent.id, agent.version, user.as_deref())
         .await?;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
 
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions", params(SessionListParams),
     responses((status = 200, body = SessionList), (status = 400, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "user_not_allowed"),
         (status = 404, body = crate::error::ErrorBody, description = "no such agent")))]
 pub async fn list(
     State(state): State<AppState>,
@@ -140,10 +143,18 @@ pub async fn list(
         ),
         None => None,
     };
-    let data = state
-        .store
-        .list_sessions(&principal.tenant, &SessionQuery { agent, limit })
-        .await?;
+    if let Some(user) = &params.user {
+        roster_core::record::validate_user_id(user)?;
+        crate::identity::require_user(&principal, user)?;
+    }
+    // A key that acts for some users only lists theirs and the tenant's.
+    let query = SessionQuery {
+        agent,
+        user: params.user,
+        visible_users: principal.acting_users(),
+        limit,
+    };
+    let data = state.store.list_sessions(&principal.tenant, &query).await?;
     Ok(axum::Json(SessionList { data }))
 }
 

@@ -112,8 +112,11 @@ struct CreateArgs {
     model: String,
     #[command(flatten)]
     config: ConfigFlags,
-    /// A memory block pinned to the context, `LABEL=VALUE` (repeatable).
-    #[arg(long = "block", value_name = "LABEL=VALUE")]
+    /// A memory block pinned to the context, `LABEL[:SCOPE]=VALUE`
+    /// (repeatable). SCOPE: `agent` (default; one value for all users),
+    /// `user` (one copy per user, VALUE its template, e.g. `human:user=`)
+    /// or `session`.
+    #[arg(long = "block", value_name = "LABEL[:SCOPE]=VALUE")]
     blocks: Vec<String>,
     /// A memory block's size limit in characters, `LABEL=N` (repeatable; a
     /// label without --block gets an empty block).
@@ -159,6 +162,14 @@ struct UpdateArgs {
         conflicts_with = "knowledge"
     )]
     remove_knowledge: Vec<String>,
+    /// Add a memory block to the current ones, `LABEL[:SCOPE]=VALUE`
+    /// (repeatable).
+    #[arg(long = "add-block", value_name = "LABEL[:SCOPE]=VALUE")]
+    add_blocks: Vec<String>,
+    /// Remove a memory block by label (repeatable); its values and history
+    /// stay for sessions on older versions.
+    #[arg(long = "remove-block", value_name = "LABEL")]
+    remove_blocks: Vec<String>,
     /// Print the updated agent as JSON.
     #[arg(long)]
     json: bool,
@@ -180,7 +191,7 @@ pub async fn run(args: AgentArgs) -> Result<()> {
                     &json!({ "version": version }),
                 )
                 .await?;
-            report_change(&value, &format!("version {version} restored"))
+            report_change(&value, &format!("version {version} restored"), &[])
         }
         AgentCommand::Delete { agent } => {
             let client = Client::new(conn)?;
@@ -240,8 +251,9 @@ fn print_warnings(answer: &Value) {
     }
 }
 
-/// `updated agent NAME (ID) to version N`, then one line per changed field.
-fn report_change(answer: &Value, what: &str) -> Result<()> {
+/// `updated agent NAME (ID) to version N`, then one line per changed field
+/// (but those in `skip`, which the caller reports itself).
+fn report_change(answer: &Value, what: &str, skip: &[&str]) -> Result<()> {
     let agent: Agent = decode(answer.clone())?;
     let changes: Vec<roster_core::agent_diff::ConfigChange> =
         serde_json::from_value(answer["changes"].clone()).unwrap_or_default();
@@ -255,7 +267,7 @@ fn report_change(answer: &Value, what: &str) -> Result<()> {
             "updated agent {} ({}) to version {} ({what}):",
             agent.name, agent.id, agent.version
         );
-        for change in &changes {
+        for change in changes.iter().filter(|c| !skip.contains(&c.field.as_str())) {
             println!("  {}", change.describe());
         }
     }
@@ -389,8 +401,19 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
     if let Some(memory) = memory_settings(&args.config)? {
         body.insert("memory".into(), memory);
     }
+    let added = args
+        .add_blocks
+        .iter()
+        .map(|raw| super::block::parse_block(raw, "--add-block").map(Value::Object))
+        .collect::<Result<Vec<_>>>()?;
+    if !added.is_empty() {
+        body.insert("add_memory_blocks".into(), Value::Array(added.clone()));
+    }
+    if !args.remove_blocks.is_empty() {
+        body.insert("remove_memory_blocks".into(), json!(args.remove_blocks));
+    }
     if body.is_empty() {
-        bail!("nothing to update: pass --model, --instructions, --instructions-file, --fallback, --no-fallbacks, --tool, --no-tools, --add-tool, --remove-tool, --max-steps, --context-tokens, --knowledge, --add-knowledge, --remove-knowledge or --memory");
+        bail!("nothing to update: pass --model, --instructions, --instructions-file, --fallback, --no-fallbacks, --tool, --no-tools, --add-tool, --remove-tool, --max-steps, --context-tokens, --knowledge, --add-knowledge, --remove-knowledge, --memory, --add-block or --remove-block");
     }
     let client = Client::new(conn)?;
     let value = client
@@ -399,7 +422,24 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
     if args.json {
         return print_json(&value);
     }
-    report_change(&value, "as asked")
+    let blocks_named = !added.is_empty() || !args.remove_blocks.is_empty();
+    let skip: &[&str] = if blocks_named {
+        &["memory_blocks"]
+    } else {
+        &[]
+    };
+    report_change(&value, "as asked", skip)?;
+    for label in &args.remove_blocks {
+        println!("  removed block {label}");
+    }
+    for block in &added {
+        println!(
+            "  added block {} (scope {})",
+            block["label"].as_str().unwrap_or_default(),
+            block["scope"].as_str().unwrap_or("agent")
+        );
+    }
+    Ok(())
 }
 
 fn instructions(flags: &ConfigFlags) -> Result<Option<String>> {
@@ -424,19 +464,19 @@ fn read_instructions(path: &Path) -> Result<String> {
 fn memory_blocks(blocks: &[String], limits: &[String]) -> Result<Vec<Value>> {
     struct Spec {
         label: String,
-        value: String,
+        block: Map<String, Value>,
         limit: Option<u32>,
     }
     let mut specs: Vec<Spec> = Vec::new();
     for raw in blocks {
-        let (label, value) = split_pair(raw)
-            .ok_or_else(|| anyhow!("invalid --block `{raw}`: expected LABEL=VALUE"))?;
+        let block = super::block::parse_block(raw, "--block")?;
+        let label = block["label"].as_str().unwrap_or_default().to_owned();
         if specs.iter().any(|s| s.label == label) {
             bail!("--block `{label}` is given twice");
         }
         specs.push(Spec {
-            label: label.to_owned(),
-            value: value.to_owned(),
+            label,
+            block,
             limit: None,
         });
     }
@@ -454,19 +494,18 @@ fn memory_blocks(blocks: &[String], limits: &[String]) -> Result<Vec<Value>> {
             Some(spec) => spec.limit = Some(n),
             None => specs.push(Spec {
                 label: label.to_owned(),
-                value: String::new(),
+                block: super::block::parse_block(&format!("{label}="), "--block-limit")?,
                 limit: Some(n),
             }),
         }
     }
     Ok(specs
         .into_iter()
-        .map(|s| {
-            let mut block = json!({"label": s.label, "value": s.value});
-            if let (Some(limit), Value::Object(fields)) = (s.limit, &mut block) {
-                fields.insert("limit".into(), json!(limit));
+        .map(|mut s| {
+            if let Some(limit) = s.limit {
+                s.block.insert("limit".into(), json!(limit));
             }
-            block
+            Value::Object(s.block)
         })
         .collect())
 }
@@ -483,14 +522,14 @@ mod tests {
     #[test]
     fn blocks_and_limits() {
         let blocks = memory_blocks(
-            &["human=Name: Ada".into(), "notes=a=b".into()],
+            &["human:user=Name: Ada".into(), "notes=a=b".into()],
             &["human=200".into(), "scratch=50".into()],
         )
         .expect("blocks");
         assert_eq!(
             Value::Array(blocks),
             json!([
-                {"label": "human", "value": "Name: Ada", "limit": 200},
+                {"label": "human", "value": "Name: Ada", "scope": "user", "limit": 200},
                 {"label": "notes", "value": "a=b"},
                 {"label": "scratch", "value": "", "limit": 50}
             ])
@@ -503,6 +542,8 @@ mod tests {
             (vec!["novalue"], vec![]),
             (vec!["=x"], vec![]),
             (vec!["a=1", "a=2"], vec![]),
+            (vec!["a=1", "a:user=2"], vec![]),
+            (vec!["a:all=1"], vec![]),
             (vec![], vec!["a=ten"]),
             (vec![], vec!["a"]),
             (vec![], vec!["a=1", "a=2"]),

@@ -31,7 +31,9 @@ pub struct ChatArgs {
     /// Continue this session instead of starting a new one.
     #[arg(long, value_name = "ID")]
     session: Option<String>,
-    /// Who the new session works for (memories in `users/{user}` follow them).
+    /// Who the new session works for (their `user` blocks and `users/{user}`
+    /// memories follow them): a service or admin key names one; a key bound
+    /// to a user makes its own user's sessions without it.
     #[arg(long, value_name = "ID", conflicts_with = "session")]
     user: Option<String>,
 }

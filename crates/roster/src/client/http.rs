@@ -105,6 +105,20 @@ impl Client {
         read_json(response, &url).await
     }
 
+    /// Any method with a query and an optional JSON body; the JSON answer
+    /// (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let url = self.url(segments, query);
+        let response = self.send(method, url.clone(), body, true, None).await?;
+        read_json(response, &url).await
+    }
+
     pub async fn delete(&self, segments: &[&str]) -> Result<()> {
         let url = self.url(segments, &[]);
         self.send(Method::DELETE, url, None, true, None).await?;

@@ -85,6 +85,14 @@ enum KeyCommand {
         /// `user` (default) or `service`.
         #[arg(long)]
         kind: Option<String>,
+        /// The user a user key acts as (its sessions and `users/USER`
+        /// memories); without it the key acts for no user.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// The users a service key may act for (comma-separated or
+        /// repeated); default any.
+        #[arg(long = "act-for", value_delimiter = ',', value_name = "USER")]
+        act_for: Vec<String>,
         /// AREA:read or AREA:write (comma-separated or repeated); default all.
         #[arg(long = "scope", value_delimiter = ',', value_name = "SCOPE")]
         scopes: Vec<String>,
@@ -136,6 +144,22 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// Who a key acts for: a user key's user, a service key's users.
+fn acts_for(key: &Value) -> String {
+    match (
+        key["kind"].as_str(),
+        key["user"].as_str(),
+        key["act_for"].as_array(),
+    ) {
+        (_, _, _) if key["admin"] == Value::Bool(true) => "anyone".to_owned(),
+        (Some("service"), _, None) => "any user".to_owned(),
+        (Some("service"), _, Some(users)) if users.is_empty() => "no user".to_owned(),
+        (Some("service"), _, Some(users)) => users.iter().map(text).collect::<Vec<_>>().join(","),
+        (_, Some(user), _) => user.to_owned(),
+        _ => "no user".to_owned(),
+    }
+}
+
 fn scopes_text(key: &Value) -> String {
     match key["scopes"].as_array() {
         None => "all".to_owned(),
@@ -150,6 +174,8 @@ pub async fn key(args: KeyArgs) -> Result<()> {
             name,
             tenant,
             kind,
+            user,
+            act_for,
             scopes,
             expires_at,
             expires_in,
@@ -161,6 +187,12 @@ pub async fn key(args: KeyArgs) -> Result<()> {
             }
             if let Some(kind) = kind {
                 body["kind"] = json!(kind);
+            }
+            if let Some(user) = user {
+                body["user"] = json!(user);
+            }
+            if !act_for.is_empty() {
+                body["act_for"] = json!(act_for);
             }
             if !scopes.is_empty() {
                 body["scopes"] = json!(scopes);
@@ -177,10 +209,11 @@ pub async fn key(args: KeyArgs) -> Result<()> {
                 return print_json(&created);
             }
             println!(
-                "created key {} for {} (tenant {}, scopes: {}, expires: {})",
+                "created key {} for {} (tenant {}, acts for: {}, scopes: {}, expires: {})",
                 text(&created["id"]),
                 text(&created["name"]),
                 text(&created["tenant"]),
+                acts_for(&created),
                 scopes_text(&created),
                 text(&created["expires_at"]),
             );
@@ -203,6 +236,7 @@ pub async fn key(args: KeyArgs) -> Result<()> {
                         text(&k["id"]),
                         text(&k["name"]),
                         text(&k["kind"]),
+                        acts_for(k),
                         text(&k["status"]),
                         scopes_text(k),
                         text(&k["expires_at"]),
@@ -212,7 +246,7 @@ pub async fn key(args: KeyArgs) -> Result<()> {
             print!(
                 "{}",
                 table(
-                    &["ID", "NAME", "KIND", "STATUS", "SCOPES", "EXPIRES"],
+                    &["ID", "NAME", "KIND", "ACTS FOR", "STATUS", "SCOPES", "EXPIRES"],
                     &rows
                 )
             );

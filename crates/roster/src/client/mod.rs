@@ -1,4 +1,4 @@
-//! The CLI's client commands: `agent`, `chat`, `session`, `run`, `memory`,
+//! The CLI's client commands: `agent`, `block`, `chat`, `session`, `run`, `memory`,
 //! `knowledge`, `index`, `mcp`, `source`, `tenant`, `key`, `policy` and
 //! `audit` speak HTTP
 //! to a running `roster serve`. Each command module owns its clap arguments
@@ -7,6 +7,7 @@
 
 mod agent;
 mod approvals;
+mod block;
 mod budget;
 mod chat;
 mod http;
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 
 pub use agent::{run as agent, AgentArgs};
 pub use approvals::{approvals, ApprovalArgs};
+pub use block::{run as block, BlockArgs};
 pub use budget::{budget, ledger, BudgetArgs, LedgerArgs};
 pub use chat::{run as chat, ChatArgs};
 pub use keys::{key, tenant, KeyArgs, TenantArgs};

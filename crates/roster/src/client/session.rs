@@ -27,6 +27,9 @@ enum SessionCommand {
         /// Only sessions of this agent (name or id).
         #[arg(long)]
         agent: Option<String>,
+        /// Only sessions of this user (one your key may act for).
+        #[arg(long)]
+        user: Option<String>,
         /// At most this many (1-1000; server default 100).
         #[arg(long, value_name = "N")]
         limit: Option<i64>,
@@ -120,7 +123,12 @@ struct ItemPage {
 pub async fn run(args: SessionArgs) -> Result<()> {
     let client = Client::new(&args.conn)?;
     match args.command {
-        SessionCommand::List { agent, limit, json } => list(&client, agent, limit, json).await,
+        SessionCommand::List {
+            agent,
+            user,
+            limit,
+            json,
+        } => list(&client, agent, user, limit, json).await,
         SessionCommand::Show { id, json } => show(&client, &id, json).await,
         SessionCommand::Items {
             id,
@@ -223,12 +231,16 @@ async fn files(client: &Client, id: &str, json: bool) -> Result<()> {
 async fn list(
     client: &Client,
     agent: Option<String>,
+    user: Option<String>,
     limit: Option<i64>,
     json: bool,
 ) -> Result<()> {
     let mut query = Vec::new();
     if let Some(agent) = agent {
         query.push(("agent", agent));
+    }
+    if let Some(user) = user {
+        query.push(("user", user));
     }
     if let Some(limit) = limit {
         query.push(("limit", limit.to_string()));
@@ -254,13 +266,14 @@ async fn list(
                     .cloned()
                     .unwrap_or_else(|| s.agent_id.to_string()),
                 s.agent_version.to_string(),
+                s.user.clone().unwrap_or_else(|| "-".to_owned()),
                 time(&s.created_at),
             ]
         })
         .collect();
     print!(
         "{}",
-        table(&["ID", "AGENT", "VERSION", "CREATED (UTC)"], &rows)
+        table(&["ID", "AGENT", "VERSION", "USER", "CREATED (UTC)"], &rows)
     );
     Ok(())
 }

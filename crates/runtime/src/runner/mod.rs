@@ -7,6 +7,7 @@
 //! completed is re-run only if its tool is idempotent; otherwise it gets an
 //! `interrupted` error result the model can see.
 
+mod blocks;
 mod cache;
 mod fold;
 mod recall_step;
@@ -330,11 +331,7 @@ impl RunState<'_> {
                 return Ok(());
             }
         };
-        // Read every time: blocks belong to the agent, and runs in its other
-        // sessions may have edited them since this run's last model call.
-        let blocks = store
-            .list_memory_blocks(self.tenant, &self.agent.id)
-            .await?;
+        let blocks = self.pinned_blocks().await?;
         let recalled = self.recalled().await;
         let passages = self.recalled_passages().await;
         let tools = self.tool_specs();

@@ -39,9 +39,10 @@ impl BlockLocks {
         tenant: &roster_core::TenantId,
         agent: &roster_core::AgentId,
         label: &str,
+        owner: &roster_core::blocks::BlockOwner,
     ) -> &tokio::sync::Mutex<()> {
         let mut hasher = DefaultHasher::new();
-        (tenant, agent, label).hash(&mut hasher);
+        (tenant, agent, label, owner).hash(&mut hasher);
         let stripe = usize::try_from(hasher.finish() % self.stripes.len() as u64).unwrap_or(0);
         &self.stripes[stripe]
     }
@@ -479,26 +480,22 @@ impl RunState<'_> {
         call: &ToolCall,
         edit: roster_core::memory::BlockEdit,
     ) -> Result<ToolOutcome, RuntimeError> {
+        let owner = self.edited_owner(edit.label());
         let _turn = self
             .inner
             .block_locks
-            .of(self.tenant, &self.agent.id, edit.label())
+            .of(self.tenant, &self.agent.id, edit.label(), &owner)
             .lock()
             .await;
         for _ in 0..ATTEMPTS {
-            let blocks = self
-                .inner
-                .store
-                .list_memory_blocks(self.tenant, &self.agent.id)
-                .await?;
             let outcome = |output: String, is_error| ToolOutcome {
                 call_id: call.id.clone(),
                 name: call.name.clone(),
                 output,
                 is_error,
             };
-            let Some(block) = blocks.iter().find(|b| b.label == edit.label()) else {
-                let labels: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
+            let Some(block) = self.session_block(edit.label()).await? else {
+                let labels = self.block_labels();
                 let result = outcome(
                     format!(
                         "no memory block `{}`; blocks: {}",
@@ -529,8 +526,10 @@ impl RunState<'_> {
             let write = BlockWrite {
                 agent_id: self.agent.id.clone(),
                 label: block.label.clone(),
+                owner: block.owner.clone(),
                 expected_version: block.version,
                 value,
+                limit: block.limit,
                 operation: edit.operation().to_owned(),
                 principal: format!("agent:{}", self.agent.id),
             };

@@ -100,6 +100,7 @@ pub fn config(tools: &[&str]) -> AgentConfig {
         knowledge: vec![],
         knowledge_recall: 3,
         context: Default::default(),
+        memory_blocks: vec![],
     }
 }
 

@@ -120,6 +120,7 @@ pub(crate) async fn create_agent(
     if taken.is_some() {
         return Err(name_taken(&agent.name));
     }
+    let config = crate::blocks::created_config(agent)?;
     let id = AgentId::generate();
     let now = millis(Utc::now());
     sqlx::query(
@@ -143,40 +144,12 @@ pub(crate) async fn create_agent(
     )
     .bind(id.as_str())
     .bind(tenant.as_str())
-    .bind(serde_json::to_string(&agent.config)?)
+    .bind(serde_json::to_string(&config)?)
     .bind(now)
     .execute(&mut *conn)
     .await?;
     for block in &agent.memory_blocks {
-        sqlx::query(
-            "INSERT INTO memory_blocks (agent_id, label, tenant_id, value, char_limit, version, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6)",
-        )
-        .bind(id.as_str())
-        .bind(&block.label)
-        .bind(tenant.as_str())
-        .bind(&block.value)
-        .bind(i64::from(block.limit()))
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!("memory block `{}` is listed twice", block.label))
-            } else {
-                StoreError::from(e)
-            }
-        })?;
-        sqlx::query(
-            "INSERT INTO memory_block_versions (agent_id, label, version, tenant_id, value, operation, run_id, principal, created_at) VALUES ($1, $2, 1, $3, $4, 'create', NULL, $5, $6)",
-        )
-        .bind(id.as_str())
-        .bind(&block.label)
-        .bind(tenant.as_str())
-        .bind(&block.value)
-        .bind(principal)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        super::blocks::put_agent_block(conn, tenant, &id, block, "create", principal, now).await?;
     }
     get_agent(conn, tenant, &AgentRef::Id(id))
         .await?
@@ -291,7 +264,7 @@ pub(crate) async fn list_memory_blocks(
     agent: &AgentId,
 ) -> Result<Vec<MemoryBlock>, StoreError> {
     let sql = format!(
-        "SELECT {BLOCK_COLUMNS} FROM memory_blocks WHERE tenant_id = $1 AND agent_id = $2 ORDER BY label"
+        "SELECT {BLOCK_COLUMNS} FROM memory_blocks WHERE tenant_id = $1 AND agent_id = $2 AND owner = 'agent' ORDER BY label"
     );
     let query = sqlx::query(&sql).bind(tenant.as_str()).bind(agent.as_str());
     rows::collect(conn, query, rows::block).await
@@ -304,7 +277,7 @@ pub(crate) async fn memory_block_history(
 ) -> Result<Vec<MemoryBlockVersion>, StoreError> {
     let sql = format!(
         "SELECT {BLOCK_VERSION_COLUMNS} FROM memory_block_versions
-         WHERE tenant_id = $1 AND agent_id = $2 ORDER BY label, version"
+         WHERE tenant_id = $1 AND agent_id = $2 AND owner = 'agent' ORDER BY label, version"
     );
     let query = sqlx::query(&sql).bind(tenant.as_str()).bind(agent.as_str());
     rows::collect(conn, query, rows::block_version).await

@@ -12,7 +12,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 const KEY_COLUMNS: &str =
-    "id, tenant_id, name, kind, is_admin, scopes, expires_at, created_at, revoked_at";
+    "id, tenant_id, name, kind, is_admin, scopes, expires_at, created_at, revoked_at, user_id, act_for";
 const POLICY_COLUMNS: &str = "name, text, created_at, updated_at";
 
 fn tenant(row: &PgRow) -> Result<TenantRecord, StoreError> {
@@ -35,6 +35,12 @@ fn key(row: &PgRow) -> Result<KeyInfo, StoreError> {
         expires_at: row.try_get::<Option<i64>, _>(6)?.map(from_millis),
         created_at: from_millis(row.try_get(7)?),
         revoked_at: row.try_get::<Option<i64>, _>(8)?.map(from_millis),
+        user: row.try_get(9)?,
+        act_for: row
+            .try_get::<Option<String>, _>(10)?
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()?,
     })
 }
 
@@ -160,9 +166,14 @@ pub(crate) async fn create_key(
     audit: &NewAuditEvent,
 ) -> Result<KeyInfo, StoreError> {
     let scopes = new.scopes.as_ref().map(serde_json::to_string).transpose()?;
+    let act_for = new
+        .act_for
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
     sqlx::query(
-        "INSERT INTO api_keys (id, tenant_id, name, key_hash, is_admin, kind, scopes, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7, $8)",
+        "INSERT INTO api_keys (id, tenant_id, name, key_hash, is_admin, kind, scopes, expires_at, created_at, user_id, act_for)
+         VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7, $8, $9, $10)",
     )
     .bind(new.id.as_str())
     .bind(tenant.as_str())
@@ -172,6 +183,8 @@ pub(crate) async fn create_key(
     .bind(scopes)
     .bind(new.expires_at.map(millis))
     .bind(millis(Utc::now()))
+    .bind(&new.user)
+    .bind(act_for)
     .execute(&mut *conn)
     .await?;
     append(conn, tenant, std::slice::from_ref(audit)).await?;

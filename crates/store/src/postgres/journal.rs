@@ -8,7 +8,7 @@
 
 use super::is_unique_violation;
 use crate::types::{check_writable, events_for, from_millis, millis};
-use crate::{BlockWrite, Committed, JournalWrite, RunTransition, StepWrite, StoreError};
+use crate::{Committed, JournalWrite, RunTransition, StepWrite, StoreError};
 use chrono::Utc;
 use roster_core::event::SequencedEvent;
 use roster_core::item::{Item, ItemContent};
@@ -62,7 +62,7 @@ pub(crate) async fn commit(
         items.push(append_item(conn, tenant, write, &mut next_item, content, now).await?);
     }
     if let Some(block) = &write.block_write {
-        write_block(conn, tenant, block, run, now).await?;
+        super::blocks::write_block(conn, tenant, block, Some(run), now).await?;
     }
     insert_ledger(conn, tenant, &write.ledger, now).await?;
     if matches!(write.transition, Some(RunTransition::AwaitApproval)) {
@@ -278,50 +278,6 @@ async fn write_step(
             }
         }
     }
-    Ok(())
-}
-
-async fn write_block(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    block: &BlockWrite,
-    run: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    let changed = sqlx::query(
-        "UPDATE memory_blocks SET value = $4, version = version + 1, updated_at = $5
-         WHERE tenant_id = $1 AND agent_id = $2 AND label = $3 AND version = $6",
-    )
-    .bind(tenant.as_str())
-    .bind(block.agent_id.as_str())
-    .bind(&block.label)
-    .bind(&block.value)
-    .bind(now)
-    .bind(block.expected_version)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if changed == 0 {
-        return Err(StoreError::Conflict(format!(
-            "memory block `{}` changed since it was read (expected version {})",
-            block.label, block.expected_version
-        )));
-    }
-    sqlx::query(
-        "INSERT INTO memory_block_versions (agent_id, label, version, tenant_id, value, operation, run_id, principal, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(block.agent_id.as_str())
-    .bind(&block.label)
-    .bind(block.expected_version + 1)
-    .bind(tenant.as_str())
-    .bind(&block.value)
-    .bind(&block.operation)
-    .bind(run)
-    .bind(&block.principal)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
     Ok(())
 }
 

@@ -69,6 +69,19 @@ async fn delete_session(
             .execute(&mut *conn)
             .await?;
     }
+    // The session's own copies of `session` blocks, with their history.
+    let owner = format!("session:{session}");
+    for sql in [
+        "DELETE FROM memory_blocks WHERE agent_id = $1 AND owner = $2 AND tenant_id = $3",
+        "DELETE FROM memory_block_versions WHERE agent_id = $1 AND owner = $2 AND tenant_id = $3",
+    ] {
+        sqlx::query(sql)
+            .bind(found.agent_id.as_str())
+            .bind(&owner)
+            .bind(tenant.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
     let runs = sqlx::query("DELETE FROM runs WHERE tenant_id = $1 AND session_id = $2")
         .bind(tenant.as_str())
         .bind(session.as_str())

@@ -10,6 +10,7 @@
 mod agents;
 mod api;
 mod approvals;
+mod blocks;
 mod budgets;
 mod governance;
 mod governance_api;

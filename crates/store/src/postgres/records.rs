@@ -242,6 +242,10 @@ pub(crate) async fn list_memories(
         "SELECT {COLUMNS} FROM memories
          WHERE tenant_id = $1 AND ($2::text IS NULL OR namespace = $2) AND ($3::text IS NULL OR kind = $3)
            AND id > $4 AND ($5 OR expires_at IS NULL OR expires_at > $6)
+           AND ($8::text[] IS NULL OR substr(namespace, 1, 6) <> 'users/'
+                OR EXISTS (SELECT 1 FROM unnest($8::text[]) AS u(name)
+                           WHERE namespace = 'users/' || u.name
+                              OR substr(namespace, 1, length(u.name) + 7) = 'users/' || u.name || '/'))
          ORDER BY id {order} LIMIT $7",
         order = if query.newest_first { "DESC" } else { "ASC" }
     );
@@ -256,7 +260,8 @@ pub(crate) async fn list_memories(
         })
         .bind(query.include_expired)
         .bind(millis(Utc::now()))
-        .bind(rows::limit(query.limit));
+        .bind(rows::limit(query.limit))
+        .bind(query.visible_users.as_deref());
     rows::collect(conn, q, record).await
 }
 

@@ -146,11 +146,13 @@ pub(crate) fn event(row: &PgRow) -> Result<SequencedEvent, StoreError> {
     })
 }
 
-pub(crate) const BLOCK_COLUMNS: &str = "label, value, char_limit, version, updated_at";
+pub(crate) const BLOCK_COLUMNS: &str = "label, value, char_limit, version, updated_at, owner";
 
 pub(crate) fn block(row: &PgRow) -> Result<MemoryBlock, StoreError> {
+    let owner: String = row.try_get(5)?;
     Ok(MemoryBlock {
         label: row.try_get(0)?,
+        owner: crate::blocks::owner_of(&owner)?,
         value: row.try_get(1)?,
         limit: u32_at(row, 2, "memory block limit")?,
         version: row.try_get(3)?,

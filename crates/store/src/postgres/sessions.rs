@@ -53,12 +53,16 @@ pub(crate) async fn list_sessions(
 ) -> Result<Vec<Session>, StoreError> {
     let sql = format!(
         "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND ($2::text IS NULL OR agent_id = $2)
+           AND ($4::text IS NULL OR user_id = $4)
+           AND ($5::text[] IS NULL OR user_id IS NULL OR user_id = ANY($5))
          ORDER BY id DESC LIMIT $3"
     );
     let q = sqlx::query(&sql)
         .bind(tenant.as_str())
         .bind(query.agent.as_ref().map(|a| a.as_str()))
-        .bind(rows::limit(query.limit));
+        .bind(rows::limit(query.limit))
+        .bind(query.user.as_deref())
+        .bind(query.visible_users.as_deref());
     rows::collect(conn, q, rows::session).await
 }
 

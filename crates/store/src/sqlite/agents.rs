@@ -1,5 +1,6 @@
 //! Tenants, keys, agents and memory blocks on SQLite.
 
+use super::blocks::BLOCK_COLUMNS;
 use super::rows::{self, AGENT_COLUMNS};
 use crate::types::millis;
 use crate::{AgentRef, ApiKeyRecord, NewApiKey, StoreError};
@@ -107,6 +108,7 @@ pub(crate) fn create_agent(
             agent.name
         )));
     }
+    let config = crate::blocks::created_config(agent)?;
     let id = AgentId::generate();
     let now = millis(Utc::now());
     rows::exec(
@@ -117,25 +119,10 @@ pub(crate) fn create_agent(
     rows::exec(
         conn,
         "INSERT INTO agent_versions (agent_id, version, tenant_id, config, created_at) VALUES (?1, 1, ?2, ?3, ?4)",
-        params![id.as_str(), tenant.as_str(), serde_json::to_string(&agent.config)?, now],
+        params![id.as_str(), tenant.as_str(), serde_json::to_string(&config)?, now],
     )?;
     for block in &agent.memory_blocks {
-        rows::exec(
-        conn,
-            "INSERT INTO memory_blocks (agent_id, label, tenant_id, value, char_limit, version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
-            params![id.as_str(), block.label, tenant.as_str(), block.value, block.limit(), now],
-        )
-        .map_err(|e| match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::ConstraintViolation) => {
-                StoreError::Conflict(format!("memory block `{}` is listed twice", block.label))
-            }
-            _ => StoreError::from(e),
-        })?;
-        rows::exec(
-        conn,
-            "INSERT INTO memory_block_versions (agent_id, label, version, tenant_id, value, operation, run_id, principal, created_at) VALUES (?1, ?2, 1, ?3, ?4, 'create', NULL, ?5, ?6)",
-            params![id.as_str(), block.label, tenant.as_str(), block.value, principal, now],
-        )?;
+        super::blocks::put_agent_block(conn, tenant, &id, block, "create", principal, now)?;
     }
     get_agent(conn, tenant, &AgentRef::Id(id))?
         .ok_or_else(|| StoreError::Database("agent vanished after insert".into()))
@@ -230,12 +217,12 @@ pub(crate) fn list_memory_blocks(
     agent: &AgentId,
 ) -> Result<Vec<MemoryBlock>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT label, value, char_limit, version, updated_at FROM memory_blocks WHERE tenant_id = ?1 AND agent_id = ?2 ORDER BY label",
+        &format!("SELECT {BLOCK_COLUMNS} FROM memory_blocks WHERE tenant_id = ?1 AND agent_id = ?2 AND owner = 'agent' ORDER BY label"),
     )?;
     rows::collect(
         &mut stmt,
         params![tenant.as_str(), agent.as_str()],
-        rows::block,
+        super::blocks::block,
     )
 }
 
@@ -246,7 +233,7 @@ pub(crate) fn memory_block_history(
 ) -> Result<Vec<MemoryBlockVersion>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT label, version, value, operation, run_id, principal, created_at FROM memory_block_versions
-         WHERE tenant_id = ?1 AND agent_id = ?2 ORDER BY label, version",
+         WHERE tenant_id = ?1 AND agent_id = ?2 AND owner = 'agent' ORDER BY label, version",
     )?;
     rows::collect(
         &mut stmt,

@@ -11,7 +11,7 @@ use roster_core::{KeyId, TenantId};
 use rusqlite::{params, Connection, Row};
 
 const KEY_COLUMNS: &str =
-    "id, tenant_id, name, kind, is_admin, scopes, expires_at, created_at, revoked_at";
+    "id, tenant_id, name, kind, is_admin, scopes, expires_at, created_at, revoked_at, user_id, act_for";
 
 fn tenant(row: &Row<'_>) -> Result<TenantRecord, StoreError> {
     Ok(TenantRecord {
@@ -33,6 +33,12 @@ fn key(row: &Row<'_>) -> Result<KeyInfo, StoreError> {
         expires_at: row.get::<_, Option<i64>>(6)?.map(from_millis),
         created_at: from_millis(row.get(7)?),
         revoked_at: row.get::<_, Option<i64>>(8)?.map(from_millis),
+        user: row.get(9)?,
+        act_for: row
+            .get::<_, Option<String>>(10)?
+            .as_deref()
+            .map(rows::json)
+            .transpose()?,
     })
 }
 
@@ -129,10 +135,15 @@ pub(crate) fn create_key(
     audit: &NewAuditEvent,
 ) -> Result<KeyInfo, StoreError> {
     let scopes = new.scopes.as_ref().map(serde_json::to_string).transpose()?;
+    let act_for = new
+        .act_for
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
     rows::exec(
         conn,
-        "INSERT INTO api_keys (id, tenant_id, name, key_hash, is_admin, kind, scopes, expires_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8)",
+        "INSERT INTO api_keys (id, tenant_id, name, key_hash, is_admin, kind, scopes, expires_at, created_at, user_id, act_for)
+         VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             new.id.as_str(),
             tenant.as_str(),
@@ -141,7 +152,9 @@ pub(crate) fn create_key(
             new.kind,
             scopes,
             new.expires_at.map(millis),
-            millis(Utc::now())
+            millis(Utc::now()),
+            new.user,
+            act_for
         ],
     )?;
     append(conn, tenant, std::slice::from_ref(audit))?;

@@ -3,7 +3,7 @@
 
 use super::rows;
 use crate::types::{check_writable, events_for, from_millis, millis};
-use crate::{BlockWrite, Committed, JournalWrite, RunTransition, StepWrite, StoreError};
+use crate::{Committed, JournalWrite, RunTransition, StepWrite, StoreError};
 use chrono::Utc;
 use roster_core::event::SequencedEvent;
 use roster_core::item::{Item, ItemContent};
@@ -56,7 +56,7 @@ pub(crate) fn commit(
         items.push(append_item(conn, tenant, write, content, now)?);
     }
     if let Some(block) = &write.block_write {
-        write_block(conn, tenant, block, run, now)?;
+        super::blocks::write_block(conn, tenant, block, Some(run), now)?;
     }
     let memories = if write.memory_writes.is_empty() {
         crate::MemoryWritten::default()
@@ -199,41 +199,6 @@ fn write_step(
             }
         }
     }
-    Ok(())
-}
-
-fn write_block(
-    conn: &Connection,
-    tenant: &TenantId,
-    block: &BlockWrite,
-    run: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    let changed = rows::exec(
-        conn,
-        "UPDATE memory_blocks SET value = ?4, version = version + 1, updated_at = ?5
-         WHERE tenant_id = ?1 AND agent_id = ?2 AND label = ?3 AND version = ?6",
-        params![
-            tenant.as_str(),
-            block.agent_id.as_str(),
-            block.label,
-            block.value,
-            now,
-            block.expected_version
-        ],
-    )?;
-    if changed == 0 {
-        return Err(StoreError::Conflict(format!(
-            "memory block `{}` changed since it was read (expected version {})",
-            block.label, block.expected_version
-        )));
-    }
-    rows::exec(
-        conn,
-        "INSERT INTO memory_block_versions (agent_id, label, version, tenant_id, value, operation, run_id, principal, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![block.agent_id.as_str(), block.label, block.expected_version + 1, tenant.as_str(), block.value, block.operation, run, block.principal, now],
-    )?;
     Ok(())
 }
 

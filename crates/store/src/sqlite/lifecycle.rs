@@ -50,6 +50,18 @@ fn delete_session(
     ] {
         rows::exec(conn, sql, ids)?;
     }
+    // The session's own copies of `session` blocks, with their history.
+    let owner = format!("session:{session}");
+    for sql in [
+        "DELETE FROM memory_blocks WHERE agent_id = ?1 AND owner = ?2 AND tenant_id = ?3",
+        "DELETE FROM memory_block_versions WHERE agent_id = ?1 AND owner = ?2 AND tenant_id = ?3",
+    ] {
+        rows::exec(
+            conn,
+            sql,
+            params![found.agent_id.as_str(), owner, tenant.as_str()],
+        )?;
+    }
     let runs = rows::exec(
         conn,
         "DELETE FROM runs WHERE tenant_id = ?1 AND session_id = ?2",

@@ -4,6 +4,9 @@ use crate::StoreError;
 use rusqlite::Connection;
 
 /// In order; a migration is never edited once released, only followed by a new one.
+/// `user_version` counts the entries applied, so numbers may leave gaps
+/// (each change takes its own number, the same in both backends) as long as
+/// the list stays in number order.
 const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_core",
@@ -36,6 +39,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0008_governance",
         include_str!("../../migrations/sqlite/0008_governance.sql"),
+    ),
+    (
+        "0012_user_privacy",
+        include_str!("../../migrations/sqlite/0012_user_privacy.sql"),
     ),
 ];
 

@@ -179,9 +179,18 @@ pub(crate) fn list_memories(
         "SELECT {COLUMNS} FROM memories
          WHERE tenant_id = ?1 AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR kind = ?3)
            AND id > ?4 AND (?5 OR expires_at IS NULL OR expires_at > ?6)
+           AND (?8 IS NULL OR substr(namespace, 1, 6) <> 'users/'
+                OR EXISTS (SELECT 1 FROM json_each(?8) AS u
+                           WHERE namespace = 'users/' || u.value
+                              OR substr(namespace, 1, length(u.value) + 7) = 'users/' || u.value || '/'))
          ORDER BY id {order} LIMIT ?7",
         order = if query.newest_first { "DESC" } else { "ASC" }
     ))?;
+    let visible = query
+        .visible_users
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
     rows::collect(
         &mut stmt,
         params![
@@ -195,7 +204,8 @@ pub(crate) fn list_memories(
             },
             query.include_expired,
             millis(Utc::now()),
-            query.limit
+            query.limit,
+            visible
         ],
         record,
     )

@@ -5,7 +5,7 @@ use crate::{Session, StoreError};
 use roster_core::agent::{Agent, AgentConfig};
 use roster_core::event::{RunEvent, SequencedEvent};
 use roster_core::item::{Item, ItemContent};
-use roster_core::memory::{MemoryBlock, MemoryBlockVersion};
+use roster_core::memory::MemoryBlockVersion;
 use roster_core::run::{Run, RunError, RunStatus, Step, StepKind, StepStatus};
 use roster_core::{AgentId, RunId, SessionId};
 use rusqlite::Row;
@@ -102,16 +102,6 @@ pub(crate) fn event(row: &Row<'_>) -> Result<SequencedEvent, StoreError> {
     Ok(SequencedEvent {
         seq: row.get(0)?,
         event: json::<RunEvent>(&body)?,
-    })
-}
-
-pub(crate) fn block(row: &Row<'_>) -> Result<MemoryBlock, StoreError> {
-    Ok(MemoryBlock {
-        label: row.get(0)?,
-        value: row.get(1)?,
-        limit: row.get(2)?,
-        version: row.get(3)?,
-        updated_at: from_millis(row.get(4)?),
     })
 }
 

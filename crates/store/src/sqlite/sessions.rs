@@ -52,12 +52,19 @@ pub(crate) fn list_sessions(
 ) -> Result<Vec<Session>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = ?1 AND (?2 IS NULL OR agent_id = ?2)
+           AND (?4 IS NULL OR user_id = ?4)
+           AND (?5 IS NULL OR user_id IS NULL OR user_id IN (SELECT value FROM json_each(?5)))
          ORDER BY id DESC LIMIT ?3"
     ))?;
     let agent = query.agent.as_ref().map(|a| a.as_str().to_owned());
+    let visible = query
+        .visible_users
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
     rows::collect(
         &mut stmt,
-        params![tenant.as_str(), agent, query.limit],
+        params![tenant.as_str(), agent, query.limit, query.user, visible],
         rows::session,
     )
 }

@@ -1,0 +1,278 @@
+//! Who a key acts for, and what that lets it reach.
+//!
+//! - A `user` key is bound to one user when it is made (`user`), or to none.
+//!   It acts as that user only: its sessions are that user's, and it cannot
+//!   name another. A user key without a user acts for no user.
+//! - A `service` key acts for the users it names per request (a session's
+//!   `user`, a `users/NAME` namespace, a block copy's owner): any user, or
+//!   only those in its `act_for` list.
+//! - The admin key acts for anyone.
+//!
+//! A session that belongs to a user, its items, runs, events and files, and
+//! the records of `users/NAME` namespaces, are reached only by keys that may
+//! act for that user; to any other key they do not exist (`not_found`), as
+//! another tenant's objects. Naming another user outright (creating a
+//! session for them, writing their namespace) answers `403
+//! user_not_allowed`. Sessions without a user belong to the tenant, as
+//! before users were bound to keys.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use axum::http::StatusCode;
+use roster_core::record::{namespace_owner, validate_user_id};
+use roster_store::Session;
+
+impl Principal {
+    /// Whether this key may act for `user`.
+    pub fn may_act_for(&self, user: &str) -> bool {
+        if self.is_admin {
+            return true;
+        }
+        if self.kind == "service" {
+            return self
+                .act_for
+                .as_ref()
+                .is_none_or(|users| users.iter().any(|u| u == user));
+        }
+        self.user.as_deref() == Some(user)
+    }
+
+    /// The users this key may act for; `None`: anyone.
+    pub fn acting_users(&self) -> Option<Vec<String>> {
+        if self.is_admin {
+            return None;
+        }
+        if self.kind == "service" {
+            return self.act_for.as_ref().map(|users| users.to_vec());
+        }
+        Some(self.user.iter().cloned().collect())
+    }
+
+    /// The user this key is bound to (a `user` key's own).
+    pub fn bound_user(&self) -> Option<&str> {
+        if self.kind == "user" && !self.is_admin {
+            self.user.as_deref()
+        } else {
+            None
+        }
+    }
+}
+
+/// `403 user_not_allowed`: this key named a user it may not act for.
+pub(crate) fn user_not_allowed(principal: &Principal, user: &str) -> ApiError {
+    let message = match (principal.kind.as_str(), principal.user.as_deref()) {
+        ("service", _) => format!(
+            "this service key may act only for the users of its act_for list, not for `{user}`"
+        ),
+        (_, Some(own)) => {
+            format!("this key acts for user `{own}`; it cannot act for `{user}`")
+        }
+        (_, None) => format!(
+            "this key is not bound to a user, so it cannot act for `{user}`; use a key made with `user`, or a service key"
+        ),
+    };
+    ApiError::new(StatusCode::FORBIDDEN, "user_not_allowed", message)
+}
+
+/// Fails unless this key may act for `user`.
+pub(crate) fn require_user(principal: &Principal, user: &str) -> Result<(), ApiError> {
+    if principal.may_act_for(user) {
+        Ok(())
+    } else {
+        Err(user_not_allowed(principal, user))
+    }
+}
+
+/// The user a new session works for: a user key's own (naming another is
+/// refused); for a service key or the admin key, the one it names, if any.
+pub(crate) fn session_user(
+    principal: &Principal,
+    requested: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    if let Some(user) = requested {
+        validate_user_id(user)?;
+        require_user(principal, user)?;
+        return Ok(Some(user.to_owned()));
+    }
+    Ok(principal.bound_user().map(str::to_owned))
+}
+
+/// Whether this key may see and use `session`.
+pub(crate) fn may_use_session(principal: &Principal, session: &Session) -> bool {
+    session
+        .user
+        .as_deref()
+        .is_none_or(|user| principal.may_act_for(user))
+}
+
+/// Whether this key may reach records of `namespace`.
+pub(crate) fn may_use_namespace(principal: &Principal, namespace: &str) -> bool {
+    namespace_owner(namespace).is_none_or(|user| principal.may_act_for(user))
+}
+
+/// Fails with `user_not_allowed` when `namespace` is another user's.
+pub(crate) fn require_namespace(principal: &Principal, namespace: &str) -> Result<(), ApiError> {
+    match namespace_owner(namespace) {
+        Some(user) => require_user(principal, user),
+        None => Ok(()),
+    }
+}
+
+/// Who a new key acts for, within what its creator may: a user key for
+/// one of the creator's users (or none), a service key for at most the
+/// creator's users, so no key can make a key that reaches further.
+pub(crate) fn new_key_identity(
+    principal: &Principal,
+    kind: &str,
+    user: Option<&str>,
+    act_for: Option<Vec<String>>,
+) -> Result<(Option<String>, Option<Vec<String>>), ApiError> {
+    if let Some(user) = user {
+        validate_user_id(user)?;
+    }
+    for user in act_for.iter().flatten() {
+        validate_user_id(user).map_err(|e| ApiError::invalid(format!("act_for: {}", e.message)))?;
+    }
+    match kind {
+        "service" => {
+            if user.is_some() {
+                return Err(ApiError::invalid(
+                    "a service key is not bound to a user: name the users it may act for in `act_for`",
+                ));
+            }
+            let act_for = match (principal.acting_users(), act_for) {
+                (None, requested) => requested,
+                (Some(own), None) => Some(own),
+                (Some(_), Some(requested)) => {
+                    if let Some(beyond) = requested.iter().find(|u| !principal.may_act_for(u)) {
+                        return Err(user_not_allowed(principal, beyond));
+                    }
+                    Some(requested)
+                }
+            };
+            Ok((None, act_for.map(dedup)))
+        }
+        _ => {
+            if act_for.is_some() {
+                return Err(ApiError::invalid(
+                    "act_for is for service keys; a user key acts for its own `user`",
+                ));
+            }
+            if let Some(user) = user {
+                require_user(principal, user)?;
+            }
+            Ok((user.map(str::to_owned), None))
+        }
+    }
+}
+
+fn dedup(mut users: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    users.retain(|u| seen.insert(u.clone()));
+    users
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roster_core::{KeyId, TenantId};
+    use std::sync::Arc;
+
+    fn key(kind: &str, user: Option<&str>, act_for: Option<&[&str]>) -> Principal {
+        Principal {
+            tenant: TenantId::default_tenant(),
+            key_id: KeyId::generate(),
+            key_name: "k".into(),
+            kind: kind.into(),
+            is_admin: false,
+            scopes: None,
+            user: user.map(str::to_owned),
+            act_for: act_for.map(|users| {
+                users
+                    .iter()
+                    .map(|u| (*u).to_owned())
+                    .collect::<Arc<[String]>>()
+            }),
+        }
+    }
+
+    #[test]
+    fn who_a_key_acts_for() {
+        let ann = key("user", Some("ann"), None);
+        assert!(ann.may_act_for("ann") && !ann.may_act_for("bob"));
+        let nobody = key("user", None, None);
+        assert!(!nobody.may_act_for("ann"));
+        assert_eq!(nobody.acting_users(), Some(vec![]));
+        let service = key("service", None, None);
+        assert!(service.may_act_for("anyone"));
+        let narrow = key("service", None, Some(&["ann", "bob"]));
+        assert!(narrow.may_act_for("bob") && !narrow.may_act_for("carol"));
+        let admin = Principal {
+            is_admin: true,
+            ..key("user", None, None)
+        };
+        assert!(admin.may_act_for("carol") && admin.acting_users().is_none());
+    }
+
+    #[test]
+    fn sessions_take_the_keys_user() {
+        let ann = key("user", Some("ann"), None);
+        assert_eq!(session_user(&ann, None).ok(), Some(Some("ann".into())));
+        assert_eq!(
+            session_user(&ann, Some("ann")).ok(),
+            Some(Some("ann".into()))
+        );
+        let err = session_user(&ann, Some("bob")).expect_err("another user");
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::FORBIDDEN, "user_not_allowed")
+        );
+        let service = key("service", None, Some(&["bob"]));
+        assert_eq!(session_user(&service, None).ok(), Some(None));
+        assert_eq!(
+            session_user(&service, Some("bob")).ok(),
+            Some(Some("bob".into()))
+        );
+        assert!(session_user(&service, Some("ann")).is_err());
+        assert!(session_user(&key("user", None, None), Some("ann")).is_err());
+        assert!(session_user(&service, Some("b/ob")).is_err_and(|e| e.code == "invalid_request"));
+    }
+
+    #[test]
+    fn namespaces_of_users_need_their_user() {
+        let ann = key("user", Some("ann"), None);
+        assert!(may_use_namespace(&ann, "users/ann/notes"));
+        assert!(may_use_namespace(&ann, "agents/helper"));
+        assert!(!may_use_namespace(&ann, "users/bob"));
+        assert!(require_namespace(&ann, "users/bob").is_err());
+    }
+
+    #[test]
+    fn new_keys_reach_no_further_than_their_maker() {
+        let ann = key("user", Some("ann"), None);
+        assert!(new_key_identity(&ann, "user", Some("ann"), None).is_ok());
+        assert!(new_key_identity(&ann, "user", Some("bob"), None).is_err());
+        assert_eq!(
+            new_key_identity(&ann, "service", None, None).ok(),
+            Some((None, Some(vec!["ann".to_owned()])))
+        );
+        assert!(new_key_identity(&ann, "service", None, Some(vec!["bob".into()])).is_err());
+        let service = key("service", None, None);
+        assert_eq!(
+            new_key_identity(&service, "service", None, None).ok(),
+            Some((None, None))
+        );
+        assert!(new_key_identity(&service, "service", Some("x"), None).is_err());
+        assert!(new_key_identity(&service, "user", None, Some(vec!["x".into()])).is_err());
+        assert_eq!(
+            new_key_identity(
+                &service,
+                "service",
+                None,
+                Some(vec!["a".into(), "a".into()])
+            )
+            .ok(),
+            Some((None, Some(vec!["a".to_owned()])))
+        );
+    }
+}
