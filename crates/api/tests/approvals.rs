@@ -408,3 +408,53 @@ async fn approvers_are_told_when_a_run_waits_and_when_it_is_settled() {
     .await;
     assert!(heard.is_err(), "tenant B heard {heard:?}");
 }
+
+async fn new_key(app: &TestApp, body: Value) -> Client {
+    let created = app.admin().post("/v1/keys", body).await;
+    app.with_key(created.ok(201)["key"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn a_users_requests_are_theirs_and_they_cannot_approve_them_with_another_key() {
+    let app = TestApp::start().await;
+    let (admin, _) = setup(&app).await;
+    let ann = new_key(&app, json!({"name": "ann-laptop", "user": "ann"})).await;
+    let ann_phone = new_key(&app, json!({"name": "ann-phone", "user": "ann"})).await;
+    let bob = new_key(&app, json!({"name": "bob", "user": "bob"})).await;
+    let approver = new_key(&app, json!({"name": "desk", "kind": "service"})).await;
+    let session = ann
+        .post("/v1/sessions", json!({"agent": "payer"}))
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.fake
+        .push(Reply::tool_call("c1", "sleep", r#"{"ms": 150}"#));
+    app.fake.push(Reply::text("slept"));
+    let run = ann.say(&session, "sleep for me").await["run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = pending(&admin).await[0]["id"].as_str().unwrap().to_owned();
+
+    // Bob sees nothing of Ann's request, not even that it exists.
+    assert_eq!(pending(&bob).await, Vec::<Value>::new());
+    bob.get(&format!("/v1/approvals/{id}"))
+        .await
+        .err(404, "not_found");
+    bob.post(&format!("/v1/approvals/{id}/approve"), json!({}))
+        .await
+        .err(404, "not_found");
+    // Ann sees it, but neither of her keys may decide her own request.
+    assert_eq!(pending(&ann).await.len(), 1);
+    ann_phone
+        .post(&format!("/v1/approvals/{id}/approve"), json!({}))
+        .await
+        .err(403, "self_approval_forbidden");
+    approver
+        .post(&format!("/v1/approvals/{id}/approve"), json!({}))
+        .await
+        .ok(200);
+    assert_eq!(ann.wait_run(&run).await["output"], "slept");
+}
