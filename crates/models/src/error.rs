@@ -34,7 +34,7 @@ pub enum ProviderError {
     #[error("invalid response: {message}")]
     InvalidResponse { message: String },
     /// A route names a provider the registry does not have.
-    #[error("unknown provider `{name}`")]
+    #[error("no provider `{name}` is configured: set OPENAI_API_KEY or ANTHROPIC_API_KEY (for the providers `openai` and `anthropic`), or add [providers.{name}] to the config file (see the README's \"Model providers\")")]
     UnknownProvider { name: String },
     /// 404: the provider does not know the model (or the base URL is
     /// wrong). Another target of the route may well have it.
