@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_governance",
         include_str!("../../migrations/sqlite/0008_governance.sql"),
     ),
+    (
+        "0011_run_waits",
+        include_str!("../../migrations/sqlite/0011_run_waits.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
