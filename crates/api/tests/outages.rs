@@ -172,27 +172,18 @@ async fn the_run_id_is_in_a_header_in_every_mode() {
     admin.wait_run(&run).await;
     // An idempotent repeat names the first run.
     app.fake.push(Reply::text("once"));
-    let first = admin
-        .send(
-            admin
-                .request(
-                    reqwest::Method::POST,
-                    &format!("/v1/sessions/{session}/messages"),
-                )
-                .header("idempotency-key", "k1")
-                .json(&json!({"content": "c"})),
-        )
-        .await;
+    let keyed = |body: Value| {
+        admin
+            .request(
+                reqwest::Method::POST,
+                &format!("/v1/sessions/{session}/messages"),
+            )
+            .header("idempotency-key", "k1")
+            .json(&body)
+    };
+    let first = admin.send(keyed(json!({"content": "c"}))).await;
     let again = admin
-        .send(
-            admin
-                .request(
-                    reqwest::Method::POST,
-                    &format!("/v1/sessions/{session}/messages"),
-                )
-                .header("idempotency-key", "k1")
-                .json(&json!({"content": "c", "background": true})),
-        )
+        .send(keyed(json!({"content": "c", "background": true})))
         .await;
     assert_eq!(first.headers[RUN_HEADER], again.headers[RUN_HEADER]);
     assert_eq!(again.ok(202)["run"]["id"], first.body["run"]["id"]);

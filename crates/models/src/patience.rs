@@ -133,10 +133,17 @@ impl Router {
             current.rounds = current.rounds.saturating_add(1);
             current.last_error = error;
             let Some(at) = self.retry_policy().next_attempt(current, now) else {
+                tracing::warn!(
+                    error = %current.last_error,
+                    attempts = current.attempts,
+                    since = %current.since,
+                    "model provider unavailable; giving up"
+                );
                 return Err(current.last_error.clone());
             };
             current.next_attempt_at = at;
-            tracing::info!(
+            tracing::warn!(
+                error = %current.last_error,
                 attempts = current.attempts,
                 next_attempt_at = %at,
                 gives_up_at = %current.gives_up_at,

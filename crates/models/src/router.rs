@@ -114,7 +114,13 @@ impl Router {
                     Err(error) => error,
                 };
                 failure.attempts += 1;
-                tracing::warn!(target = %target, code = error.code(), retry, "model call failed");
+                // A wait through an outage logs each pass (`patience.rs`),
+                // not each of its attempts.
+                if error.is_retryable() {
+                    tracing::debug!(target = %target, code = error.code(), retry, "model call failed");
+                } else {
+                    tracing::warn!(target = %target, code = error.code(), retry, "model call failed");
+                }
                 if matches!(
                     error,
                     ProviderError::BadRequest { .. } | ProviderError::ContextOverflow { .. }

@@ -7,10 +7,10 @@
 mod common;
 
 use common::{ignore, openai_config, request};
-use roster_core::route::ModelRoute;
+use roster_core::route::{ModelRoute, RouteTarget};
 use roster_models::{
-    Attempt, Outage, Pause, ProviderConfig, ProviderError, ProviderRegistry, RetryPolicy, Router,
-    Sleep,
+    Attempt, ChatResponse, Outage, Pause, ProviderConfig, ProviderError, ProviderRegistry,
+    RetryPolicy, Router, Sleep,
 };
 use roster_testkit::{FakeModelServer, Reply};
 use std::sync::Arc;
@@ -75,6 +75,27 @@ impl Attempts {
     fn count(&self) -> usize {
         self.0.lock().expect("lock").len()
     }
+}
+
+/// A patient call of `route` with the test request.
+async fn call(
+    router: &Router,
+    route: &ModelRoute,
+    patience: Duration,
+    outage: &mut Option<Outage>,
+    pause: &mut dyn Pause,
+) -> Result<(ChatResponse, RouteTarget), ProviderError> {
+    router
+        .chat_patiently(
+            route,
+            request(false),
+            &ignore,
+            &|_| {},
+            patience,
+            outage,
+            pause,
+        )
+        .await
 }
 
 fn end_outage_after(server: &FakeModelServer, after: Duration) {
@@ -145,18 +166,15 @@ async fn patience_runs_out_with_the_last_transient_error() {
     server.fail_with(503);
     let mut outage = None;
     let started = Instant::now();
-    let error = router(vec![named(&server, "a")], Duration::ZERO)
-        .chat_patiently(
-            &route("a/m", &[]),
-            request(false),
-            &ignore,
-            &|_| {},
-            Duration::from_millis(600),
-            &mut outage,
-            &mut Sleep,
-        )
-        .await
-        .expect_err("the outage outlasts the patience");
+    let error = call(
+        &router(vec![named(&server, "a")], Duration::ZERO),
+        &route("a/m", &[]),
+        Duration::from_millis(600),
+        &mut outage,
+        &mut Sleep,
+    )
+    .await
+    .expect_err("the outage outlasts the patience");
     assert_eq!(error.code(), "provider_transient");
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
@@ -200,18 +218,15 @@ async fn retry_after_sets_the_next_pass_and_one_past_the_patience_gives_up() {
     let mut config = named(&server, "a");
     config.max_retries = Some(0);
     let r = router(vec![config], Duration::ZERO);
-    let (answer, _) = r
-        .chat_patiently(
-            &route("a/m", &[]),
-            request(false),
-            &ignore,
-            &|_| {},
-            Duration::from_secs(30),
-            &mut outage,
-            &mut pause,
-        )
-        .await
-        .expect("answers after the wait it was asked for");
+    let (answer, _) = call(
+        &r,
+        &route("a/m", &[]),
+        Duration::from_secs(30),
+        &mut outage,
+        &mut pause,
+    )
+    .await
+    .expect("answers after the wait it was asked for");
     assert_eq!(answer.text, "thanks for waiting");
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert_eq!(pause.seen.len(), 2);
@@ -224,18 +239,15 @@ async fn retry_after_sets_the_next_pass_and_one_past_the_patience_gives_up() {
     server.push(Reply::error(429, "come back tomorrow").retry_after(86_400));
     let mut outage = None;
     let started = Instant::now();
-    let error = r
-        .chat_patiently(
-            &route("a/m", &[]),
-            request(false),
-            &ignore,
-            &|_| {},
-            Duration::from_secs(60),
-            &mut outage,
-            &mut Sleep,
-        )
-        .await
-        .expect_err("gives up");
+    let error = call(
+        &r,
+        &route("a/m", &[]),
+        Duration::from_secs(60),
+        &mut outage,
+        &mut Sleep,
+    )
+    .await
+    .expect_err("gives up");
     assert_eq!(error.code(), "provider_rate_limited");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
@@ -247,21 +259,15 @@ async fn a_fallback_answers_during_an_outage_of_the_primary() {
     down.refuse_connections().await;
     up.push(Reply::text("from the fallback"));
     let mut pause = Recorder::default();
-    let (answer, target) = router(
+    let both = router(
         vec![named(&down, "a"), named(&up, "b")],
         Duration::from_secs(30),
-    )
-    .chat_patiently(
-        &route("a/m", &["b/m"]),
-        request(false),
-        &ignore,
-        &|_| {},
-        Duration::from_secs(30),
-        &mut None,
-        &mut pause,
-    )
-    .await
-    .expect("the fallback answers");
+    );
+    let fallback = route("a/m", &["b/m"]);
+    let patience = Duration::from_secs(30);
+    let (answer, target) = call(&both, &fallback, patience, &mut None, &mut pause)
+        .await
+        .expect("the fallback answers");
     assert_eq!(answer.text, "from the fallback");
     assert_eq!(target.to_string(), "b/m");
     assert!(pause.seen.is_empty(), "no wait while a target answers");
@@ -270,21 +276,9 @@ async fn a_fallback_answers_during_an_outage_of_the_primary() {
     up.fail_with(503);
     up.push(Reply::text("b is back"));
     end_outage_after(&up, Duration::from_millis(500));
-    let (answer, target) = router(
-        vec![named(&down, "a"), named(&up, "b")],
-        Duration::from_secs(30),
-    )
-    .chat_patiently(
-        &route("a/m", &["b/m"]),
-        request(false),
-        &ignore,
-        &|_| {},
-        Duration::from_secs(30),
-        &mut None,
-        &mut pause,
-    )
-    .await
-    .expect("b comes back");
+    let (answer, target) = call(&both, &fallback, patience, &mut None, &mut pause)
+        .await
+        .expect("b comes back");
     assert_eq!(answer.text, "b is back");
     assert_eq!(target.to_string(), "b/m");
     assert!(!pause.seen.is_empty());
@@ -302,36 +296,30 @@ async fn errors_no_wait_can_fix_fail_at_once() {
         let before = server.request_count();
         let mut pause = Recorder::default();
         let mut outage = None;
-        let error = router(vec![named(&server, "a")], Duration::from_secs(60))
-            .chat_patiently(
-                &route("a/m", &[]),
-                request(false),
-                &ignore,
-                &|_| {},
-                Duration::from_secs(60),
-                &mut outage,
-                &mut pause,
-            )
-            .await
-            .expect_err("fails");
+        let error = call(
+            &router(vec![named(&server, "a")], Duration::from_secs(60)),
+            &route("a/m", &[]),
+            Duration::from_secs(60),
+            &mut outage,
+            &mut pause,
+        )
+        .await
+        .expect_err("fails");
         assert_eq!(error.code(), code);
         assert_eq!(server.request_count(), before + 1, "{code}: sent once");
         assert!(pause.seen.is_empty() && outage.is_none(), "{code}: no wait");
     }
     // An unknown provider: nothing to wait for, and the error says how to
     // configure one.
-    let error = router(vec![], Duration::from_secs(60))
-        .chat_patiently(
-            &route("nope/m", &[]),
-            request(false),
-            &ignore,
-            &|_| {},
-            Duration::from_secs(60),
-            &mut None,
-            &mut Sleep,
-        )
-        .await
-        .expect_err("fails");
+    let error = call(
+        &router(vec![], Duration::from_secs(60)),
+        &route("nope/m", &[]),
+        Duration::from_secs(60),
+        &mut None,
+        &mut Sleep,
+    )
+    .await
+    .expect_err("fails");
     assert_eq!(error.code(), "unknown_provider");
     let message = error.to_string();
     assert!(message.contains("no provider `nope`"), "{message}");
@@ -357,18 +345,15 @@ async fn a_handed_outage_resumes_its_wait_and_its_clock() {
     let mut outage = Some(resumed);
     let mut pause = Recorder::default();
     let started = Instant::now();
-    let (answer, _) = router(vec![named(&server, "a")], Duration::from_secs(600))
-        .chat_patiently(
-            &route("a/m", &[]),
-            request(false),
-            &ignore,
-            &|_| {},
-            Duration::from_secs(600),
-            &mut outage,
-            &mut pause,
-        )
-        .await
-        .expect("answers");
+    let (answer, _) = call(
+        &router(vec![named(&server, "a")], Duration::from_secs(600)),
+        &route("a/m", &[]),
+        Duration::from_secs(600),
+        &mut outage,
+        &mut pause,
+    )
+    .await
+    .expect("answers");
     assert_eq!(answer.text, "resumed");
     assert!(started.elapsed() >= Duration::from_millis(350));
     assert_eq!(pause.seen.len(), 1, "the planned wait first");
@@ -387,18 +372,15 @@ async fn a_handed_outage_resumes_its_wait_and_its_clock() {
     spent.next_attempt_at = spent.gives_up_at;
     let before = server.outage_answers();
     let mut outage = Some(spent);
-    let error = router(vec![named(&server, "a")], Duration::from_secs(10))
-        .chat_patiently(
-            &route("a/m", &[]),
-            request(false),
-            &ignore,
-            &|_| {},
-            Duration::from_secs(10),
-            &mut outage,
-            &mut Sleep,
-        )
-        .await
-        .expect_err("gives up");
+    let error = call(
+        &router(vec![named(&server, "a")], Duration::from_secs(10)),
+        &route("a/m", &[]),
+        Duration::from_secs(10),
+        &mut outage,
+        &mut Sleep,
+    )
+    .await
+    .expect_err("gives up");
     assert_eq!(error.code(), "provider_transient");
     assert_eq!(
         server.outage_answers(),
@@ -416,18 +398,15 @@ async fn a_pause_that_stops_ends_the_call() {
         stop_after: Some(2),
         ..Recorder::default()
     };
-    let error = router(vec![named(&server, "a")], Duration::from_secs(60))
-        .chat_patiently(
-            &route("a/m", &[]),
-            request(false),
-            &ignore,
-            &|_| {},
-            Duration::from_secs(60),
-            &mut None,
-            &mut pause,
-        )
-        .await
-        .expect_err("stopped");
+    let error = call(
+        &router(vec![named(&server, "a")], Duration::from_secs(60)),
+        &route("a/m", &[]),
+        Duration::from_secs(60),
+        &mut None,
+        &mut pause,
+    )
+    .await
+    .expect_err("stopped");
     assert_eq!(error, ProviderError::Cancelled);
     assert_eq!(pause.seen.len(), 2);
 }

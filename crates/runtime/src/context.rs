@@ -417,6 +417,32 @@ mod tests {
         assert!(prompt.contains("<human chars=\"9/50\">\nLikes tea\n</human>"));
     }
 
+    /// A call (at `seq`) and its result (at `seq + 1`).
+    fn round(seq: i64, id: &str, output: String) -> [Item; 2] {
+        [
+            item(
+                seq,
+                ItemContent::AssistantMessage {
+                    text: String::new(),
+                    tool_calls: vec![ToolCall {
+                        id: id.into(),
+                        name: "t".into(),
+                        arguments: "{}".into(),
+                    }],
+                },
+            ),
+            item(
+                seq + 1,
+                ItemContent::ToolResult {
+                    call_id: id.into(),
+                    name: "t".into(),
+                    output,
+                    is_error: false,
+                },
+            ),
+        ]
+    }
+
     fn tokens_of(messages: &[ChatMessage]) -> u32 {
         messages
             .iter()
@@ -457,35 +483,13 @@ mod tests {
 
     #[test]
     fn a_result_over_the_budget_is_cut_and_the_input_stays() {
-        let call = ToolCall {
-            id: "c9".into(),
-            name: "fetch".into(),
-            arguments: "{}".into(),
-        };
-        let items = vec![
-            item(
-                1,
-                ItemContent::UserMessage {
-                    text: "what is on the page?".into(),
-                },
-            ),
-            item(
-                2,
-                ItemContent::AssistantMessage {
-                    text: String::new(),
-                    tool_calls: vec![call],
-                },
-            ),
-            item(
-                3,
-                ItemContent::ToolResult {
-                    call_id: "c9".into(),
-                    name: "fetch".into(),
-                    output: "page ".repeat(20_000),
-                    is_error: false,
-                },
-            ),
-        ];
+        let mut items = vec![item(
+            1,
+            ItemContent::UserMessage {
+                text: "what is on the page?".into(),
+            },
+        )];
+        items.extend(round(2, "c9", "page ".repeat(20_000)));
         let messages = history(&items, 2_000, "", &[]);
         assert_eq!(messages.len(), 3);
         assert_eq!(
@@ -513,27 +517,7 @@ mod tests {
             },
         )];
         for k in 0..10 {
-            let id = format!("c{k}");
-            items.push(item(
-                2 + 2 * k,
-                ItemContent::AssistantMessage {
-                    text: String::new(),
-                    tool_calls: vec![ToolCall {
-                        id: id.clone(),
-                        name: "t".into(),
-                        arguments: "{}".into(),
-                    }],
-                },
-            ));
-            items.push(item(
-                3 + 2 * k,
-                ItemContent::ToolResult {
-                    call_id: id,
-                    name: "t".into(),
-                    output: "r".repeat(800),
-                    is_error: false,
-                },
-            ));
+            items.extend(round(2 + 2 * k, &format!("c{k}"), "r".repeat(800)));
         }
         let messages = history(&items, 1_000, "", &[]);
         assert!(matches!(&messages[0], ChatMessage::User { text } if !text.contains("[Roster")));

@@ -104,18 +104,27 @@ async fn outcomes(store: &DynStore, fx: &Fixture, run: &RunId) -> Vec<String> {
     entries.into_iter().map(|e| e.outcome).collect()
 }
 
-async fn a_run_outlasts_an_outage(db: Db) {
+/// A provider in an outage (answering 503 until it ends, then `answer`),
+/// an agent on it, and a runtime with the `retry` policy.
+async fn down(
+    db: &Db,
+    answer: Option<&str>,
+    retry: RetryPolicy,
+) -> (FakeModelServer, DynStore, Fixture, Runtime) {
     let server = FakeModelServer::start().await;
     server.fail_with(503);
-    server.push(Reply::text("made it"));
+    if let Some(answer) = answer {
+        server.push(Reply::text(answer));
+    }
     let store = db.open().await;
     let fx = Fixture::new(&store, config(&[])).await;
-    let rt = http_runtime(
-        store.clone(),
-        &server,
-        vec![],
-        patient(Duration::from_secs(60)),
-    );
+    let rt = http_runtime(store.clone(), &server, vec![], retry);
+    (server, store, fx, rt)
+}
+
+async fn a_run_outlasts_an_outage(db: Db) {
+    let (server, store, fx, rt) =
+        down(&db, Some("made it"), patient(Duration::from_secs(60))).await;
     let run = submit(&rt, &fx, "hello").await;
 
     let first = waits(&store, &fx, &run.id, 3).await;
@@ -168,10 +177,6 @@ async fn a_run_outlasts_an_outage(db: Db) {
 }
 
 async fn a_cancel_ends_a_wait_at_once(db: Db) {
-    let server = FakeModelServer::start().await;
-    server.fail_with(503);
-    let store = db.open().await;
-    let fx = Fixture::new(&store, config(&[])).await;
     // A long pause between passes: only a cancel can end it soon.
     let retry = RetryPolicy {
         max_retries: 0,
@@ -179,7 +184,7 @@ async fn a_cancel_ends_a_wait_at_once(db: Db) {
         max_delay: Duration::from_secs(60),
         patience: Duration::from_secs(600),
     };
-    let rt = http_runtime(store.clone(), &server, vec![], retry);
+    let (server, store, fx, rt) = down(&db, None, retry).await;
     let run = submit(&rt, &fx, "hello").await;
     let wait = waits(&store, &fx, &run.id, 1).await;
     assert!(wait.next_attempt_at > chrono::Utc::now() + chrono::Duration::seconds(20));
@@ -197,17 +202,12 @@ async fn a_cancel_ends_a_wait_at_once(db: Db) {
 }
 
 async fn a_crash_during_a_wait_resumes_it_on_the_same_clock(db: Db) {
-    let server = FakeModelServer::start().await;
-    server.fail_with(503);
-    server.push(Reply::text("after the restart"));
-    let store = db.open().await;
-    let fx = Fixture::new(&store, config(&[])).await;
-    let rt = http_runtime(
-        store.clone(),
-        &server,
-        vec![],
+    let (server, store, fx, rt) = down(
+        &db,
+        Some("after the restart"),
         patient(Duration::from_secs(120)),
-    );
+    )
+    .await;
     let run = submit(&rt, &fx, "hello").await;
     let before = waits(&store, &fx, &run.id, 2).await;
     rt.shutdown().await;
