@@ -181,9 +181,11 @@ async fn patience_runs_out_with_the_last_transient_error() {
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     let outage = outage.expect("recorded");
     assert!(outage.rounds >= 3, "{outage:?}");
-    assert_eq!(
-        outage.next_attempt_at, outage.gives_up_at,
-        "a last attempt at the end"
+    // The last pass came no earlier than one backoff before the end.
+    assert!(outage.next_attempt_at <= outage.gives_up_at);
+    assert!(
+        outage.gives_up_at - outage.next_attempt_at <= chrono::Duration::milliseconds(150),
+        "{outage:?}"
     );
 }
 

@@ -46,13 +46,9 @@ impl RunState<'_> {
         let inner = self.inner;
         let run_id = self.run.id.clone();
         let cancel = self.cancel.clone();
-        let had_wait = self.run.waiting.is_some();
-        let mut outage = self
-            .run
-            .waiting
-            .as_ref()
-            .filter(|w| w.step == n)
-            .map(outage_of);
+        // A stored wait is always the pending model call's: an answer or the
+        // run's end clears it.
+        let mut outage = self.run.waiting.as_ref().map(outage_of);
         let patience = inner.router.patience_for(route);
         let attempts: Mutex<Vec<Attempt>> = Mutex::new(Vec::new());
         let on_text = |delta: &str| {
@@ -87,7 +83,7 @@ impl RunState<'_> {
             attempts: &attempts,
             pending,
             failed: None,
-            resumed: self.run.waiting.clone().filter(|w| w.step == n),
+            resumed: self.run.waiting.clone().map(|w| RunWait { step: n, ..w }),
         };
         let outcome = tokio::select! {
             result = inner.router.chat_patiently(
@@ -116,7 +112,7 @@ impl RunState<'_> {
                 Called::Answered {
                     response,
                     target,
-                    waited: had_wait || outage.is_some(),
+                    waited: outage.is_some(),
                 }
             }
         };

@@ -92,9 +92,11 @@ impl Runtime {
                 "previous_actor": run.actor,
             }),
         }];
-        self.inner.bus.open(&run.id);
         match store.commit(tenant, write).await {
-            Ok(committed) => self.inner.publish(&run.id, &committed.events),
+            Ok(committed) => {
+                self.inner.bus.open(&run.id);
+                self.inner.publish(&run.id, &committed.events);
+            }
             Err(StoreError::Conflict(_)) => {
                 // Retried (or otherwise changed) meanwhile.
                 let now = store.get_run(tenant, run_id).await?;
