@@ -107,6 +107,14 @@ impl From<RuntimeError> for ApiError {
                 "shutting_down",
                 "the server is shutting down",
             ),
+            e @ RuntimeError::InputTooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "input_too_large",
+                e.to_string(),
+            ),
+            e @ RuntimeError::NotRetryable { .. } => {
+                Self::new(StatusCode::CONFLICT, "run_not_failed", e.to_string())
+            }
         }
     }
 }

@@ -65,7 +65,7 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::sessions::create, routes::sessions::list, routes::sessions::show, routes::sessions::items,
         routes::sessions::delete, routes::sessions::upgrade,
         routes::sessions::post_message,
-        routes::runs::show, routes::runs::cancel, routes::runs::events,
+        routes::runs::show, routes::runs::cancel, routes::runs::retry, routes::runs::events,
         routes::ledger::list,
         routes::memories::create, routes::memories::list, routes::memories::show, routes::memories::update,
         routes::memories::delete, routes::memories::search,
@@ -281,6 +281,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/retry", post(runs::retry))
         .route("/runs/{id}/events", get(runs::events))
         .route("/ledger", get(ledger::list))
         .route("/ledger/summary", get(ledger::summary))

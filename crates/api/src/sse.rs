@@ -36,16 +36,26 @@ pub fn run_events(
                 }
             };
             let page_full = events.len() == 500;
+            // A `run_finished` ends the stream unless events follow it: a
+            // failed run that was retried goes on in the same stream.
+            let mut ended = false;
             for e in events {
                 last = e.seq;
-                let is_last = matches!(e.event, RunEvent::RunFinished { .. });
-                yield Ok(sse_event(Some(e.seq), &e.event));
-                if is_last {
-                    break 'outer;
-                }
+                ended = matches!(e.event, RunEvent::RunFinished { .. });
+                yield Ok(sse_event(Some(e.seq), &named(e.event, &run)));
             }
             if page_full {
                 continue;
+            }
+            if ended {
+                match state.store.get_run(&tenant, &run).await {
+                    Ok(Some(current)) if !current.status.is_finished() => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(run = %run, error = %e, "cannot read the run");
+                        break;
+                    }
+                }
             }
             if finished {
                 // Resumed after the run's last event (`Last-Event-ID`): end
@@ -109,6 +119,17 @@ pub fn run_events(
         }
     };
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Events stored before `run_queued` named its run get the name here, so
+/// the first event of every stream says which run it is.
+fn named(event: RunEvent, run: &RunId) -> RunEvent {
+    match event {
+        RunEvent::RunQueued { run_id: None } => RunEvent::RunQueued {
+            run_id: Some(run.clone()),
+        },
+        other => other,
+    }
 }
 
 /// How long a live stream may stay silent before the run's status is checked

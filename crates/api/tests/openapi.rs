@@ -35,6 +35,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/sessions/{id}/messages"),
     ("get", "/v1/runs/{id}"),
     ("post", "/v1/runs/{id}/cancel"),
+    ("post", "/v1/runs/{id}/retry"),
     ("get", "/v1/runs/{id}/events"),
     ("get", "/v1/ledger"),
     ("post", "/v1/memories"),

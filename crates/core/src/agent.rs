@@ -64,6 +64,26 @@ pub struct ContextSettings {
     /// Route of the summarising model; the agent's own model when unset.
     #[serde(default)]
     pub summary_model: Option<String>,
+    /// What happens to an input larger than the context budget leaves for
+    /// it: `refuse` (default; `input_too_large` before any run is made) or
+    /// `truncate` (stored whole, given to the model cut, with a note).
+    #[serde(default, skip_serializing_if = "OversizedInput::is_refuse")]
+    pub oversized_input: OversizedInput,
+}
+
+/// See [`ContextSettings::oversized_input`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OversizedInput {
+    #[default]
+    Refuse,
+    Truncate,
+}
+
+impl OversizedInput {
+    fn is_refuse(&self) -> bool {
+        *self == OversizedInput::Refuse
+    }
 }
 
 fn default_true() -> bool {
@@ -75,6 +95,7 @@ impl Default for ContextSettings {
         Self {
             summarize: true,
             summary_model: None,
+            oversized_input: OversizedInput::Refuse,
         }
     }
 }

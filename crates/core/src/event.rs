@@ -2,7 +2,8 @@
 //! replayed from the start.
 
 use crate::item::Item;
-use crate::run::{RunError, RunStatus};
+use crate::run::{RunError, RunStatus, RunWait};
+use crate::RunId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -10,8 +11,34 @@ use utoipa::ToSchema;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
     /// The run was accepted and is waiting for earlier runs of its session.
-    RunQueued,
+    /// Always the first event of a run, so a stream names its run at once
+    /// (absent only in events stored before it was recorded).
+    RunQueued {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_id: Option<RunId>,
+    },
     RunStarted,
+    /// A failed run was sent back to its session's queue to continue from
+    /// its journal.
+    RunRetried {
+        /// Who retried it, e.g. `key:key_…`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
+        /// Why it had failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_error: Option<RunError>,
+    },
+    /// A model call failed transiently; the run waits and tries again at
+    /// `next_attempt_at` (it stays `running`). Sent again after each failed
+    /// attempt, and when a restart resumes the wait.
+    Waiting {
+        #[serde(flatten)]
+        wait: RunWait,
+    },
+    /// The provider answered after a wait; the run goes on.
+    WaitEnded {
+        step: i64,
+    },
     /// Part of the assistant's text as the model streams it. Sent live only;
     /// the whole text is persisted as an `item` event.
     TextDelta {
@@ -62,8 +89,11 @@ pub enum RunEvent {
 impl RunEvent {
     pub fn name(&self) -> &'static str {
         match self {
-            RunEvent::RunQueued => "run_queued",
+            RunEvent::RunQueued { .. } => "run_queued",
             RunEvent::RunStarted => "run_started",
+            RunEvent::RunRetried { .. } => "run_retried",
+            RunEvent::Waiting { .. } => "waiting",
+            RunEvent::WaitEnded { .. } => "wait_ended",
             RunEvent::TextDelta { .. } => "text_delta",
             RunEvent::TextReset { .. } => "text_reset",
             RunEvent::ToolCall { .. } => "tool_call",

@@ -77,11 +77,40 @@ pub struct Run {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// Who started it, e.g. `key:key_…` (absent for runs from before
-    /// actors were recorded).
+    /// Who started it (or last retried it), e.g. `key:key_…` (absent for
+    /// runs from before actors were recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// Set while a `running` run waits out a provider outage before it
+    /// tries the model call again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<RunWait>,
 }
+
+/// What a running run is waiting for, and until when. Persisted with the
+/// run, so a restart resumes the wait where it was (the patience clock is
+/// not reset).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunWait {
+    /// `provider`: the model call failed transiently and is tried again.
+    #[serde(rename = "for")]
+    pub waiting_for: String,
+    /// The journal step of the model call that waits.
+    pub step: i64,
+    /// When the call first failed; the patience counts from here.
+    pub since: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    /// When the patience runs out: a call still failing then fails the run.
+    pub gives_up_at: DateTime<Utc>,
+    /// Failed attempts so far (every request sent, on every target).
+    pub attempts: u32,
+    /// Passes through the route's targets so far; the backoff grows with them.
+    pub rounds: u32,
+    pub last_error: RunError,
+}
+
+/// What [`RunWait::waiting_for`] says while a provider is waited for.
+pub const WAITING_FOR_PROVIDER: &str = "provider";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

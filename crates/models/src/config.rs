@@ -100,6 +100,11 @@ pub struct ProviderConfig {
     /// on; unset, the router's policy decides (2 by default).
     #[serde(default)]
     pub max_retries: Option<u32>,
+    /// Seconds a model call keeps trying through an outage of this provider
+    /// (connection refused, 5xx, timeouts, 429), counted from its first
+    /// failure; unset, the server's `[retry] patience_secs` decides.
+    #[serde(default)]
+    pub patience_secs: Option<u64>,
     /// Default `max_tokens` when the request sets none (anthropic: 4096).
     #[serde(default)]
     pub max_tokens: Option<u32>,
@@ -145,6 +150,7 @@ impl fmt::Debug for ProviderConfig {
             .field("timeout_secs", &self.timeout_secs)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("max_retries", &self.max_retries)
+            .field("patience_secs", &self.patience_secs)
             .field("max_tokens", &self.max_tokens)
             .field("stream", &self.stream)
             .finish()
@@ -166,6 +172,7 @@ impl ProviderConfig {
             timeout_secs: default_timeout_secs(),
             connect_timeout_secs: default_connect_timeout_secs(),
             max_retries: None,
+            patience_secs: None,
             max_tokens: None,
             stream: None,
             vendor: None,

@@ -34,7 +34,7 @@ pub enum ProviderError {
     #[error("invalid response: {message}")]
     InvalidResponse { message: String },
     /// A route names a provider the registry does not have.
-    #[error("unknown provider `{name}`")]
+    #[error("no provider `{name}` is configured: set OPENAI_API_KEY or ANTHROPIC_API_KEY (for the providers `openai` and `anthropic`), or add [providers.{name}] to the config file (see the README's \"Model providers\")")]
     UnknownProvider { name: String },
     /// 404: the provider does not know the model (or the base URL is
     /// wrong). Another target of the route may well have it.
@@ -71,6 +71,42 @@ impl ProviderError {
                 | ProviderError::Transient { .. }
                 | ProviderError::Timeout { .. }
         )
+    }
+
+    /// The error a stored `code()` and `to_string()` describe, for a caller
+    /// that persisted one (a `retry-after` is not kept); `None` for codes
+    /// that carry no message (`unknown_provider`, `cancelled`) or that this
+    /// version does not know.
+    pub fn from_stored(code: &str, text: &str) -> Option<Self> {
+        let strip = |prefix: &str| text.strip_prefix(prefix).unwrap_or(text).to_owned();
+        Some(match code {
+            "provider_rate_limited" => ProviderError::RateLimited {
+                retry_after: None,
+                message: strip("rate limited: "),
+            },
+            "provider_context_overflow" => ProviderError::ContextOverflow {
+                message: strip("context overflow: "),
+            },
+            "provider_auth" => ProviderError::Auth {
+                message: strip("authentication failed: "),
+            },
+            "provider_bad_request" => ProviderError::BadRequest {
+                message: strip("bad request: "),
+            },
+            "provider_transient" => ProviderError::Transient {
+                message: strip("transient provider error: "),
+            },
+            "provider_timeout" => ProviderError::Timeout {
+                message: strip("timeout: "),
+            },
+            "provider_invalid_response" => ProviderError::InvalidResponse {
+                message: strip("invalid response: "),
+            },
+            "provider_not_found" => ProviderError::NotFound {
+                message: strip("not found: "),
+            },
+            _ => return None,
+        })
     }
 
     pub(crate) fn transient(message: impl Into<String>) -> Self {
@@ -133,5 +169,38 @@ mod tests {
         };
         assert!(!auth.is_retryable());
         assert_eq!(auth.code(), "provider_auth");
+    }
+
+    #[test]
+    fn stored_errors_read_back() {
+        let errors = [
+            ProviderError::RateLimited {
+                retry_after: None,
+                message: "slow down".into(),
+            },
+            ProviderError::transient("503 Service Unavailable"),
+            ProviderError::timeout("nothing received for 5s"),
+            ProviderError::invalid("no choices"),
+            ProviderError::Auth {
+                message: "bad key".into(),
+            },
+            ProviderError::BadRequest {
+                message: "x".into(),
+            },
+            ProviderError::ContextOverflow {
+                message: "y".into(),
+            },
+            ProviderError::NotFound {
+                message: "z".into(),
+            },
+        ];
+        for error in errors {
+            assert_eq!(
+                ProviderError::from_stored(error.code(), &error.to_string()),
+                Some(error.clone())
+            );
+        }
+        assert_eq!(ProviderError::from_stored("cancelled", "x"), None);
+        assert_eq!(ProviderError::from_stored("unknown_provider", "x"), None);
     }
 }

@@ -3,7 +3,8 @@
 //! This crate owns the wire protocols of the model providers (OpenAI-compatible
 //! chat completions and Anthropic Messages), the mapping of their failures onto
 //! one error type, the provider registry built from configuration, and the
-//! router that retries and falls back across `provider/model` targets.
+//! router that retries and falls back across `provider/model` targets and
+//! waits out outages for a call's patience.
 //!
 //! A provider is a stateless wire client: it must never hold conversation
 //! state, touch the store, write the ledger, or log request bodies or API keys.
@@ -16,6 +17,7 @@ mod error;
 mod error_body;
 mod http;
 mod openai;
+mod patience;
 mod registry;
 mod request;
 mod retry;
@@ -26,9 +28,10 @@ pub use anthropic::AnthropicProvider;
 pub use config::{ProviderAttributes, ProviderConfig, ProviderKind, Secret};
 pub use error::{ConfigError, ProviderError};
 pub use openai::OpenAiProvider;
+pub use patience::{sleep_until, Outage, Pause, Sleep};
 pub use registry::{build_provider, ProviderRegistry};
 pub use request::{ChatMessage, ChatRequest, ChatResponse, ToolSpec, Usage};
-pub use retry::RetryPolicy;
+pub use retry::{RetryPolicy, DEFAULT_PATIENCE};
 pub use router::{Attempt, Router};
 
 /// A model provider: one wire client for one configured endpoint.
@@ -67,6 +70,12 @@ pub trait ModelProvider: Send + Sync {
     /// How many times the router may retry a retryable error on this provider.
     /// `None` means the router's own policy decides.
     fn max_retries(&self) -> Option<u32> {
+        None
+    }
+
+    /// How long a call keeps trying through an outage of this provider.
+    /// `None` means the router's own policy decides.
+    fn patience(&self) -> Option<std::time::Duration> {
         None
     }
 }

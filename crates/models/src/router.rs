@@ -42,13 +42,14 @@ impl Router {
         &self.retry
     }
 
-    /// Tries each target of the route in order. Within a target, retryable
-    /// errors are retried (provider's `max_retries`, else the policy's) after
-    /// a backoff or the provider's `retry-after`; a `retry-after` beyond
-    /// `max_delay` moves straight on. `BadRequest` and `ContextOverflow` are
-    /// returned at once: another target would not fix the request. Everything
-    /// else falls through to the next target; the last error is returned when
-    /// all fail.
+    /// One pass through the route's targets, in order. Within a target,
+    /// retryable errors are retried (provider's `max_retries`, else the
+    /// policy's) after a backoff or the provider's `retry-after`; a
+    /// `retry-after` beyond `max_delay` moves straight on. `BadRequest` and
+    /// `ContextOverflow` are returned at once: another target would not fix
+    /// the request. Everything else falls through to the next target; the
+    /// last error is returned when all fail. [`Router::chat_patiently`]
+    /// repeats such passes through an outage.
     ///
     /// Every attempt is reported to `on_attempt` as it finishes. Text already
     /// passed to `on_text` by an attempt that then failed is not taken back:
@@ -57,12 +58,30 @@ impl Router {
     pub async fn chat(
         &self,
         route: &ModelRoute,
-        mut req: ChatRequest,
+        req: ChatRequest,
         on_text: &(dyn Fn(&str) + Send + Sync),
         on_attempt: &(dyn Fn(Attempt) + Send + Sync),
     ) -> Result<(ChatResponse, RouteTarget), ProviderError> {
-        let mut last_error = ProviderError::BadRequest {
-            message: "the route has no targets".to_owned(),
+        self.round(route, req, on_text, on_attempt)
+            .await
+            .map_err(|failure| failure.last)
+    }
+
+    /// [`Router::chat`], telling how a failed pass failed.
+    pub(crate) async fn round(
+        &self,
+        route: &ModelRoute,
+        mut req: ChatRequest,
+        on_text: &(dyn Fn(&str) + Send + Sync),
+        on_attempt: &(dyn Fn(Attempt) + Send + Sync),
+    ) -> Result<(ChatResponse, RouteTarget), RoundFailure> {
+        let mut failure = RoundFailure {
+            last: ProviderError::BadRequest {
+                message: "the route has no targets".to_owned(),
+            },
+            transient: None,
+            attempts: 0,
+            hopeless: false,
         };
         for target in &route.targets {
             let Some(provider) = self.registry.get(&target.provider) else {
@@ -70,7 +89,7 @@ impl Router {
                     name: target.provider.clone(),
                 };
                 on_attempt(attempt(target, Duration::ZERO, Err(&error)));
-                last_error = error;
+                failure.last = error;
                 continue;
             };
             let max_retries = provider.max_retries().unwrap_or(self.retry.max_retries);
@@ -94,23 +113,60 @@ impl Router {
                     Ok(response) => return Ok((response, target.clone())),
                     Err(error) => error,
                 };
-                tracing::warn!(target = %target, code = error.code(), retry, "model call failed");
+                failure.attempts += 1;
+                // A wait through an outage logs each pass (`patience.rs`),
+                // not each of its attempts.
+                if error.is_retryable() {
+                    tracing::debug!(target = %target, code = error.code(), retry, "model call failed");
+                } else {
+                    tracing::warn!(target = %target, code = error.code(), retry, "model call failed");
+                }
                 if matches!(
                     error,
                     ProviderError::BadRequest { .. } | ProviderError::ContextOverflow { .. }
                 ) {
-                    return Err(error);
+                    failure.last = error;
+                    failure.hopeless = true;
+                    return Err(failure);
+                }
+                if error.is_retryable() {
+                    failure.transient = Some(error.clone());
                 }
                 let Some(wait) = self.retry.delay_after(&error, retry, max_retries) else {
-                    last_error = error;
+                    failure.last = error;
                     break;
                 };
                 tokio::time::sleep(wait).await;
                 retry += 1;
             }
         }
-        Err(last_error)
+        Err(failure)
     }
+
+    /// The patience of a call on `route`: the longest any of its targets'
+    /// providers asks for, else the policy's.
+    pub fn patience_for(&self, route: &ModelRoute) -> Duration {
+        route
+            .targets
+            .iter()
+            .filter_map(|t| self.registry.get(&t.provider)?.patience())
+            .max()
+            .unwrap_or(self.retry.patience)
+    }
+}
+
+/// How one pass through a route failed.
+#[derive(Debug)]
+pub(crate) struct RoundFailure {
+    /// The last target's error (what [`Router::chat`] returns).
+    pub(crate) last: ProviderError,
+    /// The last retryable error of the pass, if any target failed in a way
+    /// that may pass: waiting is worth it only then.
+    pub(crate) transient: Option<ProviderError>,
+    /// Requests sent that failed.
+    pub(crate) attempts: u32,
+    /// The request itself is wrong: no wait or target can fix it.
+    pub(crate) hopeless: bool,
 }
 
 /// Reports the attempt as `cancelled` if the caller drops the router's

@@ -65,6 +65,7 @@ async fn router_drives_an_in_process_provider_with_its_policy() {
         max_retries: 3,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
+        patience: Duration::ZERO,
     };
     let router = Router::new(Arc::new(registry), policy);
     let seen = Mutex::new(String::new());

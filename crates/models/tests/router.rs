@@ -15,6 +15,7 @@ fn fast_policy() -> RetryPolicy {
         max_retries: 2,
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_secs(2),
+        patience: Duration::ZERO,
     }
 }
 

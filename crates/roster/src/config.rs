@@ -31,6 +31,9 @@ pub struct FileConfig {
     /// Human approvals of tool calls.
     #[serde(default)]
     pub approvals: ApprovalSettings,
+    /// Retries of failed model calls and the patience through outages.
+    #[serde(default)]
+    pub retry: RetrySettings,
     /// Model prices for the ledger's costs and cost budgets, by
     /// `provider/model` or `provider/*`, in US dollars per million tokens.
     #[serde(default)]
@@ -54,6 +57,72 @@ impl Default for ApprovalSettings {
             expiry_secs: roster_runtime::governance::DEFAULT_APPROVAL_TTL.as_secs(),
             sweep_ms: 1000,
         }
+    }
+}
+
+/// `[retry]`: how failed model calls are retried. A pass through a route
+/// retries each target `max_retries` times with a backoff from
+/// `base_delay_ms`, doubling, jittered, at most `max_delay_ms`; when every
+/// target failed in a way that may pass (connection refused, 5xx, timeout,
+/// 429), passes repeat on the same backoff, honouring `Retry-After`, until
+/// `patience_secs` after the call's first failure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    pub max_retries: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// A provider's `patience_secs` wins when longer.
+    pub patience_secs: u64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        let policy = roster_models::RetryPolicy::default();
+        Self {
+            max_retries: policy.max_retries,
+            base_delay_ms: u64::try_from(policy.base_delay.as_millis()).unwrap_or(u64::MAX),
+            max_delay_ms: u64::try_from(policy.max_delay.as_millis()).unwrap_or(u64::MAX),
+            patience_secs: policy.patience.as_secs(),
+        }
+    }
+}
+
+impl RetrySettings {
+    /// The router's policy, or why these settings are unusable.
+    pub fn to_policy(&self) -> Result<roster_models::RetryPolicy> {
+        use std::time::Duration;
+        if self.max_retries > 20 {
+            anyhow::bail!(
+                "retry.max_retries must be at most 20, not {}",
+                self.max_retries
+            );
+        }
+        if !(1..=3_600_000).contains(&self.base_delay_ms) {
+            anyhow::bail!(
+                "retry.base_delay_ms must be between 1 and 3600000, not {}",
+                self.base_delay_ms
+            );
+        }
+        if !(self.base_delay_ms..=3_600_000).contains(&self.max_delay_ms) {
+            anyhow::bail!(
+                "retry.max_delay_ms must be between base_delay_ms ({}) and 3600000, not {}",
+                self.base_delay_ms,
+                self.max_delay_ms
+            );
+        }
+        if self.patience_secs > 7 * 86_400 {
+            anyhow::bail!(
+                "retry.patience_secs must be at most 604800 (a week), not {}",
+                self.patience_secs
+            );
+        }
+        Ok(roster_models::RetryPolicy {
+            max_retries: self.max_retries,
+            base_delay: Duration::from_millis(self.base_delay_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            patience: Duration::from_secs(self.patience_secs),
+        })
     }
 }
 
@@ -172,6 +241,30 @@ mod tests {
     fn sandbox(toml_text: &str) -> Result<roster_sandbox::SandboxConfig> {
         let config: FileConfig = toml::from_str(toml_text)?;
         config.sandbox.to_config(PathBuf::from("/tmp/ws"))
+    }
+
+    #[test]
+    fn retry_settings_are_checked() {
+        let parse = |text: &str| -> Result<roster_models::RetryPolicy> {
+            let config: FileConfig = toml::from_str(text)?;
+            config.retry.to_policy()
+        };
+        let defaults = parse("").expect("defaults");
+        assert_eq!(defaults, roster_models::RetryPolicy::default());
+        assert_eq!(defaults.patience, std::time::Duration::from_secs(600));
+        let fast = parse("[retry]\nbase_delay_ms = 20\nmax_delay_ms = 200\npatience_secs = 90\n")
+            .expect("valid");
+        assert_eq!(fast.base_delay, std::time::Duration::from_millis(20));
+        assert_eq!(fast.patience, std::time::Duration::from_secs(90));
+        for bad in [
+            "[retry]\nbase_delay_ms = 0",
+            "[retry]\nbase_delay_ms = 500\nmax_delay_ms = 100",
+            "[retry]\npatience_secs = 99999999",
+            "[retry]\nmax_retries = 100",
+            "[retry]\nsurprise = 1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

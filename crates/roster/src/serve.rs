@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use roster_api::{hash_key, AppState};
 use roster_core::{KeyId, TenantId};
 use roster_memory::{MemoryOptions, MemoryService};
-use roster_models::{ProviderRegistry, RetryPolicy, Router};
+use roster_models::{ProviderRegistry, Router};
 use roster_runtime::tools::ToolRegistry;
 use roster_runtime::{Runtime, RuntimeOptions};
 use roster_store::{DynStore, NewApiKey};
@@ -77,7 +77,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let registry = ProviderRegistry::from_config(file.provider_configs(), &env)
         .context("invalid provider configuration")?;
     let providers = registry.names();
-    let router = Arc::new(Router::new(Arc::new(registry), RetryPolicy::default()));
+    let router = Arc::new(Router::new(Arc::new(registry), file.retry.to_policy()?));
     let embedder = match &file.embedder {
         Some(config) => Some(
             roster_embed::build(config, &env)

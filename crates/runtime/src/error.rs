@@ -1,5 +1,6 @@
 //! Runtime errors: what a caller of [`crate::Runtime`] can get back.
 
+use roster_core::run::RunStatus;
 use roster_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,4 +15,15 @@ pub enum RuntimeError {
     AlreadyFinished(String),
     #[error("the runtime is shutting down")]
     ShuttingDown,
+    /// The input is larger than the agent's context budget leaves for it.
+    #[error("the input is about {tokens} tokens, more than the {available} this agent's context leaves for it (context_tokens {context_tokens} minus {pinned} for its instructions and pinned memory blocks); shorten it, or let the agent cut inputs with \"context\": {{\"oversized_input\": \"truncate\"}}")]
+    InputTooLarge {
+        tokens: u32,
+        available: u32,
+        context_tokens: u32,
+        pinned: u32,
+    },
+    /// Only a failed run can be retried.
+    #[error("run {run} is {}; only a failed run can be retried", status.as_str())]
+    NotRetryable { run: String, status: RunStatus },
 }

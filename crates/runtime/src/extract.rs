@@ -196,7 +196,7 @@ impl Inner {
                 (job.to_seq - job.from_seq + 1).clamp(1, MAX_ITEMS),
             )
             .await?;
-        let conversation = transcript(&items);
+        let conversation = transcript(&items, crate::runner::item_cap(agent.config.context_tokens));
         let key =
             (strategy.kind == StrategyKind::Summary).then(|| format!("session:{}", job.session_id));
         let existing = self

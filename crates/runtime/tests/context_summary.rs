@@ -1,7 +1,8 @@
 //! A session that outgrows its context budget: the oldest history is folded
 //! into a running summary by a journaled model call, the context stays
 //! within budget and keeps the summary, the full history stays stored and
-//! searchable, and a failing summariser never breaks the turn.
+//! searchable, a failing summariser never breaks the turn, and no item goes
+//! to the summariser larger than a quarter of the budget.
 
 mod common;
 
@@ -15,6 +16,7 @@ on_both_backends!(
     old_history_is_folded_into_a_summary,
     a_failing_summariser_leaves_the_turn_working,
     history_beyond_the_tail_is_folded_in_batches,
+    oversized_items_reach_the_summariser_cut,
 );
 
 const BUDGET: u32 = 1_200;
@@ -270,4 +272,103 @@ async fn history_beyond_the_tail_is_folded_in_batches(db: Db) {
         "{} < {first_seen}",
         summary.through_seq
     );
+}
+
+/// Answers with a large text: a tool result far over the budget.
+struct Bulky;
+
+#[async_trait::async_trait]
+impl roster_runtime::tools::Tool for Bulky {
+    fn name(&self) -> &str {
+        "fetch"
+    }
+
+    fn description(&self) -> &str {
+        "Fetches a long page."
+    }
+
+    fn parameters(&self) -> serde_json::Value {
+        serde_json::json!({"type": "object"})
+    }
+
+    async fn call(
+        &self,
+        _ctx: &roster_runtime::tools::ToolCallContext,
+        _arguments: serde_json::Value,
+    ) -> roster_runtime::tools::ToolOutput {
+        roster_runtime::tools::ToolOutput::ok("page ".repeat(8_000))
+    }
+}
+
+async fn oversized_items_reach_the_summariser_cut(db: Db) {
+    let store = db.open().await;
+    let model = ScriptedModel::new(vec![]);
+    model.set_fallback(|request| {
+        if is_summary_request(request) {
+            return text("Summary: a long message and a long page.");
+        }
+        let asks_to_fetch =
+            common::model::last_user_text(request).is_some_and(|t| t.starts_with("fetch"));
+        if asks_to_fetch && common::model::request_results(request).is_empty() {
+            common::model::calls(vec![common::model::call("f1", "fetch", "{}")])
+        } else {
+            text("Noted.")
+        }
+    });
+    let mut config = config(&["fetch"]);
+    config.context_tokens = BUDGET;
+    config.context.oversized_input = roster_core::agent::OversizedInput::Truncate;
+    let fx = Fixture::new(&store, config).await;
+    let rt = runtime(
+        store.clone(),
+        model.clone(),
+        vec![std::sync::Arc::new(Bulky)],
+    );
+    let huge = "word ".repeat(8_000); // about 10,000 tokens
+    for input in [
+        huge.as_str(),
+        "fetch the page",
+        "and now?",
+        "anything else?",
+    ] {
+        let run = submit(&rt, &fx, input).await;
+        finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    }
+    let requests = model.requests();
+    let summaries: Vec<&ChatRequest> = requests.iter().filter(|r| is_summary_request(r)).collect();
+    assert!(!summaries.is_empty(), "the history was folded");
+    let prompts: Vec<&str> = summaries
+        .iter()
+        .map(|r| match &r.messages[0] {
+            ChatMessage::User { text } => text.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(
+        prompts
+            .iter()
+            .any(|p| p.contains("[Roster: this message is about 10004 tokens")),
+        "the input was cut: {prompts:?}"
+    );
+    assert!(
+        prompts
+            .iter()
+            .any(|p| p.contains("[Roster: this tool result is about 10004 tokens")),
+        "the tool result was cut"
+    );
+    for request in &summaries {
+        assert!(
+            tokens(request) <= u64::from(BUDGET),
+            "{} tokens",
+            tokens(request)
+        );
+    }
+    // And no turn was sent more than its budget either.
+    for request in requests.iter().filter(|r| !is_summary_request(r)) {
+        assert!(
+            tokens(request) <= u64::from(BUDGET),
+            "{} tokens",
+            tokens(request)
+        );
+    }
 }

@@ -1,5 +1,7 @@
-//! Context assembly reads a bounded tail of the session and never hands the
-//! model a tool result whose call was cut off.
+//! Context assembly reads a bounded tail of the session, never hands the
+//! model a tool result whose call was cut off, and never hands it an input
+//! or a result larger than its context: an oversized input is refused
+//! before a run is made, or cut with a note when the agent allows it.
 
 mod common;
 
@@ -16,7 +18,8 @@ use std::sync::Arc;
 on_both_backends!(
     a_long_session_is_read_as_a_bounded_tail,
     a_token_budget_never_cuts_between_call_and_result,
-    the_newest_input_is_sent_even_over_budget,
+    an_oversized_input_is_refused_before_any_run,
+    an_agent_that_truncates_gets_its_input_and_results_cut,
 );
 
 /// One finished turn: a question, three tool calls with their results, and
@@ -131,8 +134,50 @@ async fn a_token_budget_never_cuts_between_call_and_result(db: Db) {
 /// An input (or a tool result) larger than the whole budget is still sent,
 /// with whatever it answers: the provider then says whether it fits, rather
 /// than the model getting an empty conversation.
-async fn the_newest_input_is_sent_even_over_budget(db: Db) {
-    let big = "word ".repeat(1_000); // about 1,250 tokens
+async fn an_oversized_input_is_refused_before_any_run(db: Db) {
+    let model = ScriptedModel::new(vec![text("ok")]);
+    let store = db.open().await;
+    let mut config = config(&[]);
+    config.context_tokens = 1_000;
+    let fx = Fixture::new(&store, config).await;
+    let rt = runtime(store.clone(), model.clone(), vec![]);
+    let big = "word ".repeat(1_000); // about 1,254 tokens
+    let refused = rt
+        .submit(&fx.tenant, &fx.session, input(&big))
+        .await
+        .expect_err("refused");
+    let message = refused.to_string();
+    assert!(
+        matches!(
+            refused,
+            roster_runtime::RuntimeError::InputTooLarge {
+                tokens: 1254,
+                context_tokens: 1000,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert!(message.contains("1254 tokens"), "{message}");
+    assert!(message.contains("context_tokens 1000"), "{message}");
+    assert!(message.contains("oversized_input"), "{message}");
+    assert!(
+        store
+            .list_runs(&fx.tenant, &fx.session)
+            .await
+            .expect("runs")
+            .is_empty(),
+        "no run was made"
+    );
+    assert!(items(&store, &fx, &fx.session).await.is_empty());
+    assert_eq!(model.request_count(), 0);
+    // What fits is taken.
+    let run = submit(&rt, &fx, &"word ".repeat(500)).await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+}
+
+async fn an_agent_that_truncates_gets_its_input_and_results_cut(db: Db) {
+    let big = "word ".repeat(1_000); // about 1,254 tokens
     let model = ScriptedModel::new(vec![
         common::model::calls(vec![call("c1", "probe", "{}")]),
         text("ok"),
@@ -140,7 +185,8 @@ async fn the_newest_input_is_sent_even_over_budget(db: Db) {
     let store = db.open().await;
     let mut config = config(&["probe"]);
     config.context.summarize = false;
-    config.context_tokens = 256;
+    config.context.oversized_input = roster_core::agent::OversizedInput::Truncate;
+    config.context_tokens = 512;
     let fx = Fixture::new(&store, config).await;
     seed(&store, &fx, turn(0, 10)).await;
     let probe = Arc::new(BigTool(big.clone()));
@@ -148,19 +194,69 @@ async fn the_newest_input_is_sent_even_over_budget(db: Db) {
     let run = submit(&rt, &fx, &big).await;
     finished(&rt, &fx, &run.id, RunStatus::Completed).await;
 
-    let first = model.request(0).messages;
-    assert_eq!(first.len(), 1, "only the input: {first:?}");
+    // Stored whole.
+    let stored = items(&store, &fx, &fx.session).await;
+    assert!(stored
+        .iter()
+        .any(|i| matches!(&i.content, ItemContent::UserMessage { text } if text == &big)));
+    // Sent cut, with the note, within the budget.
+    let first = model.request(0);
     assert_eq!(
-        last_user_text(&model.request(0)).as_deref(),
-        Some(big.as_str())
+        first.messages.len(),
+        1,
+        "only the input: {:?}",
+        first.messages
     );
-    // After a result larger than the budget: the call and its result.
-    let second = model.request(1).messages;
-    assert_valid_request(&second);
+    let sent = last_user_text(&first).expect("input");
+    assert!(sent.starts_with("word word"));
+    assert!(sent.len() < big.len());
     assert!(
-        matches!(second.last(), Some(ChatMessage::ToolResult { output, .. }) if output == &big),
-        "{second:?}"
+        sent.contains("[Roster: this message is about 1254 tokens"),
+        "{sent}"
     );
+    assert!(request_tokens(&first) <= 512, "{}", request_tokens(&first));
+    // After a result larger than the budget: the input, the call and its
+    // result, both cut.
+    let second = model.request(1);
+    assert_valid_request(&second.messages);
+    assert!(matches!(second.messages[0], ChatMessage::User { .. }));
+    assert!(
+        matches!(second.messages.last(), Some(ChatMessage::ToolResult { output, .. })
+            if output.contains("[Roster: this tool result is about 1254 tokens")),
+        "{:?}",
+        second.messages
+    );
+    assert!(
+        request_tokens(&second) <= 512,
+        "{}",
+        request_tokens(&second)
+    );
+}
+
+/// The tokens of a request as the budget counts them.
+fn request_tokens(req: &roster_models::ChatRequest) -> u32 {
+    use roster_core::tokens::estimate_tokens;
+    let tools: u32 = req
+        .tools
+        .iter()
+        .map(|t| estimate_tokens(&t.description) + estimate_tokens(&t.parameters.to_string()))
+        .sum();
+    let messages: u32 = req
+        .messages
+        .iter()
+        .map(|m| match m {
+            ChatMessage::User { text } => estimate_tokens(text),
+            ChatMessage::Assistant { text, tool_calls } => {
+                estimate_tokens(text)
+                    + tool_calls
+                        .iter()
+                        .map(|c| estimate_tokens(&c.arguments) + estimate_tokens(&c.name))
+                        .sum::<u32>()
+            }
+            ChatMessage::ToolResult { output, .. } => estimate_tokens(output),
+        })
+        .sum();
+    estimate_tokens(&req.system) + tools + messages
 }
 
 struct BigTool(String);

@@ -106,7 +106,12 @@ async fn a_subscriber_sees_deltas_and_persisted_events_in_order(db: Db) {
         .list_events(&fx.tenant, &run.id, 0, 100)
         .await
         .expect("events");
-    assert_eq!(stored[0].event, RunEvent::RunQueued);
+    assert_eq!(
+        stored[0].event,
+        RunEvent::RunQueued {
+            run_id: Some(run.id.clone())
+        }
+    );
     let stored: Vec<(i64, &RunEvent)> = stored[1..].iter().map(|e| (e.seq, &e.event)).collect();
     assert_eq!(stored, persisted);
     // Once finished the run is no longer live: late readers use the store.

@@ -104,10 +104,17 @@ async fn an_unknown_provider_fails_the_run(db: Db) {
     let rt = runtime(store.clone(), model.clone(), vec![]);
     let run = submit(&rt, &fx, "hello?").await;
     let failed = finished(&rt, &fx, &run.id, RunStatus::Failed).await;
-    assert_eq!(
-        failed.error.map(|e| e.code).as_deref(),
-        Some("unknown_provider")
-    );
+    let error = failed.error.expect("error");
+    assert_eq!(error.code, "unknown_provider");
+    // The error says how to configure the provider.
+    for hint in [
+        "no provider `nowhere`",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "[providers.nowhere]",
+    ] {
+        assert!(error.message.contains(hint), "{hint}: {}", error.message);
+    }
     assert_eq!(model.request_count(), 0);
     // The next input is taken (and fails the same way) rather than stuck.
     let next = submit(&rt, &fx, "anyone?").await;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use roster_core::event::{RunEvent, SequencedEvent};
 use roster_core::item::{Item, ItemContent};
 use roster_core::ledger::NewLedgerEntry;
-use roster_core::run::{Run, RunError, RunStatus, StepKind};
+use roster_core::run::{Run, RunError, RunStatus, RunWait, StepKind};
 use roster_core::{AgentId, KeyId, RunId, SessionId, TenantId};
 use serde::{Deserialize, Serialize};
 
@@ -121,12 +121,30 @@ pub enum RunTransition {
     Start,
     /// running -> awaiting_approval, with the write's approval requests.
     AwaitApproval,
-    /// Emits `run_finished` after the write's items.
+    /// Emits `run_finished` after the write's items; ends any wait.
     Finish {
         status: RunStatus,
         output: Option<String>,
         error: Option<RunError>,
     },
+    /// failed -> queued, at the back of its session's queue: the run
+    /// continues from its journal when its turn comes (its next start
+    /// appends no input: the first one did). Clears the error and the
+    /// finish time, records `actor` as the run's actor, emits
+    /// `run_retried`. Only a failed run can be retried (`Conflict`).
+    Retry {
+        actor: Option<String>,
+        previous_error: Option<RunError>,
+    },
+}
+
+/// A change of the run's wait (see [`roster_core::run::RunWait`]).
+#[derive(Clone, Debug)]
+pub enum WaitWrite {
+    /// The run waits (or still waits) for this.
+    Set(RunWait),
+    /// The wait is over.
+    Clear,
 }
 
 /// A versioned write to a memory block, applied only if the block is still
@@ -170,6 +188,10 @@ pub struct JournalWrite {
     pub memory_jobs: Vec<crate::NewMemoryJob>,
     /// Tool calls sent for a human's approval (with `AwaitApproval`).
     pub approvals: Vec<crate::NewApproval>,
+    /// The run's wait begins, moves or ends.
+    pub wait: Option<WaitWrite>,
+    /// Audit events appended in the same transaction (e.g. a retry's).
+    pub audit: Vec<crate::NewAuditEvent>,
 }
 
 /// The session's history up to `through_seq`, folded into `text` by the
@@ -207,6 +229,8 @@ impl JournalWrite {
             summary: None,
             memory_jobs: Vec::new(),
             approvals: Vec::new(),
+            wait: None,
+            audit: Vec::new(),
         }
     }
 }
@@ -234,6 +258,27 @@ pub struct LedgerQuery {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// The queued run's event: the first of every run, naming it.
+pub(crate) fn queued_event(run: &roster_core::RunId) -> RunEvent {
+    RunEvent::RunQueued {
+        run_id: Some(run.clone()),
+    }
+}
+
+/// The stored text of a wait change (`None` clears it).
+pub(crate) fn wait_text(wait: &WaitWrite) -> Result<Option<String>, serde_json::Error> {
+    match wait {
+        WaitWrite::Set(wait) => serde_json::to_string(wait).map(Some),
+        WaitWrite::Clear => Ok(None),
+    }
+}
+
+/// A key that sorts after every run made so far: a retried run's place at
+/// the back of its session's queue (runs are ordered by it, else by id).
+pub(crate) fn back_of_queue() -> String {
+    roster_core::RunId::generate().as_str().to_owned()
+}
+
 pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -247,8 +292,16 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
 /// so they cannot disagree on the stream's shape.
 pub(crate) fn events_for(write: &JournalWrite, items: &[Item]) -> Vec<RunEvent> {
     let mut events = Vec::with_capacity(write.events.len() + items.len() + 2);
-    if matches!(write.transition, Some(RunTransition::Start)) {
-        events.push(RunEvent::RunStarted);
+    match &write.transition {
+        Some(RunTransition::Start) => events.push(RunEvent::RunStarted),
+        Some(RunTransition::Retry {
+            actor,
+            previous_error,
+        }) => events.push(RunEvent::RunRetried {
+            actor: actor.clone(),
+            previous_error: previous_error.clone(),
+        }),
+        _ => {}
     }
     events.extend(write.events.iter().filter(|e| e.is_persisted()).cloned());
     events.extend(
@@ -279,6 +332,14 @@ pub(crate) fn check_writable(
     status: &str,
     write: &JournalWrite,
 ) -> Result<(), crate::StoreError> {
+    if matches!(write.transition, Some(RunTransition::Retry { .. })) {
+        if status != "failed" {
+            return Err(crate::StoreError::Conflict(format!(
+                "run {run} is {status}; only a failed run can be retried"
+            )));
+        }
+        return Ok(());
+    }
     if matches!(status, "completed" | "failed" | "cancelled") {
         return Err(crate::StoreError::Conflict(format!(
             "run {run} is already {status}"

@@ -259,7 +259,12 @@ async fn story(store: DynStore) {
         }
     );
     let events = store.list_events(&a, &run.id, 0, 10).await.expect("events");
-    assert_eq!(events[0].event, RunEvent::RunQueued);
+    assert_eq!(
+        events[0].event,
+        RunEvent::RunQueued {
+            run_id: Some(run.id.clone())
+        }
+    );
     assert_eq!(events[1].event, RunEvent::RunStarted);
     let mut start = JournalWrite::new(run.id.clone(), session.id.clone());
     start.transition = Some(RunTransition::Start);
@@ -473,7 +478,12 @@ async fn story(store: DynStore) {
         .expect("events");
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
-    assert_eq!(events[0].event, RunEvent::RunQueued);
+    assert_eq!(
+        events[0].event,
+        RunEvent::RunQueued {
+            run_id: Some(run.id.clone())
+        }
+    );
     assert_eq!(
         store
             .list_events(&a, &run.id, 3, 1000)

@@ -8,7 +8,9 @@
 //! - `openai` / `anthropic`: rendering a reply in each protocol's format;
 //! - `wire`: the protocol-neutral rendered response and splitting helpers;
 //! - `respond`: turning a rendered answer into HTTP, including cut deliveries;
-//! - `embeddings`: the fake `POST /v1/embeddings` and its knobs.
+//! - `embeddings`: the fake `POST /v1/embeddings` and its knobs;
+//! - `outage`: outages (every request answered with an error status, or
+//!   connections refused) and their end.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -23,6 +25,7 @@
 mod anthropic;
 mod embeddings;
 mod openai;
+mod outage;
 pub mod peers;
 pub mod reply;
 mod respond;

@@ -52,31 +52,25 @@ impl RecordedRequest {
 }
 
 #[derive(Debug, Default)]
-struct Shared {
+pub(crate) struct Shared {
     queue: Mutex<VecDeque<Reply>>,
     requests: Mutex<Vec<RecordedRequest>>,
     seq: AtomicU64,
+    /// While set, every chat request is answered with this status.
+    pub(crate) outage_status: Mutex<Option<u16>>,
+    /// Chat requests answered with the outage status.
+    pub(crate) outage_answers: AtomicU64,
     /// Kept apart so that embedding calls never touch the chat queue/record.
     embeddings: EmbeddingState,
-}
-
-/// Stops the server task when the last handle is dropped.
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// A running fake model server. Cloning gives another handle to the same
 /// server; it stops accepting connections when the last handle is dropped.
 #[derive(Clone, Debug)]
 pub struct FakeModelServer {
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-    _task: Arc<AbortOnDrop>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) listener: Arc<crate::outage::Listening>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,15 +94,10 @@ impl FakeModelServer {
             .fallback(fallback)
             .layer(DefaultBodyLimit::disable())
             .with_state(Arc::clone(&shared));
-        let task = tokio::spawn(async move {
-            // An error here means the listener died; tests will see refused
-            // connections, which is the most useful signal we can give.
-            let _ = axum::serve(listener, router).await;
-        });
         FakeModelServer {
             shared,
             addr,
-            _task: Arc::new(AbortOnDrop(task)),
+            listener: Arc::new(crate::outage::Listening::serve(listener, router)),
         }
     }
 
@@ -229,6 +218,12 @@ async fn handle(
     lock(&shared.requests).push(recorded);
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
     let request_id = format!("req_fake{seq}");
+    let outage = *lock(&shared.outage_status);
+    if let Some(status) = outage {
+        shared.outage_answers.fetch_add(1, Ordering::Relaxed);
+        let message = format!("fake model server: outage (answering {status})");
+        return finish(native_error(protocol, status, &message), &request_id, false);
+    }
 
     let json = match parsed {
         Ok(json) => json,

@@ -172,3 +172,36 @@ async fn delayed_and_hanging_replies() {
     assert_eq!(server.pending(), 0);
     assert_eq!(server.request_count(), 2);
 }
+
+#[tokio::test]
+async fn an_outage_answers_its_status_then_refuses_then_ends() {
+    let server = FakeModelServer::start().await;
+    server.push(Reply::text("back"));
+    server.fail_with(503);
+    for _ in 0..3 {
+        let resp = post(openai_url(&server), false).await.unwrap();
+        assert_eq!(resp.status(), 503);
+    }
+    assert_eq!(server.outage_answers(), 3);
+    assert_eq!(server.pending(), 1, "an outage consumes no scripted reply");
+
+    // A client that keeps its connection alive is cut off too.
+    let client = reqwest::Client::new();
+    let body = json!({"model": "m", "messages": [], "max_tokens": 10});
+    server.refuse_connections().await;
+    let refused = client.post(openai_url(&server)).json(&body).send().await;
+    let error = refused.expect_err("no listener");
+    assert!(error.is_connect() || error.is_request(), "{error:?}");
+
+    server.end_outage().await;
+    let resp = client
+        .post(openai_url(&server))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "back");
+    assert_eq!(server.outage_answers(), 3);
+}

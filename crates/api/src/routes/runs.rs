@@ -1,4 +1,5 @@
-//! `/v1/runs/{id}`: status and steps, cancellation, the event stream.
+//! `/v1/runs/{id}`: status (and what a running run waits for) and steps,
+//! cancellation, retrying a failed run, the event stream.
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -71,6 +72,31 @@ pub async fn cancel(
     let run = find(&state, &principal, &id).await?;
     Ok(axum::Json(
         state.runtime.cancel(&principal.tenant, &run.id).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/runs/{id}/retry", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, body = Run, description = "the run, queued again: it continues from its journal (completed model and tool calls are not repeated) after the runs already queued in its session"),
+        (status = 403, body = crate::error::ErrorBody, description = "denied_by_policy: this key may not invoke the agent"),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "run_not_failed: only a failed run can be retried; agent_deleted")))]
+pub async fn retry(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Run>, ApiError> {
+    let run = find(&state, &principal, &id).await?;
+    let session =
+        crate::routes::sessions::find(&state, &principal, run.session_id.as_str()).await?;
+    let agent = crate::routes::sessions::live_agent(&state, &principal, &session).await?;
+    // Policy may have changed since the run started, and another key may
+    // be the one asking: decided again, for this key.
+    crate::routes::governed::may_invoke(&state, &principal, &agent, &session).await?;
+    Ok(axum::Json(
+        state
+            .runtime
+            .retry(&principal.tenant, &run.id, &principal.label())
+            .await?,
     ))
 }
 

@@ -285,12 +285,15 @@ pub async fn items(
 #[utoipa::path(post, path = "/v1/sessions/{id}/messages", tag = "sessions", request_body = PostMessage,
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the first run")),
     responses(
-        (status = 200, description = "the finished run (or the run as it stands after 10 minutes); with `stream: true`, the run's events as Server-Sent Events",
+        (status = 200, description = "the finished run (or the run as it stands after 10 minutes); with `stream: true`, the run's events as Server-Sent Events, the first (`run_queued`) naming the run. Every answer names the run in `X-Roster-Run-Id`.",
+            headers(("X-Roster-Run-Id" = String, description = "the run's id")),
             content((RunResult = "application/json"), (RunEvent = "text/event-stream"))),
-        (status = 202, body = RunResult, description = "background: the accepted run"),
-        (status = 400, body = crate::error::ErrorBody, description = "invalid_request: empty or oversize content, conflicting options, bad Idempotency-Key"),
+        (status = 202, body = RunResult, description = "background: the accepted run",
+            headers(("X-Roster-Run-Id" = String, description = "the run's id"))),
+        (status = 400, body = crate::error::ErrorBody, description = "invalid_request: empty content or content over 1 MiB, conflicting options, bad Idempotency-Key"),
         (status = 404, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody, description = "session_busy with if_busy=reject; agent_deleted")))]
+        (status = 409, body = crate::error::ErrorBody, description = "session_busy with if_busy=reject; agent_deleted"),
+        (status = 413, body = crate::error::ErrorBody, description = "payload_too_large: the body is over 2 MiB; input_too_large: the content is larger than the agent's context budget leaves for an input (the message names both, in tokens); no run is made")))]
 pub async fn post_message(
     State(state): State<AppState>,
     principal: Principal,
@@ -299,14 +302,7 @@ pub async fn post_message(
     Json(body): Json<PostMessage>,
 ) -> Result<Response, ApiError> {
     let session = find(&state, &principal, &id).await?;
-    let agent = roster_store::AgentRef::Id(session.agent_id.clone());
-    let Some(agent) = state.store.get_agent(&principal.tenant, &agent).await? else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "agent_deleted",
-            "the agent of this session was deleted; its history stays readable but it takes no new messages",
-        ));
-    };
+    let agent = live_agent(&state, &principal, &session).await?;
     crate::routes::governed::may_invoke(&state, &principal, &agent, &session).await?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
@@ -341,12 +337,15 @@ pub async fn post_message(
         )
         .await?;
     let run = created.run().clone();
+    let run_header = [(RUN_ID_HEADER, run.id.to_string())];
     if body.stream {
-        return Ok(run_events(state, principal.tenant, run.id, 0).into_response());
+        let events = run_events(state, principal.tenant, run.id, 0);
+        return Ok((run_header, events).into_response());
     }
     if body.background {
         return Ok((
             StatusCode::ACCEPTED,
+            run_header,
             axum::Json(RunResult { run, items: vec![] }),
         )
             .into_response());
@@ -356,7 +355,31 @@ pub async fn post_message(
         .wait_settled(&principal.tenant, &run.id, WAIT_LIMIT)
         .await?;
     let items = run_items(&state, &principal, &run).await?;
-    Ok(axum::Json(RunResult { run, items }).into_response())
+    Ok((run_header, axum::Json(RunResult { run, items })).into_response())
+}
+
+/// The response header of `POST …/messages` naming the run, in every mode.
+pub const RUN_ID_HEADER: &str = "x-roster-run-id";
+
+/// The agent of a session, unless it was deleted (`409 agent_deleted`: the
+/// history stays readable, but no new run starts).
+pub(crate) async fn live_agent(
+    state: &AppState,
+    principal: &Principal,
+    session: &Session,
+) -> Result<roster_core::agent::Agent, ApiError> {
+    let agent = roster_store::AgentRef::Id(session.agent_id.clone());
+    state
+        .store
+        .get_agent(&principal.tenant, &agent)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "agent_deleted",
+                "the agent of this session was deleted; its history stays readable but it takes no new messages",
+            )
+        })
 }
 
 /// The items a run appended, read from its persisted `item` events.

@@ -98,6 +98,15 @@ impl TestApp {
 
     /// Like [`TestApp::start`], with the store the app sees wrapped by `wrap`.
     pub async fn start_with(wrap: impl FnOnce(DynStore) -> DynStore) -> TestApp {
+        Self::start_patient(wrap, Duration::ZERO).await
+    }
+
+    /// Like [`TestApp::start_with`], with model calls that wait out
+    /// outages for `patience` (the other harnesses fail at once).
+    pub async fn start_patient(
+        wrap: impl FnOnce(DynStore) -> DynStore,
+        patience: Duration,
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("roster.db").display());
         let store = roster_store::open(&url).await.unwrap();
@@ -125,6 +134,7 @@ impl TestApp {
                 max_retries: 1,
                 base_delay: Duration::from_millis(10),
                 max_delay: Duration::from_millis(100),
+                patience,
             },
         );
         let store = wrap(store);

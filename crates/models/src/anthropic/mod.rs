@@ -23,6 +23,7 @@ pub struct AnthropicProvider {
     max_tokens: u32,
     stream: bool,
     max_retries: Option<u32>,
+    patience: Option<std::time::Duration>,
     attributes: crate::config::ProviderAttributes,
 }
 
@@ -53,6 +54,7 @@ impl AnthropicProvider {
             max_tokens: config.max_tokens.unwrap_or(ANTHROPIC_DEFAULT_MAX_TOKENS),
             stream: config.stream.unwrap_or(true),
             max_retries: config.max_retries,
+            patience: config.patience_secs.map(std::time::Duration::from_secs),
         })
     }
 }
@@ -90,6 +92,10 @@ impl ModelProvider for AnthropicProvider {
 
     fn max_retries(&self) -> Option<u32> {
         self.max_retries
+    }
+
+    fn patience(&self) -> Option<std::time::Duration> {
+        self.patience
     }
 
     fn attributes(&self) -> crate::config::ProviderAttributes {

@@ -23,6 +23,7 @@ pub struct OpenAiProvider {
     max_tokens: Option<u32>,
     stream: bool,
     max_retries: Option<u32>,
+    patience: Option<std::time::Duration>,
     attributes: crate::config::ProviderAttributes,
 }
 
@@ -47,6 +48,7 @@ impl OpenAiProvider {
             max_tokens: config.max_tokens,
             stream: config.stream.unwrap_or(true),
             max_retries: config.max_retries,
+            patience: config.patience_secs.map(std::time::Duration::from_secs),
         })
     }
 }
@@ -83,6 +85,10 @@ impl ModelProvider for OpenAiProvider {
 
     fn max_retries(&self) -> Option<u32> {
         self.max_retries
+    }
+
+    fn patience(&self) -> Option<std::time::Duration> {
+        self.patience
     }
 
     fn attributes(&self) -> crate::config::ProviderAttributes {

@@ -320,7 +320,23 @@ impl Turn<'_> {
     /// Prints one event; returns the finish when the run is over.
     fn show(&self, event: RunEvent, progress: &mut Progress) -> Option<Finish> {
         match event {
-            RunEvent::RunQueued | RunEvent::RunStarted => {}
+            RunEvent::RunQueued { run_id } => {
+                if progress.run.is_none() {
+                    progress.run = run_id;
+                }
+            }
+            RunEvent::RunStarted | RunEvent::RunRetried { .. } | RunEvent::WaitEnded { .. } => {}
+            RunEvent::Waiting { wait } => {
+                let line = format!(
+                    "  … waiting for {}: {} failed attempts ({}); next attempt at {} UTC, gives up at {} UTC",
+                    wait.waiting_for,
+                    wait.attempts,
+                    wait.last_error.code,
+                    super::output::time(&wait.next_attempt_at),
+                    super::output::time(&wait.gives_up_at)
+                );
+                self.note(progress, &line);
+            }
             RunEvent::TextDelta { delta, .. } => {
                 print_text(progress, &delta);
                 progress.streamed.push_str(&delta);

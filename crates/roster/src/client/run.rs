@@ -1,10 +1,10 @@
-//! `roster run show|cancel`.
+//! `roster run show|cancel|retry`.
 
 use super::http::{decode, Client};
 use super::output::{hang, one_line, print_json, table, time};
 use super::Connection;
 use anyhow::Result;
-use roster_core::run::{Run, Step, StepKind, StepStatus};
+use roster_core::run::{Run, RunWait, Step, StepKind, StepStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -26,8 +26,15 @@ enum RunCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Cancel a queued or running run.
+    /// Cancel a queued or running run (also while it waits for a provider).
     Cancel {
+        /// Run id.
+        id: String,
+    },
+    /// Retry a failed run: it continues from its journal (completed model
+    /// and tool calls are not made again), after the runs already queued in
+    /// its session.
+    Retry {
         /// Run id.
         id: String,
     },
@@ -61,6 +68,20 @@ pub async fn run(args: RunArgs) -> Result<()> {
             println!("run {}: {}", run.id, run.status.as_str());
             Ok(())
         }
+        RunCommand::Retry { id } => {
+            let run: Run = decode(
+                client
+                    .post(&["v1", "runs", &id, "retry"], &json!({}))
+                    .await?,
+            )?;
+            println!(
+                "run {}: {} (continues from its journal; follow it with `roster run show {}`)",
+                run.id,
+                run.status.as_str(),
+                run.id
+            );
+            Ok(())
+        }
     }
 }
 
@@ -81,6 +102,9 @@ fn render(detail: &RunDetail) -> String {
     }
     if let Some(error) = &run.error {
         line("error", &format!("{}: {}", error.code, error.message));
+    }
+    if let Some(wait) = &run.waiting {
+        line("waiting", &waiting(wait));
     }
     line("created", &format!("{} UTC", time(&run.created_at)));
     if let Some(t) = &run.started_at {
@@ -119,6 +143,20 @@ fn render(detail: &RunDetail) -> String {
         .collect();
     out.push_str(&table(&["N", "KIND", "STATUS", "DETAIL"], &rows));
     out
+}
+
+/// What a waiting run waits for, when it tries next and when it gives up.
+fn waiting(wait: &RunWait) -> String {
+    format!(
+        "waiting for {} since {} UTC, next attempt at {} UTC (gives up at {} UTC); {} failed attempts, last: {}: {}",
+        wait.waiting_for,
+        time(&wait.since),
+        time(&wait.next_attempt_at),
+        time(&wait.gives_up_at),
+        wait.attempts,
+        wait.last_error.code,
+        one_line(&wait.last_error.message, 160)
+    )
 }
 
 /// The route of a model call; the tool and its arguments for a tool call.

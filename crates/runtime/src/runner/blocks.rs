@@ -4,23 +4,13 @@
 //! writes another user's or session's copy.
 
 use super::RunState;
+use roster_core::agent::Agent;
 use roster_core::blocks::{effective_block, pinned_blocks, BlockOwner, BlockScope};
 use roster_core::memory::MemoryBlock;
-use roster_store::StoreError;
+use roster_core::TenantId;
+use roster_store::{DynStore, Session, StoreError};
 
 impl RunState<'_> {
-    /// The owners whose rows this session's blocks come from.
-    fn block_owners(&self) -> Vec<BlockOwner> {
-        let mut owners = vec![BlockOwner::Agent];
-        for def in &self.agent.config.memory_blocks {
-            let owner = self.block_owner(def.scope);
-            if !owners.contains(&owner) {
-                owners.push(owner);
-            }
-        }
-        owners
-    }
-
     fn block_owner(&self, scope: BlockScope) -> BlockOwner {
         BlockOwner::for_session(scope, self.session.user.as_deref(), &self.session.id)
     }
@@ -37,21 +27,7 @@ impl RunState<'_> {
     /// other sessions may have edited the agent's or this user's blocks
     /// since this run's last model call.
     pub(super) async fn pinned_blocks(&self) -> Result<Vec<MemoryBlock>, StoreError> {
-        let config = &self.agent.config;
-        if config.memory_blocks.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = self
-            .inner
-            .store
-            .memory_blocks_of(self.tenant, &self.agent.id, &self.block_owners())
-            .await?;
-        Ok(pinned_blocks(
-            &config.memory_blocks,
-            &rows,
-            self.session.user.as_deref(),
-            &self.session.id,
-        ))
+        session_blocks(&self.inner.store, self.tenant, &self.agent, &self.session).await
     }
 
     /// The value this session edits of block `label` (version 0: a copy not
@@ -89,4 +65,32 @@ impl RunState<'_> {
         labels.sort_unstable();
         labels
     }
+}
+
+/// The blocks a session of `agent` (this version) pins: the agent's values,
+/// and the copies of the session's user and of the session itself.
+pub(crate) async fn session_blocks(
+    store: &DynStore,
+    tenant: &TenantId,
+    agent: &Agent,
+    session: &Session,
+) -> Result<Vec<MemoryBlock>, StoreError> {
+    let config = &agent.config;
+    if config.memory_blocks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut owners = vec![BlockOwner::Agent];
+    for def in &config.memory_blocks {
+        let owner = BlockOwner::for_session(def.scope, session.user.as_deref(), &session.id);
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+    }
+    let rows = store.memory_blocks_of(tenant, &agent.id, &owners).await?;
+    Ok(pinned_blocks(
+        &config.memory_blocks,
+        &rows,
+        session.user.as_deref(),
+        &session.id,
+    ))
 }

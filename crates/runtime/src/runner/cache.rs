@@ -90,3 +90,38 @@ impl Immutable {
         );
     }
 }
+
+impl crate::scheduler::Inner {
+    /// A session, from the cache or the store.
+    pub(crate) async fn session_of(
+        &self,
+        tenant: &TenantId,
+        id: &SessionId,
+    ) -> Result<Option<Session>, roster_store::StoreError> {
+        if let Some(session) = self.immutable.session(tenant, id) {
+            return Ok(Some(session));
+        }
+        let session = self.store.get_session(tenant, id).await?;
+        if let Some(session) = &session {
+            self.immutable.keep_session(tenant, session);
+        }
+        Ok(session)
+    }
+
+    /// An agent version, from the cache or the store.
+    pub(crate) async fn agent_version(
+        &self,
+        tenant: &TenantId,
+        id: &AgentId,
+        version: i64,
+    ) -> Result<Option<Agent>, roster_store::StoreError> {
+        if let Some(agent) = self.immutable.agent(tenant, id, version) {
+            return Ok(Some(agent));
+        }
+        let agent = self.store.get_agent_version(tenant, id, version).await?;
+        if let Some(agent) = &agent {
+            self.immutable.keep_agent(tenant, agent);
+        }
+        Ok(agent)
+    }
+}

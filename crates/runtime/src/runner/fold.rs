@@ -10,10 +10,13 @@
 //!
 //! A fold never splits a tool call from its results, never takes the
 //! current run's own items, and reads a bounded number of items, so its cost
-//! does not grow with the session. A failed fold is recorded in the ledger
+//! does not grow with the session. No item goes to the summariser whole if
+//! it is larger than a quarter of the context budget (a huge input or tool
+//! result is cut, with a note), so the summary call fits the model too. A failed fold is recorded in the ledger
 //! and the run goes on with the oldest items simply left out.
 
 use super::RunState;
+use crate::context::cut;
 use crate::error::RuntimeError;
 use roster_core::item::{Item, ItemContent};
 use roster_core::machine::{StepOutput, SummaryOutput};
@@ -26,8 +29,8 @@ use std::sync::Mutex;
 
 /// Most items one fold reads from beyond the tail.
 const BACKLOG_ITEMS: i64 = 100;
-/// Longest tool result quoted to the summariser, in bytes.
-const QUOTE_BYTES: usize = 2_000;
+/// Most of a tool result or call arguments quoted to the summariser.
+const QUOTE_TOKENS: u32 = 500;
 
 const INSTRUCTIONS: &str = "You maintain the running summary of a long conversation between a user and an AI assistant. Merge the new part of the conversation into the summary. Keep every fact, decision, name, number, date, preference, open task and promise that may matter later; drop greetings and repetition. Write compact third-person notes. Reply with the updated summary only.";
 
@@ -88,7 +91,13 @@ impl RunState<'_> {
             unsummarised[..cut].iter().map(|i| (*i).clone()).collect()
         };
         let limit = u64::from(self.agent.config.context_tokens) * 3 / 4;
-        let fold = fold_range(&candidates, &self.run.id, tail, limit);
+        let fold = fold_range(
+            &candidates,
+            &self.run.id,
+            tail,
+            limit,
+            item_cap(self.agent.config.context_tokens),
+        );
         if fold.is_empty() {
             return Ok(());
         }
@@ -117,7 +126,7 @@ impl RunState<'_> {
                 text: format!(
                     "Summary so far:\n{}\n\nConversation to merge (items #{first} to #{last}):\n{}",
                     previous.as_deref().unwrap_or("(none yet)"),
-                    transcript(&items)
+                    transcript(&items, item_cap(budget))
                 ),
             }],
             tools: Vec::new(),
@@ -217,7 +226,14 @@ impl RunState<'_> {
     }
 }
 
-/// The prefix of `candidates` a fold may take: within `max_tokens`, none of
+/// The most of one item a summary or extraction call is shown: a quarter
+/// of the context budget.
+pub(crate) fn item_cap(context_tokens: u32) -> u32 {
+    (context_tokens / 4).max(64)
+}
+
+/// The prefix of `candidates` a fold may take: within `max_tokens` (each
+/// item counted as the transcript shows it, at most `item_tokens`), none of
 /// the current run's items, and never ending between a tool call and its
 /// results (the first item left out must not be a result).
 fn fold_range(
@@ -225,6 +241,7 @@ fn fold_range(
     run: &roster_core::RunId,
     tail: &[Item],
     max_tokens: u64,
+    item_tokens: u32,
 ) -> Vec<Item> {
     let mut end = candidates
         .iter()
@@ -232,7 +249,7 @@ fn fold_range(
         .unwrap_or(candidates.len());
     let mut tokens = 0u64;
     for (index, item) in candidates[..end].iter().enumerate() {
-        tokens += u64::from(item.tokens);
+        tokens += u64::from(item.tokens.min(item_tokens));
         if tokens > max_tokens && index > 0 {
             end = index;
             break;
@@ -261,18 +278,27 @@ fn fold_range(
     candidates[..end].to_vec()
 }
 
-/// The items as a summariser or extractor reads them.
-pub(crate) fn transcript(items: &[Item]) -> String {
+/// The items as a summariser or extractor reads them, each cut to at most
+/// about `item_tokens` (tool results and arguments to less), with a note.
+pub(crate) fn transcript(items: &[Item], item_tokens: u32) -> String {
+    let quote_tokens = QUOTE_TOKENS.min(item_tokens);
+    let whole = |text: &str, what: &str| cut(text, item_tokens, what);
+    let quote = |text: &str, what: &str| cut(text, quote_tokens, what);
     let mut out = String::new();
     for item in items {
         let line = match &item.content {
-            ItemContent::UserMessage { text } => format!("#{} user: {text}", item.seq),
-            ItemContent::SystemNote { text } => format!("#{} note: {text}", item.seq),
+            ItemContent::UserMessage { text } => {
+                format!("#{} user: {}", item.seq, whole(text, "message"))
+            }
+            ItemContent::SystemNote { text } => {
+                format!("#{} note: {}", item.seq, whole(text, "note"))
+            }
             ItemContent::AssistantMessage { text, tool_calls } => {
                 let calls: Vec<String> = tool_calls
                     .iter()
-                    .map(|c| format!("{}({})", c.name, quote(&c.arguments)))
+                    .map(|c| format!("{}({})", c.name, quote(&c.arguments, "argument list")))
                     .collect();
+                let text = whole(text, "reply");
                 if calls.is_empty() {
                     format!("#{} assistant: {text}", item.seq)
                 } else {
@@ -292,24 +318,13 @@ pub(crate) fn transcript(items: &[Item]) -> String {
                 "#{} {name} {}: {}",
                 item.seq,
                 if *is_error { "failed" } else { "returned" },
-                quote(output)
+                quote(output, "tool result")
             ),
         };
         out.push_str(&line);
         out.push('\n');
     }
     out
-}
-
-fn quote(text: &str) -> String {
-    if text.len() <= QUOTE_BYTES {
-        return text.to_owned();
-    }
-    let mut end = QUOTE_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… [{} bytes cut]", &text[..end], text.len() - end)
 }
 
 /// At most about `tokens` tokens of `text`, cut on a character boundary.
@@ -379,17 +394,23 @@ mod tests {
         // Candidates end on a call whose result is the next candidate.
         let items = vec![user(1, &old), call(2, &old), result(3, &old), user(4, &old)];
         let seqs = |v: Vec<Item>| v.iter().map(|i| i.seq).collect::<Vec<_>>();
-        assert_eq!(seqs(fold_range(&items[..2], &now, &items, u64::MAX)), [1]);
         assert_eq!(
-            seqs(fold_range(&items, &now, &items, u64::MAX)),
+            seqs(fold_range(&items[..2], &now, &items, u64::MAX, u32::MAX)),
+            [1]
+        );
+        assert_eq!(
+            seqs(fold_range(&items, &now, &items, u64::MAX, u32::MAX)),
             [1, 2, 3, 4]
         );
         // The current run's items are never folded.
         let mixed = vec![user(1, &old), user(2, &now), user(3, &now)];
-        assert_eq!(seqs(fold_range(&mixed, &now, &mixed, u64::MAX)), [1]);
+        assert_eq!(
+            seqs(fold_range(&mixed, &now, &mixed, u64::MAX, u32::MAX)),
+            [1]
+        );
         // A token limit that would cut between call and result pulls the
         // result in (the limit is a target, the pairing is a rule).
-        let limited = fold_range(&items, &now, &items, 5);
+        let limited = fold_range(&items, &now, &items, 5, u32::MAX);
         assert!(!matches!(
             items.get(limited.len()).map(|i| &i.content),
             Some(ItemContent::ToolResult { .. })

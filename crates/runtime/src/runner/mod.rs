@@ -12,16 +12,18 @@ mod cache;
 mod fold;
 mod recall_step;
 mod tool_step;
+mod wait;
 
+pub(crate) use blocks::session_blocks;
 pub(crate) use cache::Immutable;
-pub(crate) use fold::transcript;
+pub(crate) use fold::{item_cap, transcript};
 pub(crate) use recall_step::{render_passages, render_records};
 pub(crate) use tool_step::BlockLocks;
+use wait::Called;
 
 use crate::context::{fixed_tokens, history, system_prompt, MAX_CONTEXT_ITEMS};
 use crate::error::RuntimeError;
 use crate::scheduler::Inner;
-use crate::LiveEvent;
 use roster_core::agent::Agent;
 use roster_core::event::RunEvent;
 use roster_core::item::{Item, ItemContent, ToolCall};
@@ -87,32 +89,13 @@ pub(crate) async fn execute(
     cancel: CancellationToken,
 ) -> Result<(), RuntimeError> {
     let store = &inner.store;
-    let session = match inner.immutable.session(tenant, &run.session_id) {
-        Some(session) => session,
-        None => {
-            let session = store
-                .get_session(tenant, &run.session_id)
-                .await?
-                .ok_or(RuntimeError::NotFound("session"))?;
-            inner.immutable.keep_session(tenant, &session);
-            session
-        }
-    };
-    let agent = match inner
-        .immutable
-        .agent(tenant, &session.agent_id, run.agent_version)
-    {
-        Some(agent) => Some(agent),
-        None => {
-            let agent = store
-                .get_agent_version(tenant, &session.agent_id, run.agent_version)
-                .await?;
-            if let Some(agent) = &agent {
-                inner.immutable.keep_agent(tenant, agent);
-            }
-            agent
-        }
-    };
+    let session = inner
+        .session_of(tenant, &run.session_id)
+        .await?
+        .ok_or(RuntimeError::NotFound("session"))?;
+    let agent = inner
+        .agent_version(tenant, &session.agent_id, run.agent_version)
+        .await?;
     let Some(agent) = agent else {
         return finish_without_agent(inner, tenant, &run).await;
     };
@@ -396,53 +379,22 @@ impl RunState<'_> {
                 return Ok(());
             }
         };
-        let attempts: Mutex<Vec<Attempt>> = Mutex::new(Vec::new());
-        let bus = &self.inner.bus;
-        let run_id = self.run.id.clone();
-        let on_text = |delta: &str| {
-            bus.publish(
-                &run_id,
-                LiveEvent {
-                    seq: None,
-                    event: RunEvent::TextDelta {
-                        step: n,
-                        delta: delta.to_owned(),
-                    },
-                },
-            );
-        };
-        let on_attempt = |a: Attempt| {
-            if a.error.is_some() {
-                // Whatever that attempt streamed will not be the answer.
-                bus.publish(
-                    &run_id,
-                    LiveEvent {
-                        seq: None,
-                        event: RunEvent::TextReset { step: n },
-                    },
-                );
-            }
-            attempts.lock().unwrap_or_else(|p| p.into_inner()).push(a);
-        };
-        let outcome = tokio::select! {
-            result = self.inner.router.chat(&route, request, &on_text, &on_attempt) => Some(result),
-            () = self.cancel.cancelled() => None,
-        };
-        let attempts = attempts.into_inner().unwrap_or_else(|p| p.into_inner());
-        let ledger: Vec<NewLedgerEntry> =
-            attempts.iter().map(|a| self.ledger_entry(a, n)).collect();
-        match outcome {
-            None => {
+        let (called, ledger) = self.call_patiently(&route, request, n).await?;
+        match called {
+            Called::Cancelled => {
                 self.pending_ledger.extend(ledger);
                 Ok(())
             }
-            Some(Err(error)) => {
+            Called::Failed(error) => {
                 self.pending_ledger.extend(ledger);
-                self.machine
-                    .on_model_failure(RunError::new(error.code(), error.to_string()));
+                self.machine.on_model_failure(error);
                 Ok(())
             }
-            Some(Ok((response, target))) => {
+            Called::Answered {
+                response,
+                target,
+                waited,
+            } => {
                 let reply = ModelReply {
                     text: response.text,
                     tool_calls: unique_call_ids(response.tool_calls, n),
@@ -478,16 +430,18 @@ impl RunState<'_> {
                     }
                     planned.push((call.id.clone(), step));
                 }
-                write.events = reply
-                    .tool_calls
-                    .iter()
-                    .map(|c| RunEvent::ToolCall {
+                if waited {
+                    write.wait = Some(roster_store::WaitWrite::Clear);
+                    write.events.push(RunEvent::WaitEnded { step: n });
+                }
+                write
+                    .events
+                    .extend(reply.tool_calls.iter().map(|c| RunEvent::ToolCall {
                         step: n,
                         call_id: c.id.clone(),
                         name: c.name.clone(),
                         arguments: c.arguments.clone(),
-                    })
-                    .collect();
+                    }));
                 write.items = vec![ItemContent::AssistantMessage {
                     text: reply.text.clone(),
                     tool_calls: reply.tool_calls.clone(),

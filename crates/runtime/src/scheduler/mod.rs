@@ -15,6 +15,7 @@ use crate::error::RuntimeError;
 use crate::runner;
 use crate::tools::ToolRegistry;
 
+mod admission;
 mod worker;
 use roster_core::event::RunEvent;
 use roster_core::run::{Run, RunStatus};
@@ -146,6 +147,9 @@ impl Runtime {
                 "content is longer than {MAX_INPUT_BYTES} bytes"
             )));
         }
+        self.inner
+            .check_input(tenant, session, &submission.input)
+            .await?;
         let created = self
             .inner
             .store
@@ -397,7 +401,7 @@ impl Runtime {
 }
 
 impl Inner {
-    fn check_running(&self) -> Result<(), RuntimeError> {
+    pub(super) fn check_running(&self) -> Result<(), RuntimeError> {
         if self.halt.is_cancelled() {
             Err(RuntimeError::ShuttingDown)
         } else {

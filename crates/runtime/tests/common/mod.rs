@@ -163,12 +163,27 @@ pub fn runtime(
     model: Arc<dyn ModelProvider>,
     tools: Vec<Arc<dyn Tool>>,
 ) -> Runtime {
+    runtime_with_retry(store, model, tools, no_retries())
+}
+
+/// No retries and no patience: a failed model call fails its run at once.
+pub fn no_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 0,
+        patience: Duration::ZERO,
+        ..RetryPolicy::default()
+    }
+}
+
+/// Like [`runtime`], with the router's `retry` policy.
+pub fn runtime_with_retry(
+    store: DynStore,
+    model: Arc<dyn ModelProvider>,
+    tools: Vec<Arc<dyn Tool>>,
+    retry: RetryPolicy,
+) -> Runtime {
     let mut registry = ProviderRegistry::new();
     registry.insert(model);
-    let retry = RetryPolicy {
-        max_retries: 0,
-        ..RetryPolicy::default()
-    };
     let mut tool_registry = ToolRegistry::with_builtins();
     for tool in tools {
         tool_registry.register(tool);
@@ -198,10 +213,7 @@ pub async fn runtime_with_memory(
     memory.start();
     let mut registry = ProviderRegistry::new();
     registry.insert(model);
-    let retry = RetryPolicy {
-        max_retries: 0,
-        ..RetryPolicy::default()
-    };
+    let retry = no_retries();
     let runtime = Runtime::new(RuntimeOptions {
         store,
         router: Arc::new(Router::new(Arc::new(registry), retry)),

@@ -25,7 +25,7 @@ pub(crate) async fn commit(
     let now = millis(Utc::now());
     let run = write.run_id.as_str();
     let locked = sqlx::query(
-        "SELECT r.status, r.input FROM runs r JOIN sessions s ON s.id = r.session_id AND s.tenant_id = r.tenant_id
+        "SELECT r.status, r.input, r.first_seq FROM runs r JOIN sessions s ON s.id = r.session_id AND s.tenant_id = r.tenant_id
          WHERE r.id = $1 AND r.tenant_id = $2 AND r.session_id = $3
          FOR UPDATE OF r, s",
     )
@@ -41,19 +41,50 @@ pub(crate) async fn commit(
     let mut items = Vec::with_capacity(write.items.len() + 1);
     let mut next_item: Option<i64> = None;
     if let Some(RunTransition::Start) = &write.transition {
-        let input: String = locked.try_get(1)?;
-        let content = ItemContent::UserMessage { text: input };
-        let item = append_item(conn, tenant, write, &mut next_item, &content, now).await?;
+        // A retried run starts again without a second copy of its input.
+        let first = match locked.try_get::<Option<i64>, _>(2)? {
+            Some(first) => first,
+            None => {
+                let input: String = locked.try_get(1)?;
+                let content = ItemContent::UserMessage { text: input };
+                let item = append_item(conn, tenant, write, &mut next_item, &content, now).await?;
+                let seq = item.seq;
+                items.push(item);
+                seq
+            }
+        };
         sqlx::query(
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $2), first_seq = $4 WHERE id = $1 AND tenant_id = $3",
         )
         .bind(run)
         .bind(now)
         .bind(tenant.as_str())
-        .bind(item.seq)
+        .bind(first)
         .execute(&mut *conn)
         .await?;
-        items.push(item);
+    }
+    if let Some(RunTransition::Retry { actor, .. }) = &write.transition {
+        sqlx::query(
+            "UPDATE runs SET status = 'queued', output = NULL, error = NULL, finished_at = NULL, waiting = NULL,
+             queue_key = $3, actor = COALESCE($4, actor) WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(run)
+        .bind(tenant.as_str())
+        .bind(crate::types::back_of_queue())
+        .bind(actor.as_deref())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if let Some(wait) = &write.wait {
+        sqlx::query("UPDATE runs SET waiting = $3 WHERE id = $1 AND tenant_id = $2")
+            .bind(run)
+            .bind(tenant.as_str())
+            .bind(crate::types::wait_text(wait)?)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if !write.audit.is_empty() {
+        super::governance::append(conn, tenant, &write.audit).await?;
     }
     for step in &write.steps {
         write_step(conn, tenant, run, step, now).await?;
@@ -91,7 +122,7 @@ pub(crate) async fn commit(
     {
         let error = error.as_ref().map(serde_json::to_string).transpose()?;
         sqlx::query(
-            "UPDATE runs SET status = $2, output = $3, error = $4, finished_at = $5 WHERE id = $1 AND tenant_id = $6",
+            "UPDATE runs SET status = $2, output = $3, error = $4, finished_at = $5, waiting = NULL WHERE id = $1 AND tenant_id = $6",
         )
         .bind(run)
         .bind(status.as_str())

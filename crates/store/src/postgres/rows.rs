@@ -89,7 +89,7 @@ pub(crate) fn item(row: &PgRow) -> Result<Item, StoreError> {
     })
 }
 
-pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at, actor";
+pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at, actor, waiting";
 
 pub(crate) fn run(row: &PgRow) -> Result<Run, StoreError> {
     run_from(row, 0)
@@ -112,6 +112,11 @@ pub(crate) fn run_from(row: &PgRow, at: usize) -> Result<Run, StoreError> {
         started_at: opt_millis_at(row, at + 8)?,
         finished_at: opt_millis_at(row, at + 9)?,
         actor: row.try_get(at + 10)?,
+        waiting: row
+            .try_get::<Option<String>, _>(at + 11)?
+            .as_deref()
+            .map(json)
+            .transpose()?,
     })
 }
 

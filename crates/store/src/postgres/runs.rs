@@ -4,7 +4,7 @@ use super::rows::{self, LEDGER_COLUMNS, RUN_COLUMNS, STEP_COLUMNS};
 use crate::types::{from_millis, millis};
 use crate::{BusyPolicy, CreatedRun, LedgerQuery, NewRun, StoreError};
 use chrono::Utc;
-use roster_core::event::{RunEvent, SequencedEvent};
+use roster_core::event::SequencedEvent;
 use roster_core::ledger::LedgerEntry;
 use roster_core::run::{Run, RunStatus, Step};
 use roster_core::{RunId, SessionId, TenantId};
@@ -63,6 +63,7 @@ pub(crate) async fn create_run(
         started_at: None,
         finished_at: None,
         actor: new.actor.clone(),
+        waiting: None,
     };
     sqlx::query(
         "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at, actor)
@@ -83,7 +84,7 @@ pub(crate) async fn create_run(
     )
     .bind(run.id.as_str())
     .bind(tenant.as_str())
-    .bind(serde_json::to_string(&RunEvent::RunQueued)?)
+    .bind(serde_json::to_string(&crate::types::queued_event(&run.id))?)
     .bind(now)
     .execute(&mut *conn)
     .await?;
@@ -141,7 +142,7 @@ pub(crate) async fn next_queued_run(
     session: &SessionId,
 ) -> Result<Option<Run>, StoreError> {
     let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = $1 AND status IN ('queued', 'running', 'awaiting_approval') AND tenant_id = $2 ORDER BY id LIMIT 1"
+        "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = $1 AND status IN ('queued', 'running', 'awaiting_approval') AND tenant_id = $2 ORDER BY COALESCE(queue_key, id) LIMIT 1"
     );
     let query = sqlx::query(&sql)
         .bind(session.as_str())

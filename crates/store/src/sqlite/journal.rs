@@ -29,25 +29,51 @@ pub(crate) fn commit(
 
     let mut items = Vec::with_capacity(write.items.len() + 1);
     if let Some(RunTransition::Start) = &write.transition {
-        let (input,): (String,) = rows::row(
+        let (input, first): (String, Option<i64>) = rows::row(
             conn,
-            "SELECT input FROM runs WHERE id = ?1 AND tenant_id = ?2",
+            "SELECT input, first_seq FROM runs WHERE id = ?1 AND tenant_id = ?2",
             params![run, tenant.as_str()],
-            |r| Ok((r.get(0)?,)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let item = append_item(
-            conn,
-            tenant,
-            write,
-            &ItemContent::UserMessage { text: input },
-            now,
-        )?;
+        // A retried run starts again without a second copy of its input.
+        let first = match first {
+            Some(first) => first,
+            None => {
+                let item = append_item(
+                    conn,
+                    tenant,
+                    write,
+                    &ItemContent::UserMessage { text: input },
+                    now,
+                )?;
+                let seq = item.seq;
+                items.push(item);
+                seq
+            }
+        };
         rows::exec(
             conn,
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?2), first_seq = ?4 WHERE id = ?1 AND tenant_id = ?3",
-            params![run, now, tenant.as_str(), item.seq],
+            params![run, now, tenant.as_str(), first],
         )?;
-        items.push(item);
+    }
+    if let Some(RunTransition::Retry { actor, .. }) = &write.transition {
+        rows::exec(
+            conn,
+            "UPDATE runs SET status = 'queued', output = NULL, error = NULL, finished_at = NULL, waiting = NULL,
+             queue_key = ?3, actor = COALESCE(?4, actor) WHERE id = ?1 AND tenant_id = ?2",
+            params![run, tenant.as_str(), crate::types::back_of_queue(), actor],
+        )?;
+    }
+    if let Some(wait) = &write.wait {
+        rows::exec(
+            conn,
+            "UPDATE runs SET waiting = ?3 WHERE id = ?1 AND tenant_id = ?2",
+            params![run, tenant.as_str(), crate::types::wait_text(wait)?],
+        )?;
+    }
+    if !write.audit.is_empty() {
+        super::governance::append(conn, tenant, &write.audit)?;
     }
     for step in &write.steps {
         write_step(conn, tenant, run, step, now)?;
@@ -95,7 +121,7 @@ pub(crate) fn commit(
     {
         let error = error.as_ref().map(serde_json::to_string).transpose()?;
         conn.prepare_cached(
-            "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5 WHERE id = ?1 AND tenant_id = ?6",
+            "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5, waiting = NULL WHERE id = ?1 AND tenant_id = ?6",
         )?
         .execute(params![run, status.as_str(), output, error, now, tenant.as_str()])?;
         if let Some((first, last)) = run_items(conn, write)? {

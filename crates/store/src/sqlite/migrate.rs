@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_governance.sql"),
     ),
     (
+        "0011_run_waits",
+        include_str!("../../migrations/sqlite/0011_run_waits.sql"),
+    ),
+    (
         "0012_user_privacy",
         include_str!("../../migrations/sqlite/0012_user_privacy.sql"),
     ),

@@ -55,7 +55,7 @@ pub(crate) fn item(row: &Row<'_>) -> Result<Item, StoreError> {
     })
 }
 
-pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at, actor";
+pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at, actor, waiting";
 
 pub(crate) fn run(row: &Row<'_>) -> Result<Run, StoreError> {
     let status: String = row.get(2)?;
@@ -73,6 +73,11 @@ pub(crate) fn run(row: &Row<'_>) -> Result<Run, StoreError> {
         started_at: row.get::<_, Option<i64>>(8)?.map(from_millis),
         finished_at: row.get::<_, Option<i64>>(9)?.map(from_millis),
         actor: row.get(10)?,
+        waiting: row
+            .get::<_, Option<String>>(11)?
+            .as_deref()
+            .map(json)
+            .transpose()?,
     })
 }
 

@@ -59,6 +59,7 @@ pub(crate) fn create_run(
         started_at: None,
         finished_at: None,
         actor: new.actor.clone(),
+        waiting: None,
     };
     rows::exec(
         conn,
@@ -66,7 +67,7 @@ pub(crate) fn create_run(
          VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
         params![run.id.as_str(), tenant.as_str(), run.session_id.as_str(), run.input, version, new.idempotency_key, millis(now), new.actor],
     )?;
-    let event = serde_json::to_string(&roster_core::event::RunEvent::RunQueued)?;
+    let event = serde_json::to_string(&crate::types::queued_event(&run.id))?;
     rows::exec(
         conn,
         "INSERT INTO run_events (run_id, seq, tenant_id, body, created_at) VALUES (?1, 1, ?2, ?3, ?4)",
@@ -126,7 +127,7 @@ pub(crate) fn next_queued_run(
     session: &SessionId,
 ) -> Result<Option<Run>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = ?1 AND status IN ('queued', 'running', 'awaiting_approval') AND tenant_id = ?2 ORDER BY id LIMIT 1"
+        "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = ?1 AND status IN ('queued', 'running', 'awaiting_approval') AND tenant_id = ?2 ORDER BY COALESCE(queue_key, id) LIMIT 1"
     ))?;
     let first = rows::first(
         &mut stmt,
@@ -249,6 +250,11 @@ pub(crate) fn unfinished_runs(conn: &Connection) -> Result<Vec<(TenantId, Run)>,
             started_at: row.get::<_, Option<i64>>(9)?.map(from_millis),
             finished_at: None,
             actor: row.get(11)?,
+            waiting: row
+                .get::<_, Option<String>>(12)?
+                .as_deref()
+                .map(rows::json)
+                .transpose()?,
         };
         out.push((tenant, run));
     }
