@@ -8,7 +8,10 @@
 //! - `openai` / `anthropic`: rendering a reply in each protocol's format;
 //! - `wire`: the protocol-neutral rendered response and splitting helpers;
 //! - `respond`: turning a rendered answer into HTTP, including cut deliveries;
-//! - `embeddings`: the fake `POST /v1/embeddings` and its knobs.
+//! - `embeddings`: the fake `POST /v1/embeddings` and its knobs;
+//! - [`escape`]: the probe program sandboxes (`run_code`, stdio MCP
+//!   servers) must wall in;
+//! - [`peers`]: where the real external programs some tests run are.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -22,6 +25,7 @@
 
 mod anthropic;
 mod embeddings;
+pub mod escape;
 mod openai;
 pub mod peers;
 pub mod reply;
