@@ -1,13 +1,18 @@
-//! One live connection to an MCP server: starting it (a supervised child
-//! process, or a Streamable HTTP session), its tool list, its stderr tail.
+//! One live connection to an MCP server: starting it (a confined child
+//! process, or a Streamable HTTP session through the egress policy), its
+//! tool list, its stderr tail.
 
-use crate::spec::{McpSecrets, McpServerConfig, Transport};
+use crate::launch::Launch;
+use crate::spec::McpSecrets;
 use crate::McpError;
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
+use roster_egress::EgressPolicy;
+use roster_sandbox::{Confinement, Jail, RLimits};
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
@@ -18,11 +23,27 @@ const STDERR_LINES: usize = 20;
 const STDERR_GRACE: Duration = Duration::from_millis(500);
 /// Longest stderr line kept.
 const STDERR_LINE_BYTES: usize = 500;
-/// The environment a stdio server inherits from Roster; everything else
-/// (provider keys, the secret key, database URLs) stays out.
-const INHERITED_ENV: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SHELL",
-];
+/// Redirects a Streamable HTTP client follows (same origin only).
+const MAX_REDIRECTS: usize = 5;
+
+/// A stdio server, confined: what runs, where its home is, as which uid.
+pub(crate) struct Confined<'a> {
+    pub jail: &'a Jail,
+    pub launch: Launch,
+    /// Its own state directory on the host (its `$HOME` and working directory).
+    pub home_dir: PathBuf,
+    pub uid: Option<u32>,
+    pub limits: RLimits,
+}
+
+/// How to reach a server.
+pub(crate) enum Target<'a> {
+    Stdio(Confined<'a>),
+    Http {
+        url: &'a str,
+        egress: Arc<EgressPolicy>,
+    },
+}
 
 /// A tool as the server describes it.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -40,6 +61,8 @@ pub(crate) struct Connection {
     pub(crate) service: RunningService<RoleClient, ()>,
     pub(crate) tools: Vec<ServerTool>,
     pub(crate) stderr: Arc<Mutex<VecDeque<String>>>,
+    /// The host pid of a stdio server's sandbox (bubblewrap).
+    pub(crate) pid: Option<u32>,
 }
 
 impl Connection {
@@ -61,14 +84,18 @@ fn tail(lines: &Mutex<VecDeque<String>>) -> String {
 /// Starts the server and lists its tools, all within `timeout`.
 pub(crate) async fn connect(
     name: &str,
-    config: &McpServerConfig,
+    target: Target<'_>,
     secrets: &McpSecrets,
     timeout: Duration,
 ) -> Result<Connection, McpError> {
     let stderr: Arc<Mutex<VecDeque<String>>> = Arc::default();
     let (closed_tx, mut closed) = tokio::sync::watch::channel(false);
-    let started =
-        tokio::time::timeout(timeout, start(name, config, secrets, &stderr, closed_tx)).await;
+    let pid: Arc<Mutex<Option<u32>>> = Arc::default();
+    let started = tokio::time::timeout(
+        timeout,
+        start(name, target, secrets, &stderr, closed_tx, &pid),
+    )
+    .await;
     let service = match started {
         Ok(Ok(service)) => service,
         Ok(Err(e)) => {
@@ -115,10 +142,12 @@ pub(crate) async fn connect(
             }
         })
         .collect();
+    let pid = *pid.lock().unwrap_or_else(|p| p.into_inner());
     Ok(Connection {
         service,
         tools,
         stderr,
+        pid,
     })
 }
 
@@ -134,35 +163,45 @@ fn with_stderr(error: McpError, stderr: &Mutex<VecDeque<String>>) -> McpError {
 
 async fn start(
     name: &str,
-    config: &McpServerConfig,
+    target: Target<'_>,
     secrets: &McpSecrets,
     stderr: &Arc<Mutex<VecDeque<String>>>,
     closed: tokio::sync::watch::Sender<bool>,
+    pid: &Mutex<Option<u32>>,
 ) -> Result<RunningService<RoleClient, ()>, McpError> {
-    match &config.transport {
-        Transport::Stdio { command, args, cwd } => {
-            let mut cmd = tokio::process::Command::new(command);
-            cmd.args(args).env_clear().kill_on_drop(true);
-            for key in INHERITED_ENV {
-                if let Some(value) = std::env::var_os(key) {
-                    cmd.env(key, value);
-                }
-            }
-            cmd.envs(&secrets.env);
-            if let Some(cwd) = cwd {
-                cmd.current_dir(cwd);
-            }
-            // Its own process group: a server's children go with it.
-            #[cfg(unix)]
+    match target {
+        Target::Stdio(confined) => {
+            let env: Vec<(String, String)> = secrets
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let confinement = Confinement {
+                uid: confined.uid,
+                network: confined.launch.network,
+                read_only: &confined.launch.read_only,
+                home_dir: &confined.home_dir,
+                home: STATE_MOUNT,
+                env: &env,
+                limits: confined.limits,
+            };
+            let mut cmd =
+                confined
+                    .jail
+                    .command(&confinement, &confined.launch.program, &confined.launch.args);
+            // Its own process group, so a signal meant for Roster's group
+            // (Ctrl-C in a terminal) does not reach it first.
             cmd.process_group(0);
             let (transport, err) = TokioChildProcess::builder(cmd)
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .map_err(|e| {
                     McpError::Unavailable(format!(
-                        "cannot start MCP server `{name}` (`{command}`): {e}"
+                        "cannot start MCP server `{name}` (`{}`): {e}",
+                        confined.launch.program.display()
                     ))
                 })?;
+            *pid.lock().unwrap_or_else(|p| p.into_inner()) = transport.id();
             if let Some(err) = err {
                 let lines = stderr.clone();
                 let server = name.to_owned();
@@ -190,7 +229,7 @@ async fn start(
                 McpError::Unavailable(format!("MCP server `{name}` failed to initialise: {e}"))
             })
         }
-        Transport::Http { url } => {
+        Target::Http { url, egress } => {
             let mut headers = HashMap::new();
             for (key, value) in &secrets.headers {
                 let key = http::HeaderName::try_from(key.as_str())
@@ -199,14 +238,50 @@ async fn start(
                     .map_err(|e| McpError::Invalid(format!("header `{key}`: {e}")))?;
                 headers.insert(key, value);
             }
-            let transport = StreamableHttpClientTransport::from_config(
-                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers),
+            let client = http_client(url, &egress)?;
+            let transport = StreamableHttpClientTransport::with_client(
+                client,
+                StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
             );
             ().serve(transport).await.map_err(|e| {
-                McpError::Unavailable(format!(
-                    "MCP server `{name}` at {url} failed to initialise: {e}"
-                ))
+                match roster_egress::find_in(&e) {
+                    Some(refused) => McpError::Egress(refused.clone()),
+                    None => McpError::Unavailable(format!(
+                        "MCP server `{name}` at {url} failed to initialise: {e}"
+                    )),
+                }
             })
         }
     }
+}
+
+/// Where a stdio server's state directory appears inside its sandbox.
+pub(crate) const STATE_MOUNT: &str = "/state";
+
+/// A client that connects only where the egress policy allows (checked on
+/// the resolved address at each connection), through no proxy, following
+/// redirects only within the URL's own origin.
+fn http_client(url: &str, egress: &Arc<EgressPolicy>) -> Result<reqwest013::Client, McpError> {
+    let parsed = url::Url::parse(url).map_err(|e| McpError::Invalid(format!("invalid url `{url}`: {e}")))?;
+    egress.check_literal(&parsed).map_err(McpError::Egress)?;
+    let port = parsed.port_or_known_default().unwrap_or(0);
+    let origin = parsed.origin();
+    let policy = reqwest013::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else if attempt.url().origin() == origin {
+            attempt.follow()
+        } else {
+            let to = attempt.url().to_string();
+            attempt.error(format!(
+                "a redirect to {to} was refused: an MCP server's redirects stay on its own origin"
+            ))
+        }
+    });
+    reqwest013::Client::builder()
+        .dns_resolver(roster_egress::Resolver::new(egress.clone(), port))
+        .no_proxy()
+        .redirect(policy)
+        .build()
+        .map_err(|e| McpError::Unavailable(format!("cannot build an HTTP client: {e}")))
 }

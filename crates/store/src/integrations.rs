@@ -2,8 +2,10 @@
 //! servers, SQL databases, HTTP services). The store keeps each one's
 //! config as JSON and its credentials only as sealed text: sealing and
 //! opening happen outside the store, which never sees a plaintext secret.
+//! Every registration and removal appends its audit event in the same
+//! transaction, so the log cannot miss one.
 
-use crate::StoreResult;
+use crate::{NewAuditEvent, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use roster_core::TenantId;
@@ -36,10 +38,12 @@ pub struct NewIntegration {
 #[async_trait]
 pub trait IntegrationStore: Send + Sync {
     /// `Conflict` when the tenant already has one of that kind and name.
+    /// `audit` is appended in the same transaction.
     async fn create_integration(
         &self,
         tenant: &TenantId,
         new: NewIntegration,
+        audit: NewAuditEvent,
     ) -> StoreResult<Integration>;
     async fn list_integrations(
         &self,
@@ -52,11 +56,13 @@ pub trait IntegrationStore: Send + Sync {
         kind: &str,
         name: &str,
     ) -> StoreResult<Option<Integration>>;
-    /// `false` when there was none.
+    /// `false` when there was none (and then nothing is audited);
+    /// otherwise `audit` is appended in the same transaction.
     async fn delete_integration(
         &self,
         tenant: &TenantId,
         kind: &str,
         name: &str,
+        audit: NewAuditEvent,
     ) -> StoreResult<bool>;
 }

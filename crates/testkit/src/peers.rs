@@ -55,3 +55,36 @@ pub fn postgres_url() -> Option<String> {
 pub fn mysql_url() -> Option<String> {
     service_url("ROSTER_TEST_MYSQL_URL", "a MariaDB or MySQL server")
 }
+
+/// A Python interpreter with the `mcp` package, as a sandboxed server
+/// needs it: the real executable (not a shim) and the installation prefix
+/// to show read-only.
+#[derive(Clone, Debug)]
+pub struct PythonMcp {
+    pub executable: PathBuf,
+    pub prefix: PathBuf,
+}
+
+/// The `python3` on PATH with the `mcp` package, resolved past shims.
+pub fn python_mcp() -> Option<PythonMcp> {
+    let found = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, mcp.server.mcpserver; print(sys.executable); print(sys.base_prefix)",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let mut lines = text.lines();
+            Some(PythonMcp {
+                executable: PathBuf::from(lines.next()?),
+                prefix: PathBuf::from(lines.next()?),
+            })
+        });
+    if found.is_none() {
+        missing("Python's mcp package", "pip install mcp");
+    }
+    found
+}
