@@ -120,7 +120,12 @@ fn template(entry: &str, arg: &str) -> Result<Vec<Piece>, McpError> {
                     match chars.next() {
                         Some('}') => break,
                         Some(c) => name.push(c),
-                        None => return Err(bad(entry, format!("argument `{arg}` has an unclosed `{{`"))),
+                        None => {
+                            return Err(bad(
+                                entry,
+                                format!("argument `{arg}` has an unclosed `{{`"),
+                            ))
+                        }
                     }
                 }
                 if !text.is_empty() {
@@ -128,7 +133,12 @@ fn template(entry: &str, arg: &str) -> Result<Vec<Piece>, McpError> {
                 }
                 pieces.push(Piece::Slot(name));
             }
-            '}' => return Err(bad(entry, format!("argument `{arg}` has a stray `}}` (write `}}}}`)"))),
+            '}' => {
+                return Err(bad(
+                    entry,
+                    format!("argument `{arg}` has a stray `}}` (write `}}}}`)"),
+                ))
+            }
             c => text.push(c),
         }
     }
@@ -150,12 +160,20 @@ fn valid_env_name(name: &str) -> bool {
 /// start with one, e.g. `--(read|write)`).
 fn wants_dash(pattern: &str) -> bool {
     let p = pattern.trim_start_matches('^');
-    let p = p.strip_prefix("(?:").or_else(|| p.strip_prefix('(')).unwrap_or(p);
+    let p = p
+        .strip_prefix("(?:")
+        .or_else(|| p.strip_prefix('('))
+        .unwrap_or(p);
     p.starts_with('-') || p.starts_with("\\-")
 }
 
 /// Checks one value against its placeholder.
-fn check_value(name: &str, value: &str, placeholder: &Placeholder, pattern: &Regex) -> Result<(), McpError> {
+fn check_value(
+    name: &str,
+    value: &str,
+    placeholder: &Placeholder,
+    pattern: &Regex,
+) -> Result<(), McpError> {
     let refuse = |why: &str| McpError::Invalid(format!("value of `{name}` refused: {why}"));
     if value.len() > MAX_VALUE_BYTES {
         return Err(refuse(&format!("longer than {MAX_VALUE_BYTES} bytes")));
@@ -164,10 +182,15 @@ fn check_value(name: &str, value: &str, placeholder: &Placeholder, pattern: &Reg
         return Err(refuse("it holds a control character (NUL, line break, …)"));
     }
     if value.starts_with('-') && !wants_dash(&placeholder.pattern) {
-        return Err(refuse("it starts with `-`, which a program would read as an option"));
+        return Err(refuse(
+            "it starts with `-`, which a program would read as an option",
+        ));
     }
     if !pattern.is_match(value) {
-        return Err(refuse(&format!("it does not match `{}`", placeholder.pattern)));
+        return Err(refuse(&format!(
+            "it does not match `{}`",
+            placeholder.pattern
+        )));
     }
     Ok(())
 }
@@ -177,12 +200,16 @@ impl Catalogue {
     /// placeholders, patterns and defaults, environment names, read-only
     /// paths, and that each program exists where the sandbox shows it.
     /// `private` are paths no entry may show (the data directory).
-    pub fn new(entries: BTreeMap<String, CatalogueEntry>, private: &[PathBuf]) -> Result<Self, McpError> {
+    pub fn new(
+        entries: BTreeMap<String, CatalogueEntry>,
+        private: &[PathBuf],
+    ) -> Result<Self, McpError> {
         let mut checked = BTreeMap::new();
         for (name, spec) in entries {
             roster_tool::check_integration_name(&name).map_err(|e| bad(&name, e))?;
             check_read_only(&spec.read_only, private).map_err(|e| bad(&name, e.to_string()))?;
-            let program = resolve_program(&spec.command, &spec.read_only).map_err(|e| bad(&name, e.to_string()))?;
+            let program = resolve_program(&spec.command, &spec.read_only)
+                .map_err(|e| bad(&name, e.to_string()))?;
             let args = spec
                 .args
                 .iter()
@@ -190,8 +217,15 @@ impl Catalogue {
                 .collect::<Result<Vec<_>, _>>()?;
             let mut patterns = BTreeMap::new();
             for (key, placeholder) in &spec.placeholders {
-                if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-                    return Err(bad(&name, format!("placeholder `{key}`: use a-z, 0-9 and `_`")));
+                if key.is_empty()
+                    || !key
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                {
+                    return Err(bad(
+                        &name,
+                        format!("placeholder `{key}`: use a-z, 0-9 and `_`"),
+                    ));
                 }
                 let pattern = Regex::new(&format!("^(?:{})$", placeholder.pattern))
                     .map_err(|e| bad(&name, format!("pattern of `{key}`: {e}")))?;
@@ -210,16 +244,24 @@ impl Catalogue {
                 })
                 .collect();
             if let Some(unknown) = used.iter().find(|s| !patterns.contains_key(s.as_str())) {
-                return Err(bad(&name, format!("`{{{unknown}}}` is not a declared placeholder")));
+                return Err(bad(
+                    &name,
+                    format!("`{{{unknown}}}` is not a declared placeholder"),
+                ));
             }
             if let Some(unused) = patterns.keys().find(|k| !used.contains(k)) {
-                return Err(bad(&name, format!("placeholder `{unused}` is not used in args")));
+                return Err(bad(
+                    &name,
+                    format!("placeholder `{unused}` is not used in args"),
+                ));
             }
             for key in &spec.env {
                 if !valid_env_name(key) {
                     return Err(bad(&name, format!("invalid environment name `{key}`")));
                 }
-                if matches!(key.as_str(), "PATH" | "HOME" | "TMPDIR" | "LANG") || key.starts_with("LD_") {
+                if matches!(key.as_str(), "PATH" | "HOME" | "TMPDIR" | "LANG")
+                    || key.starts_with("LD_")
+                {
                     return Err(bad(&name, format!("tenants may not set `{key}`")));
                 }
             }
@@ -288,17 +330,28 @@ impl Catalogue {
         env: &[String],
     ) -> Result<BTreeMap<String, String>, McpError> {
         let checked = self.entry(entry)?;
-        if let Some(unknown) = given.keys().find(|k| !checked.patterns.contains_key(k.as_str())) {
+        if let Some(unknown) = given
+            .keys()
+            .find(|k| !checked.patterns.contains_key(k.as_str()))
+        {
             let known: Vec<&str> = checked.patterns.keys().map(String::as_str).collect();
             return Err(McpError::Invalid(format!(
                 "catalogue entry `{entry}` has no placeholder `{unknown}`; it has: {}",
-                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
             )));
         }
         if let Some(key) = env.iter().find(|k| !checked.spec.env.contains(k)) {
             return Err(McpError::Invalid(format!(
                 "catalogue entry `{entry}` does not let tenants set `{key}`; it lets them set: {}",
-                if checked.spec.env.is_empty() { "nothing".to_owned() } else { checked.spec.env.join(", ") }
+                if checked.spec.env.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    checked.spec.env.join(", ")
+                }
             )));
         }
         let mut values = BTreeMap::new();
@@ -309,7 +362,11 @@ impl Catalogue {
                 (None, None) => {
                     return Err(McpError::Invalid(format!(
                         "catalogue entry `{entry}` needs a value for `{key}` ({})",
-                        if placeholder.description.is_empty() { &placeholder.pattern } else { &placeholder.description }
+                        if placeholder.description.is_empty() {
+                            &placeholder.pattern
+                        } else {
+                            &placeholder.description
+                        }
                     )))
                 }
             };
@@ -321,7 +378,11 @@ impl Catalogue {
 
     /// The command line of an enabled entry. Values are checked again: the
     /// operator may have tightened a pattern since they were stored.
-    pub(crate) fn launch(&self, entry: &str, values: &BTreeMap<String, String>) -> Result<Launch, McpError> {
+    pub(crate) fn launch(
+        &self,
+        entry: &str,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Launch, McpError> {
         let values = self.settle(entry, values, &[])?;
         let checked = self.entry(entry)?;
         let args = checked
@@ -352,7 +413,8 @@ mod tests {
     use super::*;
 
     fn checked(toml_like: serde_json::Value) -> Result<Catalogue, McpError> {
-        let entries: BTreeMap<String, CatalogueEntry> = serde_json::from_value(toml_like).expect("shape");
+        let entries: BTreeMap<String, CatalogueEntry> =
+            serde_json::from_value(toml_like).expect("shape");
         Catalogue::new(entries, &[])
     }
 
@@ -378,7 +440,10 @@ mod tests {
     }
 
     fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -389,8 +454,13 @@ mod tests {
         assert_eq!(launch.program, PathBuf::from("/usr/bin/sh"));
         assert_eq!(
             launch.args,
-            ["-c", "exec ls -- \"$0\"", "/srv/shared/q3 reports", "--mode=read"]
-                .map(std::ffi::OsString::from)
+            [
+                "-c",
+                "exec ls -- \"$0\"",
+                "/srv/shared/q3 reports",
+                "--mode=read"
+            ]
+            .map(std::ffi::OsString::from)
         );
         assert!(!launch.network);
     }
@@ -424,34 +494,57 @@ mod tests {
             "x": {"command": "sh", "args": ["{v}"], "placeholders": {"v": {"pattern": ".+"}}}
         }))
         .expect("valid");
-        let err = loose.settle("x", &values(&[("v", "-c")]), &[]).expect_err("dash");
+        let err = loose
+            .settle("x", &values(&[("v", "-c")]), &[])
+            .expect_err("dash");
         assert!(err.to_string().contains("starts with `-`"), "{err}");
         // …unless the pattern itself asks for the dash.
-        assert!(catalogue.settle("flags", &values(&[("flag", "--quiet")]), &[]).is_ok());
-        assert!(catalogue.settle("flags", &values(&[("flag", "--evil")]), &[]).is_err());
+        assert!(catalogue
+            .settle("flags", &values(&[("flag", "--quiet")]), &[])
+            .is_ok());
+        assert!(catalogue
+            .settle("flags", &values(&[("flag", "--evil")]), &[])
+            .is_err());
     }
 
     #[test]
     fn tenants_fill_only_what_the_entry_declares() {
         let catalogue = files();
-        let err = catalogue.settle("files", &values(&[]), &[]).expect_err("required");
-        assert!(err.to_string().contains("needs a value for `folder`"), "{err}");
+        let err = catalogue
+            .settle("files", &values(&[]), &[])
+            .expect_err("required");
+        assert!(
+            err.to_string().contains("needs a value for `folder`"),
+            "{err}"
+        );
         let err = catalogue
             .settle("files", &values(&[("folder", "a"), ("command", "sh")]), &[])
             .expect_err("unknown placeholder");
-        assert!(err.to_string().contains("no placeholder `command`"), "{err}");
+        assert!(
+            err.to_string().contains("no placeholder `command`"),
+            "{err}"
+        );
         let err = catalogue
             .settle("files", &values(&[("folder", "a")]), &["LD_PRELOAD".into()])
             .expect_err("env");
         assert!(err.to_string().contains("FILES_TOKEN"), "{err}");
         assert!(catalogue
-            .settle("files", &values(&[("folder", "a")]), &["FILES_TOKEN".into()])
+            .settle(
+                "files",
+                &values(&[("folder", "a")]),
+                &["FILES_TOKEN".into()]
+            )
             .is_ok());
-        let err = catalogue.settle("nope", &values(&[]), &[]).expect_err("entry");
+        let err = catalogue
+            .settle("nope", &values(&[]), &[])
+            .expect_err("entry");
         assert!(err.to_string().contains("offers: files, flags"), "{err}");
         let views = catalogue.views();
         assert_eq!(views.len(), 2);
-        assert!(views[0].placeholders.iter().any(|p| p.name == "folder" && p.required));
+        assert!(views[0]
+            .placeholders
+            .iter()
+            .any(|p| p.name == "folder" && p.required));
     }
 
     #[test]

@@ -185,10 +185,11 @@ async fn start(
                 env: &env,
                 limits: confined.limits,
             };
-            let mut cmd =
-                confined
-                    .jail
-                    .command(&confinement, &confined.launch.program, &confined.launch.args);
+            let mut cmd = confined.jail.command(
+                &confinement,
+                &confined.launch.program,
+                &confined.launch.args,
+            );
             // Its own process group, so a signal meant for Roster's group
             // (Ctrl-C in a terminal) does not reach it first.
             cmd.process_group(0);
@@ -243,14 +244,14 @@ async fn start(
                 client,
                 StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
             );
-            ().serve(transport).await.map_err(|e| {
-                match roster_egress::find_in(&e) {
+            ().serve(transport)
+                .await
+                .map_err(|e| match roster_egress::find_in(&e) {
                     Some(refused) => McpError::Egress(refused.clone()),
                     None => McpError::Unavailable(format!(
                         "MCP server `{name}` at {url} failed to initialise: {e}"
                     )),
-                }
-            })
+                })
         }
     }
 }
@@ -262,7 +263,8 @@ pub(crate) const STATE_MOUNT: &str = "/state";
 /// the resolved address at each connection), through no proxy, following
 /// redirects only within the URL's own origin.
 fn http_client(url: &str, egress: &Arc<EgressPolicy>) -> Result<reqwest013::Client, McpError> {
-    let parsed = url::Url::parse(url).map_err(|e| McpError::Invalid(format!("invalid url `{url}`: {e}")))?;
+    let parsed =
+        url::Url::parse(url).map_err(|e| McpError::Invalid(format!("invalid url `{url}`: {e}")))?;
     egress.check_literal(&parsed).map_err(McpError::Egress)?;
     let port = parsed.port_or_known_default().unwrap_or(0);
     let origin = parsed.origin();

@@ -33,7 +33,11 @@ pub(crate) fn check_read_only(paths: &[PathBuf], private: &[PathBuf]) -> Result<
             if real.starts_with(system) || real == Path::new("/") {
                 return Err(McpError::Invalid(format!(
                     "read-only path `{shown}` would show {} to the server",
-                    if real == Path::new("/") { "the whole host" } else { system }
+                    if real == Path::new("/") {
+                        "the whole host"
+                    } else {
+                        system
+                    }
                 )));
             }
         }
@@ -90,9 +94,9 @@ pub(crate) fn resolve_program(command: &str, read_only: &[PathBuf]) -> Result<Pa
                 ))
             })?
     };
-    let real = program.canonicalize().map_err(|e| {
-        McpError::Invalid(format!("command `{}`: {e}", program.display()))
-    })?;
+    let real = program
+        .canonicalize()
+        .map_err(|e| McpError::Invalid(format!("command `{}`: {e}", program.display())))?;
     // Both the path as written (what the sandbox executes) and where its
     // links lead must be inside what the sandbox shows.
     let written_shown = ["/usr", "/bin", "/sbin", "/lib", "/lib64"]
@@ -123,7 +127,13 @@ mod tests {
             Some(PathBuf::from("/usr/bin/sh"))
         );
         assert!(resolve_program("/bin/sh", &[]).is_ok());
-        for bad in ["", "no-such-command-here", "./run.sh", "bin/sh", "/no/such/file"] {
+        for bad in [
+            "",
+            "no-such-command-here",
+            "./run.sh",
+            "bin/sh",
+            "/no/such/file",
+        ] {
             let err = resolve_program(bad, &[]).expect_err(bad);
             assert_eq!(err.code(), "invalid_request", "{bad}");
         }
@@ -133,7 +143,9 @@ mod tests {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let outside = resolve_program(script.to_str().expect("utf-8"), &[]).expect_err("hidden");
         assert!(outside.to_string().contains("read-only path"), "{outside}");
-        assert!(resolve_program(script.to_str().expect("utf-8"), &[dir.path().to_path_buf()]).is_ok());
+        assert!(
+            resolve_program(script.to_str().expect("utf-8"), &[dir.path().to_path_buf()]).is_ok()
+        );
     }
 
     #[test]
@@ -150,7 +162,11 @@ mod tests {
             PathBuf::from("relative"),
             PathBuf::from("/no/such/dir"),
         ] {
-            assert!(check_read_only(std::slice::from_ref(&bad), &private).is_err(), "{}", bad.display());
+            assert!(
+                check_read_only(std::slice::from_ref(&bad), &private).is_err(),
+                "{}",
+                bad.display()
+            );
         }
         // A parent of the data directory would show it too.
         let parent = data.path().parent().expect("parent").to_path_buf();

@@ -141,9 +141,7 @@ impl McpManager {
         let (name, mut config, secrets) = input.into_parts()?;
         let action = match &mut config.transport {
             Transport::Stdio {
-                command,
-                read_only,
-                ..
+                command, read_only, ..
             } => {
                 if !is_admin {
                     return Err(McpError::CommandNeedsAdmin(
@@ -167,7 +165,13 @@ impl McpManager {
             Transport::Http { url } => {
                 let parsed = url::Url::parse(url)
                     .map_err(|e| McpError::Invalid(format!("invalid url `{url}`: {e}")))?;
-                self.options.egress.check_url(&parsed).await?;
+                // A name that does not resolve now may later: only a refusal
+                // of the policy stops the registration; every connection is
+                // checked again.
+                match self.options.egress.check_url(&parsed).await {
+                    Ok(()) | Err(roster_egress::EgressError::Unresolved(_)) => {}
+                    Err(refused) => return Err(McpError::Egress(refused)),
+                }
                 "mcp.add"
             }
         };
@@ -219,7 +223,10 @@ impl McpManager {
             decision: None,
             detail: serde_json::json!({ "name": name }),
         };
-        let removed = self.store.delete_integration(tenant, KIND, name, audit).await?;
+        let removed = self
+            .store
+            .delete_integration(tenant, KIND, name, audit)
+            .await?;
         let server = self
             .servers
             .lock()
@@ -343,13 +350,18 @@ impl McpManager {
                 network: *network,
                 read_only: read_only.iter().map(PathBuf::from).collect(),
             },
-            Transport::Catalogue { entry, values } => self.options.catalogue.launch(entry, values)?,
+            Transport::Catalogue { entry, values } => {
+                self.options.catalogue.launch(entry, values)?
+            }
         };
         let jail = self.jail()?;
         let uid = jail.uid_for(crate::UID_BASE, crate::UID_RANGE, &[tenant.as_str(), name]);
         let home_dir = self.home(tenant, name);
-        jail.own_dir(&home_dir, uid)
-            .map_err(|e| McpError::Unavailable(format!("cannot prepare the state directory of `{name}`: {e}")))?;
+        jail.own_dir(&home_dir, uid).map_err(|e| {
+            McpError::Unavailable(format!(
+                "cannot prepare the state directory of `{name}`: {e}"
+            ))
+        })?;
         Ok(Target::Stdio(Confined {
             jail,
             launch,

@@ -125,7 +125,11 @@ impl McpServerInput {
     /// Splits the request into the stored config and the sealed secrets.
     pub fn into_parts(self) -> Result<(String, McpServerConfig, McpSecrets), McpError> {
         validate_name(&self.name)?;
-        let given = [self.command.is_some(), self.from.is_some(), self.url.is_some()];
+        let given = [
+            self.command.is_some(),
+            self.from.is_some(),
+            self.url.is_some(),
+        ];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(McpError::Invalid(
                 "give exactly one of: from (an entry of the operator's catalogue), command (stdio, admin key only) or url (Streamable HTTP)".into(),
@@ -167,7 +171,8 @@ impl McpServerInput {
             }
             if !self.env.is_empty() || stdio_only || !self.set.is_empty() {
                 return Err(McpError::Invalid(
-                    "env, args, read_only, network and set apply to stdio servers, not to a url".into(),
+                    "env, args, read_only, network and set apply to stdio servers, not to a url"
+                        .into(),
                 ));
             }
             Transport::Http { url }

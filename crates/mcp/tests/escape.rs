@@ -180,8 +180,11 @@ async fn gone(pid: u32, marker: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_catalogue_server_is_walled_in_like_run_code() {
     let Some(w) = world().await else { return };
-    w.enable(&w.a, json!({"name": "pa", "from": "probe", "set": {"label": "tenant-a"}}))
-        .await;
+    w.enable(
+        &w.a,
+        json!({"name": "pa", "from": "probe", "set": {"label": "tenant-a"}}),
+    )
+    .await;
     w.enable(
         &w.b,
         json!({"name": "pb", "from": "probe", "env": {"PROBE_TOKEN": "tok-b"}}),
@@ -228,12 +231,17 @@ async fn a_catalogue_server_is_walled_in_like_run_code() {
     assert!(!out.contains("admin-key-must-not-leak"), "{out}");
     // Its own sealed variable reached it, and nothing of Roster's.
     let env = w
-        .run(&w.b, "pb", "import os\nprint(os.environ.get('PROBE_TOKEN'))")
+        .run(
+            &w.b,
+            "pb",
+            "import os\nprint(os.environ.get('PROBE_TOKEN'))",
+        )
         .await;
     assert_eq!(env.trim(), "tok-b");
 
     // What `network = true` changes: that entry reaches the host's loopback.
-    w.enable(&w.a, json!({"name": "net", "from": "netprobe"})).await;
+    w.enable(&w.a, json!({"name": "net", "from": "netprobe"}))
+        .await;
     let port = probe.loopback_port;
     let out = w
         .run(
@@ -250,8 +258,11 @@ async fn a_catalogue_server_is_walled_in_like_run_code() {
 async fn a_removed_or_replaced_server_leaves_no_process_behind() {
     let Some(w) = world().await else { return };
     let marker = format!("m{}", TenantId::generate().as_str().replace('_', "-"));
-    w.enable(&w.a, json!({"name": "pa", "from": "probe", "set": {"label": marker}}))
-        .await;
+    w.enable(
+        &w.a,
+        json!({"name": "pa", "from": "probe", "set": {"label": marker}}),
+    )
+    .await;
     // The server leaves a child of its own running in the background.
     let spawn = format!(
         "import subprocess\nsubprocess.Popen(['/bin/sh', '-c', 'sleep 600; echo {marker}'], start_new_session=True)\nprint('spawned')"
@@ -272,9 +283,21 @@ async fn a_removed_or_replaced_server_leaves_no_process_behind() {
     // A registration changed behind the manager's back (another node, a
     // direct store write) replaces the running server at the next use.
     let marker = format!("r{}", TenantId::generate().as_str().replace('_', "-"));
-    w.enable(&w.a, json!({"name": "pa", "from": "probe", "set": {"label": marker}}))
-        .await;
-    assert_eq!(w.run(&w.a, "pa", &spawn.replace("sleep 600", &format!("sleep 601; echo {marker}"))).await.trim(), "spawned");
+    w.enable(
+        &w.a,
+        json!({"name": "pa", "from": "probe", "set": {"label": marker}}),
+    )
+    .await;
+    assert_eq!(
+        w.run(
+            &w.a,
+            "pa",
+            &spawn.replace("sleep 600", &format!("sleep 601; echo {marker}"))
+        )
+        .await
+        .trim(),
+        "spawned"
+    );
     let pid = w.manager.process_id(&w.a, "pa").await.expect("running");
     let audit = |action: &str| NewAuditEvent {
         actor: "key:elsewhere".into(),

@@ -339,15 +339,26 @@ async fn a_hung_call_times_out_without_holding_up_others_and_a_crash_restarts() 
     // call starts the server again.
     // (Inside its PID namespace every server is pid 2: tell them apart by
     // the host pid of their sandbox.)
-    let before = f.manager.process_id(&f.tenant, "py").await.expect("running");
+    let before = f
+        .manager
+        .process_id(&f.tenant, "py")
+        .await
+        .expect("running");
     let (text, is_error) = f.call("py", "crash", json!({})).await;
     assert!(is_error);
     assert!(text.contains("py"), "{text}");
     let (after, is_error) = f.call("py", "pid", json!({})).await;
     assert!(!is_error, "{after}");
-    let after = f.manager.process_id(&f.tenant, "py").await.expect("running again");
+    let after = f
+        .manager
+        .process_id(&f.tenant, "py")
+        .await
+        .expect("running again");
     assert_ne!(before, after, "a new process");
-    assert!(!Path::new(&format!("/proc/{before}")).exists(), "the crashed sandbox is gone");
+    assert!(
+        !Path::new(&format!("/proc/{before}")).exists(),
+        "the crashed sandbox is gone"
+    );
     f.manager.shutdown().await;
 }
 
@@ -365,7 +376,11 @@ async fn servers_that_speak_garbage_never_start_or_exit_fail_cleanly() {
         "import sys\nsys.stderr.write('missing license key\\n')\nsys.exit(2)\n",
     );
     // Each registration's timeout bounds its start: these answer within it.
-    for (name, script) in [("garbage", &garbage), ("silent", &silent), ("exits", &exits)] {
+    for (name, script) in [
+        ("garbage", &garbage),
+        ("silent", &silent),
+        ("exits", &exits),
+    ] {
         let mut input = f.python(&py, name, script);
         input["timeout_secs"] = json!(1);
         f.register(input).await;
@@ -447,7 +462,10 @@ async fn stored_configs_hold_no_secret_values() {
     let sealed = stored.sealed.expect("sealed");
     assert!(f
         .secrets
-        .open(&sealed, &roster_mcp::secret_context(&TenantId::generate(), "svc"))
+        .open(
+            &sealed,
+            &roster_mcp::secret_context(&TenantId::generate(), "svc")
+        )
         .is_err());
     let opened = f
         .secrets

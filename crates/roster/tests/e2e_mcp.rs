@@ -1,6 +1,8 @@
 //! End to end: the real binary attaches the filesystem MCP server from npm
-//! through the CLI, an agent calls its tool through the fake model server,
-//! and the server process comes back after Roster is killed.
+//! through the CLI (the admin key, the server confined to what it is
+//! shown), an agent calls its tool through the fake model server, the
+//! server's whole process tree dies with Roster (SIGKILL), and it comes
+//! back at the next run.
 //!
 //! Needs `ROSTER_TEST_MCP_NODE_MODULES` (see `.ci/run`); skipped with a
 //! notice without it, except in CI.
@@ -12,6 +14,21 @@ use roster_testkit::{FakeModelServer, Reply};
 use serde_json::json;
 
 use roster_testkit::peers::mcp_node_modules as node_modules;
+
+/// Host processes whose command line holds `marker`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
 
 #[tokio::test]
 async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
@@ -39,6 +56,10 @@ async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
             "FILES_TOKEN=tok-must-stay-secret",
             "--allow",
             "read_text_file,list_directory",
+            "--read-only",
+            modules.to_str().expect("path"),
+            "--read-only",
+            docs.to_str().expect("path"),
             "--",
             fs_bin.to_str().expect("path"),
             docs.to_str().expect("path"),
@@ -60,9 +81,14 @@ async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
     assert_eq!(status, 200);
     assert_eq!(shown["env"], json!(["FILES_TOKEN"]));
     assert!(!shown.to_string().contains("tok-must-stay-secret"));
-    let (ok, _, err) = cli(&server, &["mcp", "add", "files", "--", "x"]);
+    let (ok, _, err) = cli(&server, &["mcp", "add", "files", "--", "sh"]);
     assert!(!ok);
     assert!(err.contains("already exists"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    // A command that does not exist is refused before anything is stored.
+    let (ok, _, err) = cli(&server, &["mcp", "add", "ghost", "--", "/no/such/server"]);
+    assert!(!ok);
+    assert!(err.contains("does not exist"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 
     // Bad registrations are refused with a stable code and change nothing.
@@ -155,8 +181,21 @@ async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
     offered.sort();
     assert_eq!(offered, ["files__list_directory", "files__read_text_file"]);
 
-    // After a crash of Roster itself, the next run starts the server again.
+    // A crash of Roster itself takes the server's whole sandbox with it
+    // (its command line names the docs directory)…
+    let marker = docs.display().to_string();
+    assert!(!processes_with(&marker).is_empty(), "the server runs");
     server.kill();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_with(&marker).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "survived Roster: {:?}",
+            processes_with(&marker)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // …and the next run starts it again.
     let server = Server::start(&data, &model.openai_base_url(), &[]).await;
     let api = server.client();
     let listing = json!({"path": docs.display().to_string()}).to_string();

@@ -9,9 +9,7 @@
 
 use roster_core::TenantId;
 use roster_secrets::SecretBox;
-use roster_sql::{
-    check_query, parse_allow_list, Dialect, SqlPolicy, SqlSourceInput, SqlSources,
-};
+use roster_sql::{check_query, parse_allow_list, Dialect, SqlPolicy, SqlSourceInput, SqlSources};
 use sqlx::Executor;
 use std::time::Instant;
 
@@ -150,7 +148,10 @@ async fn main() {
             roster.push(t.elapsed().as_secs_f64() * 1e3);
         }
         report("PostgreSQL, 10k rows, 3 groups", base, roster);
-        sources.remove(&tenant, "pg", "key:bench").await.expect("remove");
+        sources
+            .remove(&tenant, "pg", "key:bench")
+            .await
+            .expect("remove");
     }
 
     if let Ok(url) = std::env::var("ROSTER_TEST_MYSQL_URL") {
@@ -183,7 +184,10 @@ async fn main() {
             roster.push(t.elapsed().as_secs_f64() * 1e3);
         }
         report("MariaDB, 10k rows, 3 groups", base, roster);
-        sources.remove(&tenant, "maria", "key:bench").await.expect("remove");
+        sources
+            .remove(&tenant, "maria", "key:bench")
+            .await
+            .expect("remove");
         pool.execute(sqlx::raw_sql(&format!("DROP TABLE {table}")))
             .await
             .expect("drop");

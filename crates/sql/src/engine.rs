@@ -167,11 +167,15 @@ pub(crate) async fn open(
     match config.engine {
         Engine::Postgres => {
             let at = policy.server_address(config.engine, &secrets.url).await?;
-            Ok(Arc::new(crate::postgres::PgBackend::open(config, secrets, at)?))
+            Ok(Arc::new(crate::postgres::PgBackend::open(
+                config, secrets, at,
+            )?))
         }
         Engine::Mysql => {
             let at = policy.server_address(config.engine, &secrets.url).await?;
-            Ok(Arc::new(crate::mysql::MySqlBackend::open(config, secrets, at)?))
+            Ok(Arc::new(crate::mysql::MySqlBackend::open(
+                config, secrets, at,
+            )?))
         }
         Engine::Sqlite => Ok(Arc::new(crate::sqlite::SqliteBackend::open(
             &secrets.url,

@@ -121,7 +121,11 @@ impl SqlPolicy {
     /// The checked address of a database server URL: the host resolved by
     /// Roster and every address judged by the egress policy; connections
     /// go to this address, never to a second resolution of the name.
-    pub(crate) async fn server_address(&self, engine: Engine, url: &str) -> Result<SocketAddr, SqlError> {
+    pub(crate) async fn server_address(
+        &self,
+        engine: Engine,
+        url: &str,
+    ) -> Result<SocketAddr, SqlError> {
         let (default_port, accepted) = match engine {
             Engine::Postgres => (5432, POSTGRES_OPTIONS),
             Engine::Mysql => (3306, MYSQL_OPTIONS),
@@ -129,7 +133,8 @@ impl SqlPolicy {
                 return Err(SqlError::Invalid("a SQLite source has no server".into()))
             }
         };
-        let parsed = url::Url::parse(url).map_err(|e| SqlError::Invalid(format!("invalid url: {e}")))?;
+        let parsed =
+            url::Url::parse(url).map_err(|e| SqlError::Invalid(format!("invalid url: {e}")))?;
         let host = parsed
             .host_str()
             .map(percent_decode)
@@ -196,7 +201,9 @@ mod tests {
         let url = |p: &Path| format!("sqlite:{}", p.display());
 
         let none = policy(&[], &[]);
-        let err = none.sqlite_file(&url(&allowed.join("crm.db"))).expect_err("off");
+        let err = none
+            .sqlite_file(&url(&allowed.join("crm.db")))
+            .expect_err("off");
         assert!(err.to_string().contains("sqlite_dirs"), "{err}");
 
         let walls = policy(&[&allowed], &[&data]);
@@ -212,12 +219,16 @@ mod tests {
         }
         // A link inside the allowed directory to the data directory.
         std::os::unix::fs::symlink(data.join("roster.db"), allowed.join("link.db")).expect("link");
-        let err = walls.sqlite_file(&url(&allowed.join("link.db"))).expect_err("link");
+        let err = walls
+            .sqlite_file(&url(&allowed.join("link.db")))
+            .expect_err("link");
         assert!(err.to_string().contains("data directory"), "{err}");
         // Even when the operator lists a directory holding the data directory.
         let broad = policy(&[root.path()], &[&data]);
         assert!(broad.sqlite_file(&url(&data.join("roster.db"))).is_err());
-        assert!(broad.sqlite_file(&url(&root.path().join("other.db"))).is_ok());
+        assert!(broad
+            .sqlite_file(&url(&root.path().join("other.db")))
+            .is_ok());
         assert!(walls.sqlite_file("sqlite:relative.db").is_err());
     }
 
@@ -234,9 +245,18 @@ mod tests {
             ("postgres:///db?host=/var/run/postgresql", "invalid_request"),
             ("postgres://%2Fvar%2Frun%2Fpostgresql/db", "invalid_request"),
             ("postgres://u@h.example/db?host=/tmp", "invalid_request"),
-            ("postgres://u@h.example/db?sslrootcert=/etc/shadow", "invalid_request"),
-            ("mysql://u@h.example/db?socket=/run/mysqld/mysqld.sock", "invalid_request"),
-            ("postgres://u@h.example/db?hostaddr=127.0.0.1", "invalid_request"),
+            (
+                "postgres://u@h.example/db?sslrootcert=/etc/shadow",
+                "invalid_request",
+            ),
+            (
+                "mysql://u@h.example/db?socket=/run/mysqld/mysqld.sock",
+                "invalid_request",
+            ),
+            (
+                "postgres://u@h.example/db?hostaddr=127.0.0.1",
+                "invalid_request",
+            ),
         ] {
             let engine = Engine::of_url(url).expect("engine");
             let err = walls.server_address(engine, url).await.expect_err(url);
@@ -247,7 +267,10 @@ mod tests {
             ..Default::default()
         };
         let at = open
-            .server_address(Engine::Postgres, "postgres://u@127.0.0.1/db?sslmode=disable")
+            .server_address(
+                Engine::Postgres,
+                "postgres://u@127.0.0.1/db?sslmode=disable",
+            )
             .await
             .expect("allowed");
         assert_eq!(at, "127.0.0.1:5432".parse::<SocketAddr>().expect("addr"));

@@ -4,8 +4,8 @@
 //! run side by side.
 
 use roster_core::TenantId;
-use roster_secrets::SecretBox;
 use roster_egress::EgressPolicy;
+use roster_secrets::SecretBox;
 use roster_sql::{Access, SqlError, SqlPolicy, SqlProvider, SqlSourceInput, SqlSources};
 use roster_store::DynStore;
 use roster_tool::{ToolCallContext, ToolProvider};
@@ -102,7 +102,8 @@ async fn postgres_source_reads_only_its_allow_list_as_a_restricted_role() {
                 "warehouse",
                 &url,
                 &format!("{schema}.orders,{schema}.customers(id,name)"),
-            ), "key:test",
+            ),
+            "key:test",
         )
         .await
         .expect("register");
@@ -307,7 +308,10 @@ async fn postgres_limits_rows_bytes_and_time() {
         )
         .await
         .expect("after a timeout");
-    f.sources.remove(&f.tenant, "wh", "key:test").await.expect("remove");
+    f.sources
+        .remove(&f.tenant, "wh", "key:test")
+        .await
+        .expect("remove");
     pg_drop(&pool, &schema).await;
 }
 
@@ -334,7 +338,8 @@ async fn postgres_without_createrole_runs_as_a_narrow_connecting_role_only() {
     f.sources
         .register(
             &f.tenant,
-            input("narrow", &as_role(&narrow), &format!("{schema}.orders")), "key:test",
+            input("narrow", &as_role(&narrow), &format!("{schema}.orders")),
+            "key:test",
         )
         .await
         .expect("a role that reads only the allow-list is accepted");
@@ -364,7 +369,8 @@ async fn postgres_without_createrole_runs_as_a_narrow_connecting_role_only() {
         .sources
         .register(
             &f.tenant,
-            input("broad", &as_role(&broad), &format!("{schema}.orders")), "key:test",
+            input("broad", &as_role(&broad), &format!("{schema}.orders")),
+            "key:test",
         )
         .await
         .expect_err("a role that reads more is refused");
@@ -376,7 +382,10 @@ async fn postgres_without_createrole_runs_as_a_narrow_connecting_role_only() {
         .expect("get")
         .is_none());
 
-    f.sources.remove(&f.tenant, "narrow", "key:test").await.expect("remove");
+    f.sources
+        .remove(&f.tenant, "narrow", "key:test")
+        .await
+        .expect("remove");
     pg_drop(&pool, &schema).await;
     let _ = pool
         .execute(sqlx::raw_sql(&format!(
@@ -408,14 +417,19 @@ async fn registrations_that_cannot_work_are_refused_and_nothing_is_stored() {
         .sources
         .register(
             &f.tenant,
-            input("bad", "postgres://nobody@127.0.0.1:1/none", "orders"), "key:test",
+            input("bad", "postgres://nobody@127.0.0.1:1/none", "orders"),
+            "key:test",
         )
         .await
         .expect_err("unreachable");
     assert!(matches!(err, SqlError::Unavailable(_)), "{err}");
     let err = f
         .sources
-        .register(&f.tenant, input("bad", "oracle://x/y", "orders"), "key:test")
+        .register(
+            &f.tenant,
+            input("bad", "oracle://x/y", "orders"),
+            "key:test",
+        )
         .await
         .expect_err("engine");
     assert!(matches!(err, SqlError::Invalid(_)), "{err}");
@@ -428,17 +442,28 @@ async fn registrations_that_cannot_work_are_refused_and_nothing_is_stored() {
 
     // A second registration under a taken name is a conflict, and leaves no role.
     f.sources
-        .register(&f.tenant, input("wh", &url, &format!("{schema}.orders")), "key:test")
+        .register(
+            &f.tenant,
+            input("wh", &url, &format!("{schema}.orders")),
+            "key:test",
+        )
         .await
         .expect("first");
     let err = f
         .sources
-        .register(&f.tenant, input("wh", &url, &format!("{schema}.orders")), "key:test")
+        .register(
+            &f.tenant,
+            input("wh", &url, &format!("{schema}.orders")),
+            "key:test",
+        )
         .await
         .expect_err("taken");
     assert_eq!(err.code(), "store_error");
     assert!(err.to_string().contains("exists"), "{err}");
-    f.sources.remove(&f.tenant, "wh", "key:test").await.expect("remove");
+    f.sources
+        .remove(&f.tenant, "wh", "key:test")
+        .await
+        .expect("remove");
     let (roles,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM pg_roles r WHERE r.rolname LIKE 'roster_ro_%' AND EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND has_table_privilege(r.oid, c.oid, 'SELECT'))",
     )
@@ -557,7 +582,10 @@ async fn mariadb_source_is_read_only_and_allow_listed_by_the_server() {
         started.elapsed()
     );
 
-    f.sources.remove(&f.tenant, "shop", "key:test").await.expect("remove");
+    f.sources
+        .remove(&f.tenant, "shop", "key:test")
+        .await
+        .expect("remove");
     let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM mysql.user WHERE User = ?")
         .bind(role)
         .fetch_one(&pool)
@@ -595,7 +623,8 @@ async fn sqlite_source_reads_only_allowed_tables_and_columns() {
     f.sources
         .register(
             &f.tenant,
-            input("crm", &url, "accounts(id,name,owner),big_accounts"), "key:test",
+            input("crm", &url, "accounts(id,name,owner),big_accounts"),
+            "key:test",
         )
         .await
         .expect("register");
@@ -657,7 +686,10 @@ async fn sqlite_source_reads_only_allowed_tables_and_columns() {
 
     let mut slow = input("slow", &url, "accounts");
     slow.timeout_secs = Some(1);
-    f.sources.register(&f.tenant, slow, "key:test").await.expect("register");
+    f.sources
+        .register(&f.tenant, slow, "key:test")
+        .await
+        .expect("register");
     let started = Instant::now();
     let err = f
         .sources
@@ -685,7 +717,10 @@ async fn one_sql_query_tool_serves_all_of_an_agents_sources() {
     let f = fixture().await;
     let mut crm = input("crm", &url, "accounts(id,name)");
     crm.description = Some("Customer accounts from the CRM.".into());
-    f.sources.register(&f.tenant, crm, "key:test").await.expect("crm");
+    f.sources
+        .register(&f.tenant, crm, "key:test")
+        .await
+        .expect("crm");
     f.sources
         .register(&f.tenant, input("notes", &url, "notes"), "key:test")
         .await
@@ -785,7 +820,8 @@ async fn mariadb_without_create_user_runs_as_a_narrow_connecting_user_only() {
     f.sources
         .register(
             &f.tenant,
-            input("narrow", &as_user(&narrow), &format!("{p}_orders")), "key:test",
+            input("narrow", &as_user(&narrow), &format!("{p}_orders")),
+            "key:test",
         )
         .await
         .expect("a user that reads only the allow-list is accepted");
@@ -813,12 +849,16 @@ async fn mariadb_without_create_user_runs_as_a_narrow_connecting_user_only() {
         .sources
         .register(
             &f.tenant,
-            input("broad", &as_user(&broad), &format!("{p}_orders")), "key:test",
+            input("broad", &as_user(&broad), &format!("{p}_orders")),
+            "key:test",
         )
         .await
         .expect_err("a user that reads more is refused");
     assert!(err.to_string().contains(&format!("{p}_secrets")), "{err}");
-    f.sources.remove(&f.tenant, "narrow", "key:test").await.expect("remove");
+    f.sources
+        .remove(&f.tenant, "narrow", "key:test")
+        .await
+        .expect("remove");
     for statement in [
         format!("DROP USER '{narrow}'@'%'"),
         format!("DROP USER '{broad}'@'%'"),

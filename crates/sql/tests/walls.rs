@@ -35,8 +35,10 @@ async fn world() -> World {
     let tenant = TenantId::generate();
     store.ensure_tenant(&tenant, "t").await.expect("tenant");
     let crm = rusqlite::Connection::open(shared.join("crm.db")).expect("crm");
-    crm.execute_batch("CREATE TABLE accounts (id INTEGER, name TEXT); INSERT INTO accounts VALUES (1, 'Acme');")
-        .expect("schema");
+    crm.execute_batch(
+        "CREATE TABLE accounts (id INTEGER, name TEXT); INSERT INTO accounts VALUES (1, 'Acme');",
+    )
+    .expect("schema");
     World {
         _root: root,
         data,
@@ -94,7 +96,11 @@ async fn sqlite_paths_into_the_data_directory_are_refused() {
         w.shared.join("dir/roster.db"),
     ] {
         let err = sources
-            .register(&w.tenant, input("spy", &sqlite(&path), "api_keys"), "key:tenant")
+            .register(
+                &w.tenant,
+                input("spy", &sqlite(&path), "api_keys"),
+                "key:tenant",
+            )
             .await
             .expect_err("refused");
         assert_eq!(err.code(), "path_not_allowed", "{}: {err}", path.display());
@@ -106,7 +112,11 @@ async fn sqlite_paths_into_the_data_directory_are_refused() {
     // turn them on.
     let off = w.sources(SqlPolicy::default());
     let err = off
-        .register(&w.tenant, input("crm", &sqlite(&w.shared.join("crm.db")), "accounts"), "key:tenant")
+        .register(
+            &w.tenant,
+            input("crm", &sqlite(&w.shared.join("crm.db")), "accounts"),
+            "key:tenant",
+        )
         .await
         .expect_err("off");
     assert!(err.to_string().contains("sqlite_dirs"), "{err}");
@@ -119,7 +129,11 @@ async fn a_file_swapped_for_a_link_after_registration_is_refused_at_open() {
     let sources = w.walled();
     let crm = w.shared.join("crm.db");
     sources
-        .register(&w.tenant, input("crm", &sqlite(&crm), "accounts"), "key:tenant")
+        .register(
+            &w.tenant,
+            input("crm", &sqlite(&crm), "accounts"),
+            "key:tenant",
+        )
         .await
         .expect("an allowed file");
     let table = sources
@@ -195,7 +209,11 @@ async fn database_servers_are_reached_only_where_the_egress_policy_allows() {
 
     // Roster's own database stays closed under a broader allow entry.
     let mut egress = EgressPolicy::new(&["127.0.0.0/8"]).expect("policy");
-    egress.protect("Roster's own database", Some("127.0.0.1".parse().expect("ip")), port);
+    egress.protect(
+        "Roster's own database",
+        Some("127.0.0.1".parse().expect("ip")),
+        port,
+    );
     let own = w.sources(SqlPolicy {
         egress: Arc::new(egress),
         ..SqlPolicy::default()
@@ -203,7 +221,11 @@ async fn database_servers_are_reached_only_where_the_egress_policy_allows() {
     let err = own
         .register(
             &w.tenant,
-            input("spy", &format!("postgres://postgres@localhost:{port}/roster"), "api_keys"),
+            input(
+                "spy",
+                &format!("postgres://postgres@localhost:{port}/roster"),
+                "api_keys",
+            ),
             "key:tenant",
         )
         .await

@@ -298,7 +298,9 @@ macro_rules! forward_record_traits {
                 name: &str,
                 audit: $crate::NewAuditEvent,
             ) -> $crate::StoreResult<bool> {
-                self.$field.delete_integration(tenant, kind, name, audit).await
+                self.$field
+                    .delete_integration(tenant, kind, name, audit)
+                    .await
             }
         }
 

@@ -118,7 +118,11 @@ async fn story(store: DynStore) {
     // Each change that happened is audited once, with its actor; the
     // refused duplicate and the removals of nothing left no row.
     let row = |action: &str, resource: &str| {
-        (action.to_owned(), "key:key_test".to_owned(), resource.to_owned())
+        (
+            action.to_owned(),
+            "key:key_test".to_owned(),
+            resource.to_owned(),
+        )
     };
     assert_eq!(
         trail(&store, &a).await,
