@@ -6,6 +6,8 @@
 //! run or read, and every integration change that did happen is in the
 //! audit log with its actor.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Client, TestApp, Walls};
@@ -84,14 +86,38 @@ async fn a_tenant_key_cannot_run_a_command_or_smuggle_arguments() {
     assert!(!offered.to_string().contains("exec echo"), "{offered}");
 
     for (body, why) in [
-        (json!({"name": "inj", "from": "echo", "set": {"word": "--evil"}}), "starts with `-`"),
-        (json!({"name": "inj", "from": "echo", "set": {"word": "; sh"}}), "does not match"),
-        (json!({"name": "inj", "from": "echo", "set": {"word": "a\nb"}}), "control character"),
-        (json!({"name": "inj", "from": "echo", "set": {"word": "one two three"}}), "does not match"),
-        (json!({"name": "inj", "from": "echo", "set": {"word": "a", "extra": "b"}}), "no placeholder `extra`"),
-        (json!({"name": "inj", "from": "echo"}), "needs a value for `word`"),
-        (json!({"name": "inj", "from": "echo", "set": {"word": "a"}, "args": ["-c", "id"]}), "fixes its command"),
-        (json!({"name": "inj", "from": "echo", "set": {"word": "a"}, "env": {"LD_PRELOAD": "/x.so"}}), "WORD_TOKEN"),
+        (
+            json!({"name": "inj", "from": "echo", "set": {"word": "--evil"}}),
+            "starts with `-`",
+        ),
+        (
+            json!({"name": "inj", "from": "echo", "set": {"word": "; sh"}}),
+            "does not match",
+        ),
+        (
+            json!({"name": "inj", "from": "echo", "set": {"word": "a\nb"}}),
+            "control character",
+        ),
+        (
+            json!({"name": "inj", "from": "echo", "set": {"word": "one two three"}}),
+            "does not match",
+        ),
+        (
+            json!({"name": "inj", "from": "echo", "set": {"word": "a", "extra": "b"}}),
+            "no placeholder `extra`",
+        ),
+        (
+            json!({"name": "inj", "from": "echo"}),
+            "needs a value for `word`",
+        ),
+        (
+            json!({"name": "inj", "from": "echo", "set": {"word": "a"}, "args": ["-c", "id"]}),
+            "fixes its command",
+        ),
+        (
+            json!({"name": "inj", "from": "echo", "set": {"word": "a"}, "env": {"LD_PRELOAD": "/x.so"}}),
+            "WORD_TOKEN",
+        ),
         (json!({"name": "inj", "from": "nope"}), "offers: echo"),
     ] {
         let answer = tenant.post("/v1/mcp/servers", body.clone()).await;
@@ -100,7 +126,10 @@ async fn a_tenant_key_cannot_run_a_command_or_smuggle_arguments() {
     }
     assert_eq!(listed(&tenant, "/v1/mcp/servers").await, 0);
     // The admin key may register a command; stdio servers need bubblewrap.
-    let admin = app.admin().post("/v1/mcp/servers", json!({"name": "own", "command": "sh"})).await;
+    let admin = app
+        .admin()
+        .post("/v1/mcp/servers", json!({"name": "own", "command": "sh"}))
+        .await;
     if roster_testkit::peers::have_bwrap() {
         admin.ok(201);
     } else {
@@ -117,7 +146,11 @@ async fn sqlite_sources_never_read_the_data_directory() {
     std::os::unix::fs::symlink(data.join("roster.db"), elsewhere.path().join("link.db")).unwrap();
     let name = data.file_name().unwrap().to_str().unwrap();
     let dotdot = elsewhere.path().join("..").join(name).join("roster.db");
-    for path in [data.join("roster.db"), dotdot, elsewhere.path().join("link.db")] {
+    for path in [
+        data.join("roster.db"),
+        dotdot,
+        elsewhere.path().join("link.db"),
+    ] {
         let answer = tenant
             .post(
                 "/v1/sources/sql",
@@ -129,7 +162,10 @@ async fn sqlite_sources_never_read_the_data_directory() {
     }
     assert_eq!(listed(&tenant, "/v1/sources/sql").await, 0);
     tenant
-        .post("/v1/sources/sql/spy/query", json!({"query": "SELECT * FROM api_keys"}))
+        .post(
+            "/v1/sources/sql/spy/query",
+            json!({"query": "SELECT * FROM api_keys"}),
+        )
         .await
         .err(404, "not_found");
 }
@@ -169,7 +205,10 @@ async fn connections_to_loopback_metadata_private_ranges_and_roster_are_refused(
             .await;
         answer.err(403, "egress_denied");
         let answer = tenant
-            .post("/v1/mcp/servers", json!({"name": "spy", "url": format!("http://{host}/mcp")}))
+            .post(
+                "/v1/mcp/servers",
+                json!({"name": "spy", "url": format!("http://{host}/mcp")}),
+            )
             .await;
         answer.err(403, "egress_denied");
         let answer = tenant
@@ -191,10 +230,17 @@ async fn roster_itself_stays_closed_when_the_allow_list_opens_loopback() {
     let app = TestApp::start().await; // allows 127.0.0.1, protects the app's port
     let (tenant, _) = tenant_key(&app).await;
     let answer = tenant
-        .post("/v1/mcp/servers", json!({"name": "me", "url": format!("{}/v1/keys", app.url)}))
+        .post(
+            "/v1/mcp/servers",
+            json!({"name": "me", "url": format!("{}/v1/keys", app.url)}),
+        )
         .await;
     answer.err(403, "egress_denied");
-    assert!(answer.text.contains("Roster's own listener"), "{}", answer.text);
+    assert!(
+        answer.text.contains("Roster's own listener"),
+        "{}",
+        answer.text
+    );
 }
 
 fn actions(audit: &Value, actor: &str) -> Vec<(String, String)> {
@@ -237,7 +283,10 @@ async fn every_integration_change_is_audited_with_its_actor() {
     let spec = json!({"openapi": "3.0.3", "info": {"title": "x", "version": "1"},
         "paths": {"/x": {"get": {"operationId": "x", "responses": {"200": {"description": "ok"}}}}}});
     tenant
-        .post("/v1/sources/http", json!({"name": "tickets", "spec": spec, "base_url": "http://127.0.0.1:9/api"}))
+        .post(
+            "/v1/sources/http",
+            json!({"name": "tickets", "spec": spec, "base_url": "http://127.0.0.1:9/api"}),
+        )
         .await
         .ok(201);
     tenant.delete("/v1/sources/http/tickets").await.ok(204);
@@ -259,7 +308,10 @@ async fn every_integration_change_is_audited_with_its_actor() {
         .post("/v1/mcp/servers", json!({"name": "evil", "command": "sh"}))
         .await
         .err(403, "mcp_command_needs_admin");
-    tenant.delete("/v1/mcp/servers/remote").await.err(404, "not_found");
+    tenant
+        .delete("/v1/mcp/servers/remote")
+        .await
+        .err(404, "not_found");
 
     let audit = app.admin().get("/v1/audit?limit=100").await.ok(200).clone();
     let mut expected = vec![
@@ -290,5 +342,7 @@ async fn every_integration_change_is_audited_with_its_actor() {
         assert_eq!(enabled["detail"]["values"]["word"], "hello", "{enabled}");
         assert_eq!(enabled["detail"]["env"], json!(["WORD_TOKEN"]), "{enabled}");
     }
-    assert!(!Path::new(&app.data_dir().join("mcp")).join("words").exists());
+    assert!(!Path::new(&app.data_dir().join("mcp"))
+        .join("words")
+        .exists());
 }

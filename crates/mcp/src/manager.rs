@@ -13,7 +13,7 @@ use roster_core::TenantId;
 use roster_egress::EgressPolicy;
 use roster_sandbox::{Jail, RLimits};
 use roster_secrets::{Secret, SecretBox};
-use roster_store::{DynStore, Integration, NewAuditEvent, NewIntegration};
+use roster_store::{integration_event, DynStore, Integration, NewIntegration};
 use roster_tool::ToolOutput;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -139,7 +139,7 @@ impl McpManager {
         is_admin: bool,
     ) -> Result<Integration, McpError> {
         let (name, mut config, secrets) = input.into_parts()?;
-        let action = match &mut config.transport {
+        let change = match &mut config.transport {
             Transport::Stdio {
                 command, read_only, ..
             } => {
@@ -154,13 +154,13 @@ impl McpManager {
                 *command = resolve_program(command, &paths)?
                     .to_string_lossy()
                     .into_owned();
-                "mcp.add"
+                "add"
             }
             Transport::Catalogue { entry, values } => {
                 self.jail()?;
                 let env: Vec<String> = secrets.env.keys().cloned().collect();
                 *values = self.options.catalogue.settle(entry, values, &env)?;
-                "mcp.enable"
+                "enable"
             }
             Transport::Http { url } => {
                 let parsed = url::Url::parse(url)
@@ -172,7 +172,7 @@ impl McpManager {
                     Ok(()) | Err(roster_egress::EgressError::Unresolved(_)) => {}
                     Err(refused) => return Err(McpError::Egress(refused)),
                 }
-                "mcp.add"
+                "add"
             }
         };
         let sealed = if secrets.env.is_empty() && secrets.headers.is_empty() {
@@ -188,13 +188,7 @@ impl McpManager {
         let config = serde_json::to_value(&config)
             .map_err(|e| McpError::Invalid(format!("cannot encode config: {e}")))?;
         let id: [u8; 8] = rand::random();
-        let audit = NewAuditEvent {
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            resource: format!("{KIND}:{name}"),
-            decision: None,
-            detail: config.clone(),
-        };
+        let audit = integration_event(actor, KIND, change, &name, config.clone());
         let stored = self
             .store
             .create_integration(
@@ -216,13 +210,13 @@ impl McpManager {
     /// Removes a server: the registration and its audit event in one write,
     /// then its process tree and its state directory.
     pub async fn remove(&self, tenant: &TenantId, name: &str, actor: &str) -> Result<(), McpError> {
-        let audit = NewAuditEvent {
-            actor: actor.to_owned(),
-            action: "mcp.remove".into(),
-            resource: format!("{KIND}:{name}"),
-            decision: None,
-            detail: serde_json::json!({ "name": name }),
-        };
+        let audit = integration_event(
+            actor,
+            KIND,
+            "remove",
+            name,
+            serde_json::json!({ "name": name }),
+        );
         let removed = self
             .store
             .delete_integration(tenant, KIND, name, audit)

@@ -14,33 +14,13 @@ use roster_mcp::{Catalogue, CatalogueEntry, McpManager, McpOptions, McpServerInp
 use roster_sandbox::Jail;
 use roster_secrets::SecretBox;
 use roster_store::{DynStore, NewAuditEvent, NewIntegration};
-use roster_testkit::escape::Probe;
+use roster_testkit::escape::{none_left, processes_with, Probe, PROBE_SERVER};
 use roster_testkit::peers::PythonMcp;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// A server whose one tool runs Python code and returns what it printed:
-/// the probe runs inside the server's own sandbox.
-const PROBE_SERVER: &str = r#"
-import contextlib, io, sys
-from mcp.server.mcpserver import MCPServer
-
-app = MCPServer("probe")
-
-@app.tool()
-def run(code: str) -> str:
-    """Runs Python code; returns its output."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(code, {})
-    return out.getvalue()
-
-if __name__ == "__main__":
-    app.run()
-"#;
+use std::time::Duration;
 
 struct World {
     _dir: tempfile::TempDir,
@@ -150,31 +130,8 @@ impl World {
     }
 }
 
-/// Host processes whose command line holds `marker`.
-fn processes_with(marker: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
-        })
-        .collect()
-}
-
 async fn gone(pid: u32, marker: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Path::new(&format!("/proc/{pid}")).exists() || !processes_with(marker).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "pid {pid} or a process marked {marker} survived: {:?}",
-            processes_with(marker)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    none_left(marker, Some(pid), Duration::from_secs(15)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,7 +11,7 @@ use crate::{HttpError, KIND};
 use roster_core::TenantId;
 use roster_egress::EgressPolicy;
 use roster_secrets::{Secret, SecretBox};
-use roster_store::{DynStore, Integration, NewAuditEvent, NewIntegration, StoreError};
+use roster_store::{integration_event, DynStore, Integration, NewIntegration, StoreError};
 use roster_tool::ToolOutput;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -144,18 +144,18 @@ impl HttpServices {
             None => None,
         };
         let id: [u8; 8] = rand::random();
-        let audit = NewAuditEvent {
-            actor: actor.to_owned(),
-            action: "http.add".into(),
-            resource: format!("{KIND}:{}", input.name),
-            decision: None,
-            detail: serde_json::json!({
+        let audit = integration_event(
+            actor,
+            KIND,
+            "add",
+            &input.name,
+            serde_json::json!({
                 "base_url": config.base_url,
                 "allow_hosts": config.allow_hosts,
                 "auth": config.auth,
                 "operations": config.operations.iter().map(|op| op.id.as_str()).collect::<Vec<_>>(),
             }),
-        };
+        );
         let stored = self
             .store
             .create_integration(
@@ -218,13 +218,13 @@ impl HttpServices {
         name: &str,
         actor: &str,
     ) -> Result<(), HttpError> {
-        let audit = NewAuditEvent {
-            actor: actor.to_owned(),
-            action: "http.remove".into(),
-            resource: format!("{KIND}:{name}"),
-            decision: None,
-            detail: serde_json::json!({ "name": name }),
-        };
+        let audit = integration_event(
+            actor,
+            KIND,
+            "remove",
+            name,
+            serde_json::json!({ "name": name }),
+        );
         let removed = self
             .store
             .delete_integration(tenant, KIND, name, audit)

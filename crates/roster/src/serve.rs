@@ -107,8 +107,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let address = listener.local_addr().context("listener has no address")?;
     // One check that bubblewrap works here, shared by run_code and stdio
     // MCP servers.
-    let jail = match roster_sandbox::Jail::open(file.sandbox.bwrap.clone(), &data_dir.join(".probe"))
-        .await
+    let jail = match roster_sandbox::Jail::open(
+        file.sandbox.bwrap.clone(),
+        &data_dir.join(".probe"),
+    )
+    .await
     {
         Ok(jail) => Some(Arc::new(jail)),
         Err(e) => {
@@ -138,7 +141,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let sandbox_config = file.sandbox.to_config(data_dir.join("workspaces"))?;
     let sandbox = match (&jail, file.sandbox.enabled) {
         (Some(jail), true) => {
-            let sandbox = Arc::new(roster_sandbox::Sandbox::with_jail(sandbox_config, jail.clone()));
+            let sandbox = Arc::new(roster_sandbox::Sandbox::with_jail(
+                sandbox_config,
+                jail.clone(),
+            ));
             tools.register(roster_sandbox::RunCodeTool::new(sandbox.clone()));
             Some(sandbox)
         }

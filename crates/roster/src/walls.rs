@@ -113,12 +113,16 @@ fn env_list(name: &str, separator: char) -> Option<Vec<String>> {
 /// The egress policy: the allow-list, with Roster's own listener and
 /// database kept closed.
 async fn egress(context: &Setting<'_>) -> Result<EgressPolicy> {
-    let allow = env_list("ROSTER_EGRESS_ALLOW", ',').unwrap_or_else(|| context.egress.allow.clone());
+    let allow =
+        env_list("ROSTER_EGRESS_ALLOW", ',').unwrap_or_else(|| context.egress.allow.clone());
     let mut policy = EgressPolicy::new(&allow).context("invalid [egress] allow")?;
     policy.protect_listener(context.listening);
     if let Some(url) = context.database_url {
         let parsed = url::Url::parse(url).context("the database URL is not a URL")?;
-        if let Some(host) = parsed.host_str().filter(|h| !h.starts_with('%') && !h.is_empty()) {
+        if let Some(host) = parsed
+            .host_str()
+            .filter(|h| !h.starts_with('%') && !h.is_empty())
+        {
             let port = parsed.port().unwrap_or(5432);
             policy
                 .protect_host("Roster's own database", host.trim_matches(['[', ']']), port)
@@ -167,7 +171,9 @@ pub async fn build(
     let catalogue = roster_mcp::Catalogue::new(context.mcp.catalogue.clone(), &private)
         .context("invalid [mcp.catalogue]")?;
     if context.jail.is_none() && !catalogue.is_empty() {
-        tracing::warn!("bubblewrap does not work here: the MCP catalogue's stdio servers cannot be enabled");
+        tracing::warn!(
+            "bubblewrap does not work here: the MCP catalogue's stdio servers cannot be enabled"
+        );
     }
     let mut mcp = roster_mcp::McpOptions::new(context.data_dir.join("mcp"));
     mcp.egress = egress.clone();
@@ -219,10 +225,14 @@ mod tests {
         assert_eq!(shape.sql.sqlite_dirs, [PathBuf::from("/srv/data")]);
         assert_eq!(shape.mcp.memory_mb, 2048);
         assert_eq!(shape.mcp.processes, roster_mcp::DEFAULT_LIMITS.processes);
-        assert!(shape.mcp.catalogue["files"].placeholders.contains_key("folder"));
+        assert!(shape.mcp.catalogue["files"]
+            .placeholders
+            .contains_key("folder"));
         assert!(toml::from_str::<Shape>("[egress]\nallow = [1]\n[sql]\n[mcp]").is_err());
-        let mut bad = McpSettings::default();
-        bad.processes = 0;
+        let bad = McpSettings {
+            processes: 0,
+            ..McpSettings::default()
+        };
         assert!(bad.limits().is_err());
     }
 }

@@ -13,22 +13,8 @@ use common::{cli, Server};
 use roster_testkit::{FakeModelServer, Reply};
 use serde_json::json;
 
+use roster_testkit::escape::{none_left, processes_with};
 use roster_testkit::peers::mcp_node_modules as node_modules;
-
-/// Host processes whose command line holds `marker`.
-fn processes_with(marker: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
@@ -186,15 +172,7 @@ async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
     let marker = docs.display().to_string();
     assert!(!processes_with(&marker).is_empty(), "the server runs");
     server.kill();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !processes_with(&marker).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "survived Roster: {:?}",
-            processes_with(&marker)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    none_left(&marker, None, std::time::Duration::from_secs(10)).await;
     // …and the next run starts it again.
     let server = Server::start(&data, &model.openai_base_url(), &[]).await;
     let api = server.client();
@@ -223,4 +201,31 @@ async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
     assert!(ok, "{err}");
     let (status, _) = api.get("/v1/mcp/servers/files").await;
     assert_eq!(status, 404);
+}
+
+/// `--timeout` bounds a server's start: one that never answers fails within
+/// it, with one line saying so.
+#[tokio::test]
+async fn a_server_that_never_starts_fails_within_its_timeout() {
+    if !roster_testkit::peers::have_bwrap() {
+        return;
+    }
+    let model = FakeModelServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data"), &model.openai_base_url(), &[]).await;
+    let (ok, out, err) = cli(
+        &server,
+        &["mcp", "add", "mute", "--timeout", "2", "--", "sleep", "600"],
+    );
+    assert!(ok, "{out}{err}");
+    let started = std::time::Instant::now();
+    let (ok, _, err) = cli(&server, &["mcp", "tools", "mute"]);
+    let took = started.elapsed();
+    assert!(!ok);
+    assert!(err.contains("did not finish starting within 2s"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "took {took:?}, not the 2 s asked"
+    );
 }

@@ -11,7 +11,7 @@ use crate::walls::SqlPolicy;
 use crate::{SqlError, KIND};
 use roster_core::TenantId;
 use roster_secrets::{Secret, SecretBox};
-use roster_store::{DynStore, Integration, NewAuditEvent, NewIntegration, StoreError};
+use roster_store::{integration_event, DynStore, Integration, NewIntegration, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -113,13 +113,7 @@ impl SqlSources {
             .seal(&Secret::new(plain), &secret_context(tenant, name));
         let config = serde_json::to_value(config)
             .map_err(|e| SqlError::Invalid(format!("cannot encode config: {e}")))?;
-        let audit = NewAuditEvent {
-            actor: actor.to_owned(),
-            action: "sql.add".into(),
-            resource: format!("{KIND}:{name}"),
-            decision: None,
-            detail: config.clone(),
-        };
+        let audit = integration_event(actor, KIND, "add", name, config.clone());
         let id: [u8; 8] = rand::random();
         Ok(self
             .store
@@ -251,13 +245,13 @@ impl SqlSources {
                 tracing::warn!(source = name, access = ?config.access, error = %e, "could not open the source's URL to drop its read-only role; drop it by hand");
             }
         }
-        let audit = NewAuditEvent {
-            actor: actor.to_owned(),
-            action: "sql.remove".into(),
-            resource: format!("{KIND}:{name}"),
-            decision: None,
-            detail: serde_json::json!({ "engine": config.engine, "location": config.location }),
-        };
+        let audit = integration_event(
+            actor,
+            KIND,
+            "remove",
+            name,
+            serde_json::json!({ "engine": config.engine, "location": config.location }),
+        );
         self.store
             .delete_integration(tenant, KIND, name, audit)
             .await?;

@@ -66,3 +66,22 @@ pub trait IntegrationStore: Send + Sync {
         audit: NewAuditEvent,
     ) -> StoreResult<bool>;
 }
+
+/// The audit event of an integration change: action `KIND.CHANGE` (e.g.
+/// `mcp.enable`, `sql.remove`) on `KIND:NAME` by `actor`, with what changed
+/// (never a credential).
+pub fn integration_event(
+    actor: &str,
+    kind: &str,
+    change: &str,
+    name: &str,
+    detail: serde_json::Value,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        actor: actor.to_owned(),
+        action: format!("{kind}.{change}"),
+        resource: format!("{kind}:{name}"),
+        decision: None,
+        detail,
+    }
+}

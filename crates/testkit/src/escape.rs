@@ -99,3 +99,57 @@ attempt('host environment', environment)
         );
     }
 }
+
+/// A stdio MCP server (Python with the `mcp` package) whose one tool,
+/// `run`, executes Python code and returns what it printed: the probe runs
+/// inside the server's own sandbox.
+pub const PROBE_SERVER: &str = r#"
+import contextlib, io
+from mcp.server.mcpserver import MCPServer
+
+app = MCPServer("probe")
+
+@app.tool()
+def run(code: str) -> str:
+    """Runs Python code; returns its output."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code, {})
+    return out.getvalue()
+
+if __name__ == "__main__":
+    app.run()
+"#;
+
+/// Host processes whose command line holds `marker`.
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
+/// Waits until no host process's command line holds `marker` (nor `pid`
+/// lives, if given); fails the test after `within`.
+pub async fn none_left(marker: &str, pid: Option<u32>, within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    let alive = || {
+        pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+            || !processes_with(marker).is_empty()
+    };
+    while alive() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid:?} or processes marked {marker} survived: {:?}",
+            processes_with(marker)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

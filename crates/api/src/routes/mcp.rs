@@ -142,7 +142,12 @@ pub async fn create(
     let integrations = integrations(&state)?;
     let stored = integrations
         .mcp
-        .register(&principal.tenant, body, &principal.label(), principal.is_admin)
+        .register(
+            &principal.tenant,
+            body,
+            &principal.label(),
+            principal.is_admin,
+        )
         .await
         .map_err(mcp_error)?;
     Ok((StatusCode::CREATED, axum::Json(view(stored)?)))

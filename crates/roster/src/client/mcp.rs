@@ -237,7 +237,10 @@ pub async fn run(args: McpArgs) -> Result<()> {
             if json {
                 return print_json(&page);
             }
-            let entries = page["data"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let entries = page["data"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             if entries.is_empty() {
                 println!("the operator's catalogue is empty ([mcp.catalogue.NAME] in the server's config file)");
             }
@@ -245,10 +248,18 @@ pub async fn run(args: McpArgs) -> Result<()> {
                 println!(
                     "{}{}: {}",
                     entry["name"].as_str().unwrap_or_default(),
-                    if entry["network"] == true { " (network)" } else { "" },
+                    if entry["network"] == true {
+                        " (network)"
+                    } else {
+                        ""
+                    },
                     entry["description"].as_str().unwrap_or_default()
                 );
-                for p in entry["placeholders"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                for p in entry["placeholders"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
                     println!(
                         "  --set {}=…  {} (pattern {}{})",
                         p["name"].as_str().unwrap_or_default(),
@@ -260,8 +271,15 @@ pub async fn run(args: McpArgs) -> Result<()> {
                         }
                     );
                 }
-                for name in entry["env"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                    println!("  --env {}=…  (stored encrypted)", name.as_str().unwrap_or_default());
+                for name in entry["env"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    println!(
+                        "  --env {}=…  (stored encrypted)",
+                        name.as_str().unwrap_or_default()
+                    );
                 }
             }
         }
