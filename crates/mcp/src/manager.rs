@@ -210,16 +210,9 @@ impl McpManager {
     /// Removes a server: the registration and its audit event in one write,
     /// then its process tree and its state directory.
     pub async fn remove(&self, tenant: &TenantId, name: &str, actor: &str) -> Result<(), McpError> {
-        let audit = integration_event(
-            actor,
-            KIND,
-            "remove",
-            name,
-            serde_json::json!({ "name": name }),
-        );
         let removed = self
             .store
-            .delete_integration(tenant, KIND, name, audit)
+            .remove_integration(tenant, KIND, name, actor)
             .await?;
         let server = self
             .servers

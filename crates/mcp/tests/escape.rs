@@ -18,7 +18,7 @@ use roster_testkit::escape::{none_left, processes_with, Probe, PROBE_SERVER};
 use roster_testkit::peers::PythonMcp;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 

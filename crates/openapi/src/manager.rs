@@ -218,16 +218,9 @@ impl HttpServices {
         name: &str,
         actor: &str,
     ) -> Result<(), HttpError> {
-        let audit = integration_event(
-            actor,
-            KIND,
-            "remove",
-            name,
-            serde_json::json!({ "name": name }),
-        );
         let removed = self
             .store
-            .delete_integration(tenant, KIND, name, audit)
+            .remove_integration(tenant, KIND, name, actor)
             .await?;
         self.forget(tenant, name);
         if removed {

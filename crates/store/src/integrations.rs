@@ -65,6 +65,25 @@ pub trait IntegrationStore: Send + Sync {
         name: &str,
         audit: NewAuditEvent,
     ) -> StoreResult<bool>;
+
+    /// [`IntegrationStore::delete_integration`] with its `KIND.remove`
+    /// audit event naming what went.
+    async fn remove_integration(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        name: &str,
+        actor: &str,
+    ) -> StoreResult<bool> {
+        let audit = integration_event(
+            actor,
+            kind,
+            "remove",
+            name,
+            serde_json::json!({ "name": name }),
+        );
+        self.delete_integration(tenant, kind, name, audit).await
+    }
 }
 
 /// The audit event of an integration change: action `KIND.CHANGE` (e.g.
