@@ -141,7 +141,10 @@ impl McpManager {
         let (name, mut config, secrets) = input.into_parts()?;
         let change = match &mut config.transport {
             Transport::Stdio {
-                command, read_only, ..
+                command,
+                read_only,
+                by_admin,
+                ..
             } => {
                 if !is_admin {
                     return Err(McpError::CommandNeedsAdmin(
@@ -154,6 +157,7 @@ impl McpManager {
                 *command = resolve_program(command, &paths)?
                     .to_string_lossy()
                     .into_owned();
+                *by_admin = true;
                 "add"
             }
             Transport::Catalogue { entry, values } => {
@@ -327,10 +331,18 @@ impl McpManager {
                 })
             }
             Transport::Stdio {
+                by_admin: false, ..
+            } => {
+                return Err(McpError::CommandNeedsAdmin(format!(
+                    "MCP server `{name}` runs a command registered without the admin key (before Roster required it), so it does not start; remove it and enable an entry of the operator's catalogue, or have the admin register it"
+                )))
+            }
+            Transport::Stdio {
                 command,
                 args,
                 read_only,
                 network,
+                by_admin: true,
             } => Launch {
                 program: PathBuf::from(command),
                 args: args.iter().map(Into::into).collect(),

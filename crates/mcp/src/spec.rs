@@ -80,6 +80,10 @@ pub enum Transport {
         /// It has the host's network.
         #[serde(default)]
         network: bool,
+        /// Registered with the admin key; registrations from before Roster
+        /// required it lack this and do not start.
+        #[serde(default)]
+        by_admin: bool,
     },
     /// An entry of the operator's catalogue with the tenant's values, run
     /// confined; the command line is built from the catalogue at each start.
@@ -150,6 +154,7 @@ impl McpServerInput {
                 args: self.args,
                 read_only: self.read_only,
                 network: self.network,
+                by_admin: false,
             }
         } else if let Some(entry) = self.from {
             if stdio_only || !self.headers.is_empty() {

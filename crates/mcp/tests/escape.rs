@@ -358,6 +358,32 @@ async fn a_tenant_key_cannot_run_a_command_of_its_own() {
         .await
         .expect("list")
         .is_empty());
+    // A command a tenant registered before Roster required the admin key
+    // (a stored row without the admin's mark) does not start either.
+    let legacy = json!({"transport": "stdio", "command": "/bin/sh",
+        "args": ["-c", format!("id > {}", marker.display())], "env": [], "headers": [], "timeout_secs": 5});
+    w.store
+        .create_integration(
+            &w.a,
+            NewIntegration {
+                id: "int_legacy".into(),
+                kind: "mcp".into(),
+                name: "legacy".into(),
+                config: legacy,
+                sealed: None,
+            },
+            NewAuditEvent {
+                actor: "key:old".into(),
+                action: "mcp.add".into(),
+                resource: "mcp:legacy".into(),
+                decision: None,
+                detail: json!({}),
+            },
+        )
+        .await
+        .expect("an old row");
+    let err = w.manager.tools(&w.a, "legacy").await.expect_err("refused");
+    assert_eq!(err.code(), "mcp_command_needs_admin");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!marker.exists());
     assert!(!w.data.join("mcp").join(w.a.as_str()).exists());
