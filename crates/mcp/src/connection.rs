@@ -239,7 +239,21 @@ async fn start(
                     .map_err(|e| McpError::Invalid(format!("header `{key}`: {e}")))?;
                 headers.insert(key, value);
             }
-            let client = http_client(url, &egress)?;
+            // Checked here for a clear refusal; the client's resolver checks
+            // again at each connection, so a name that changes in between
+            // (DNS rebinding) is refused all the same.
+            let parsed = url::Url::parse(url)
+                .map_err(|e| McpError::Invalid(format!("invalid url `{url}`: {e}")))?;
+            match egress.check_url(&parsed).await {
+                Ok(()) => {}
+                Err(roster_egress::EgressError::Unresolved(why)) => {
+                    return Err(McpError::Unavailable(format!(
+                        "MCP server `{name}` at {url} cannot be reached: {why}"
+                    )))
+                }
+                Err(refused) => return Err(McpError::Egress(refused)),
+            }
+            let client = http_client(&parsed, &egress)?;
             let transport = StreamableHttpClientTransport::with_client(
                 client,
                 StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
@@ -262,10 +276,10 @@ pub(crate) const STATE_MOUNT: &str = "/state";
 /// A client that connects only where the egress policy allows (checked on
 /// the resolved address at each connection), through no proxy, following
 /// redirects only within the URL's own origin.
-fn http_client(url: &str, egress: &Arc<EgressPolicy>) -> Result<reqwest013::Client, McpError> {
-    let parsed =
-        url::Url::parse(url).map_err(|e| McpError::Invalid(format!("invalid url `{url}`: {e}")))?;
-    egress.check_literal(&parsed).map_err(McpError::Egress)?;
+fn http_client(
+    parsed: &url::Url,
+    egress: &Arc<EgressPolicy>,
+) -> Result<reqwest013::Client, McpError> {
     let port = parsed.port_or_known_default().unwrap_or(0);
     let origin = parsed.origin();
     let policy = reqwest013::redirect::Policy::custom(move |attempt| {
@@ -286,4 +300,29 @@ fn http_client(url: &str, egress: &Arc<EgressPolicy>) -> Result<reqwest013::Clie
         .redirect(policy)
         .build()
         .map_err(|e| McpError::Unavailable(format!("cannot build an HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The client Roster hands rmcp resolves names through the egress
+    /// policy itself, so a name that turned into a refused address after
+    /// the check before connecting (DNS rebinding) is refused too.
+    #[tokio::test]
+    async fn the_client_resolves_only_through_the_egress_policy() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let url = url::Url::parse(&format!("http://localhost:{port}/mcp")).expect("url");
+        let client = http_client(&url, &Arc::new(EgressPolicy::default())).expect("client");
+        let err = client.get(url.as_str()).send().await.expect_err("refused");
+        let refused = roster_egress::find_in(&err).expect("the policy's refusal");
+        assert_eq!(refused.code(), "egress_denied");
+        assert!(listener.accept().is_err(), "nothing connected");
+        let allowed = EgressPolicy::new(&[format!("127.0.0.1:{port}")]).expect("policy");
+        let client = http_client(&url, &Arc::new(allowed)).expect("client");
+        let _ = tokio::time::timeout(Duration::from_secs(1), client.get(url.as_str()).send()).await;
+        assert!(listener.accept().is_ok(), "an allowed address is reached");
+    }
 }

@@ -425,3 +425,41 @@ async fn without_bubblewrap_stdio_servers_are_refused_and_http_ones_work() {
         .await
         .expect("HTTP servers need no sandbox");
 }
+
+/// A Streamable HTTP server registered while its name led somewhere
+/// allowed is checked again when Roster connects: the same name resolving
+/// to a refused address is refused before a byte is sent.
+#[tokio::test]
+async fn a_streamable_http_server_is_checked_again_at_connect() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("dir");
+    let store = roster_store::open(&format!("sqlite://{}", dir.path().join("r.db").display()))
+        .await
+        .expect("store");
+    let tenant = TenantId::generate();
+    store.ensure_tenant(&tenant, "t").await.expect("tenant");
+    let secrets = SecretBox::from_base64(&SecretBox::generate_key()).expect("key");
+    let manager = |allow: &[String]| {
+        let mut options = McpOptions::new(dir.path().join("mcp"));
+        options.egress = Arc::new(EgressPolicy::new(allow).expect("policy"));
+        McpManager::new(store.clone(), secrets.clone(), options)
+    };
+    manager(&[format!("127.0.0.1:{port}")])
+        .register(
+            &tenant,
+            input(json!({"name": "remote", "url": format!("http://localhost:{port}/mcp")})),
+            "key:tenant",
+            false,
+        )
+        .await
+        .expect("allowed then");
+    let err = manager(&[])
+        .tools(&tenant, "remote")
+        .await
+        .expect_err("refused now");
+    assert_eq!(err.code(), "egress_denied", "{err}");
+    assert!(err.to_string().contains("localhost"), "{err}");
+    assert!(listener.accept().is_err(), "nothing connected");
+}
