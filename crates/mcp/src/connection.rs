@@ -118,7 +118,10 @@ pub(crate) async fn connect(
         Ok(Ok(tools)) => tools,
         Ok(Err(e)) => {
             return Err(with_stderr(
-                McpError::Unavailable(format!("MCP server `{name}` did not list its tools: {e}")),
+                McpError::Unavailable(format!(
+                    "MCP server `{name}` did not list its tools: {}",
+                    plain(&e)
+                )),
                 &stderr,
             ))
         }
@@ -227,7 +230,10 @@ async fn start(
                 });
             }
             ().serve(transport).await.map_err(|e| {
-                McpError::Unavailable(format!("MCP server `{name}` failed to initialise: {e}"))
+                McpError::Unavailable(format!(
+                    "MCP server `{name}` failed to initialise: {}",
+                    plain(&e)
+                ))
             })
         }
         Target::Http { url, egress } => {
@@ -263,11 +269,23 @@ async fn start(
                 .map_err(|e| match roster_egress::find_in(&e) {
                     Some(refused) => McpError::Egress(refused.clone()),
                     None => McpError::Unavailable(format!(
-                        "MCP server `{name}` at {url} failed to initialise: {e}"
+                        "MCP server `{name}` at {url} failed to initialise: {}",
+                        plain(&e)
                     )),
                 })
         }
     }
+}
+
+/// An rmcp error as a person reads it: its text without the Rust type
+/// paths (`[rmcp::transport::…<…>]`) some of its messages carry.
+pub(crate) fn plain(error: &dyn std::fmt::Display) -> String {
+    static TYPE_PATH: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let pattern = TYPE_PATH.get_or_init(|| {
+        regex::Regex::new(r"\s*\[?\b[a-z_][a-z0-9_]*(::[A-Za-z0-9_]+)+(<[^\s\]]*>)?\]?")
+            .unwrap_or_else(|_| unreachable!("a valid pattern"))
+    });
+    pattern.replace_all(&error.to_string(), "").into_owned()
 }
 
 /// Where a stdio server's state directory appears inside its sandbox.
@@ -305,6 +323,17 @@ fn http_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_read_without_rust_type_paths() {
+        let raw = "Send message error Transport [rmcp::transport::worker::WorkerTransport<rmcp::transport::streamable_http_client::StreamableHttpClientWorker<reqwest::async_impl::client::Client>>] error: Client error: error sending request for url (http://[::1]:9/mcp)";
+        let shown = plain(&raw);
+        assert!(!shown.contains("::transport"), "{shown}");
+        assert!(
+            shown.contains("error sending request for url (http://[::1]:9/mcp)"),
+            "{shown}"
+        );
+    }
 
     /// The client Roster hands rmcp resolves names through the egress
     /// policy itself, so a name that turned into a refused address after

@@ -508,7 +508,10 @@ impl McpManager {
                         *live = None;
                     }
                 }
-                let mut message = format!("MCP server `{name}` failed the call to `{tool}`: {e}");
+                let mut message = format!(
+                    "MCP server `{name}` failed the call to `{tool}`: {}",
+                    crate::connection::plain(&e)
+                );
                 if stopped {
                     message.push_str("; the server stopped and will be restarted on the next call");
                     let tail = connection.stderr_tail();
