@@ -191,19 +191,12 @@ impl McpManager {
         };
         let config = serde_json::to_value(&config)
             .map_err(|e| McpError::Invalid(format!("cannot encode config: {e}")))?;
-        let id: [u8; 8] = rand::random();
         let audit = integration_event(actor, KIND, change, &name, config.clone());
         let stored = self
             .store
             .create_integration(
                 tenant,
-                NewIntegration {
-                    id: format!("int_{}", hex::encode(id)),
-                    kind: KIND.to_owned(),
-                    name: name.clone(),
-                    config,
-                    sealed,
-                },
+                NewIntegration::new(KIND, &name, config, sealed),
                 audit,
             )
             .await?;

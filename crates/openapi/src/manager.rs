@@ -143,7 +143,6 @@ impl HttpServices {
             }
             None => None,
         };
-        let id: [u8; 8] = rand::random();
         let audit = integration_event(
             actor,
             KIND,
@@ -160,14 +159,13 @@ impl HttpServices {
             .store
             .create_integration(
                 tenant,
-                NewIntegration {
-                    id: format!("int_{}", hex::encode(id)),
-                    kind: KIND.to_owned(),
-                    name: input.name.clone(),
-                    config: serde_json::to_value(&config)
+                NewIntegration::new(
+                    KIND,
+                    &input.name,
+                    serde_json::to_value(&config)
                         .map_err(|e| HttpError::Invalid(format!("cannot encode config: {e}")))?,
                     sealed,
-                },
+                ),
                 audit,
             )
             .await

@@ -114,18 +114,11 @@ impl SqlSources {
         let config = serde_json::to_value(config)
             .map_err(|e| SqlError::Invalid(format!("cannot encode config: {e}")))?;
         let audit = integration_event(actor, KIND, "add", name, config.clone());
-        let id: [u8; 8] = rand::random();
         Ok(self
             .store
             .create_integration(
                 tenant,
-                NewIntegration {
-                    id: format!("int_{}", hex::encode(id)),
-                    kind: KIND.to_owned(),
-                    name: name.to_owned(),
-                    config,
-                    sealed: Some(sealed),
-                },
+                NewIntegration::new(KIND, name, config, Some(sealed)),
                 audit,
             )
             .await?)

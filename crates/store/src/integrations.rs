@@ -35,6 +35,19 @@ pub struct NewIntegration {
     pub sealed: Option<String>,
 }
 
+impl NewIntegration {
+    /// A registration with a fresh id (`int_…`, time-ordered).
+    pub fn new(kind: &str, name: &str, config: serde_json::Value, sealed: Option<String>) -> Self {
+        Self {
+            id: format!("int_{}", uuid::Uuid::now_v7().simple()),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            config,
+            sealed,
+        }
+    }
+}
+
 #[async_trait]
 pub trait IntegrationStore: Send + Sync {
     /// `Conflict` when the tenant already has one of that kind and name.
