@@ -54,7 +54,9 @@ async fn world() -> Option<World> {
     let (a, b) = (TenantId::generate(), TenantId::generate());
     store.ensure_tenant(&a, "a").await.expect("a");
     store.ensure_tenant(&b, "b").await.expect("b");
-    let shown = json!([py.prefix, work_dir.path()]);
+    let mut shown = py.read_only.clone();
+    shown.push(work_dir.path().to_path_buf());
+    let shown = json!(shown);
     let mut entries = BTreeMap::new();
     entries.insert(
         "probe".to_owned(),

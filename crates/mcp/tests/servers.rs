@@ -113,7 +113,7 @@ impl Fixture {
             "name": name,
             "command": py.executable,
             "args": [script],
-            "read_only": [py.prefix, self.work],
+            "read_only": py.read_only.iter().chain([&self.work]).collect::<Vec<_>>(),
         })
     }
 }

@@ -66,7 +66,7 @@ sqlite_dirs = [{shared:?}]
 description = "Runs Python for a test"
 command = {exe:?}
 args = [{script:?}, "--label", "{{label}}"]
-read_only = [{prefix:?}, {work:?}]
+read_only = [{prefix}{work:?}]
 env = ["PROBE_TOKEN"]
 
 [mcp.catalogue.probe.placeholders.label]
@@ -77,7 +77,11 @@ description = "a label"
             shared = shared.display().to_string(),
             exe = py.executable.display().to_string(),
             script = script.display().to_string(),
-            prefix = py.prefix.display().to_string(),
+            prefix = py
+                .read_only
+                .iter()
+                .map(|p| format!("{:?}, ", p.display().to_string()))
+                .collect::<String>(),
             work = work.path().display().to_string(),
         ),
     )
