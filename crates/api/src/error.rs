@@ -125,6 +125,21 @@ impl From<roster_core::ValidationError> for ApiError {
     }
 }
 
+/// Refusals of the egress policy are the operator's walls: `403`, with the
+/// policy's message (which address, and how the operator allows it).
+impl From<roster_egress::EgressError> for ApiError {
+    fn from(e: roster_egress::EgressError) -> Self {
+        let code = e.code();
+        match e {
+            roster_egress::EgressError::Denied(m) => Self::new(StatusCode::FORBIDDEN, code, m),
+            roster_egress::EgressError::Unresolved(m) => {
+                Self::new(StatusCode::BAD_GATEWAY, code, m)
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
 impl From<roster_memory::MemoryError> for ApiError {
     fn from(e: roster_memory::MemoryError) -> Self {
         match e {

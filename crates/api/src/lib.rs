@@ -74,7 +74,7 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::knowledge::delete_source, routes::knowledge::list_documents, routes::knowledge::show_document,
         routes::knowledge::put_document, routes::knowledge::delete_document, routes::knowledge::search,
         routes::mcp::create, routes::mcp::list, routes::mcp::show, routes::mcp::delete, routes::mcp::tools,
-        routes::mcp::builtins,
+        routes::mcp::catalogue, routes::mcp::builtins,
         routes::sql::create, routes::sql::list, routes::sql::show, routes::sql::delete, routes::sql::schema,
         routes::sql::query,
         routes::http::create, routes::http::list, routes::http::show, routes::http::delete,
@@ -345,6 +345,7 @@ pub fn app(state: AppState) -> Router {
         .route("/mcp/servers", post(mcp::create).get(mcp::list))
         .route("/mcp/servers/{name}", get(mcp::show).delete(mcp::delete))
         .route("/mcp/servers/{name}/tools", get(mcp::tools))
+        .route("/mcp/catalogue", get(mcp::catalogue))
         .route("/tools", get(mcp::builtins))
         .route("/sources/sql", post(sql::create).get(sql::list))
         .route("/sources/sql/{name}", get(sql::show).delete(sql::delete))

@@ -60,6 +60,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/mcp/servers/{name}"),
     ("delete", "/v1/mcp/servers/{name}"),
     ("get", "/v1/mcp/servers/{name}/tools"),
+    ("get", "/v1/mcp/catalogue"),
     ("get", "/v1/tools"),
     ("post", "/v1/sources/sql"),
     ("get", "/v1/sources/sql"),

@@ -1,16 +1,20 @@
-//! MCP stdio round trip through Roster's manager, against the same server
-//! answering the same request over a bare JSON-RPC pipe written here (the
-//! baseline: the server's own time plus a pipe), measured in one command.
+//! MCP stdio round trip through Roster's manager (the server confined by
+//! bubblewrap, as Roster always runs it), against the same server answering
+//! the same request over a bare JSON-RPC pipe written here (the baseline:
+//! the server's own time plus a pipe), measured in one command. Absolute
+//! paths among the command and its arguments are shown to the sandbox
+//! read-only (their directories).
 //!
 //! `cargo run --release -p roster-mcp --example call_cost -- COMMAND [ARGS…]`
 //! e.g. `… -- node ~/.cache/roster/mcp-servers/node_modules/.bin/mcp-server-everything`
 //! (calls its `echo` tool 2,000 times each way).
 
 use roster_core::TenantId;
-use roster_mcp::{McpManager, McpServerInput};
+use roster_mcp::{McpManager, McpOptions, McpServerInput};
 use roster_secrets::SecretBox;
-use roster_store::NewIntegration;
 use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -76,27 +80,31 @@ async fn main() {
         .expect("store");
     let tenant = TenantId::generate();
     store.ensure_tenant(&tenant, "t").await.expect("tenant");
-    let input: McpServerInput =
-        serde_json::from_value(json!({"name": "bench", "command": program, "args": args}))
-            .expect("input");
-    let (name, config, _) = input.into_parts().expect("valid");
-    store
-        .create_integration(
-            &tenant,
-            NewIntegration {
-                id: "int_bench".into(),
-                kind: "mcp".into(),
-                name: name.clone(),
-                config: serde_json::to_value(&config).expect("config"),
-                sealed: None,
-            },
-        )
+    let read_only: Vec<String> = std::iter::once(program)
+        .chain(args)
+        .map(Path::new)
+        .filter(|p| p.is_absolute() && p.exists() && !p.starts_with("/usr"))
+        .filter_map(|p| p.parent().map(|d| d.display().to_string()))
+        .collect();
+    let input: McpServerInput = serde_json::from_value(
+        json!({"name": "bench", "command": program, "args": args, "read_only": read_only}),
+    )
+    .expect("input");
+    let mut options = McpOptions::new(dir.path().join("mcp"));
+    let jail = roster_sandbox::Jail::open("bwrap".into(), &dir.path().join(".probe"))
         .await
-        .expect("register");
+        .expect("bubblewrap works here");
+    options.jail = Some(Arc::new(jail));
     let manager = McpManager::new(
         store,
         SecretBox::from_base64(&SecretBox::generate_key()).expect("key"),
+        options,
     );
+    let name = manager
+        .register(&tenant, input, "key:bench", true)
+        .await
+        .expect("register")
+        .name;
     let timeout = Duration::from_secs(10);
     manager
         .call(&tenant, &name, "echo", json!({"message": "hi"}), timeout)

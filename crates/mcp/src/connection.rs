@@ -1,13 +1,18 @@
-//! One live connection to an MCP server: starting it (a supervised child
-//! process, or a Streamable HTTP session), its tool list, its stderr tail.
+//! One live connection to an MCP server: starting it (a confined child
+//! process, or a Streamable HTTP session through the egress policy), its
+//! tool list, its stderr tail.
 
-use crate::spec::{McpSecrets, McpServerConfig, Transport};
+use crate::launch::Launch;
+use crate::spec::McpSecrets;
 use crate::McpError;
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
+use roster_egress::EgressPolicy;
+use roster_sandbox::{Confinement, Jail, RLimits};
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
@@ -18,11 +23,27 @@ const STDERR_LINES: usize = 20;
 const STDERR_GRACE: Duration = Duration::from_millis(500);
 /// Longest stderr line kept.
 const STDERR_LINE_BYTES: usize = 500;
-/// The environment a stdio server inherits from Roster; everything else
-/// (provider keys, the secret key, database URLs) stays out.
-const INHERITED_ENV: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SHELL",
-];
+/// Redirects a Streamable HTTP client follows (same origin only).
+const MAX_REDIRECTS: usize = 5;
+
+/// A stdio server, confined: what runs, where its home is, as which uid.
+pub(crate) struct Confined<'a> {
+    pub jail: &'a Jail,
+    pub launch: Launch,
+    /// Its own state directory on the host (its `$HOME` and working directory).
+    pub home_dir: PathBuf,
+    pub uid: Option<u32>,
+    pub limits: RLimits,
+}
+
+/// How to reach a server.
+pub(crate) enum Target<'a> {
+    Stdio(Confined<'a>),
+    Http {
+        url: &'a str,
+        egress: Arc<EgressPolicy>,
+    },
+}
 
 /// A tool as the server describes it.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -40,6 +61,8 @@ pub(crate) struct Connection {
     pub(crate) service: RunningService<RoleClient, ()>,
     pub(crate) tools: Vec<ServerTool>,
     pub(crate) stderr: Arc<Mutex<VecDeque<String>>>,
+    /// The host pid of a stdio server's sandbox (bubblewrap).
+    pub(crate) pid: Option<u32>,
 }
 
 impl Connection {
@@ -61,14 +84,18 @@ fn tail(lines: &Mutex<VecDeque<String>>) -> String {
 /// Starts the server and lists its tools, all within `timeout`.
 pub(crate) async fn connect(
     name: &str,
-    config: &McpServerConfig,
+    target: Target<'_>,
     secrets: &McpSecrets,
     timeout: Duration,
 ) -> Result<Connection, McpError> {
     let stderr: Arc<Mutex<VecDeque<String>>> = Arc::default();
     let (closed_tx, mut closed) = tokio::sync::watch::channel(false);
-    let started =
-        tokio::time::timeout(timeout, start(name, config, secrets, &stderr, closed_tx)).await;
+    let pid: Arc<Mutex<Option<u32>>> = Arc::default();
+    let started = tokio::time::timeout(
+        timeout,
+        start(name, target, secrets, &stderr, closed_tx, &pid),
+    )
+    .await;
     let service = match started {
         Ok(Ok(service)) => service,
         Ok(Err(e)) => {
@@ -91,7 +118,10 @@ pub(crate) async fn connect(
         Ok(Ok(tools)) => tools,
         Ok(Err(e)) => {
             return Err(with_stderr(
-                McpError::Unavailable(format!("MCP server `{name}` did not list its tools: {e}")),
+                McpError::Unavailable(format!(
+                    "MCP server `{name}` did not list its tools: {}",
+                    plain(&e)
+                )),
                 &stderr,
             ))
         }
@@ -115,10 +145,12 @@ pub(crate) async fn connect(
             }
         })
         .collect();
+    let pid = *pid.lock().unwrap_or_else(|p| p.into_inner());
     Ok(Connection {
         service,
         tools,
         stderr,
+        pid,
     })
 }
 
@@ -134,35 +166,46 @@ fn with_stderr(error: McpError, stderr: &Mutex<VecDeque<String>>) -> McpError {
 
 async fn start(
     name: &str,
-    config: &McpServerConfig,
+    target: Target<'_>,
     secrets: &McpSecrets,
     stderr: &Arc<Mutex<VecDeque<String>>>,
     closed: tokio::sync::watch::Sender<bool>,
+    pid: &Mutex<Option<u32>>,
 ) -> Result<RunningService<RoleClient, ()>, McpError> {
-    match &config.transport {
-        Transport::Stdio { command, args, cwd } => {
-            let mut cmd = tokio::process::Command::new(command);
-            cmd.args(args).env_clear().kill_on_drop(true);
-            for key in INHERITED_ENV {
-                if let Some(value) = std::env::var_os(key) {
-                    cmd.env(key, value);
-                }
-            }
-            cmd.envs(&secrets.env);
-            if let Some(cwd) = cwd {
-                cmd.current_dir(cwd);
-            }
-            // Its own process group: a server's children go with it.
-            #[cfg(unix)]
+    match target {
+        Target::Stdio(confined) => {
+            let env: Vec<(String, String)> = secrets
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let confinement = Confinement {
+                uid: confined.uid,
+                network: confined.launch.network,
+                read_only: &confined.launch.read_only,
+                home_dir: &confined.home_dir,
+                home: STATE_MOUNT,
+                env: &env,
+                limits: confined.limits,
+            };
+            let mut cmd = confined.jail.command(
+                &confinement,
+                &confined.launch.program,
+                &confined.launch.args,
+            );
+            // Its own process group, so a signal meant for Roster's group
+            // (Ctrl-C in a terminal) does not reach it first.
             cmd.process_group(0);
             let (transport, err) = TokioChildProcess::builder(cmd)
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .map_err(|e| {
                     McpError::Unavailable(format!(
-                        "cannot start MCP server `{name}` (`{command}`): {e}"
+                        "cannot start MCP server `{name}` (`{}`): {e}",
+                        confined.launch.program.display()
                     ))
                 })?;
+            *pid.lock().unwrap_or_else(|p| p.into_inner()) = transport.id();
             if let Some(err) = err {
                 let lines = stderr.clone();
                 let server = name.to_owned();
@@ -187,10 +230,13 @@ async fn start(
                 });
             }
             ().serve(transport).await.map_err(|e| {
-                McpError::Unavailable(format!("MCP server `{name}` failed to initialise: {e}"))
+                McpError::Unavailable(format!(
+                    "MCP server `{name}` failed to initialise: {}",
+                    plain(&e)
+                ))
             })
         }
-        Transport::Http { url } => {
+        Target::Http { url, egress } => {
             let mut headers = HashMap::new();
             for (key, value) in &secrets.headers {
                 let key = http::HeaderName::try_from(key.as_str())
@@ -199,14 +245,113 @@ async fn start(
                     .map_err(|e| McpError::Invalid(format!("header `{key}`: {e}")))?;
                 headers.insert(key, value);
             }
-            let transport = StreamableHttpClientTransport::from_config(
-                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers),
+            // Checked here for a clear refusal; the client's resolver checks
+            // again at each connection, so a name that changes in between
+            // (DNS rebinding) is refused all the same.
+            let parsed = url::Url::parse(url)
+                .map_err(|e| McpError::Invalid(format!("invalid url `{url}`: {e}")))?;
+            match egress.check_url(&parsed).await {
+                Ok(()) => {}
+                Err(roster_egress::EgressError::Unresolved(why)) => {
+                    return Err(McpError::Unavailable(format!(
+                        "MCP server `{name}` at {url} cannot be reached: {why}"
+                    )))
+                }
+                Err(refused) => return Err(McpError::Egress(refused)),
+            }
+            let client = http_client(&parsed, &egress)?;
+            let transport = StreamableHttpClientTransport::with_client(
+                client,
+                StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
             );
-            ().serve(transport).await.map_err(|e| {
-                McpError::Unavailable(format!(
-                    "MCP server `{name}` at {url} failed to initialise: {e}"
-                ))
-            })
+            ().serve(transport)
+                .await
+                .map_err(|e| match roster_egress::find_in(&e) {
+                    Some(refused) => McpError::Egress(refused.clone()),
+                    None => McpError::Unavailable(format!(
+                        "MCP server `{name}` at {url} failed to initialise: {}",
+                        plain(&e)
+                    )),
+                })
         }
+    }
+}
+
+/// An rmcp error as a person reads it: its text without the Rust type
+/// paths (`[rmcp::transport::…<…>]`) some of its messages carry.
+pub(crate) fn plain(error: &dyn std::fmt::Display) -> String {
+    static TYPE_PATH: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let pattern = TYPE_PATH.get_or_init(|| {
+        regex::Regex::new(r"\s*\[?\b[a-z_][a-z0-9_]*(::[A-Za-z0-9_]+)+(<[^\s\]]*>)?\]?")
+            .unwrap_or_else(|_| unreachable!("a valid pattern"))
+    });
+    pattern.replace_all(&error.to_string(), "").into_owned()
+}
+
+/// Where a stdio server's state directory appears inside its sandbox.
+pub(crate) const STATE_MOUNT: &str = "/state";
+
+/// A client that connects only where the egress policy allows (checked on
+/// the resolved address at each connection), through no proxy, following
+/// redirects only within the URL's own origin.
+fn http_client(
+    parsed: &url::Url,
+    egress: &Arc<EgressPolicy>,
+) -> Result<reqwest013::Client, McpError> {
+    let port = parsed.port_or_known_default().unwrap_or(0);
+    let origin = parsed.origin();
+    let policy = reqwest013::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else if attempt.url().origin() == origin {
+            attempt.follow()
+        } else {
+            let to = attempt.url().to_string();
+            attempt.error(format!(
+                "a redirect to {to} was refused: an MCP server's redirects stay on its own origin"
+            ))
+        }
+    });
+    reqwest013::Client::builder()
+        .dns_resolver(roster_egress::Resolver::new(egress.clone(), port))
+        .no_proxy()
+        .redirect(policy)
+        .build()
+        .map_err(|e| McpError::Unavailable(format!("cannot build an HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_without_rust_type_paths() {
+        let raw = "Send message error Transport [rmcp::transport::worker::WorkerTransport<rmcp::transport::streamable_http_client::StreamableHttpClientWorker<reqwest::async_impl::client::Client>>] error: Client error: error sending request for url (http://[::1]:9/mcp)";
+        let shown = plain(&raw);
+        assert!(!shown.contains("::transport"), "{shown}");
+        assert!(
+            shown.contains("error sending request for url (http://[::1]:9/mcp)"),
+            "{shown}"
+        );
+    }
+
+    /// The client Roster hands rmcp resolves names through the egress
+    /// policy itself, so a name that turned into a refused address after
+    /// the check before connecting (DNS rebinding) is refused too.
+    #[tokio::test]
+    async fn the_client_resolves_only_through_the_egress_policy() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let url = url::Url::parse(&format!("http://localhost:{port}/mcp")).expect("url");
+        let client = http_client(&url, &Arc::new(EgressPolicy::default())).expect("client");
+        let err = client.get(url.as_str()).send().await.expect_err("refused");
+        let refused = roster_egress::find_in(&err).expect("the policy's refusal");
+        assert_eq!(refused.code(), "egress_denied");
+        assert!(listener.accept().is_err(), "nothing connected");
+        let allowed = EgressPolicy::new(&[format!("127.0.0.1:{port}")]).expect("policy");
+        let client = http_client(&url, &Arc::new(allowed)).expect("client");
+        let _ = tokio::time::timeout(Duration::from_secs(1), client.get(url.as_str()).send()).await;
+        assert!(listener.accept().is_ok(), "an allowed address is reached");
     }
 }

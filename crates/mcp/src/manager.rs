@@ -1,25 +1,70 @@
-//! The manager: one supervised connection per (tenant, server), started on
-//! first use, restarted after it dies, replaced when its registration
-//! changes, and calls bounded by the server's timeout so a hung or dead
+//! The manager: registration (who may register what), and one supervised
+//! connection per (tenant, server), started on first use, restarted after
+//! it dies, stopped when its registration is removed or replaced, with
+//! starts and calls bounded by the server's timeout so a hung or dead
 //! server never holds up a run.
 
-use crate::connection::{self, Connection, ServerTool};
-use crate::spec::{McpSecrets, McpServerConfig};
+use crate::catalogue::Catalogue;
+use crate::connection::{self, Confined, Connection, ServerTool, Target};
+use crate::launch::{check_read_only, resolve_program, Launch};
+use crate::spec::{McpSecrets, McpServerConfig, McpServerInput, Transport};
 use crate::{McpError, KIND};
 use roster_core::TenantId;
-use roster_secrets::SecretBox;
-use roster_store::{DynStore, Integration};
+use roster_egress::EgressPolicy;
+use roster_sandbox::{Jail, RLimits};
+use roster_secrets::{Secret, SecretBox};
+use roster_store::{integration_event, DynStore, Integration, NewIntegration};
 use roster_tool::ToolOutput;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Starting a server (npx may fetch a package from its cache) and listing
-/// its tools get at least this long, whatever the call timeout.
-const MIN_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// After a failed start, calls fail fast for this long instead of starting
 /// the server again (a crash loop must not fork a process per call).
 const RESTART_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What the manager needs besides the store: the walls.
+#[derive(Clone)]
+pub struct McpOptions {
+    /// Where Streamable HTTP servers may be reached.
+    pub egress: Arc<EgressPolicy>,
+    /// The stdio servers tenants may enable.
+    pub catalogue: Catalogue,
+    /// Bubblewrap, checked to work; without it stdio servers are refused.
+    pub jail: Option<Arc<Jail>>,
+    /// Servers' state directories live in `STATE_DIR/<tenant>/<server>`.
+    pub state_dir: PathBuf,
+    /// Host paths no registration may show a server (the data directory).
+    pub private: Vec<PathBuf>,
+    /// Resource limits of each stdio server's process tree.
+    pub limits: RLimits,
+}
+
+impl McpOptions {
+    /// No catalogue, no sandbox, the default egress policy, and limits
+    /// roomy enough for Node.js and Python servers.
+    pub fn new(state_dir: PathBuf) -> Self {
+        Self {
+            egress: Arc::new(EgressPolicy::default()),
+            catalogue: Catalogue::default(),
+            jail: None,
+            state_dir,
+            private: Vec::new(),
+            limits: DEFAULT_LIMITS,
+        }
+    }
+}
+
+/// A server lives long: its CPU limit is a budget for its whole life, and
+/// V8 reserves far more address space than it uses.
+pub const DEFAULT_LIMITS: RLimits = RLimits {
+    cpu_secs: 3_600,
+    address_space: 16 << 30,
+    processes: 128,
+    file_bytes: 1 << 30,
+    open_files: 1024,
+};
 
 struct Server {
     /// The registration this connection was made from; a new one replaces it.
@@ -32,11 +77,21 @@ struct Server {
     failed: Mutex<Option<(Instant, String)>>,
 }
 
+impl Server {
+    /// Ends the server's process tree: the connection's service stops, which
+    /// closes its stdin, then signals and kills its sandbox.
+    async fn stop(&self) {
+        if let Some(connection) = self.live.lock().await.take() {
+            connection.service.cancellation_token().cancel();
+        }
+    }
+}
+
 pub struct McpManager {
     store: DynStore,
     secrets: SecretBox,
+    options: McpOptions,
     servers: Mutex<HashMap<(TenantId, String), Arc<Server>>>,
-    min_start_timeout: Duration,
 }
 
 /// The sealing context of a server's credentials: moved to another row,
@@ -45,24 +100,141 @@ pub fn secret_context(tenant: &TenantId, name: &str) -> String {
     format!("{tenant}/{KIND}/{name}")
 }
 
-impl McpManager {
-    pub fn new(store: DynStore, secrets: SecretBox) -> Arc<Self> {
-        Self::with_start_timeout(store, secrets, MIN_START_TIMEOUT)
-    }
+fn stop_later(server: Arc<Server>) {
+    tokio::spawn(async move { server.stop().await });
+}
 
-    /// [`McpManager::new`] with another floor for start-up (tests use a
-    /// short one to see a server that never answers fail quickly).
-    pub fn with_start_timeout(
-        store: DynStore,
-        secrets: SecretBox,
-        min_start_timeout: Duration,
-    ) -> Arc<Self> {
+impl McpManager {
+    pub fn new(store: DynStore, secrets: SecretBox, options: McpOptions) -> Arc<Self> {
         Arc::new(Self {
             store,
             secrets,
+            options,
             servers: Mutex::new(HashMap::new()),
-            min_start_timeout,
         })
+    }
+
+    /// The operator's catalogue.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.options.catalogue
+    }
+
+    fn jail(&self) -> Result<&Arc<Jail>, McpError> {
+        self.options.jail.as_ref().ok_or_else(|| {
+            McpError::SandboxUnavailable(
+                "stdio MCP servers run only inside the sandbox, and bubblewrap does not work on this server; use a Streamable HTTP server (url), or ask the operator to install bubblewrap".into(),
+            )
+        })
+    }
+
+    /// Registers a server for `tenant`: a catalogue entry (any key), a
+    /// Streamable HTTP URL the egress policy allows (any key), or a command
+    /// (the admin key only). Everything is checked before anything is
+    /// stored; the registration and its audit event are one write.
+    pub async fn register(
+        &self,
+        tenant: &TenantId,
+        input: McpServerInput,
+        actor: &str,
+        is_admin: bool,
+    ) -> Result<Integration, McpError> {
+        let (name, mut config, secrets) = input.into_parts()?;
+        let change = match &mut config.transport {
+            Transport::Stdio {
+                command,
+                read_only,
+                by_admin,
+                ..
+            } => {
+                if !is_admin {
+                    return Err(McpError::CommandNeedsAdmin(
+                        "registering a command needs the admin key; enable one of the operator's catalogue entries instead (`GET /v1/mcp/catalogue`, `roster mcp catalogue`; `roster mcp enable NAME --from ENTRY`)".into(),
+                    ));
+                }
+                self.jail()?;
+                let paths: Vec<PathBuf> = read_only.iter().map(PathBuf::from).collect();
+                check_read_only(&paths, &self.options.private)?;
+                *command = resolve_program(command, &paths)?
+                    .to_string_lossy()
+                    .into_owned();
+                *by_admin = true;
+                "add"
+            }
+            Transport::Catalogue { entry, values } => {
+                self.jail()?;
+                let env: Vec<String> = secrets.env.keys().cloned().collect();
+                *values = self.options.catalogue.settle(entry, values, &env)?;
+                "enable"
+            }
+            Transport::Http { url } => {
+                let parsed = url::Url::parse(url)
+                    .map_err(|e| McpError::Invalid(format!("invalid url `{url}`: {e}")))?;
+                // A name that does not resolve now may later: only a refusal
+                // of the policy stops the registration; every connection is
+                // checked again.
+                match self.options.egress.check_url(&parsed).await {
+                    Ok(()) | Err(roster_egress::EgressError::Unresolved(_)) => {}
+                    Err(refused) => return Err(McpError::Egress(refused)),
+                }
+                "add"
+            }
+        };
+        let sealed = if secrets.env.is_empty() && secrets.headers.is_empty() {
+            None
+        } else {
+            let plain = serde_json::to_string(&secrets)
+                .map_err(|e| McpError::Invalid(format!("cannot encode credentials: {e}")))?;
+            Some(
+                self.secrets
+                    .seal(&Secret::new(plain), &secret_context(tenant, &name)),
+            )
+        };
+        let config = serde_json::to_value(&config)
+            .map_err(|e| McpError::Invalid(format!("cannot encode config: {e}")))?;
+        let audit = integration_event(actor, KIND, change, &name, config.clone());
+        let stored = self
+            .store
+            .create_integration(
+                tenant,
+                NewIntegration::new(KIND, &name, config, sealed),
+                audit,
+            )
+            .await?;
+        self.forget(tenant, &name);
+        Ok(stored)
+    }
+
+    /// Removes a server: the registration and its audit event in one write,
+    /// then its process tree and its state directory.
+    pub async fn remove(&self, tenant: &TenantId, name: &str, actor: &str) -> Result<(), McpError> {
+        let removed = self
+            .store
+            .remove_integration(tenant, KIND, name, actor)
+            .await?;
+        let server = self
+            .servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(tenant.clone(), name.to_owned()));
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        let home = self.home(tenant, name);
+        if home.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&home) {
+                tracing::warn!(server = name, error = %e, dir = %home.display(), "could not remove a removed MCP server's state directory");
+            }
+        }
+        if removed {
+            Ok(())
+        } else {
+            Err(McpError::NotFound(format!("no MCP server `{name}`")))
+        }
+    }
+
+    /// The server's state directory on the host.
+    fn home(&self, tenant: &TenantId, name: &str) -> PathBuf {
+        self.options.state_dir.join(tenant.as_str()).join(name)
     }
 
     /// The registered server, as stored, or `NotFound`.
@@ -84,10 +256,14 @@ impl McpManager {
             Ok(stored) => stored,
             Err(e) => {
                 // Removed: its process goes with the entry.
-                self.servers
+                let gone = self
+                    .servers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&key);
+                if let Some(gone) = gone {
+                    stop_later(gone);
+                }
                 return Err(e);
             }
         };
@@ -122,15 +298,78 @@ impl McpManager {
             live: tokio::sync::Mutex::new(None),
             failed: Mutex::new(None),
         });
-        self.servers
+        let replaced = self
+            .servers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, server.clone());
+        if let Some(replaced) = replaced {
+            stop_later(replaced);
+        }
         Ok(server)
     }
 
+    /// How to reach a registered server.
+    fn target<'a>(
+        &'a self,
+        tenant: &TenantId,
+        name: &str,
+        config: &'a McpServerConfig,
+    ) -> Result<Target<'a>, McpError> {
+        let launch = match &config.transport {
+            Transport::Http { url } => {
+                return Ok(Target::Http {
+                    url,
+                    egress: self.options.egress.clone(),
+                })
+            }
+            Transport::Stdio {
+                by_admin: false, ..
+            } => {
+                return Err(McpError::CommandNeedsAdmin(format!(
+                    "MCP server `{name}` runs a command registered without the admin key (before Roster required it), so it does not start; remove it and enable an entry of the operator's catalogue, or have the admin register it"
+                )))
+            }
+            Transport::Stdio {
+                command,
+                args,
+                read_only,
+                network,
+                by_admin: true,
+            } => Launch {
+                program: PathBuf::from(command),
+                args: args.iter().map(Into::into).collect(),
+                network: *network,
+                read_only: read_only.iter().map(PathBuf::from).collect(),
+            },
+            Transport::Catalogue { entry, values } => {
+                self.options.catalogue.launch(entry, values)?
+            }
+        };
+        let jail = self.jail()?;
+        let uid = jail.uid_for(crate::UID_BASE, crate::UID_RANGE, &[tenant.as_str(), name]);
+        let home_dir = self.home(tenant, name);
+        jail.own_dir(&home_dir, uid).map_err(|e| {
+            McpError::Unavailable(format!(
+                "cannot prepare the state directory of `{name}`: {e}"
+            ))
+        })?;
+        Ok(Target::Stdio(Confined {
+            jail,
+            launch,
+            home_dir,
+            uid,
+            limits: self.options.limits,
+        }))
+    }
+
     /// A live connection, starting (or restarting) the server if needed.
-    async fn connection(&self, name: &str, server: &Server) -> Result<Arc<Connection>, McpError> {
+    async fn connection(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        server: &Server,
+    ) -> Result<Arc<Connection>, McpError> {
         let mut live = server.live.lock().await;
         if let Some(connection) = live.as_ref() {
             if !connection.is_closed() {
@@ -149,8 +388,14 @@ impl McpManager {
                 return Err(McpError::Unavailable(why.clone()));
             }
         }
-        let timeout = Duration::from_secs(server.config.timeout_secs).max(self.min_start_timeout);
-        match connection::connect(name, &server.config, &server.secrets, timeout).await {
+        // The server's own timeout bounds its start too, so a server that
+        // never finishes starting fails when its registration says.
+        let timeout = Duration::from_secs(server.config.timeout_secs);
+        let connected = match self.target(tenant, name, &server.config) {
+            Ok(target) => connection::connect(name, target, &server.secrets, timeout).await,
+            Err(e) => Err(e),
+        };
+        match connected {
             Ok(connection) => {
                 let connection = Arc::new(connection);
                 *live = Some(connection.clone());
@@ -172,12 +417,24 @@ impl McpManager {
         name: &str,
     ) -> Result<Vec<(ServerTool, bool)>, McpError> {
         let server = self.server(tenant, name).await?;
-        let connection = self.connection(name, &server).await?;
+        let connection = self.connection(tenant, name, &server).await?;
         Ok(connection
             .tools
             .iter()
             .map(|t| (t.clone(), server.config.allows(&t.name)))
             .collect())
+    }
+
+    /// The host pid of a stdio server's sandbox while it runs.
+    pub async fn process_id(&self, tenant: &TenantId, name: &str) -> Option<u32> {
+        let server = self
+            .servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(tenant.clone(), name.to_owned()))
+            .cloned()?;
+        let live = server.live.lock().await;
+        live.as_ref().filter(|c| !c.is_closed()).and_then(|c| c.pid)
     }
 
     /// The config and the allowed tools, for resolving an agent's entry.
@@ -187,7 +444,7 @@ impl McpManager {
         name: &str,
     ) -> Result<(McpServerConfig, Vec<ServerTool>), McpError> {
         let server = self.server(tenant, name).await?;
-        let connection = self.connection(name, &server).await?;
+        let connection = self.connection(tenant, name, &server).await?;
         let tools = connection
             .tools
             .iter()
@@ -222,7 +479,7 @@ impl McpManager {
             serde_json::Value::Null => serde_json::Map::new(),
             _ => return ToolOutput::error("tool arguments must be a JSON object"),
         };
-        let connection = match self.connection(name, &server).await {
+        let connection = match self.connection(tenant, name, &server).await {
             Ok(connection) => connection,
             Err(e) => return ToolOutput::error(e.to_string()),
         };
@@ -244,7 +501,10 @@ impl McpManager {
                         *live = None;
                     }
                 }
-                let mut message = format!("MCP server `{name}` failed the call to `{tool}`: {e}");
+                let mut message = format!(
+                    "MCP server `{name}` failed the call to `{tool}`: {}",
+                    crate::connection::plain(&e)
+                );
                 if stopped {
                     message.push_str("; the server stopped and will be restarted on the next call");
                     let tail = connection.stderr_tail();
@@ -270,22 +530,32 @@ impl McpManager {
             .map(|(_, s)| s)
             .collect();
         for server in servers {
-            if let Some(connection) = server.live.lock().await.take() {
-                if let Ok(mut connection) = Arc::try_unwrap(connection) {
-                    let _ = connection
-                        .service
-                        .close_with_timeout(Duration::from_secs(2))
-                        .await;
+            let taken = server.live.lock().await.take();
+            if let Some(connection) = taken {
+                match Arc::try_unwrap(connection) {
+                    Ok(mut connection) => {
+                        let _ = connection
+                            .service
+                            .close_with_timeout(Duration::from_secs(2))
+                            .await;
+                    }
+                    // Still in use by a call: stopping ends it with an error.
+                    Err(shared) => shared.service.cancellation_token().cancel(),
                 }
             }
         }
     }
 
-    /// Forgets a server's connection (after it is removed or changed).
+    /// Stops a server's process after its registration changed; the next
+    /// use starts it from the new one.
     pub fn forget(&self, tenant: &TenantId, name: &str) {
-        self.servers
+        let gone = self
+            .servers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&(tenant.clone(), name.to_owned()));
+        if let Some(gone) = gone {
+            stop_later(gone);
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! What a tenant registers as an MCP server: the part stored as plain
 //! config, and the credentials (environment values, HTTP headers) that are
-//! only ever stored sealed and never shown again.
+//! only ever stored sealed and never shown again. Three kinds: an entry of
+//! the operator's catalogue (any key), a Streamable HTTP URL (any key),
+//! and an arbitrary command (the admin key only).
 
 use crate::McpError;
 use serde::{Deserialize, Serialize};
@@ -16,17 +18,29 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
 pub struct McpServerInput {
     /// `[a-z0-9_-]`, at most 32 characters, no `__`.
     pub name: String,
-    /// Stdio: the program Roster starts (looked up on PATH).
+    /// Enable this entry of the operator's catalogue (`GET
+    /// /v1/mcp/catalogue`): the way a tenant key runs a stdio server.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The catalogue entry's placeholder values.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Stdio, admin key only: the program Roster starts, confined (a bare
+    /// name from the sandbox's PATH, or an absolute path under `/usr` or
+    /// one of `read_only`).
     #[serde(default)]
     pub command: Option<String>,
     #[serde(default)]
     pub args: Vec<String>,
+    /// Stdio command: host paths shown to the server read-only.
+    #[serde(default)]
+    pub read_only: Vec<String>,
+    /// Stdio command: give the server the host's network (off by default).
+    #[serde(default)]
+    pub network: bool,
     /// Stdio: extra environment (stored encrypted; shown only by key).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Stdio: working directory.
-    #[serde(default)]
-    pub cwd: Option<String>,
     /// Streamable HTTP: the endpoint URL.
     #[serde(default)]
     pub url: Option<String>,
@@ -45,6 +59,7 @@ impl std::fmt::Debug for McpServerInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("McpServerInput")
             .field("name", &self.name)
+            .field("from", &self.from)
             .field("command", &self.command)
             .field("url", &self.url)
             .finish_non_exhaustive()
@@ -55,11 +70,26 @@ impl std::fmt::Debug for McpServerInput {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "transport", rename_all = "snake_case")]
 pub enum Transport {
+    /// A command the admin registered, run confined.
     Stdio {
         command: String,
         args: Vec<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        cwd: Option<String>,
+        /// Host paths shown to it read-only.
+        #[serde(default)]
+        read_only: Vec<String>,
+        /// It has the host's network.
+        #[serde(default)]
+        network: bool,
+        /// Registered with the admin key; registrations from before Roster
+        /// required it lack this and do not start.
+        #[serde(default)]
+        by_admin: bool,
+    },
+    /// An entry of the operator's catalogue with the tenant's values, run
+    /// confined; the command line is built from the catalogue at each start.
+    Catalogue {
+        entry: String,
+        values: BTreeMap<String, String>,
     },
     Http {
         url: String,
@@ -99,46 +129,58 @@ impl McpServerInput {
     /// Splits the request into the stored config and the sealed secrets.
     pub fn into_parts(self) -> Result<(String, McpServerConfig, McpSecrets), McpError> {
         validate_name(&self.name)?;
-        let transport = match (self.command, self.url) {
-            (Some(command), None) => {
-                if command.trim().is_empty() {
-                    return Err(McpError::Invalid("command must not be empty".into()));
-                }
-                if !self.headers.is_empty() {
-                    return Err(McpError::Invalid(
-                        "headers apply to HTTP servers (url), not to a command".into(),
-                    ));
-                }
-                Transport::Stdio {
-                    command,
-                    args: self.args,
-                    cwd: self.cwd,
-                }
+        let given = [
+            self.command.is_some(),
+            self.from.is_some(),
+            self.url.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(McpError::Invalid(
+                "give exactly one of: from (an entry of the operator's catalogue), command (stdio, admin key only) or url (Streamable HTTP)".into(),
+            ));
+        }
+        let stdio_only = !self.args.is_empty() || !self.read_only.is_empty() || self.network;
+        let transport = if let Some(command) = self.command {
+            if command.trim().is_empty() {
+                return Err(McpError::Invalid("command must not be empty".into()));
             }
-            (None, Some(url)) => {
-                let parsed = url
-                    .parse::<url::Url>()
-                    .map_err(|e| McpError::Invalid(format!("invalid url `{url}`: {e}")))?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(McpError::Invalid("url must be http:// or https://".into()));
-                }
-                if !self.env.is_empty() || !self.args.is_empty() || self.cwd.is_some() {
-                    return Err(McpError::Invalid(
-                        "env, args and cwd apply to a command, not to a url".into(),
-                    ));
-                }
-                Transport::Http { url }
-            }
-            (Some(_), Some(_)) => {
+            if !self.headers.is_empty() || !self.set.is_empty() {
                 return Err(McpError::Invalid(
-                    "give either a command (stdio) or a url (HTTP), not both".into(),
-                ))
+                    "headers apply to HTTP servers (url) and set to catalogue entries (from), not to a command".into(),
+                ));
             }
-            (None, None) => {
+            Transport::Stdio {
+                command,
+                args: self.args,
+                read_only: self.read_only,
+                network: self.network,
+                by_admin: false,
+            }
+        } else if let Some(entry) = self.from {
+            if stdio_only || !self.headers.is_empty() {
                 return Err(McpError::Invalid(
-                    "give a command (stdio) or a url (Streamable HTTP)".into(),
-                ))
+                    "a catalogue entry fixes its command, arguments, mounts and network: give only set, env, allow and timeout_secs".into(),
+                ));
             }
+            Transport::Catalogue {
+                entry,
+                values: self.set,
+            }
+        } else {
+            let url = self.url.unwrap_or_default();
+            let parsed = url
+                .parse::<url::Url>()
+                .map_err(|e| McpError::Invalid(format!("invalid url `{url}`: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(McpError::Invalid("url must be http:// or https://".into()));
+            }
+            if !self.env.is_empty() || stdio_only || !self.set.is_empty() {
+                return Err(McpError::Invalid(
+                    "env, args, read_only, network and set apply to stdio servers, not to a url"
+                        .into(),
+                ));
+            }
+            Transport::Http { url }
         };
         for key in self.env.keys() {
             if key.is_empty() || key.contains('=') || key.contains('\0') {

@@ -9,9 +9,12 @@
 //! print a notice and skip, except in CI, where they fail.
 
 use roster_core::TenantId;
-use roster_mcp::{secret_context, McpManager, McpProvider, McpServerInput};
-use roster_secrets::{Secret, SecretBox};
-use roster_store::{DynStore, NewIntegration};
+use roster_egress::EgressPolicy;
+use roster_mcp::{Catalogue, McpManager, McpOptions, McpProvider, McpServerInput};
+use roster_sandbox::Jail;
+use roster_secrets::SecretBox;
+use roster_store::DynStore;
+use roster_testkit::peers::PythonMcp;
 use roster_tool::{ToolCallContext, ToolProvider};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -20,77 +23,71 @@ use std::time::{Duration, Instant};
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    _work_dir: tempfile::TempDir,
+    /// Scripts and files servers are shown (read-only), apart from the
+    /// data directory.
     work: PathBuf,
     store: DynStore,
     secrets: SecretBox,
     manager: Arc<McpManager>,
+    options: McpOptions,
     tenant: TenantId,
 }
 
 use roster_testkit::peers::mcp_node_modules as node_modules;
 
-fn python_mcp() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import mcp.server.mcpserver"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs Python's mcp package (see .ci/run)"
-        );
-        eprintln!("notice: Python's mcp package is missing; skipping an MCP test");
-    }
-    ok
+fn python_mcp() -> Option<PythonMcp> {
+    roster_testkit::peers::python_mcp()
 }
 
-async fn fixture() -> Fixture {
+/// A manager as `roster serve` builds it: stdio servers confined, their
+/// state under the data directory, HTTP servers on the test's loopback
+/// allowed by the egress policy. `None` (with a notice) without bubblewrap.
+async fn fixture() -> Option<Fixture> {
+    if !roster_testkit::peers::have_bwrap() {
+        return None;
+    }
     let dir = tempfile::tempdir().expect("dir");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).expect("work dir");
-    let store = roster_store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("roster.db").display()
-    ))
-    .await
-    .expect("store");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let work_dir = tempfile::tempdir().expect("work dir");
+    let work = work_dir.path().to_path_buf();
+    let store = roster_store::open(&format!("sqlite://{}", data.join("roster.db").display()))
+        .await
+        .expect("store");
     let tenant = TenantId::generate();
     store.ensure_tenant(&tenant, "t").await.expect("tenant");
     let secrets = SecretBox::from_base64(&SecretBox::generate_key()).expect("key");
-    let manager =
-        McpManager::with_start_timeout(store.clone(), secrets.clone(), Duration::from_secs(20));
-    Fixture {
+    let jail = Jail::open(PathBuf::from("bwrap"), &data.join(".probe"))
+        .await
+        .expect("bubblewrap works");
+    let options = McpOptions {
+        egress: Arc::new(EgressPolicy::new(&["127.0.0.1"]).expect("policy")),
+        catalogue: Catalogue::default(),
+        jail: Some(Arc::new(jail)),
+        state_dir: data.join("mcp"),
+        private: vec![data.clone()],
+        limits: roster_mcp::DEFAULT_LIMITS,
+    };
+    let manager = McpManager::new(store.clone(), secrets.clone(), options.clone());
+    Some(Fixture {
         _dir: dir,
+        _work_dir: work_dir,
         work,
         store,
         secrets,
         manager,
+        options,
         tenant,
-    }
+    })
 }
 
 impl Fixture {
-    /// Registers a server the way the API does: config stored, secrets sealed.
+    /// Registers a server as the admin key does through the API.
     async fn register(&self, input: serde_json::Value) {
         let input: McpServerInput = serde_json::from_value(input).expect("input");
-        let (name, config, secrets) = input.into_parts().expect("valid");
-        let sealed = (!secrets.env.is_empty() || !secrets.headers.is_empty()).then(|| {
-            self.secrets.seal(
-                &Secret::new(serde_json::to_string(&secrets).expect("json")),
-                &secret_context(&self.tenant, &name),
-            )
-        });
-        self.store
-            .create_integration(
-                &self.tenant,
-                NewIntegration {
-                    id: format!("int_{name}"),
-                    kind: "mcp".into(),
-                    name,
-                    config: serde_json::to_value(&config).expect("config"),
-                    sealed,
-                },
-            )
+        self.manager
+            .register(&self.tenant, input, "key:test", true)
             .await
             .expect("register");
     }
@@ -107,6 +104,17 @@ impl Fixture {
         let path = self.work.join(file);
         std::fs::write(&path, body).expect("write server");
         path.display().to_string()
+    }
+
+    /// A registration running `script` with the real interpreter, shown
+    /// its installation and the work directory.
+    fn python(&self, py: &PythonMcp, name: &str, script: &str) -> serde_json::Value {
+        json!({
+            "name": name,
+            "command": py.executable,
+            "args": [script],
+            "read_only": py.read_only.iter().chain([&self.work]).collect::<Vec<_>>(),
+        })
     }
 }
 
@@ -157,12 +165,13 @@ async fn filesystem_server_reads_files_and_the_allow_list_holds() {
     let Some(modules) = node_modules() else {
         return;
     };
-    let f = fixture().await;
+    let Some(f) = fixture().await else { return };
     std::fs::write(f.work.join("orders.csv"), "id,total\n1,20\n2,35\n").expect("file");
     f.register(json!({
         "name": "files",
         "command": bin(&modules, "mcp-server-filesystem"),
         "args": [f.work.display().to_string()],
+        "read_only": [modules, f.work],
         "allow": ["read_text_file", "list_directory"],
     }))
     .await;
@@ -232,10 +241,11 @@ async fn everything_server_over_stdio_and_streamable_http() {
     let Some(modules) = node_modules() else {
         return;
     };
-    let f = fixture().await;
+    let Some(f) = fixture().await else { return };
     f.register(json!({
         "name": "every",
         "command": bin(&modules, "mcp-server-everything"),
+        "read_only": [modules],
         "env": {"ROSTER_TEST_TOKEN": "tok-123"},
     }))
     .await;
@@ -295,13 +305,10 @@ async fn everything_server_over_stdio_and_streamable_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hung_call_times_out_without_holding_up_others_and_a_crash_restarts() {
-    if !python_mcp() {
-        return;
-    }
-    let f = fixture().await;
+    let Some(py) = python_mcp() else { return };
+    let Some(f) = fixture().await else { return };
     let script = f.python_server("server.py", PY_SERVER);
-    f.register(json!({"name": "py", "command": "python3", "args": [script]}))
-        .await;
+    f.register(f.python(&py, "py", &script)).await;
     let (text, _) = f.call("py", "add", json!({"a": 2, "b": 3})).await;
     assert_eq!(text, "5");
 
@@ -330,22 +337,35 @@ async fn a_hung_call_times_out_without_holding_up_others_and_a_crash_restarts() 
 
     // A crash mid-call is an error result naming what happened; the next
     // call starts the server again.
-    let (before, _) = f.call("py", "pid", json!({})).await;
+    // (Inside its PID namespace every server is pid 2: tell them apart by
+    // the host pid of their sandbox.)
+    let before = f
+        .manager
+        .process_id(&f.tenant, "py")
+        .await
+        .expect("running");
     let (text, is_error) = f.call("py", "crash", json!({})).await;
     assert!(is_error);
     assert!(text.contains("py"), "{text}");
     let (after, is_error) = f.call("py", "pid", json!({})).await;
     assert!(!is_error, "{after}");
+    let after = f
+        .manager
+        .process_id(&f.tenant, "py")
+        .await
+        .expect("running again");
     assert_ne!(before, after, "a new process");
+    assert!(
+        !Path::new(&format!("/proc/{before}")).exists(),
+        "the crashed sandbox is gone"
+    );
     f.manager.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn servers_that_speak_garbage_never_start_or_exit_fail_cleanly() {
-    if !python_mcp() {
-        return;
-    }
-    let f = fixture().await;
+    let Some(py) = python_mcp() else { return };
+    let Some(f) = fixture().await else { return };
     let garbage = f.python_server(
         "garbage.py",
         "import sys, time\nfor _ in range(50):\n    print('this is not json-rpc', flush=True)\ntime.sleep(60)\n",
@@ -355,25 +375,32 @@ async fn servers_that_speak_garbage_never_start_or_exit_fail_cleanly() {
         "exits.py",
         "import sys\nsys.stderr.write('missing license key\\n')\nsys.exit(2)\n",
     );
-    f.register(
-        json!({"name": "garbage", "command": "python3", "args": [garbage], "timeout_secs": 1}),
-    )
-    .await;
-    f.register(
-        json!({"name": "silent", "command": "python3", "args": [silent], "timeout_secs": 1}),
-    )
-    .await;
-    f.register(json!({"name": "exits", "command": "python3", "args": [exits]}))
-        .await;
-    f.register(json!({"name": "missing", "command": "/nonexistent/mcp-server"}))
-        .await;
-    let manager =
-        McpManager::with_start_timeout(f.store.clone(), f.secrets.clone(), Duration::from_secs(2));
+    // Each registration's timeout bounds its start: these answer within it.
+    for (name, script) in [
+        ("garbage", &garbage),
+        ("silent", &silent),
+        ("exits", &exits),
+    ] {
+        let mut input = f.python(&py, name, script);
+        input["timeout_secs"] = json!(1);
+        f.register(input).await;
+    }
+    // A command that does not exist is refused at registration, in a line.
+    let missing: McpServerInput =
+        serde_json::from_value(json!({"name": "missing", "command": "/nonexistent/mcp-server"}))
+            .expect("input");
+    let err = f
+        .manager
+        .register(&f.tenant, missing, "key:test", true)
+        .await
+        .expect_err("missing command");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert_eq!(err.to_string().lines().count(), 1, "{err}");
+    let manager = McpManager::new(f.store.clone(), f.secrets.clone(), f.options.clone());
     for (name, expect) in [
         ("garbage", "garbage"),
         ("silent", "silent"),
         ("exits", "missing license key"),
-        ("missing", "cannot start"),
     ] {
         let started = Instant::now();
         let out = manager
@@ -387,8 +414,10 @@ async fn servers_that_speak_garbage_never_start_or_exit_fail_cleanly() {
             .await;
         assert!(out.is_error, "{name}: {}", out.text);
         assert!(out.text.contains(expect), "{name}: {}", out.text);
+        // Within the registration's 1 s (plus the moment a dying server's
+        // stderr is given), not a 30 s floor.
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(4),
             "{name} took {:?}",
             started.elapsed()
         );
@@ -413,7 +442,7 @@ async fn servers_that_speak_garbage_never_start_or_exit_fail_cleanly() {
 
 #[tokio::test]
 async fn stored_configs_hold_no_secret_values() {
-    let f = fixture().await;
+    let Some(f) = fixture().await else { return };
     f.register(json!({
         "name": "svc",
         "url": "http://127.0.0.1:9/mcp",
@@ -433,11 +462,14 @@ async fn stored_configs_hold_no_secret_values() {
     let sealed = stored.sealed.expect("sealed");
     assert!(f
         .secrets
-        .open(&sealed, &secret_context(&TenantId::generate(), "svc"))
+        .open(
+            &sealed,
+            &roster_mcp::secret_context(&TenantId::generate(), "svc")
+        )
         .is_err());
     let opened = f
         .secrets
-        .open(&sealed, &secret_context(&f.tenant, "svc"))
+        .open(&sealed, &roster_mcp::secret_context(&f.tenant, "svc"))
         .expect("open");
     assert!(opened.expose().contains("very-secret"));
 }
@@ -449,6 +481,12 @@ fn registrations_are_checked() {
         json!({"name": "a__b", "command": "x"}),
         json!({"name": "x"}),
         json!({"name": "x", "command": "c", "url": "http://h/mcp"}),
+        json!({"name": "x", "from": "e", "command": "c"}),
+        json!({"name": "x", "from": "e", "args": ["--evil"]}),
+        json!({"name": "x", "from": "e", "network": true}),
+        json!({"name": "x", "from": "e", "read_only": ["/"]}),
+        json!({"name": "x", "url": "http://h/mcp", "set": {"a": "b"}}),
+        json!({"name": "x", "url": "http://h/mcp", "read_only": ["/srv"]}),
         json!({"name": "x", "url": "ftp://h/mcp"}),
         json!({"name": "x", "url": "not a url"}),
         json!({"name": "x", "command": "c", "headers": {"A": "b"}}),

@@ -1,14 +1,18 @@
 //! One operation call: the request built from the tool's arguments (path
 //! segments percent-encoded, so no argument can change the host), sent only
-//! to an allowed host, redirects included, and the response read no further
-//! than the size limit.
+//! to an allowed host at an address the egress policy allows, redirects
+//! followed here hop by hop under the same checks, and the response read no
+//! further than the size limit.
 
 use crate::import::{BodyKind, Operation, ParameterLocation};
+use crate::manager::Service;
 use crate::spec::{host_of, Auth, HttpServiceConfig};
 use futures::StreamExt;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use roster_egress::EgressPolicy;
 use roster_tool::ToolOutput;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
@@ -19,26 +23,18 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 const MAX_REDIRECTS: usize = 5;
 
-/// A client that follows redirects only to the allowed hosts.
+/// A client for requests to `port`: it follows no redirect itself (each
+/// hop is checked in [`send`]), uses no proxy, and resolves names through
+/// the egress policy, keeping only addresses allowed at that port.
 pub(crate) fn client(
-    allow_hosts: &[String],
+    egress: &Arc<EgressPolicy>,
+    port: u16,
     timeout: Duration,
 ) -> reqwest::Result<reqwest::Client> {
-    let allowed = allow_hosts.to_vec();
-    let policy = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() >= MAX_REDIRECTS {
-            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
-        }
-        match host_of(attempt.url()) {
-            Some(host) if allowed.contains(&host) => attempt.follow(),
-            Some(host) => attempt.error(format!(
-                "a redirect to `{host}` was refused: not one of this service's allowed hosts"
-            )),
-            None => attempt.error("a redirect to a URL without a host was refused"),
-        }
-    });
     reqwest::Client::builder()
-        .redirect(policy)
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver2(roster_egress::Resolver::new(egress.clone(), port))
+        .no_proxy()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
@@ -176,36 +172,161 @@ fn is_textual(content_type: &str) -> bool {
         || media == "application/javascript"
 }
 
+/// What went wrong sending, for the model: a refusal of the egress policy
+/// as it is, anything else with its chain of causes.
+fn describe(e: &reqwest::Error, timeout_secs: u64) -> String {
+    if let Some(refused) = roster_egress::find_in(e) {
+        return format!("refused: {refused}");
+    }
+    if e.is_timeout() {
+        return format!("no answer within {timeout_secs}s");
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        text.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    text
+}
+
+/// Sends the request, following redirects hop by hop: each target must be
+/// on the service's host list, pass the egress policy (literal addresses
+/// here, names in the port's client's resolver), and the credential stays
+/// behind when the origin changes.
+async fn send(
+    service: &Service,
+    mut request: reqwest::Request,
+    credential: Option<&str>,
+) -> Result<reqwest::Response, String> {
+    use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION};
+    use reqwest::StatusCode;
+    let config = &service.config;
+    let origin = request.url().origin();
+    for hop in 0..=MAX_REDIRECTS {
+        let url = request.url().clone();
+        service
+            .egress
+            .check_literal(&url)
+            .map_err(|e| format!("refused: {e}"))?;
+        let port = url.port_or_known_default().unwrap_or(0);
+        let client = service.client(port)?;
+        let replay = request.try_clone();
+        let method = request.method().clone();
+        let headers = request.headers().clone();
+        let response = client
+            .execute(request)
+            .await
+            .map_err(|e| describe(&e, config.timeout_secs))?;
+        let status = response.status();
+        let follows = matches!(
+            status,
+            StatusCode::MOVED_PERMANENTLY
+                | StatusCode::FOUND
+                | StatusCode::SEE_OTHER
+                | StatusCode::TEMPORARY_REDIRECT
+                | StatusCode::PERMANENT_REDIRECT
+        );
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        let (true, Some(location)) = (follows, location) else {
+            return Ok(response);
+        };
+        if hop == MAX_REDIRECTS {
+            return Err(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        let next = url
+            .join(&location)
+            .map_err(|e| format!("a redirect to `{location}` is not a URL: {e}"))?;
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(format!(
+                "a redirect to `{next}` was refused: not http or https"
+            ));
+        }
+        match host_of(&next) {
+            Some(host) if config.allow_hosts.contains(&host) => {}
+            Some(host) => {
+                return Err(format!(
+                    "a redirect to `{host}` was refused: not one of this service's allowed hosts"
+                ))
+            }
+            None => return Err("a redirect to a URL without a host was refused".into()),
+        }
+        let keeps_body = status == StatusCode::TEMPORARY_REDIRECT
+            || status == StatusCode::PERMANENT_REDIRECT
+            || (status != StatusCode::SEE_OTHER && method != reqwest::Method::POST);
+        let mut following = match (keeps_body, replay) {
+            (true, Some(replay)) => replay,
+            (true, None) => {
+                return Err(
+                    "the redirect needs the request body again, which cannot be repeated".into(),
+                )
+            }
+            // 303, and 301/302 after a POST: the next request is a GET
+            // without the body.
+            (false, _) => {
+                let head = method == reqwest::Method::HEAD;
+                let method = if head {
+                    reqwest::Method::HEAD
+                } else {
+                    reqwest::Method::GET
+                };
+                let mut fresh = reqwest::Request::new(method, next.clone());
+                *fresh.headers_mut() = headers;
+                fresh.headers_mut().remove(CONTENT_TYPE);
+                fresh.headers_mut().remove(CONTENT_LENGTH);
+                fresh
+            }
+        };
+        if next.origin() != origin {
+            let headers = following.headers_mut();
+            headers.remove(AUTHORIZATION);
+            headers.remove(COOKIE);
+            if let Some(name) = credential {
+                headers.remove(name);
+            }
+        }
+        *following.url_mut() = next;
+        request = following;
+    }
+    Err(format!("more than {MAX_REDIRECTS} redirects"))
+}
+
 /// Calls the operation; the result is what the model reads.
 pub(crate) async fn call(
-    client: &reqwest::Client,
-    config: &HttpServiceConfig,
-    secret: Option<&str>,
+    service: &Service,
     operation: &Operation,
     arguments: &Value,
 ) -> ToolOutput {
-    let request = match build(client, config, secret, operation, arguments) {
+    let config = &service.config;
+    let base_port = url::Url::parse(&config.base_url)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
+        .unwrap_or(0);
+    let built = service.client(base_port).and_then(|client| {
+        build(
+            &client,
+            config,
+            service.secret.as_deref(),
+            operation,
+            arguments,
+        )
+    });
+    let request = match built {
         Ok(request) => request,
         Err(why) => return ToolOutput::error(format!("`{}`: {why}", operation.id)),
     };
     let target = format!("{} {}", request.method(), request.url().path());
-    let response = match client.execute(request).await {
+    let credential = match &config.auth {
+        Some(Auth::ApiKey { header }) => Some(header.as_str()),
+        _ => None,
+    };
+    let response = match send(service, request, credential).await {
         Ok(response) => response,
-        Err(e) => {
-            let why = if e.is_timeout() {
-                format!("no answer within {}s", config.timeout_secs)
-            } else {
-                // The chain names a refused redirect or a failed connection.
-                let mut text = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(inner) = source {
-                    text.push_str(&format!(": {inner}"));
-                    source = inner.source();
-                }
-                text
-            };
-            return ToolOutput::error(format!("{target} failed: {why}"));
-        }
+        Err(why) => return ToolOutput::error(format!("{target} failed: {why}")),
     };
     let status = response.status();
     let content_type = response

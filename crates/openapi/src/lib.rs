@@ -7,9 +7,14 @@
 //! builds a request from a tool's arguments and cuts the answer to size,
 //! and the `http:` tool provider.
 //!
+//! Every connection also passes the egress policy on the address it
+//! actually goes to: one client per destination port whose resolver keeps
+//! only allowed addresses, IP-literal URLs checked before sending, and
+//! redirects followed by Roster itself, each hop checked the same way.
+//!
 //! Must never: send a request to a host outside the service's allow-list
-//! (redirects included), show a stored credential, or read a response past
-//! its size limit.
+//! or an address the egress policy refuses (redirects included), show a
+//! stored credential, or read a response past its size limit.
 
 mod call;
 mod import;
@@ -36,6 +41,9 @@ pub enum HttpError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// The egress policy refuses the service's address.
+    #[error(transparent)]
+    Egress(roster_egress::EgressError),
     #[error("stored credentials cannot be opened: {0}")]
     Secret(String),
     #[error(transparent)]
@@ -48,8 +56,23 @@ impl HttpError {
         match self {
             HttpError::Invalid(_) => "invalid_request",
             HttpError::NotFound(_) => "not_found",
+            HttpError::Egress(e) => e.code(),
             HttpError::Secret(_) => "secret_unreadable",
             HttpError::Store(_) => "store_error",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(HttpError::Invalid(String::new()).code(), "invalid_request");
+        assert_eq!(
+            HttpError::Egress(roster_egress::EgressError::Denied(String::new())).code(),
+            "egress_denied"
+        );
     }
 }

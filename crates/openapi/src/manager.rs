@@ -1,15 +1,17 @@
 //! The tenant's HTTP services: registration (import the document, settle
-//! base URL, hosts and credentials, store), and one HTTP client per
-//! service, built with its redirect allow-list and replaced when the
-//! registration changes.
+//! base URL, hosts and credentials, check the egress policy, store with
+//! its audit event), and per service its HTTP clients — one per
+//! destination port, each resolving through the egress policy — replaced
+//! when the registration changes.
 
 use crate::import::{import, Operation};
 use crate::spec::{HttpSecrets, HttpServiceConfig, HttpServiceInput};
 use crate::tool::exposed_name;
 use crate::{HttpError, KIND};
 use roster_core::TenantId;
+use roster_egress::EgressPolicy;
 use roster_secrets::{Secret, SecretBox};
-use roster_store::{DynStore, Integration, NewIntegration, StoreError};
+use roster_store::{integration_event, DynStore, Integration, NewIntegration, StoreError};
 use roster_tool::ToolOutput;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -19,13 +21,35 @@ pub(crate) struct Service {
     id: String,
     updated_at: chrono::DateTime<chrono::Utc>,
     pub config: HttpServiceConfig,
-    secret: Option<String>,
-    client: reqwest::Client,
+    pub secret: Option<String>,
+    pub egress: Arc<EgressPolicy>,
+    /// One client per destination port: a resolver knows the name it
+    /// resolves, never the port, and the policy judges both.
+    clients: Mutex<HashMap<u16, reqwest::Client>>,
+}
+
+impl Service {
+    /// The client for requests to `port`.
+    pub(crate) fn client(&self, port: u16) -> Result<reqwest::Client, String> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&port) {
+            return Ok(client.clone());
+        }
+        let client = crate::call::client(
+            &self.egress,
+            port,
+            Duration::from_secs(self.config.timeout_secs),
+        )
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        clients.insert(port, client.clone());
+        Ok(client)
+    }
 }
 
 pub struct HttpServices {
     store: DynStore,
     secrets: SecretBox,
+    egress: Arc<EgressPolicy>,
     services: Mutex<HashMap<(TenantId, String), Arc<Service>>>,
 }
 
@@ -36,20 +60,24 @@ pub fn secret_context(tenant: &TenantId, name: &str) -> String {
 }
 
 impl HttpServices {
-    pub fn new(store: DynStore, secrets: SecretBox) -> Arc<Self> {
+    pub fn new(store: DynStore, secrets: SecretBox, egress: Arc<EgressPolicy>) -> Arc<Self> {
         Arc::new(Self {
             store,
             secrets,
+            egress,
             services: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Imports the document and stores the service. Returns the stored
-    /// registration and the operations left out, with why.
+    /// Imports the document and stores the service with its audit event
+    /// (actor `actor`), once the egress policy allows its base URL's
+    /// address. Returns the stored registration and the operations left
+    /// out, with why.
     pub async fn register(
         &self,
         tenant: &TenantId,
         input: HttpServiceInput,
+        actor: &str,
     ) -> Result<(Integration, Vec<String>), HttpError> {
         roster_tool::check_integration_name(&input.name).map_err(HttpError::Invalid)?;
         let imported = import(&input.spec)?;
@@ -84,6 +112,12 @@ impl HttpServices {
                 )));
             }
         }
+        // A name that does not resolve now may later: only a refusal of the
+        // policy stops the registration; every connection is checked again.
+        match self.egress.check_url(&settled.base_url).await {
+            Ok(()) | Err(roster_egress::EgressError::Unresolved(_)) => {}
+            Err(refused) => return Err(HttpError::Egress(refused)),
+        }
         let (auth, secret) = match settled.auth {
             Some((auth, secret)) => (Some(auth), Some(secret)),
             None => (None, None),
@@ -109,19 +143,30 @@ impl HttpServices {
             }
             None => None,
         };
-        let id: [u8; 8] = rand::random();
+        let audit = integration_event(
+            actor,
+            KIND,
+            "add",
+            &input.name,
+            serde_json::json!({
+                "base_url": config.base_url,
+                "allow_hosts": config.allow_hosts,
+                "auth": config.auth,
+                "operations": config.operations.iter().map(|op| op.id.as_str()).collect::<Vec<_>>(),
+            }),
+        );
         let stored = self
             .store
             .create_integration(
                 tenant,
-                NewIntegration {
-                    id: format!("int_{}", hex::encode(id)),
-                    kind: KIND.to_owned(),
-                    name: input.name.clone(),
-                    config: serde_json::to_value(&config)
+                NewIntegration::new(
+                    KIND,
+                    &input.name,
+                    serde_json::to_value(&config)
                         .map_err(|e| HttpError::Invalid(format!("cannot encode config: {e}")))?,
                     sealed,
-                },
+                ),
+                audit,
             )
             .await
             .map_err(|e| match e {
@@ -164,8 +209,17 @@ impl HttpServices {
         Ok(out)
     }
 
-    pub async fn remove(&self, tenant: &TenantId, name: &str) -> Result<(), HttpError> {
-        let removed = self.store.delete_integration(tenant, KIND, name).await?;
+    /// Removes a service, audited (actor `actor`).
+    pub async fn remove(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        actor: &str,
+    ) -> Result<(), HttpError> {
+        let removed = self
+            .store
+            .remove_integration(tenant, KIND, name, actor)
+            .await?;
         self.forget(tenant, name);
         if removed {
             Ok(())
@@ -216,17 +270,13 @@ impl HttpServices {
             }
             None => None,
         };
-        let client = crate::call::client(
-            &config.allow_hosts,
-            Duration::from_secs(config.timeout_secs),
-        )
-        .map_err(|e| HttpError::Invalid(format!("cannot build an HTTP client: {e}")))?;
         let service = Arc::new(Service {
             id: stored.id,
             updated_at: stored.updated_at,
             config,
             secret,
-            client,
+            egress: self.egress.clone(),
+            clients: Mutex::new(HashMap::new()),
         });
         self.services
             .lock()
@@ -257,14 +307,7 @@ impl HttpServices {
                 "HTTP service `{name}` has no operation `{operation}`"
             ));
         };
-        crate::call::call(
-            &service.client,
-            &service.config,
-            service.secret.as_deref(),
-            op,
-            arguments,
-        )
-        .await
+        crate::call::call(&service, op, arguments).await
     }
 
     /// The operations of a service, for resolving an agent's entry.

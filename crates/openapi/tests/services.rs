@@ -157,7 +157,13 @@ async fn fixture() -> Fixture {
     let secrets = SecretBox::from_base64(&SecretBox::generate_key()).expect("key");
     Fixture {
         _dir: dir,
-        services: HttpServices::new(store.clone(), secrets),
+        // The test's services listen on this machine's loopback, which the
+        // egress policy opens only because the test says so.
+        services: HttpServices::new(
+            store.clone(),
+            secrets,
+            Arc::new(roster_egress::EgressPolicy::new(&["127.0.0.1"]).expect("policy")),
+        ),
         store,
         tenant,
     }
@@ -318,7 +324,7 @@ async fn operations_call_the_service_with_sealed_credentials() {
                 "name": "crm", "spec": SPEC, "base_url": format!("http://127.0.0.1:{}/api", addr.port()),
                 "auth": {"type": "bearer", "token": "tok-must-stay-secret"},
                 "timeout_secs": 2, "max_response_bytes": 4096
-            })),
+            })), "key:test",
         )
         .await
         .expect("register");
@@ -448,7 +454,10 @@ async fn operations_call_the_service_with_sealed_credentials() {
     assert!(provider.check(&f.tenant, "nope").await.is_err());
     assert!(provider.check(&f.tenant, "crm/createContact").await.is_ok());
 
-    f.services.remove(&f.tenant, "crm").await.expect("remove");
+    f.services
+        .remove(&f.tenant, "crm", "key:test")
+        .await
+        .expect("remove");
     assert!(f
         .store
         .get_integration(&f.tenant, "http", "crm")
@@ -468,7 +477,7 @@ async fn api_keys_go_in_their_header_and_operations_can_be_limited() {
                 "name": "crm", "spec": SPEC, "base_url": format!("http://127.0.0.1:{}/api", addr.port()),
                 "auth": {"type": "api_key", "header": "X-API-Key", "value": "k-123"},
                 "operations": ["listContacts"]
-            })),
+            })), "key:test",
         )
         .await
         .expect("register");
@@ -530,7 +539,7 @@ async fn registrations_that_cannot_work_are_refused() {
     for (body, why) in cases {
         let err = f
             .services
-            .register(&f.tenant, input(body.clone()))
+            .register(&f.tenant, input(body.clone()), "key:test")
             .await
             .expect_err(&body.to_string());
         assert!(err.to_string().contains(why), "{body}: {err}");
@@ -541,13 +550,14 @@ async fn registrations_that_cannot_work_are_refused() {
         .await
         .expect("list")
         .is_empty());
+    let local = json!({"name": "a", "spec": SPEC, "base_url": "http://127.0.0.1:1/api"});
     f.services
-        .register(&f.tenant, input(json!({"name": "a", "spec": SPEC})))
+        .register(&f.tenant, input(local.clone()), "key:test")
         .await
         .expect("first");
     let err = f
         .services
-        .register(&f.tenant, input(json!({"name": "a", "spec": SPEC})))
+        .register(&f.tenant, input(local), "key:test")
         .await
         .expect_err("taken");
     assert!(err.to_string().contains("exists"), "{err}");

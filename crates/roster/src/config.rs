@@ -38,6 +38,15 @@ pub struct FileConfig {
     /// `provider/model` or `provider/*`, in US dollars per million tokens.
     #[serde(default)]
     pub prices: BTreeMap<String, roster_runtime::governance::Price>,
+    /// Where tenant-configured connections may go besides the internet.
+    #[serde(default)]
+    pub egress: crate::walls::EgressSettings,
+    /// What SQL sources may name.
+    #[serde(default)]
+    pub sql: crate::walls::SqlSettings,
+    /// The stdio MCP servers tenants may enable, and their limits.
+    #[serde(default)]
+    pub mcp: crate::walls::McpSettings,
 }
 
 /// `[approvals]`: how long a request waits before it is denied.

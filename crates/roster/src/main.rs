@@ -7,6 +7,7 @@ mod bench_memory;
 mod client;
 mod config;
 mod serve;
+mod walls;
 
 use clap::{Parser, Subcommand};
 

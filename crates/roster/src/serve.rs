@@ -99,28 +99,56 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .or(file.secret_key.clone());
     let secrets = roster_secrets::SecretBox::load(given_key.as_deref(), &data_dir)
         .context("cannot load the secret key")?;
-    let mcp = roster_mcp::McpManager::new(store.clone(), secrets.clone());
+    // Bound before the integrations, so the egress policy knows the
+    // listener to keep tenants off.
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr().context("listener has no address")?;
+    // One check that bubblewrap works here, shared by run_code and stdio
+    // MCP servers.
+    let jail = match roster_sandbox::Jail::open(
+        file.sandbox.bwrap.clone(),
+        &data_dir.join(".probe"),
+    )
+    .await
+    {
+        Ok(jail) => Some(Arc::new(jail)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the sandbox does not work here (install bubblewrap): run_code is not offered and stdio MCP servers are refused");
+            None
+        }
+    };
+    let integrations = crate::walls::build(
+        crate::walls::Setting {
+            data_dir: &data_dir,
+            listening: address,
+            database_url: database_url.as_deref(),
+            egress: &file.egress,
+            sql: &file.sql,
+            mcp: &file.mcp,
+            jail: jail.clone(),
+        },
+        &store,
+        &secrets,
+    )
+    .await?;
+    let (mcp, sql, http) = (integrations.mcp, integrations.sql, integrations.http);
     let mut tools = ToolRegistry::with_builtins();
     tools.add_provider(roster_mcp::McpProvider::new(mcp.clone()));
-    let sql = roster_sql::SqlSources::new(store.clone(), secrets.clone());
     tools.add_provider(roster_sql::SqlProvider::new(sql.clone()));
-    let http = roster_openapi::HttpServices::new(store.clone(), secrets.clone());
     tools.add_provider(roster_openapi::HttpProvider::new(http.clone()));
     let sandbox_config = file.sandbox.to_config(data_dir.join("workspaces"))?;
-    let sandbox = if file.sandbox.enabled {
-        match roster_sandbox::Sandbox::open(sandbox_config).await {
-            Ok(sandbox) => {
-                let sandbox = Arc::new(sandbox);
-                tools.register(roster_sandbox::RunCodeTool::new(sandbox.clone()));
-                Some(sandbox)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "run_code is not offered: the sandbox does not work here (install bubblewrap)");
-                None
-            }
+    let sandbox = match (&jail, file.sandbox.enabled) {
+        (Some(jail), true) => {
+            let sandbox = Arc::new(roster_sandbox::Sandbox::with_jail(
+                sandbox_config,
+                jail.clone(),
+            ));
+            tools.register(roster_sandbox::RunCodeTool::new(sandbox.clone()));
+            Some(sandbox)
         }
-    } else {
-        None
+        _ => None,
     };
     let runtime = Runtime::new(RuntimeOptions {
         store: store.clone(),
@@ -129,10 +157,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         memory: Some(memory.clone()),
     });
 
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let address = listener.local_addr().context("listener has no address")?;
     let expiry_secs = match std::env::var("ROSTER_APPROVAL_EXPIRY_SECS") {
         Ok(raw) => raw
             .trim()

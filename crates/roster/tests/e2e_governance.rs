@@ -82,7 +82,14 @@ async fn a_refund_waits_for_approval_across_a_restart_and_the_audit_shows_the_ch
 
     let model = FakeModelServer::start().await;
     let data = dir.path().join("data");
-    let mut server = Server::start(&data, &model.openai_base_url(), &[]).await;
+    // The operator opens the test's loopback services and its directory of
+    // SQLite files (the data directory stays closed inside it).
+    let sqlite_dir = dir.path().display().to_string();
+    let walls = [
+        ("ROSTER_EGRESS_ALLOW", "127.0.0.1"),
+        ("ROSTER_SQLITE_DIRS", sqlite_dir.as_str()),
+    ];
+    let mut server = Server::start(&data, &model.openai_base_url(), &walls).await;
     let run_cli = |server: &Server, args: &[&str]| {
         let (ok, out, err) = cli(server, args);
         assert!(ok, "roster {}: {out}{err}", args.join(" "));
@@ -204,7 +211,7 @@ async fn a_refund_waits_for_approval_across_a_restart_and_the_audit_shows_the_ch
 
     // The server dies; the request survives it.
     server.kill();
-    let server = Server::start(&data, &model.openai_base_url(), &[]).await;
+    let server = Server::start(&data, &model.openai_base_url(), &walls).await;
     let out = run_cli(&server, &["approvals", "list"]);
     assert!(
         out.contains("payments__createRefund") && out.contains("refunds of 100 or more"),

@@ -70,7 +70,9 @@ async fn an_agent_calls_an_operation_imported_from_openapi() {
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "swagger: '2.0'\npaths: {}\n").expect("bad spec");
     let data = dir.path().join("data");
-    let server = Server::start(&data, &model.openai_base_url(), &[]).await;
+    // The operator opens the test's service on this machine's loopback.
+    let walls = [("ROSTER_EGRESS_ALLOW", "127.0.0.1")];
+    let server = Server::start(&data, &model.openai_base_url(), &walls).await;
     let api = server.client();
     let base = format!("http://127.0.0.1:{port}");
 

@@ -1,6 +1,8 @@
 //! End to end: the real binary attaches the filesystem MCP server from npm
-//! through the CLI, an agent calls its tool through the fake model server,
-//! and the server process comes back after Roster is killed.
+//! through the CLI (the admin key, the server confined to what it is
+//! shown), an agent calls its tool through the fake model server, the
+//! server's whole process tree dies with Roster (SIGKILL), and it comes
+//! back at the next run.
 //!
 //! Needs `ROSTER_TEST_MCP_NODE_MODULES` (see `.ci/run`); skipped with a
 //! notice without it, except in CI.
@@ -11,6 +13,7 @@ use common::{cli, Server};
 use roster_testkit::{FakeModelServer, Reply};
 use serde_json::json;
 
+use roster_testkit::escape::{none_left, processes_with};
 use roster_testkit::peers::mcp_node_modules as node_modules;
 
 #[tokio::test]
@@ -39,6 +42,10 @@ async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
             "FILES_TOKEN=tok-must-stay-secret",
             "--allow",
             "read_text_file,list_directory",
+            "--read-only",
+            modules.to_str().expect("path"),
+            "--read-only",
+            docs.to_str().expect("path"),
             "--",
             fs_bin.to_str().expect("path"),
             docs.to_str().expect("path"),
@@ -60,9 +67,14 @@ async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
     assert_eq!(status, 200);
     assert_eq!(shown["env"], json!(["FILES_TOKEN"]));
     assert!(!shown.to_string().contains("tok-must-stay-secret"));
-    let (ok, _, err) = cli(&server, &["mcp", "add", "files", "--", "x"]);
+    let (ok, _, err) = cli(&server, &["mcp", "add", "files", "--", "sh"]);
     assert!(!ok);
     assert!(err.contains("already exists"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    // A command that does not exist is refused before anything is stored.
+    let (ok, _, err) = cli(&server, &["mcp", "add", "ghost", "--", "/no/such/server"]);
+    assert!(!ok);
+    assert!(err.contains("does not exist"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 
     // Bad registrations are refused with a stable code and change nothing.
@@ -155,8 +167,13 @@ async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
     offered.sort();
     assert_eq!(offered, ["files__list_directory", "files__read_text_file"]);
 
-    // After a crash of Roster itself, the next run starts the server again.
+    // A crash of Roster itself takes the server's whole sandbox with it
+    // (its command line names the docs directory)…
+    let marker = docs.display().to_string();
+    assert!(!processes_with(&marker).is_empty(), "the server runs");
     server.kill();
+    none_left(&marker, None, std::time::Duration::from_secs(10)).await;
+    // …and the next run starts it again.
     let server = Server::start(&data, &model.openai_base_url(), &[]).await;
     let api = server.client();
     let listing = json!({"path": docs.display().to_string()}).to_string();
@@ -184,4 +201,31 @@ async fn an_agent_reads_a_file_through_the_filesystem_mcp_server() {
     assert!(ok, "{err}");
     let (status, _) = api.get("/v1/mcp/servers/files").await;
     assert_eq!(status, 404);
+}
+
+/// `--timeout` bounds a server's start: one that never answers fails within
+/// it, with one line saying so.
+#[tokio::test]
+async fn a_server_that_never_starts_fails_within_its_timeout() {
+    if !roster_testkit::peers::have_bwrap() {
+        return;
+    }
+    let model = FakeModelServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data"), &model.openai_base_url(), &[]).await;
+    let (ok, out, err) = cli(
+        &server,
+        &["mcp", "add", "mute", "--timeout", "2", "--", "sleep", "600"],
+    );
+    assert!(ok, "{out}{err}");
+    let started = std::time::Instant::now();
+    let (ok, _, err) = cli(&server, &["mcp", "tools", "mute"]);
+    let took = started.elapsed();
+    assert!(!ok);
+    assert!(err.contains("did not finish starting within 2s"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "took {took:?}, not the 2 s asked"
+    );
 }

@@ -44,7 +44,9 @@ async fn an_agent_answers_from_a_database_and_a_file_together() {
     std::fs::create_dir_all(&docs).expect("docs");
     std::fs::write(docs.join("targets.txt"), "Q3 target for EU: 300 EUR\n").expect("file");
     let data = dir.path().join("data");
-    let server = Server::start(&data, &model.openai_base_url(), &[]).await;
+    // The operator opens the test's databases on this machine's loopback.
+    let walls = [("ROSTER_EGRESS_ALLOW", "127.0.0.1")];
+    let server = Server::start(&data, &model.openai_base_url(), &walls).await;
     let api = server.client();
 
     let (ok, out, err) = cli(
@@ -78,6 +80,10 @@ async fn an_agent_answers_from_a_database_and_a_file_together() {
             "files",
             "--allow",
             "read_text_file",
+            "--read-only",
+            modules.to_str().expect("path"),
+            "--read-only",
+            docs.to_str().expect("path"),
             "--",
             fs_bin.to_str().expect("path"),
             docs.to_str().expect("path"),

@@ -19,19 +19,26 @@
 //! other user it runs in a user namespace, and the process limit counts
 //! that user's other processes too.
 //!
+//! The confinement itself — the bubblewrap command line with its mounts,
+//! namespaces, uid and rlimits — is [`Jail`] and [`Confinement`], written
+//! once and used both here and by the MCP client for stdio servers.
+//!
 //! Must never: run code outside bubblewrap, follow a link out of a
 //! workspace on behalf of the API, or let a run outlive its timeout.
 
+pub mod confine;
 mod run;
 mod tool;
 pub mod workspace;
 
+pub use confine::{Confinement, Jail, RLimits};
 pub use run::{Language, RunOutcome};
 pub use tool::RunCodeTool;
 pub use workspace::FileEntry;
 
 use roster_core::{SessionId, TenantId};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -122,13 +129,13 @@ impl SandboxConfig {
 
 pub struct Sandbox {
     config: SandboxConfig,
-    /// Roster runs as root: each session's code gets a uid of its own.
-    as_root: bool,
+    jail: Arc<Jail>,
 }
 
-/// First uid of the range sessions' code runs as when Roster is root.
-const UID_BASE: u32 = 200_000;
-const UID_RANGE: u32 = 800_000;
+/// First uid of the range sessions' code runs as when Roster is root
+/// (stdio MCP servers have a range of their own above it).
+pub const UID_BASE: u32 = 200_000;
+pub const UID_RANGE: u32 = 800_000;
 
 impl Sandbox {
     /// Checks that bubblewrap runs here (a real isolated start), so a
@@ -136,31 +143,13 @@ impl Sandbox {
     pub async fn open(config: SandboxConfig) -> Result<Self, SandboxError> {
         std::fs::create_dir_all(&config.root)
             .map_err(|e| SandboxError::io("creating the workspace root", e))?;
-        let as_root = process_uid() == Some(0);
-        let sandbox = Self { config, as_root };
-        let probe = sandbox.probe().await?;
-        if probe.exit_code != Some(0) {
-            return Err(SandboxError::Unavailable(format!(
-                "bubblewrap could not start a sandbox: {}",
-                probe.stderr.trim()
-            )));
-        }
-        Ok(sandbox)
+        let jail = Jail::open(config.bwrap.clone(), &config.root.join(".probe")).await?;
+        Ok(Self::with_jail(config, Arc::new(jail)))
     }
 
-    async fn probe(&self) -> Result<RunOutcome, SandboxError> {
-        let dir = self.config.root.join(".probe");
-        std::fs::create_dir_all(&dir).map_err(|e| SandboxError::io("creating the probe", e))?;
-        self.prepare_dir(&dir, UID_BASE)?;
-        run::execute(
-            &self.config,
-            self.as_root.then_some(UID_BASE),
-            &dir,
-            Language::Shell,
-            "true",
-            &self.config.limits,
-        )
-        .await
+    /// A sandbox confined by a jail already checked to work.
+    pub fn with_jail(config: SandboxConfig, jail: Arc<Jail>) -> Self {
+        Self { config, jail }
     }
 
     pub fn config(&self) -> &SandboxConfig {
@@ -168,13 +157,9 @@ impl Sandbox {
     }
 
     /// The uid a session's code runs as (when Roster is root).
-    fn session_uid(tenant: &TenantId, session: &SessionId) -> u32 {
-        let mut hash: u32 = 0x811c_9dc5;
-        for byte in tenant.as_str().bytes().chain(session.as_str().bytes()) {
-            hash ^= u32::from(byte);
-            hash = hash.wrapping_mul(0x0100_0193);
-        }
-        UID_BASE + hash % UID_RANGE
+    fn session_uid(&self, tenant: &TenantId, session: &SessionId) -> Option<u32> {
+        self.jail
+            .uid_for(UID_BASE, UID_RANGE, &[tenant.as_str(), session.as_str()])
     }
 
     /// The session's workspace directory, created if missing.
@@ -189,19 +174,9 @@ impl Sandbox {
             .join(tenant.as_str())
             .join(session.as_str());
         if !dir.exists() {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| SandboxError::io("creating the workspace", e))?;
-            self.prepare_dir(&dir, Self::session_uid(tenant, session))?;
+            self.jail.own_dir(&dir, self.session_uid(tenant, session))?;
         }
         Ok(dir)
-    }
-
-    fn prepare_dir(&self, dir: &Path, uid: u32) -> Result<(), SandboxError> {
-        if self.as_root {
-            std::os::unix::fs::chown(dir, Some(uid), Some(uid))
-                .map_err(|e| SandboxError::io("giving the workspace to its uid", e))?;
-        }
-        Ok(())
     }
 
     /// Runs `code` in the session's workspace.
@@ -214,8 +189,8 @@ impl Sandbox {
         limits: &Limits,
     ) -> Result<RunOutcome, SandboxError> {
         let dir = self.workspace(tenant, session)?;
-        let uid = self.as_root.then(|| Self::session_uid(tenant, session));
-        run::execute(&self.config, uid, &dir, language, code, limits).await
+        let uid = self.session_uid(tenant, session);
+        run::execute(&self.jail, &self.config, uid, &dir, language, code, limits).await
     }
 
     /// Removes the session's workspace and everything in it (links are
@@ -277,7 +252,7 @@ impl Sandbox {
     ) -> Result<u64, SandboxError> {
         let parts = workspace::clean_path(path)?;
         let root = self.workspace(tenant, session)?;
-        let uid = Self::session_uid(tenant, session);
+        let uid = self.session_uid(tenant, session);
         // Directories one by one, each checked, so none is a planted link.
         for depth in 1..parts.len() {
             let dir = workspace::resolve(&root, &parts[..depth])?;
@@ -292,7 +267,7 @@ impl Sandbox {
                 Err(_) => {
                     std::fs::create_dir(&dir)
                         .map_err(|e| SandboxError::io("creating a directory", e))?;
-                    self.prepare_dir(&dir, uid)?;
+                    self.jail.give(&dir, uid)?;
                 }
             }
         }
@@ -311,7 +286,7 @@ impl Sandbox {
             UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::write(&temp, bytes).map_err(|e| SandboxError::io("writing the file", e))?;
-        self.prepare_dir(&temp, uid)?;
+        self.jail.give(&temp, uid)?;
         std::fs::rename(&temp, &full).map_err(|e| {
             let _ = std::fs::remove_file(&temp);
             SandboxError::io("writing the file", e)
@@ -335,10 +310,4 @@ impl Sandbox {
             Err(_) => Err(SandboxError::NotFound(format!("no file `{path}`"))),
         }
     }
-}
-
-/// The uid this process runs as, from `/proc/self` (no libc call needed).
-fn process_uid() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }

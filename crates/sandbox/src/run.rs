@@ -1,20 +1,15 @@
-//! One execution: the `prlimit [setpriv] bwrap … interpreter` command line,
-//! capped output, and the wall-clock timeout.
-//!
-//! Limits are set with util-linux's `prlimit`, which `exec`s bubblewrap,
-//! and (as root) the uid switch with its `setpriv` inside the sandbox, so
-//! the process Roster waits on is bubblewrap itself; killing it ends the sandbox's PID
-//! namespace and everything in it (`--die-with-parent`, `--unshare-pid`).
-//! This keeps the crate free of `unsafe` (`pre_exec` would need it).
+//! One execution of `run_code`: the interpreter's command line inside the
+//! confinement ([`crate::confine`]), capped output, and the wall-clock
+//! timeout. Roster waits on bubblewrap itself: the timeout kills it, and
+//! with it the sandbox's PID namespace.
 
+use crate::confine::{Confinement, Jail, RLimits};
 use crate::{Limits, SandboxConfig, SandboxError};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
-/// util-linux's uid switch, run inside the sandbox (under /usr).
-const SETPRIV: &str = "/usr/bin/setpriv";
 /// Address space Node.js may reserve beyond its heap limit.
 const NODE_RESERVE_BYTES: u64 = 4 << 30;
 
@@ -54,27 +49,8 @@ fn interpreter(config: &SandboxConfig, language: Language) -> (&Path, &'static s
     }
 }
 
-/// Tasks (processes and threads) owned by `uid`: RLIMIT_NPROC counts them
-/// all, so a limit for a process of Roster's own uid must add them.
-fn tasks_of_uid(uid: u32) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
-        .map(|e| std::fs::read_dir(e.path().join("task")).map_or(1, |t| t.count() as u64))
-        .sum()
-}
-
 pub(crate) async fn execute(
+    jail: &Jail,
     config: &SandboxConfig,
     uid: Option<u32>,
     workspace: &Path,
@@ -115,128 +91,30 @@ pub(crate) async fn execute(
         ),
         _ => (limits.memory_bytes, None),
     };
-    let processes = match uid {
-        Some(_) => limits.processes,
-        None => crate::process_uid().map_or(0, tasks_of_uid) + limits.processes,
+    let env = [("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned())];
+    let confinement = Confinement {
+        uid,
+        network: config.network,
+        read_only: &config.read_only,
+        home_dir: workspace,
+        home: "/workspace",
+        env: &env,
+        limits: RLimits {
+            cpu_secs: limits.cpu_secs,
+            address_space,
+            processes: limits.processes,
+            file_bytes: limits.file_bytes,
+            open_files: 256,
+        },
     };
-    let mut command = tokio::process::Command::new("prlimit");
+    let mut args: Vec<std::ffi::OsString> = node_heap.into_iter().map(Into::into).collect();
+    args.push(flag.into());
+    args.push(code.into());
+    let mut command = jail.command(&confinement, program, &args);
     command
-        .arg(format!("--cpu={}", limits.cpu_secs))
-        .arg(format!("--as={address_space}"))
-        .arg(format!("--nproc={processes}"))
-        .arg(format!("--fsize={}", limits.file_bytes))
-        .arg("--nofile=256")
-        .arg("--core=0")
-        .arg("--");
-    command.arg(&config.bwrap);
-    match uid {
-        // As root: bubblewrap needs no user namespace (and so reaches a
-        // private data directory); the code drops to its own uid inside,
-        // where RLIMIT_NPROC holds exactly and no capability is left.
-        Some(_) => command.args([
-            "--unshare-ipc",
-            "--unshare-pid",
-            "--unshare-net",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--cap-drop",
-            "ALL",
-            "--cap-add",
-            "CAP_SETUID",
-            "--cap-add",
-            "CAP_SETGID",
-        ]),
-        None => command.args(["--unshare-all", "--cap-drop", "ALL"]),
-    };
-    command.args([
-        "--die-with-parent",
-        "--new-session",
-        "--hostname",
-        "sandbox",
-        "--clearenv",
-        "--setenv",
-        "PATH",
-        "/usr/local/bin:/usr/bin:/bin",
-        "--setenv",
-        "HOME",
-        "/workspace",
-        "--setenv",
-        "LANG",
-        "C.UTF-8",
-        "--setenv",
-        "TMPDIR",
-        "/tmp",
-        "--setenv",
-        "PYTHONDONTWRITEBYTECODE",
-        "1",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-    ]);
-    if config.network {
-        command.arg("--share-net");
-        command.args(["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]);
-    }
-    // Merged-/usr systems link these into /usr; others get them read-only.
-    for top in ["bin", "lib", "lib64", "sbin"] {
-        let host = Path::new("/").join(top);
-        match std::fs::read_link(&host) {
-            Ok(target) => {
-                command.arg("--symlink").arg(target).arg(&host);
-            }
-            Err(_) if host.is_dir() => {
-                command.arg("--ro-bind").arg(&host).arg(&host);
-            }
-            Err(_) => {}
-        }
-    }
-    // Readable by the code's uid (bubblewrap would make it 0700 as root).
-    command.args(["--perms", "0755", "--dir", "/etc"]);
-    for extra in [
-        "/etc/alternatives",
-        "/etc/ssl",
-        "/etc/ca-certificates",
-        "/etc/localtime",
-    ] {
-        command.args(["--ro-bind-try", extra, extra]);
-    }
-    for path in &config.read_only {
-        command.arg("--ro-bind").arg(path).arg(path);
-    }
-    command
-        .args([
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind",
-        ])
-        .arg(workspace)
-        .args([
-            "/workspace",
-            "--chdir",
-            "/workspace",
-            "--remount-ro",
-            "/",
-            "--",
-        ]);
-    if let Some(uid) = uid {
-        command.args([
-            SETPRIV,
-            &format!("--reuid={uid}"),
-            &format!("--regid={uid}"),
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            "--",
-        ]);
-    }
-    command
-        .arg(program)
-        .args(node_heap)
-        .arg(flag)
-        .arg(code)
-        .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = command
         .spawn()

@@ -7,6 +7,7 @@
 
 use roster_core::{SessionId, TenantId};
 use roster_sandbox::{Language, Limits, RunOutcome, Sandbox, SandboxConfig};
+use roster_testkit::escape::Probe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,60 +105,45 @@ async fn files_persist_between_runs_and_through_the_file_api() {
     assert_eq!(out.stdout.trim(), "data.csv in", "{out:?}");
 }
 
+/// The shared escape probe (roster-testkit), as stdio MCP servers run it
+/// too: no network, not even the host's loopback; nothing of the data
+/// directory or another session; no writes outside the workspace; no host
+/// process or environment.
 #[tokio::test]
-async fn no_network_not_even_the_hosts_loopback() {
+async fn the_escape_probe_is_walled_in() {
     let Some(f) = fixture().await else { return };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
-    let port = listener.local_addr().expect("addr").port();
-    let code = format!(
-        "import socket\nfor host in [('127.0.0.1', {port}), ('1.1.1.1', 53)]:\n    try:\n        socket.create_connection(host, timeout=2)\n        print('CONNECTED', host)\n    except OSError as e:\n        print('blocked', e.errno)\n"
-    );
-    let out = f.python(&code).await;
-    assert!(!out.stdout.contains("CONNECTED"), "{out:?}");
-    assert_eq!(out.stdout.matches("blocked").count(), 2, "{out:?}");
-    f.still_healthy().await;
-}
-
-#[tokio::test]
-async fn nothing_outside_the_workspace_is_visible_or_writable() {
-    let Some(f) = fixture().await else { return };
-    // Another session's file, and the data directory around the workspaces.
     let other = SessionId::generate();
     f.sandbox
         .write_file(&f.tenant, &other, "secret.txt", b"other session")
         .expect("other");
     std::fs::write(f.dir.path().join("roster.db"), "database").expect("db");
-    let root = f.dir.path().display().to_string();
-    let code = format!(
-        r#"import os
-probes = ['/etc/passwd', '/etc/shadow', '/root', '/home', '{root}/roster.db', '/proc/1/environ']
-for p in probes:
-    try:
-        if os.path.isdir(p):
-            print('LISTED', p, os.listdir(p))
-        else:
-            print('READ', p, open(p).read()[:20])
-    except OSError as e:
-        print('denied', p)
-for p in ['/usr/pwned', '/etc/pwned', '/pwned']:
-    try:
-        open(p, 'w').write('x')
-        print('WROTE', p)
-    except OSError:
-        print('denied', p)
-print('visible:', sorted(os.listdir('/')))
-print('workspace:', os.listdir('.'))
-"#
-    );
-    let out = f.python(&code).await;
-    assert!(!out.stdout.contains("WROTE"), "{out:?}");
-    assert!(!out.stdout.contains("other session"), "{out:?}");
-    assert!(!out.stdout.contains("database"), "{out:?}");
-    assert!(!out.stdout.contains("READ /etc"), "{out:?}");
-    assert!(out.stdout.contains("workspace: []"), "{out:?}");
-    // /proc/1 is the sandbox's own init, and its environment is empty.
-    assert!(!out.stdout.contains("ROSTER"), "{out:?}");
+    let workspaces = f.dir.path().join("workspaces");
+    let probe = Probe {
+        loopback_port: listener.local_addr().expect("addr").port(),
+        secret_files: vec![
+            f.dir.path().join("roster.db"),
+            workspaces
+                .join(f.tenant.as_str())
+                .join(other.as_str())
+                .join("secret.txt"),
+            "/etc/shadow".into(),
+            "/etc/passwd".into(),
+        ],
+        hidden_dirs: vec![
+            f.dir.path().to_path_buf(),
+            workspaces.join(f.tenant.as_str()),
+            "/root".into(),
+            "/home".into(),
+        ],
+        allowed_env: Vec::new(),
+    };
+    let out = f.python(&probe.program()).await;
+    probe.assert_walled(&out.stdout);
     assert!(!std::path::Path::new("/usr/pwned").exists());
+    let out = f.python("import os\nprint(sorted(os.listdir('.')))").await;
+    assert_eq!(out.stdout.trim(), "[]", "{out:?}");
+    f.still_healthy().await;
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@
 
 use roster_core::TenantId;
 use roster_secrets::SecretBox;
-use roster_sql::{check_query, parse_allow_list, Dialect, SqlSourceInput, SqlSources};
+use roster_sql::{check_query, parse_allow_list, Dialect, SqlPolicy, SqlSourceInput, SqlSources};
 use sqlx::Executor;
 use std::time::Instant;
 
@@ -46,7 +46,16 @@ async fn main() {
     let tenant = TenantId::generate();
     store.ensure_tenant(&tenant, "t").await.expect("tenant");
     let secrets = SecretBox::from_base64(&SecretBox::generate_key()).expect("key");
-    let sources = SqlSources::new(store, secrets);
+    // The databases measured are this machine's: the egress policy opens
+    // its loopback, and the SQLite file lives in this temporary directory.
+    let policy = SqlPolicy {
+        egress: std::sync::Arc::new(
+            roster_egress::EgressPolicy::new(&["127.0.0.1", "localhost"]).expect("policy"),
+        ),
+        sqlite_dirs: vec![dir.path().to_path_buf()],
+        private: Vec::new(),
+    };
+    let sources = SqlSources::new(store, secrets, policy);
 
     // The check alone.
     let allow = parse_allow_list(&["orders".to_owned()]).expect("allow");
@@ -80,6 +89,7 @@ async fn main() {
         .register(
             &tenant,
             input("lite", &format!("sqlite:{}", path.display())),
+            "key:bench",
         )
         .await
         .expect("register sqlite");
@@ -123,7 +133,7 @@ async fn main() {
         .await
         .expect("table");
         sources
-            .register(&tenant, input("pg", &db))
+            .register(&tenant, input("pg", &db), "key:bench")
             .await
             .expect("register pg");
         let (mut base, mut roster) = (Vec::new(), Vec::new());
@@ -138,7 +148,10 @@ async fn main() {
             roster.push(t.elapsed().as_secs_f64() * 1e3);
         }
         report("PostgreSQL, 10k rows, 3 groups", base, roster);
-        sources.remove(&tenant, "pg").await.expect("remove");
+        sources
+            .remove(&tenant, "pg", "key:bench")
+            .await
+            .expect("remove");
     }
 
     if let Ok(url) = std::env::var("ROSTER_TEST_MYSQL_URL") {
@@ -155,7 +168,7 @@ async fn main() {
         )
         .expect("input");
         sources
-            .register(&tenant, input)
+            .register(&tenant, input, "key:bench")
             .await
             .expect("register mysql");
         let sql = SQL.replace("orders", &table);
@@ -171,7 +184,10 @@ async fn main() {
             roster.push(t.elapsed().as_secs_f64() * 1e3);
         }
         report("MariaDB, 10k rows, 3 groups", base, roster);
-        sources.remove(&tenant, "maria").await.expect("remove");
+        sources
+            .remove(&tenant, "maria", "key:bench")
+            .await
+            .expect("remove");
         pool.execute(sqlx::raw_sql(&format!("DROP TABLE {table}")))
             .await
             .expect("drop");

@@ -5,6 +5,7 @@
 use crate::allow::AllowedTable;
 use crate::spec::{Access, Engine, Limits, SqlSecrets, SqlSourceConfig};
 use crate::table::ResultTable;
+use crate::walls::SqlPolicy;
 use crate::SqlError;
 use async_trait::async_trait;
 use serde::Serialize;
@@ -111,18 +112,26 @@ pub(crate) struct Provisioned {
     pub mariadb: bool,
 }
 
-/// Connects with the registered URL, checks the allow-list against the
-/// database, and sets up the read-only access queries will use.
+/// Connects with the registered URL (at the address the policy checked),
+/// checks the allow-list against the database, and sets up the read-only
+/// access queries will use.
 pub(crate) async fn provision(
     engine: Engine,
     url: &str,
     allow: &[AllowedTable],
     name: &str,
+    policy: &SqlPolicy,
 ) -> Result<Provisioned, SqlError> {
     match engine {
-        Engine::Postgres => crate::postgres::provision(url, allow, name).await,
-        Engine::Mysql => crate::mysql::provision(url, allow, name).await,
-        Engine::Sqlite => crate::sqlite::provision(url, allow).await,
+        Engine::Postgres => {
+            let at = policy.server_address(engine, url).await?;
+            crate::postgres::provision(url, at, allow, name).await
+        }
+        Engine::Mysql => {
+            let at = policy.server_address(engine, url).await?;
+            crate::mysql::provision(url, at, allow, name).await
+        }
+        Engine::Sqlite => crate::sqlite::provision(url, allow, policy).await,
     }
 }
 
@@ -130,25 +139,48 @@ pub(crate) async fn provision(
 pub(crate) async fn deprovision(
     config: &SqlSourceConfig,
     secrets: &SqlSecrets,
+    policy: &SqlPolicy,
 ) -> Result<(), SqlError> {
     let Access::RestrictedRole { role } = &config.access else {
         return Ok(());
     };
     match config.engine {
-        Engine::Postgres => crate::postgres::drop_role(&secrets.url, role).await,
-        Engine::Mysql => crate::mysql::drop_user(&secrets.url, role).await,
+        Engine::Postgres => {
+            let at = policy.server_address(config.engine, &secrets.url).await?;
+            crate::postgres::drop_role(&secrets.url, at, role).await
+        }
+        Engine::Mysql => {
+            let at = policy.server_address(config.engine, &secrets.url).await?;
+            crate::mysql::drop_user(&secrets.url, at, role).await
+        }
         Engine::Sqlite => Ok(()),
     }
 }
 
-pub(crate) fn open(
+/// A backend for queries; a server's connections all go to the address the
+/// policy checked now.
+pub(crate) async fn open(
     config: &SqlSourceConfig,
     secrets: &SqlSecrets,
+    policy: &SqlPolicy,
 ) -> Result<Arc<dyn Backend>, SqlError> {
     match config.engine {
-        Engine::Postgres => Ok(Arc::new(crate::postgres::PgBackend::open(config, secrets)?)),
-        Engine::Mysql => Ok(Arc::new(crate::mysql::MySqlBackend::open(config, secrets)?)),
-        Engine::Sqlite => Ok(Arc::new(crate::sqlite::SqliteBackend::open(&secrets.url)?)),
+        Engine::Postgres => {
+            let at = policy.server_address(config.engine, &secrets.url).await?;
+            Ok(Arc::new(crate::postgres::PgBackend::open(
+                config, secrets, at,
+            )?))
+        }
+        Engine::Mysql => {
+            let at = policy.server_address(config.engine, &secrets.url).await?;
+            Ok(Arc::new(crate::mysql::MySqlBackend::open(
+                config, secrets, at,
+            )?))
+        }
+        Engine::Sqlite => Ok(Arc::new(crate::sqlite::SqliteBackend::open(
+            &secrets.url,
+            policy,
+        )?)),
     }
 }
 

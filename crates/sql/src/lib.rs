@@ -22,8 +22,14 @@
 //! table outside the list) before a byte is sent, and caps the row count;
 //! it is never the only guard.
 //!
+//! Where a source may point is walled too ([`SqlPolicy`]): SQLite files
+//! only under the operator's directories and never in the data directory,
+//! database servers only where the egress policy allows, connected at the
+//! address Roster resolved and checked.
+//!
 //! Must never: run a statement other than a query, show a stored URL's
-//! password, or let a slow query hold a run past its time limit.
+//! password, open a file or reach a server its policy refuses, or let a
+//! slow query hold a run past its time limit.
 
 mod allow;
 mod check;
@@ -35,6 +41,7 @@ mod spec;
 mod sqlite;
 mod table;
 mod tool;
+mod walls;
 
 pub use allow::{parse_allow_list, AllowedTable};
 pub use check::{check_query, Dialect};
@@ -46,6 +53,7 @@ pub use spec::{
 };
 pub use table::ResultTable;
 pub use tool::{SqlProvider, SqlQueryTool, TOOL_NAME};
+pub use walls::SqlPolicy;
 
 /// The integration kind SQL sources are stored under, and the scheme of
 /// agents' `sql:NAME` tool entries.
@@ -70,6 +78,12 @@ pub enum SqlError {
     Unavailable(String),
     #[error("{0}")]
     Timeout(String),
+    /// A SQLite file the operator's directories do not hold.
+    #[error("{0}")]
+    PathRefused(String),
+    /// The egress policy refuses the server's address.
+    #[error(transparent)]
+    Egress(roster_egress::EgressError),
     #[error("stored credentials cannot be opened: {0}")]
     Secret(String),
     #[error(transparent)]
@@ -86,8 +100,28 @@ impl SqlError {
             SqlError::Database(_) => "database_error",
             SqlError::Unavailable(_) => "database_unavailable",
             SqlError::Timeout(_) => "query_timeout",
+            SqlError::PathRefused(_) => "path_not_allowed",
+            SqlError::Egress(e) => e.code(),
             SqlError::Secret(_) => "secret_unreadable",
             SqlError::Store(_) => "store_error",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(SqlError::Refused(String::new()).code(), "query_refused");
+        assert_eq!(
+            SqlError::PathRefused(String::new()).code(),
+            "path_not_allowed"
+        );
+        assert_eq!(
+            SqlError::Egress(roster_egress::EgressError::Denied(String::new())).code(),
+            "egress_denied"
+        );
     }
 }

@@ -7,10 +7,11 @@ use crate::check::{check_query, Dialect};
 use crate::engine::{self, Backend, TableSchema};
 use crate::spec::{redact, Engine, SqlSecrets, SqlSourceConfig, SqlSourceInput};
 use crate::table::ResultTable;
+use crate::walls::SqlPolicy;
 use crate::{SqlError, KIND};
 use roster_core::TenantId;
 use roster_secrets::{Secret, SecretBox};
-use roster_store::{DynStore, Integration, NewIntegration, StoreError};
+use roster_store::{integration_event, DynStore, Integration, NewIntegration, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ struct Source {
 pub struct SqlSources {
     store: DynStore,
     secrets: SecretBox,
+    policy: SqlPolicy,
     sources: Mutex<HashMap<(TenantId, String), Arc<Source>>>,
 }
 
@@ -39,21 +41,24 @@ pub fn secret_context(tenant: &TenantId, name: &str) -> String {
 }
 
 impl SqlSources {
-    pub fn new(store: DynStore, secrets: SecretBox) -> Arc<Self> {
+    pub fn new(store: DynStore, secrets: SecretBox, policy: SqlPolicy) -> Arc<Self> {
         Arc::new(Self {
             store,
             secrets,
+            policy,
             sources: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Registers a source: checks the URL reaches the database, that every
-    /// allow-listed table and column exists, and sets up the read-only
-    /// access queries will use; only then stores it.
+    /// Registers a source: checks the policy allows where the URL points,
+    /// that the URL reaches the database, that every allow-listed table and
+    /// column exists, and sets up the read-only access queries will use;
+    /// only then stores it, with its audit event (actor `actor`).
     pub async fn register(
         &self,
         tenant: &TenantId,
         input: SqlSourceInput,
+        actor: &str,
     ) -> Result<Integration, SqlError> {
         let (engine, allow, limits) = input.validate()?;
         if self
@@ -67,7 +72,8 @@ impl SqlSources {
                 input.name
             ))));
         }
-        let provisioned = engine::provision(engine, &input.url, &allow, &input.name).await?;
+        let provisioned =
+            engine::provision(engine, &input.url, &allow, &input.name, &self.policy).await?;
         let config = SqlSourceConfig {
             engine,
             location: redact(&input.url),
@@ -81,9 +87,11 @@ impl SqlSources {
             url: input.url,
             role_password: provisioned.role_password,
         };
-        let stored = self.store_new(tenant, &input.name, &config, &secrets).await;
+        let stored = self
+            .store_new(tenant, &input.name, &config, &secrets, actor)
+            .await;
         if stored.is_err() {
-            if let Err(e) = engine::deprovision(&config, &secrets).await {
+            if let Err(e) = engine::deprovision(&config, &secrets, &self.policy).await {
                 tracing::warn!(source = %input.name, error = %e, "could not remove the read-only role of a registration that failed");
             }
         }
@@ -96,6 +104,7 @@ impl SqlSources {
         name: &str,
         config: &SqlSourceConfig,
         secrets: &SqlSecrets,
+        actor: &str,
     ) -> Result<Integration, SqlError> {
         let plain = serde_json::to_string(secrets)
             .map_err(|e| SqlError::Invalid(format!("cannot encode credentials: {e}")))?;
@@ -104,18 +113,13 @@ impl SqlSources {
             .seal(&Secret::new(plain), &secret_context(tenant, name));
         let config = serde_json::to_value(config)
             .map_err(|e| SqlError::Invalid(format!("cannot encode config: {e}")))?;
-        let id: [u8; 8] = rand::random();
+        let audit = integration_event(actor, KIND, "add", name, config.clone());
         Ok(self
             .store
             .create_integration(
                 tenant,
-                NewIntegration {
-                    id: format!("int_{}", hex::encode(id)),
-                    kind: KIND.to_owned(),
-                    name: name.to_owned(),
-                    config,
-                    sealed: Some(sealed),
-                },
+                NewIntegration::new(KIND, name, config, Some(sealed)),
+                audit,
             )
             .await?)
     }
@@ -199,7 +203,7 @@ impl SqlSources {
         let source = Arc::new(Source {
             id: stored.id,
             updated_at: stored.updated_at,
-            backend: engine::open(&config, &secrets)?,
+            backend: engine::open(&config, &secrets, &self.policy).await?,
             config,
             schema: Mutex::new(None),
         });
@@ -210,10 +214,11 @@ impl SqlSources {
         Ok(source)
     }
 
-    /// Removes a source and the read-only role Roster created for it. If
-    /// the database cannot be reached the registration still goes, and the
-    /// role left behind is named in the log.
-    pub async fn remove(&self, tenant: &TenantId, name: &str) -> Result<(), SqlError> {
+    /// Removes a source and the read-only role Roster created for it, the
+    /// removal audited (actor `actor`). If the database cannot be reached
+    /// the registration still goes, and the role left behind is named in
+    /// the log.
+    pub async fn remove(&self, tenant: &TenantId, name: &str, actor: &str) -> Result<(), SqlError> {
         let (stored, config) = self.registration(tenant, name).await?;
         let gone = self
             .sources
@@ -225,7 +230,7 @@ impl SqlSources {
         }
         match self.open_secrets(tenant, &stored) {
             Ok(secrets) => {
-                if let Err(e) = engine::deprovision(&config, &secrets).await {
+                if let Err(e) = engine::deprovision(&config, &secrets, &self.policy).await {
                     tracing::warn!(source = name, access = ?config.access, error = %e, "could not drop the source's read-only role; drop it by hand");
                 }
             }
@@ -233,7 +238,16 @@ impl SqlSources {
                 tracing::warn!(source = name, access = ?config.access, error = %e, "could not open the source's URL to drop its read-only role; drop it by hand");
             }
         }
-        self.store.delete_integration(tenant, KIND, name).await?;
+        let audit = integration_event(
+            actor,
+            KIND,
+            "remove",
+            name,
+            serde_json::json!({ "engine": config.engine, "location": config.location }),
+        );
+        self.store
+            .delete_integration(tenant, KIND, name, audit)
+            .await?;
         Ok(())
     }
 

@@ -16,10 +16,13 @@ use sqlx::mysql::{
     MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlPoolOptions,
 };
 use sqlx::{Column, ConnectOptions, Executor, Row, Statement};
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-fn options(url: &str) -> Result<MySqlConnectOptions, SqlError> {
+/// The URL's options, connecting to `at` (the address the egress policy
+/// checked) rather than resolving the host again.
+fn options(url: &str, at: SocketAddr) -> Result<MySqlConnectOptions, SqlError> {
     let url = match url.strip_prefix("mariadb:") {
         Some(rest) => format!("mysql:{rest}"),
         None => url.to_owned(),
@@ -31,7 +34,10 @@ fn options(url: &str) -> Result<MySqlConnectOptions, SqlError> {
             "a MySQL/MariaDB url names its database: mysql://USER@HOST/DATABASE".into(),
         ));
     }
-    Ok(options.disable_statement_logging())
+    Ok(options
+        .disable_statement_logging()
+        .host(&at.ip().to_string())
+        .port(at.port()))
 }
 
 async fn connect(options: &MySqlConnectOptions) -> Result<MySqlConnection, SqlError> {
@@ -134,10 +140,11 @@ async fn describe_with(
 
 pub(crate) async fn provision(
     url: &str,
+    at: SocketAddr,
     allow: &[AllowedTable],
     _source: &str,
 ) -> Result<Provisioned, SqlError> {
-    let admin_options = options(url)?;
+    let admin_options = options(url, at)?;
     let mut admin = connect(&admin_options).await?;
     let mut exact = Vec::new();
     for entry in allow {
@@ -252,8 +259,8 @@ async fn check_connecting_user(
     Ok(())
 }
 
-pub(crate) async fn drop_user(url: &str, role: &str) -> Result<(), SqlError> {
-    let mut admin = connect(&options(url)?).await?;
+pub(crate) async fn drop_user(url: &str, at: SocketAddr, role: &str) -> Result<(), SqlError> {
+    let mut admin = connect(&options(url, at)?).await?;
     Executor::execute(
         &mut admin,
         sqlx::raw_sql(&format!("DROP USER IF EXISTS {}@'%'", quote_literal(role))),
@@ -269,8 +276,12 @@ pub(crate) struct MySqlBackend {
 }
 
 impl MySqlBackend {
-    pub fn open(config: &SqlSourceConfig, secrets: &SqlSecrets) -> Result<Self, SqlError> {
-        let mut options = options(&secrets.url)?;
+    pub fn open(
+        config: &SqlSourceConfig,
+        secrets: &SqlSecrets,
+        at: SocketAddr,
+    ) -> Result<Self, SqlError> {
+        let mut options = options(&secrets.url, at)?;
         if let (Access::RestrictedRole { role }, Some(password)) =
             (&config.access, &secrets.role_password)
         {

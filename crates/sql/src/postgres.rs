@@ -15,13 +15,24 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Column, ConnectOptions, Connection, Executor, Row, Statement};
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-fn options(url: &str) -> Result<PgConnectOptions, SqlError> {
-    PgConnectOptions::from_str(url)
-        .map(|o| o.application_name("roster").disable_statement_logging())
-        .map_err(|e| SqlError::Invalid(format!("invalid PostgreSQL url: {e}")))
+/// The URL's options, connecting to `at` (the address the egress policy
+/// checked) rather than resolving the host again. A URL without a password
+/// sends none: neither `PGPASSWORD` nor Roster's `.pgpass` speaks for it.
+fn options(url: &str, at: SocketAddr) -> Result<PgConnectOptions, SqlError> {
+    let mut options = PgConnectOptions::from_str(url)
+        .map_err(|e| SqlError::Invalid(format!("invalid PostgreSQL url: {e}")))?
+        .application_name("roster")
+        .disable_statement_logging()
+        .host(&at.ip().to_string())
+        .port(at.port());
+    if url::Url::parse(url).is_ok_and(|u| u.password().is_none()) {
+        options = options.password("");
+    }
+    Ok(options)
 }
 
 async fn connect(options: &PgConnectOptions) -> Result<PgConnection, SqlError> {
@@ -140,10 +151,11 @@ async fn describe_all(
 
 pub(crate) async fn provision(
     url: &str,
+    at: SocketAddr,
     allow: &[AllowedTable],
     source: &str,
 ) -> Result<Provisioned, SqlError> {
-    let admin_options = options(url)?;
+    let admin_options = options(url, at)?;
     let mut admin = connect(&admin_options).await?;
     let described = describe_all(&mut admin, allow).await?;
     let allow: Vec<AllowedTable> = described.iter().map(|(a, _)| a.clone()).collect();
@@ -312,8 +324,8 @@ async fn drop_role_with(conn: &mut PgConnection, role: &str) -> Result<(), SqlEr
 /// Drops the role, trying a few times: role DDL racing other role DDL on
 /// the server (another source being registered) can fail with `tuple
 /// concurrently updated`, which passes on a retry.
-pub(crate) async fn drop_role(url: &str, role: &str) -> Result<(), SqlError> {
-    let mut admin = connect(&options(url)?).await?;
+pub(crate) async fn drop_role(url: &str, at: SocketAddr, role: &str) -> Result<(), SqlError> {
+    let mut admin = connect(&options(url, at)?).await?;
     let mut attempt = 0u64;
     loop {
         attempt += 1;
@@ -333,8 +345,12 @@ pub(crate) struct PgBackend {
 }
 
 impl PgBackend {
-    pub fn open(config: &SqlSourceConfig, secrets: &SqlSecrets) -> Result<Self, SqlError> {
-        let mut options = options(&secrets.url)?;
+    pub fn open(
+        config: &SqlSourceConfig,
+        secrets: &SqlSecrets,
+        at: SocketAddr,
+    ) -> Result<Self, SqlError> {
+        let mut options = options(&secrets.url, at)?;
         if let (Access::RestrictedRole { role }, Some(password)) =
             (&config.access, &secrets.role_password)
         {

@@ -1,13 +1,16 @@
-//! SQLite sources. The file is opened read-only, and an authorizer the
-//! SQLite library calls while compiling each statement allows reads of the
-//! allow-listed tables and columns and nothing else (no other table, no
-//! PRAGMA, no ATTACH, no write). A progress handler stops a statement at
-//! the time limit.
+//! SQLite sources. The file is checked against the operator's directories
+//! at every open ([`SqlPolicy::sqlite_file`]) and opened by its canonical
+//! path, read-only and refusing links; an authorizer the SQLite library
+//! calls while compiling each statement allows reads of the allow-listed
+//! tables and columns and nothing else (no other table, no PRAGMA, no
+//! ATTACH, no write). A progress handler stops a statement at the time
+//! limit.
 
 use crate::allow::AllowedTable;
 use crate::engine::{Backend, ColumnSchema, Provisioned, TableSchema};
 use crate::spec::{Access, Limits};
 use crate::table::{ResultTable, TableBuilder};
+use crate::walls::SqlPolicy;
 use crate::SqlError;
 use async_trait::async_trait;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
@@ -30,16 +33,16 @@ pub(crate) fn path_of(url: &str) -> Result<PathBuf, SqlError> {
     Ok(PathBuf::from(rest))
 }
 
-fn open_read_only(path: &PathBuf) -> Result<Connection, SqlError> {
-    if !path.is_file() {
-        return Err(SqlError::Invalid(format!(
-            "no SQLite database file at {}",
-            path.display()
-        )));
-    }
+/// Opens the file the URL names, after checking it against the policy;
+/// the canonical path is opened refusing links, so a component swapped for
+/// a link after the check makes the open fail.
+fn open_read_only(policy: &SqlPolicy, url: &str) -> Result<Connection, SqlError> {
+    let path = policy.sqlite_file(url)?;
     Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )
     .map_err(|e| SqlError::Unavailable(format!("cannot open {}: {e}", path.display())))
 }
@@ -109,11 +112,15 @@ fn describe_with(conn: &Connection, entry: &AllowedTable) -> Result<Option<Table
     }))
 }
 
-pub(crate) async fn provision(url: &str, allow: &[AllowedTable]) -> Result<Provisioned, SqlError> {
-    let path = path_of(url)?;
+pub(crate) async fn provision(
+    url: &str,
+    allow: &[AllowedTable],
+    policy: &SqlPolicy,
+) -> Result<Provisioned, SqlError> {
+    let (url, policy) = (url.to_owned(), policy.clone());
     let allow = allow.to_vec();
     tokio::task::spawn_blocking(move || {
-        let conn = open_read_only(&path)?;
+        let conn = open_read_only(&policy, &url)?;
         let mut exact = Vec::new();
         for entry in &allow {
             let mut schema = describe_with(&conn, entry)?.ok_or_else(|| {
@@ -182,13 +189,16 @@ fn authorize(allow: &[AllowedTable], ctx: &AuthContext<'_>) -> Authorization {
 }
 
 pub(crate) struct SqliteBackend {
-    path: PathBuf,
+    url: String,
+    policy: SqlPolicy,
 }
 
 impl SqliteBackend {
-    pub fn open(url: &str) -> Result<Self, SqlError> {
+    pub fn open(url: &str, policy: &SqlPolicy) -> Result<Self, SqlError> {
+        path_of(url)?;
         Ok(Self {
-            path: path_of(url)?,
+            url: url.to_owned(),
+            policy: policy.clone(),
         })
     }
 }
@@ -204,12 +214,13 @@ fn cell(value: ValueRef<'_>) -> Option<String> {
 }
 
 fn run(
-    path: &PathBuf,
+    policy: &SqlPolicy,
+    url: &str,
     allow: Vec<AllowedTable>,
     sql: &str,
     limits: Limits,
 ) -> Result<ResultTable, SqlError> {
-    let conn = open_read_only(path)?;
+    let conn = open_read_only(policy, url)?;
     conn.busy_timeout(limits.timeout()).map_err(sqlite_error)?;
     let deadline = Instant::now() + limits.timeout();
     conn.progress_handler(10_000, Some(move || Instant::now() > deadline));
@@ -241,10 +252,10 @@ fn run(
 #[async_trait]
 impl Backend for SqliteBackend {
     async fn describe(&self, allow: &[AllowedTable]) -> Result<Vec<TableSchema>, SqlError> {
-        let path = self.path.clone();
+        let (url, policy) = (self.url.clone(), self.policy.clone());
         let allow = allow.to_vec();
         tokio::task::spawn_blocking(move || {
-            let conn = open_read_only(&path)?;
+            let conn = open_read_only(&policy, &url)?;
             let mut out = Vec::new();
             for entry in &allow {
                 if let Some(mut schema) = describe_with(&conn, entry)? {
@@ -264,13 +275,13 @@ impl Backend for SqliteBackend {
         sql: &str,
         limits: &Limits,
     ) -> Result<ResultTable, SqlError> {
-        let path = self.path.clone();
+        let (url, policy) = (self.url.clone(), self.policy.clone());
         let allow = allow.to_vec();
         let sql = sql.to_owned();
         let limits = *limits;
         tokio::time::timeout(
             limits.timeout() + Duration::from_secs(2),
-            tokio::task::spawn_blocking(move || run(&path, allow, &sql, limits)),
+            tokio::task::spawn_blocking(move || run(&policy, &url, allow, &sql, limits)),
         )
         .await
         .map_err(|_| SqlError::Timeout("the query did not finish in time".into()))?

@@ -4,8 +4,9 @@
 //! run side by side.
 
 use roster_core::TenantId;
+use roster_egress::EgressPolicy;
 use roster_secrets::SecretBox;
-use roster_sql::{Access, SqlError, SqlProvider, SqlSourceInput, SqlSources};
+use roster_sql::{Access, SqlError, SqlPolicy, SqlProvider, SqlSourceInput, SqlSources};
 use roster_store::DynStore;
 use roster_tool::{ToolCallContext, ToolProvider};
 use sqlx::Executor;
@@ -30,9 +31,17 @@ async fn fixture() -> Fixture {
     let tenant = TenantId::generate();
     store.ensure_tenant(&tenant, "t").await.expect("tenant");
     let secrets = SecretBox::from_base64(&SecretBox::generate_key()).expect("key");
+    // The test databases listen on this machine's loopback, which the egress
+    // policy opens only because the test says so; SQLite files may be read
+    // from the temporary directories the tests make, never from the store's.
+    let policy = SqlPolicy {
+        egress: Arc::new(EgressPolicy::new(&["127.0.0.1"]).expect("policy")),
+        sqlite_dirs: vec![std::env::temp_dir()],
+        private: vec![dir.path().to_path_buf()],
+    };
     Fixture {
         _dir: dir,
-        sources: SqlSources::new(store.clone(), secrets),
+        sources: SqlSources::new(store.clone(), secrets, policy),
         store,
         tenant,
     }
@@ -94,6 +103,7 @@ async fn postgres_source_reads_only_its_allow_list_as_a_restricted_role() {
                 &url,
                 &format!("{schema}.orders,{schema}.customers(id,name)"),
             ),
+            "key:test",
         )
         .await
         .expect("register");
@@ -215,7 +225,7 @@ async fn postgres_source_reads_only_its_allow_list_as_a_restricted_role() {
 
     // Removing the source drops its role.
     f.sources
-        .remove(&f.tenant, "warehouse")
+        .remove(&f.tenant, "warehouse", "key:test")
         .await
         .expect("remove");
     let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM pg_roles WHERE rolname = $1")
@@ -245,7 +255,7 @@ async fn postgres_limits_rows_bytes_and_time() {
     source.max_bytes = Some(2048);
     source.timeout_secs = Some(1);
     f.sources
-        .register(&f.tenant, source)
+        .register(&f.tenant, source, "key:test")
         .await
         .expect("register");
 
@@ -298,7 +308,10 @@ async fn postgres_limits_rows_bytes_and_time() {
         )
         .await
         .expect("after a timeout");
-    f.sources.remove(&f.tenant, "wh").await.expect("remove");
+    f.sources
+        .remove(&f.tenant, "wh", "key:test")
+        .await
+        .expect("remove");
     pg_drop(&pool, &schema).await;
 }
 
@@ -326,6 +339,7 @@ async fn postgres_without_createrole_runs_as_a_narrow_connecting_role_only() {
         .register(
             &f.tenant,
             input("narrow", &as_role(&narrow), &format!("{schema}.orders")),
+            "key:test",
         )
         .await
         .expect("a role that reads only the allow-list is accepted");
@@ -356,6 +370,7 @@ async fn postgres_without_createrole_runs_as_a_narrow_connecting_role_only() {
         .register(
             &f.tenant,
             input("broad", &as_role(&broad), &format!("{schema}.orders")),
+            "key:test",
         )
         .await
         .expect_err("a role that reads more is refused");
@@ -367,7 +382,10 @@ async fn postgres_without_createrole_runs_as_a_narrow_connecting_role_only() {
         .expect("get")
         .is_none());
 
-    f.sources.remove(&f.tenant, "narrow").await.expect("remove");
+    f.sources
+        .remove(&f.tenant, "narrow", "key:test")
+        .await
+        .expect("remove");
     pg_drop(&pool, &schema).await;
     let _ = pool
         .execute(sqlx::raw_sql(&format!(
@@ -390,7 +408,7 @@ async fn registrations_that_cannot_work_are_refused_and_nothing_is_stored() {
     ] {
         let err = f
             .sources
-            .register(&f.tenant, input("bad", &url, &allow))
+            .register(&f.tenant, input("bad", &url, &allow), "key:test")
             .await
             .expect_err(&allow);
         assert!(err.to_string().contains(why), "{allow}: {err}");
@@ -400,13 +418,18 @@ async fn registrations_that_cannot_work_are_refused_and_nothing_is_stored() {
         .register(
             &f.tenant,
             input("bad", "postgres://nobody@127.0.0.1:1/none", "orders"),
+            "key:test",
         )
         .await
         .expect_err("unreachable");
     assert!(matches!(err, SqlError::Unavailable(_)), "{err}");
     let err = f
         .sources
-        .register(&f.tenant, input("bad", "oracle://x/y", "orders"))
+        .register(
+            &f.tenant,
+            input("bad", "oracle://x/y", "orders"),
+            "key:test",
+        )
         .await
         .expect_err("engine");
     assert!(matches!(err, SqlError::Invalid(_)), "{err}");
@@ -419,17 +442,28 @@ async fn registrations_that_cannot_work_are_refused_and_nothing_is_stored() {
 
     // A second registration under a taken name is a conflict, and leaves no role.
     f.sources
-        .register(&f.tenant, input("wh", &url, &format!("{schema}.orders")))
+        .register(
+            &f.tenant,
+            input("wh", &url, &format!("{schema}.orders")),
+            "key:test",
+        )
         .await
         .expect("first");
     let err = f
         .sources
-        .register(&f.tenant, input("wh", &url, &format!("{schema}.orders")))
+        .register(
+            &f.tenant,
+            input("wh", &url, &format!("{schema}.orders")),
+            "key:test",
+        )
         .await
         .expect_err("taken");
     assert_eq!(err.code(), "store_error");
     assert!(err.to_string().contains("exists"), "{err}");
-    f.sources.remove(&f.tenant, "wh").await.expect("remove");
+    f.sources
+        .remove(&f.tenant, "wh", "key:test")
+        .await
+        .expect("remove");
     let (roles,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM pg_roles r WHERE r.rolname LIKE 'roster_ro_%' AND EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND has_table_privilege(r.oid, c.oid, 'SELECT'))",
     )
@@ -462,7 +496,7 @@ async fn mariadb_source_is_read_only_and_allow_listed_by_the_server() {
     let mut source = input("shop", &url, &format!("{p}_orders(id,customer,total,note)"));
     source.timeout_secs = Some(1);
     f.sources
-        .register(&f.tenant, source)
+        .register(&f.tenant, source, "key:test")
         .await
         .expect("register");
     let (_, config) = f
@@ -548,7 +582,10 @@ async fn mariadb_source_is_read_only_and_allow_listed_by_the_server() {
         started.elapsed()
     );
 
-    f.sources.remove(&f.tenant, "shop").await.expect("remove");
+    f.sources
+        .remove(&f.tenant, "shop", "key:test")
+        .await
+        .expect("remove");
     let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM mysql.user WHERE User = ?")
         .bind(role)
         .fetch_one(&pool)
@@ -587,6 +624,7 @@ async fn sqlite_source_reads_only_allowed_tables_and_columns() {
         .register(
             &f.tenant,
             input("crm", &url, "accounts(id,name,owner),big_accounts"),
+            "key:test",
         )
         .await
         .expect("register");
@@ -648,7 +686,10 @@ async fn sqlite_source_reads_only_allowed_tables_and_columns() {
 
     let mut slow = input("slow", &url, "accounts");
     slow.timeout_secs = Some(1);
-    f.sources.register(&f.tenant, slow).await.expect("register");
+    f.sources
+        .register(&f.tenant, slow, "key:test")
+        .await
+        .expect("register");
     let started = Instant::now();
     let err = f
         .sources
@@ -676,9 +717,12 @@ async fn one_sql_query_tool_serves_all_of_an_agents_sources() {
     let f = fixture().await;
     let mut crm = input("crm", &url, "accounts(id,name)");
     crm.description = Some("Customer accounts from the CRM.".into());
-    f.sources.register(&f.tenant, crm).await.expect("crm");
     f.sources
-        .register(&f.tenant, input("notes", &url, "notes"))
+        .register(&f.tenant, crm, "key:test")
+        .await
+        .expect("crm");
+    f.sources
+        .register(&f.tenant, input("notes", &url, "notes"), "key:test")
         .await
         .expect("notes");
     let provider = SqlProvider::new(f.sources.clone());
@@ -777,6 +821,7 @@ async fn mariadb_without_create_user_runs_as_a_narrow_connecting_user_only() {
         .register(
             &f.tenant,
             input("narrow", &as_user(&narrow), &format!("{p}_orders")),
+            "key:test",
         )
         .await
         .expect("a user that reads only the allow-list is accepted");
@@ -805,11 +850,15 @@ async fn mariadb_without_create_user_runs_as_a_narrow_connecting_user_only() {
         .register(
             &f.tenant,
             input("broad", &as_user(&broad), &format!("{p}_orders")),
+            "key:test",
         )
         .await
         .expect_err("a user that reads more is refused");
     assert!(err.to_string().contains(&format!("{p}_secrets")), "{err}");
-    f.sources.remove(&f.tenant, "narrow").await.expect("remove");
+    f.sources
+        .remove(&f.tenant, "narrow", "key:test")
+        .await
+        .expect("remove");
     for statement in [
         format!("DROP USER '{narrow}'@'%'"),
         format!("DROP USER '{broad}'@'%'"),

@@ -312,8 +312,9 @@ macro_rules! forward_record_traits {
                 &self,
                 tenant: &roster_core::TenantId,
                 new: $crate::NewIntegration,
+                audit: $crate::NewAuditEvent,
             ) -> $crate::StoreResult<$crate::Integration> {
-                self.$field.create_integration(tenant, new).await
+                self.$field.create_integration(tenant, new, audit).await
             }
             async fn list_integrations(
                 &self,
@@ -335,8 +336,11 @@ macro_rules! forward_record_traits {
                 tenant: &roster_core::TenantId,
                 kind: &str,
                 name: &str,
+                audit: $crate::NewAuditEvent,
             ) -> $crate::StoreResult<bool> {
-                self.$field.delete_integration(tenant, kind, name).await
+                self.$field
+                    .delete_integration(tenant, kind, name, audit)
+                    .await
             }
         }
 

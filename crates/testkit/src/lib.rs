@@ -11,6 +11,9 @@
 //! - `embeddings`: the fake `POST /v1/embeddings` and its knobs;
 //! - `outage`: outages (every request answered with an error status, or
 //!   connections refused) and their end.
+//! - [`escape`]: the probe program sandboxes (`run_code`, stdio MCP
+//!   servers) must wall in;
+//! - [`peers`]: where the real external programs some tests run are.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -24,6 +27,7 @@
 
 mod anthropic;
 mod embeddings;
+pub mod escape;
 mod openai;
 mod outage;
 pub mod peers;

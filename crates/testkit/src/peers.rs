@@ -55,3 +55,49 @@ pub fn postgres_url() -> Option<String> {
 pub fn mysql_url() -> Option<String> {
     service_url("ROSTER_TEST_MYSQL_URL", "a MariaDB or MySQL server")
 }
+
+/// A Python interpreter with the `mcp` package, as a sandboxed server
+/// needs it: the real executable (not a shim) and the directories to show
+/// read-only (its installation, and wherever `mcp` itself lives — a
+/// virtualenv or a user site).
+#[derive(Clone, Debug)]
+pub struct PythonMcp {
+    pub executable: PathBuf,
+    pub read_only: Vec<PathBuf>,
+}
+
+/// The `python3` on PATH with the `mcp` package, resolved past shims.
+pub fn python_mcp() -> Option<PythonMcp> {
+    let script = "import os, sys, mcp\n\
+                  print(sys.executable)\n\
+                  print(sys.base_prefix)\n\
+                  print(sys.prefix)\n\
+                  print(os.path.dirname(os.path.dirname(mcp.__file__)))";
+    let found = std::process::Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let mut lines = text.lines().map(PathBuf::from);
+            let executable = lines.next()?;
+            let mut read_only: Vec<PathBuf> = lines.collect();
+            read_only.sort();
+            read_only.dedup();
+            Some(PythonMcp {
+                executable,
+                read_only,
+            })
+        })
+        .filter(|_| {
+            std::process::Command::new("python3")
+                .args(["-c", "import mcp.server.mcpserver"])
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+    if found.is_none() {
+        missing("Python's mcp package", "pip install mcp");
+    }
+    found
+}

@@ -58,6 +58,7 @@ pub(crate) fn http_error(e: HttpError) -> ApiError {
     match e {
         HttpError::Invalid(m) => ApiError::invalid(m),
         HttpError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, code, m),
+        HttpError::Egress(e) => e.into(),
         HttpError::Secret(m) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             code,
@@ -100,7 +101,8 @@ fn view(stored: Integration, config: HttpServiceConfig, skipped: Vec<String>) ->
 }
 
 #[utoipa::path(post, path = "/v1/sources/http", tag = "sources", request_body = HttpServiceInput,
-    responses((status = 201, body = HttpServiceView), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = HttpServiceView), (status = 409, body = crate::error::ErrorBody),
+        (status = 403, description = "egress_denied: the egress policy refuses the base URL's address", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -108,7 +110,7 @@ pub async fn create(
 ) -> Result<(StatusCode, axum::Json<HttpServiceView>), ApiError> {
     let services = services(&state)?;
     let (stored, skipped) = services
-        .register(&principal.tenant, body)
+        .register(&principal.tenant, body, &principal.label())
         .await
         .map_err(http_error)?;
     let config = serde_json::from_value(stored.config.clone()).map_err(ApiError::internal)?;
@@ -157,7 +159,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     services(&state)?
-        .remove(&principal.tenant, &name)
+        .remove(&principal.tenant, &name, &principal.label())
         .await
         .map_err(http_error)?;
     Ok(StatusCode::NO_CONTENT)

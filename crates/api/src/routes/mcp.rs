@@ -1,6 +1,9 @@
-//! `/v1/mcp/servers`: the tenant's MCP servers. Credentials go in with the
-//! registration and are stored sealed; answers show only their names.
-//! `/v1/tools`: the built-in tools with their argument schemas.
+//! `/v1/mcp/servers`: the tenant's MCP servers. Any key enables an entry of
+//! the operator's catalogue (`/v1/mcp/catalogue`) or adds a Streamable HTTP
+//! server the egress policy allows; only the admin key registers a command.
+//! Credentials go in with the registration and are stored sealed; answers
+//! show only their names. `/v1/tools`: the built-in tools with their
+//! argument schemas.
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -9,8 +12,8 @@ use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use roster_mcp::{McpError, McpServerConfig, McpServerInput, Transport};
-use roster_store::{Integration, NewIntegration};
+use roster_mcp::{CatalogueEntryView, McpError, McpServerConfig, McpServerInput, Transport};
+use roster_store::Integration;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -34,6 +37,12 @@ pub struct McpServerView {
 #[derive(Serialize, ToSchema)]
 pub struct McpServerList {
     pub data: Vec<McpServerView>,
+}
+
+/// The stdio servers the operator offers tenants.
+#[derive(Serialize, ToSchema)]
+pub struct McpCatalogue {
+    pub data: Vec<CatalogueEntryView>,
 }
 
 /// One of a server's tools as the agent would see it.
@@ -80,6 +89,13 @@ pub(crate) fn mcp_error(e: McpError) -> ApiError {
         McpError::Invalid(m) => ApiError::invalid(m),
         McpError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
         McpError::Unavailable(m) => ApiError::new(StatusCode::BAD_GATEWAY, "mcp_unavailable", m),
+        McpError::CommandNeedsAdmin(m) => {
+            ApiError::new(StatusCode::FORBIDDEN, "mcp_command_needs_admin", m)
+        }
+        McpError::SandboxUnavailable(m) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sandbox_unavailable", m)
+        }
+        McpError::Egress(e) => e.into(),
         McpError::Secret(m) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "secret_unreadable",
@@ -115,46 +131,36 @@ fn view(stored: Integration) -> Result<McpServerView, ApiError> {
 }
 
 #[utoipa::path(post, path = "/v1/mcp/servers", tag = "mcp", request_body = McpServerInput,
-    responses((status = 201, body = McpServerView), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = McpServerView), (status = 409, body = crate::error::ErrorBody),
+        (status = 403, description = "mcp_command_needs_admin: a command needs the admin key (enable a catalogue entry instead); egress_denied: the egress policy refuses the URL's address", body = crate::error::ErrorBody),
+        (status = 503, description = "sandbox_unavailable: stdio servers need bubblewrap", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
     Json(body): Json<McpServerInput>,
 ) -> Result<(StatusCode, axum::Json<McpServerView>), ApiError> {
     let integrations = integrations(&state)?;
-    let (name, config, secrets) = body.into_parts().map_err(mcp_error)?;
-    let sealed = if secrets.env.is_empty() && secrets.headers.is_empty() {
-        None
-    } else {
-        let plain = serde_json::to_string(&secrets).map_err(ApiError::internal)?;
-        Some(integrations.secrets.seal(
-            &roster_secrets::Secret::new(plain),
-            &roster_mcp::secret_context(&principal.tenant, &name),
-        ))
-    };
-    let stored = state
-        .store
-        .create_integration(
+    let stored = integrations
+        .mcp
+        .register(
             &principal.tenant,
-            NewIntegration {
-                id: format!("int_{}", uuid_like()),
-                kind: roster_mcp::KIND.to_owned(),
-                name: name.clone(),
-                config: serde_json::to_value(&config).map_err(ApiError::internal)?,
-                sealed,
-            },
+            body,
+            &principal.label(),
+            principal.is_admin,
         )
-        .await?;
-    integrations.mcp.forget(&principal.tenant, &name);
+        .await
+        .map_err(mcp_error)?;
     Ok((StatusCode::CREATED, axum::Json(view(stored)?)))
 }
 
-/// A random id suffix (time-ordered, like the other ids).
-fn uuid_like() -> String {
-    roster_core::AgentId::generate()
-        .to_string()
-        .trim_start_matches("agt_")
-        .to_owned()
+#[utoipa::path(get, path = "/v1/mcp/catalogue", tag = "mcp", responses((status = 200, body = McpCatalogue)))]
+pub async fn catalogue(
+    State(state): State<AppState>,
+    _principal: Principal,
+) -> Result<axum::Json<McpCatalogue>, ApiError> {
+    Ok(axum::Json(McpCatalogue {
+        data: integrations(&state)?.mcp.catalogue().views(),
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/mcp/servers", tag = "mcp", responses((status = 200, body = McpServerList)))]
@@ -200,18 +206,12 @@ pub async fn delete(
     principal: Principal,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let removed = state
-        .store
-        .delete_integration(&principal.tenant, roster_mcp::KIND, &name)
-        .await?;
-    if let Some(integrations) = &state.integrations {
-        integrations.mcp.forget(&principal.tenant, &name);
-    }
-    if removed {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(&format!("MCP server `{name}`")))
-    }
+    integrations(&state)?
+        .mcp
+        .remove(&principal.tenant, &name, &principal.label())
+        .await
+        .map_err(mcp_error)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/v1/mcp/servers/{name}/tools", tag = "mcp", params(("name" = String, Path)),

@@ -63,6 +63,8 @@ pub(crate) fn sql_error(e: SqlError) -> ApiError {
         SqlError::Database(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, m),
         SqlError::Unavailable(m) => ApiError::new(StatusCode::BAD_GATEWAY, code, m),
         SqlError::Timeout(m) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, code, m),
+        SqlError::PathRefused(m) => ApiError::new(StatusCode::FORBIDDEN, code, m),
+        SqlError::Egress(e) => e.into(),
         SqlError::Secret(m) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             code,
@@ -94,6 +96,7 @@ fn view(stored: Integration, config: SqlSourceConfig) -> SqlSourceView {
 
 #[utoipa::path(post, path = "/v1/sources/sql", tag = "sources", request_body = SqlSourceInput,
     responses((status = 201, body = SqlSourceView), (status = 409, body = crate::error::ErrorBody),
+        (status = 403, description = "path_not_allowed: a SQLite file outside the operator's directories; egress_denied: the egress policy refuses the server's address", body = crate::error::ErrorBody),
         (status = 502, description = "database_unavailable: the database could not be reached", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -103,7 +106,7 @@ pub async fn create(
     let sources = sources(&state)?;
     let name = body.name.clone();
     sources
-        .register(&principal.tenant, body)
+        .register(&principal.tenant, body, &principal.label())
         .await
         .map_err(sql_error)?;
     let (stored, config) = sources
@@ -149,7 +152,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     sources(&state)?
-        .remove(&principal.tenant, &name)
+        .remove(&principal.tenant, &name, &principal.label())
         .await
         .map_err(sql_error)?;
     Ok(StatusCode::NO_CONTENT)

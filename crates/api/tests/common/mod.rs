@@ -23,8 +23,11 @@ use tower::ServiceExt;
 pub use roster_testkit::Reply;
 
 mod client;
+mod integrations;
 #[allow(unused_imports)]
 pub use client::{parse_sse, Client, Resp, Sse};
+#[allow(unused_imports)]
+pub use integrations::Walls;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 pub const TENANT_B_KEY: &str = "tenant-b-key-0123456789";
@@ -98,13 +101,29 @@ impl TestApp {
 
     /// Like [`TestApp::start`], with the store the app sees wrapped by `wrap`.
     pub async fn start_with(wrap: impl FnOnce(DynStore) -> DynStore) -> TestApp {
-        Self::start_patient(wrap, Duration::ZERO).await
+        Self::start_full(wrap, Walls::default(), Duration::ZERO).await
     }
 
     /// Like [`TestApp::start_with`], with model calls that wait out
     /// outages for `patience` (the other harnesses fail at once).
     pub async fn start_patient(
         wrap: impl FnOnce(DynStore) -> DynStore,
+        patience: Duration,
+    ) -> TestApp {
+        Self::start_full(wrap, Walls::default(), patience).await
+    }
+
+    /// Like [`TestApp::start_with`], with the operator's walls as given.
+    pub async fn start_configured(
+        wrap: impl FnOnce(DynStore) -> DynStore,
+        walls: Walls,
+    ) -> TestApp {
+        Self::start_full(wrap, walls, Duration::ZERO).await
+    }
+
+    async fn start_full(
+        wrap: impl FnOnce(DynStore) -> DynStore,
+        walls: Walls,
         patience: Duration,
     ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
@@ -142,13 +161,9 @@ impl TestApp {
         tools.register(Arc::new(SleepTool));
         // The company-system integrations, as `roster serve` wires them; no
         // process or connection starts until a test registers something.
-        let secrets = roster_secrets::SecretBox::load(None, dir.path()).unwrap();
-        let integrations = roster_api::Integrations {
-            mcp: roster_mcp::McpManager::new(store.clone(), secrets.clone()),
-            sql: roster_sql::SqlSources::new(store.clone(), secrets.clone()),
-            http: roster_openapi::HttpServices::new(store.clone(), secrets.clone()),
-            secrets,
-        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let integrations = integrations::build(&store, dir.path(), addr, walls).await;
         tools.add_provider(roster_mcp::McpProvider::new(integrations.mcp.clone()));
         tools.add_provider(roster_sql::SqlProvider::new(integrations.sql.clone()));
         tools.add_provider(roster_openapi::HttpProvider::new(integrations.http.clone()));
@@ -181,8 +196,6 @@ impl TestApp {
             sandbox,
             max_document_bytes: 4 * 1024 * 1024,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = roster_api::app(state.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -196,6 +209,11 @@ impl TestApp {
             _server: AbortOnDrop(server),
             _dir: dir,
         }
+    }
+
+    /// The app's data directory (its database, its secret key).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     fn client(&self, key: Option<&str>) -> Client {

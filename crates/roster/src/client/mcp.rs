@@ -1,4 +1,6 @@
-//! `roster mcp add|list|show|remove|tools`: the tenant's MCP servers.
+//! `roster mcp add|enable|catalogue|list|show|remove|tools`: the tenant's
+//! MCP servers. Any key enables an entry of the operator's catalogue or
+//! adds a Streamable HTTP server; `add NAME -- COMMAND` needs the admin key.
 
 use super::http::Client;
 use super::output::{one_line, print_json, table};
@@ -18,8 +20,9 @@ pub struct McpArgs {
 
 #[derive(clap::Subcommand)]
 enum McpCommand {
-    /// Register a server: `roster mcp add NAME -- COMMAND ARGS…` (stdio,
-    /// Roster starts it) or `roster mcp add NAME --url URL` (Streamable HTTP).
+    /// Register a server: `roster mcp add NAME --url URL` (Streamable HTTP),
+    /// or `roster mcp add NAME -- COMMAND ARGS…` (stdio, admin key only;
+    /// Roster runs it in the sandbox).
     Add {
         name: String,
         /// Streamable HTTP endpoint of the MCP server.
@@ -31,18 +34,37 @@ enum McpCommand {
         /// Header for an HTTP server, NAME=VALUE (repeatable; stored encrypted).
         #[arg(long = "header", value_name = "NAME=VALUE")]
         headers: Vec<String>,
-        /// Working directory of a stdio server.
+        /// Host path shown to a stdio server read-only (repeatable).
+        #[arg(long = "read-only", value_name = "PATH")]
+        read_only: Vec<String>,
+        /// Give a stdio server the host's network (off by default).
         #[arg(long)]
-        cwd: Option<String>,
-        /// Offer only these tools (comma-separated or repeated).
-        #[arg(long, value_delimiter = ',', value_name = "TOOL")]
-        allow: Vec<String>,
-        /// Longest one tool call may take, in seconds (default 60).
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<u64>,
+        network: bool,
+        #[command(flatten)]
+        common: Common,
         /// The command and its arguments, after `--`.
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
+    },
+    /// Enable an entry of the operator's catalogue under NAME:
+    /// `roster mcp enable NAME --from ENTRY --set KEY=VALUE --env KEY=VALUE`.
+    Enable {
+        name: String,
+        /// The catalogue entry (`roster mcp catalogue` lists them).
+        #[arg(long, value_name = "ENTRY")]
+        from: String,
+        /// A placeholder's value, KEY=VALUE (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// An environment variable the entry lets tenants set, KEY=VALUE
+        /// (repeatable; stored encrypted).
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The stdio servers the operator offers, with what each needs.
+    Catalogue {
         #[arg(long)]
         json: bool,
     },
@@ -67,6 +89,44 @@ enum McpCommand {
     },
 }
 
+/// Flags every way of registering takes.
+#[derive(clap::Args)]
+struct Common {
+    /// Offer only these tools (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "TOOL")]
+    allow: Vec<String>,
+    /// Longest its start and each tool call may take, in seconds (default 60).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    #[arg(long)]
+    json: bool,
+}
+
+impl Common {
+    fn apply(&self, body: &mut Value) {
+        if !self.allow.is_empty() {
+            body["allow"] = json!(self.allow);
+        }
+        if let Some(timeout) = self.timeout {
+            body["timeout_secs"] = json!(timeout);
+        }
+    }
+}
+
+async fn register(client: &Client, body: Value, json: bool) -> Result<()> {
+    let created = client.post(&["v1", "mcp", "servers"], &body).await?;
+    if json {
+        print_json(&created)?;
+    } else {
+        println!(
+            "added MCP server {} ({})",
+            created["name"].as_str().unwrap_or_default(),
+            describe(&created)
+        );
+    }
+    Ok(())
+}
+
 fn pairs(items: &[String], what: &str) -> Result<Map<String, Value>> {
     let mut map = Map::new();
     for item in items {
@@ -80,6 +140,26 @@ fn pairs(items: &[String], what: &str) -> Result<Map<String, Value>> {
 
 fn describe(server: &Value) -> String {
     match server["transport"].as_str() {
+        Some("catalogue") => {
+            let values: Vec<String> = server["values"]
+                .as_object()
+                .map(|values| {
+                    values
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "catalogue {}{}",
+                server["entry"].as_str().unwrap_or_default(),
+                if values.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", values.join(" "))
+                }
+            )
+        }
         Some("stdio") => {
             let mut words = vec![server["command"].as_str().unwrap_or_default().to_owned()];
             if let Some(args) = server["args"].as_array() {
@@ -99,11 +179,10 @@ pub async fn run(args: McpArgs) -> Result<()> {
             url,
             env,
             headers,
-            cwd,
-            allow,
-            timeout,
+            read_only,
+            network,
+            common,
             command,
-            json,
         } => {
             let mut body = json!({ "name": name });
             match (url, command.split_first()) {
@@ -127,24 +206,81 @@ pub async fn run(args: McpArgs) -> Result<()> {
             if !headers.is_empty() {
                 body["headers"] = Value::Object(pairs(&headers, "--header")?);
             }
-            if let Some(cwd) = cwd {
-                body["cwd"] = json!(cwd);
+            if !read_only.is_empty() {
+                body["read_only"] = json!(read_only);
             }
-            if !allow.is_empty() {
-                body["allow"] = json!(allow);
+            if network {
+                body["network"] = json!(true);
             }
-            if let Some(timeout) = timeout {
-                body["timeout_secs"] = json!(timeout);
+            common.apply(&mut body);
+            register(&client, body, common.json).await?;
+        }
+        McpCommand::Enable {
+            name,
+            from,
+            set,
+            env,
+            common,
+        } => {
+            let mut body = json!({ "name": name, "from": from });
+            if !set.is_empty() {
+                body["set"] = Value::Object(pairs(&set, "--set")?);
             }
-            let created = client.post(&["v1", "mcp", "servers"], &body).await?;
+            if !env.is_empty() {
+                body["env"] = Value::Object(pairs(&env, "--env")?);
+            }
+            common.apply(&mut body);
+            register(&client, body, common.json).await?;
+        }
+        McpCommand::Catalogue { json } => {
+            let page = client.get(&["v1", "mcp", "catalogue"], &[]).await?;
             if json {
-                print_json(&created)?;
-            } else {
+                return print_json(&page);
+            }
+            let entries = page["data"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if entries.is_empty() {
+                println!("the operator's catalogue is empty ([mcp.catalogue.NAME] in the server's config file)");
+            }
+            for entry in entries {
                 println!(
-                    "added MCP server {} ({})",
-                    created["name"].as_str().unwrap_or_default(),
-                    describe(&created)
+                    "{}{}: {}",
+                    entry["name"].as_str().unwrap_or_default(),
+                    if entry["network"] == true {
+                        " (network)"
+                    } else {
+                        ""
+                    },
+                    entry["description"].as_str().unwrap_or_default()
                 );
+                for p in entry["placeholders"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    println!(
+                        "  --set {}=…  {} (pattern {}{})",
+                        p["name"].as_str().unwrap_or_default(),
+                        p["description"].as_str().unwrap_or_default(),
+                        p["pattern"].as_str().unwrap_or_default(),
+                        match p["default"].as_str() {
+                            Some(default) => format!(", default {default}"),
+                            None => ", required".to_owned(),
+                        }
+                    );
+                }
+                for name in entry["env"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    println!(
+                        "  --env {}=…  (stored encrypted)",
+                        name.as_str().unwrap_or_default()
+                    );
+                }
             }
         }
         McpCommand::List { json } => {
@@ -174,7 +310,7 @@ pub async fn run(args: McpArgs) -> Result<()> {
                 })
                 .collect();
             if rows.is_empty() {
-                println!("no MCP servers; add one with `roster mcp add NAME -- COMMAND ARGS…`");
+                println!("no MCP servers; enable one of the operator's with `roster mcp enable NAME --from ENTRY` (`roster mcp catalogue` lists them) or add one with `roster mcp add NAME --url URL`");
             } else {
                 print!(
                     "{}",

@@ -10,10 +10,15 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 /// Runs the CLI against `server` with the admin key; returns (success,
 /// stdout, stderr).
 pub fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {
+    cli_with_key(server, ADMIN_KEY, args)
+}
+
+/// Runs the CLI against `server` with `key`.
+pub fn cli_with_key(server: &Server, key: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_roster"))
         .args(args)
         .env("ROSTER_URL", &server.url)
-        .env("ROSTER_API_KEY", ADMIN_KEY)
+        .env("ROSTER_API_KEY", key)
         .output()
         .expect("run cli");
     (
@@ -104,9 +109,15 @@ impl Server {
     }
 
     pub fn client(&self) -> Api {
+        self.client_with_key(ADMIN_KEY)
+    }
+
+    /// An API client using `key`.
+    pub fn client_with_key(&self, key: &str) -> Api {
         Api {
             http: reqwest::Client::new(),
             url: self.url.clone(),
+            key: key.to_owned(),
         }
     }
 }
@@ -120,6 +131,7 @@ impl Drop for Server {
 pub struct Api {
     pub http: reqwest::Client,
     pub url: String,
+    pub key: String,
 }
 
 impl Api {
@@ -127,7 +139,7 @@ impl Api {
         let r = self
             .http
             .post(format!("{}{path}", self.url))
-            .bearer_auth(ADMIN_KEY)
+            .bearer_auth(&self.key)
             .json(&body)
             .send()
             .await
@@ -140,7 +152,7 @@ impl Api {
         let r = self
             .http
             .get(format!("{}{path}", self.url))
-            .bearer_auth(ADMIN_KEY)
+            .bearer_auth(&self.key)
             .send()
             .await
             .expect("get");

@@ -317,9 +317,13 @@ impl IntegrationStore for PgStore {
         &self,
         tenant: &TenantId,
         new: NewIntegration,
+        audit: NewAuditEvent,
     ) -> StoreResult<Integration> {
-        let mut c = self.conn().await?;
-        super::integrations::create(&mut c, tenant, &new).await
+        let mut tx = self.begin().await?;
+        let created = super::integrations::create(&mut tx, tenant, &new).await?;
+        super::governance::append(&mut tx, tenant, &[audit]).await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     async fn list_integrations(
@@ -346,8 +350,14 @@ impl IntegrationStore for PgStore {
         tenant: &TenantId,
         kind: &str,
         name: &str,
+        audit: NewAuditEvent,
     ) -> StoreResult<bool> {
-        let mut c = self.conn().await?;
-        super::integrations::delete(&mut c, tenant, kind, name).await
+        let mut tx = self.begin().await?;
+        let deleted = super::integrations::delete(&mut tx, tenant, kind, name).await?;
+        if deleted {
+            super::governance::append(&mut tx, tenant, &[audit]).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 }

@@ -310,10 +310,15 @@ impl IntegrationStore for SqliteStore {
         &self,
         tenant: &TenantId,
         new: NewIntegration,
+        audit: NewAuditEvent,
     ) -> StoreResult<Integration> {
         let tenant = tenant.clone();
-        self.write(move |c| super::integrations::create(c, &tenant, &new))
-            .await
+        self.write(move |c| {
+            let created = super::integrations::create(c, &tenant, &new)?;
+            super::governance::append(c, &tenant, &[audit])?;
+            Ok(created)
+        })
+        .await
     }
 
     async fn list_integrations(
@@ -342,9 +347,16 @@ impl IntegrationStore for SqliteStore {
         tenant: &TenantId,
         kind: &str,
         name: &str,
+        audit: NewAuditEvent,
     ) -> StoreResult<bool> {
         let (tenant, kind, name) = (tenant.clone(), kind.to_owned(), name.to_owned());
-        self.write(move |c| super::integrations::delete(c, &tenant, &kind, &name))
-            .await
+        self.write(move |c| {
+            let deleted = super::integrations::delete(c, &tenant, &kind, &name)?;
+            if deleted {
+                super::governance::append(c, &tenant, &[audit])?;
+            }
+            Ok(deleted)
+        })
+        .await
     }
 }
