@@ -83,7 +83,7 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::keys::create, routes::keys::list, routes::keys::show, routes::keys::revoke,
         routes::policies::list, routes::policies::schema, routes::policies::show, routes::policies::put,
         routes::policies::delete,
-        routes::audit::list,
+        routes::audit::list, routes::audit::export,
         routes::approvals::list, routes::approvals::events, routes::approvals::show, routes::approvals::approve, routes::approvals::deny,
         routes::budgets::list, routes::budgets::put_tenant, routes::budgets::delete_tenant,
         routes::budgets::put_agent, routes::budgets::delete_agent, routes::ledger::summary,
@@ -307,6 +307,7 @@ pub fn app(state: AppState) -> Router {
                 .delete(policies::delete),
         )
         .route("/audit", get(audit::list))
+        .route("/audit/export", get(audit::export))
         .route("/approvals", get(approvals::list))
         .route("/approvals/events", get(approvals::events))
         .route("/approvals/{id}", get(approvals::show))

@@ -410,7 +410,11 @@ async fn snapshot(b: &Client, doc: &Value, names: &Names) -> Vec<(String, u16, V
     let mut out = vec![];
     for (template, item) in doc["paths"].as_object().unwrap() {
         let Some(op) = item.get("get") else { continue };
-        if !template.starts_with("/v1/") || template.ends_with("/events") || template == "/v1/index"
+        // Feeds never end, and an export is a read that records itself.
+        if !template.starts_with("/v1/")
+            || template.ends_with("/events")
+            || template.ends_with("/export")
+            || template == "/v1/index"
         {
             continue;
         }

@@ -1,7 +1,8 @@
 //! What users do to whole sessions and agents: delete a session (history,
 //! runs, workspace, search entries; audited; never mid-run), move a
 //! session to its agent's current version, list versions and roll back,
-//! and change an agent's lists without replacing them, seeing what changed.
+//! and change an agent's lists without replacing them, seeing what changed;
+//! and an audit export, which is itself on the record.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -359,4 +360,43 @@ async fn saving_an_agent_warns_of_an_unconfigured_provider() {
         .ok(200)
         .clone();
     assert_eq!(switched["warnings"], json!([]));
+}
+
+#[tokio::test]
+async fn an_audit_export_streams_the_log_and_is_itself_on_the_record() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    admin.agent("one", "openai/m").await;
+    admin.agent("two", "openai/m").await;
+    let export = admin.get("/v1/audit/export?action=agent").await;
+    assert_eq!(export.status, 200, "{}", export.text);
+    assert_eq!(export.headers["content-type"], "application/x-ndjson");
+    let lines: Vec<Value> = export
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let resources: Vec<&str> = lines
+        .iter()
+        .map(|e| e["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(resources, vec!["agent:one", "agent:two"]);
+    assert!(export.text.ends_with('\n'));
+
+    let recorded = admin
+        .get("/v1/audit?action=audit.export")
+        .await
+        .ok(200)
+        .clone();
+    let event = &recorded["data"][0];
+    assert_eq!(event["detail"]["action"], "agent");
+    assert!(event["actor"].as_str().unwrap().starts_with("key:key_"));
+    // Another tenant's export holds nothing of this one's.
+    let theirs = app.tenant_b().get("/v1/audit/export").await;
+    assert_eq!(theirs.status, 200);
+    assert!(!theirs.text.contains("agent:one"), "{}", theirs.text);
+    admin
+        .get("/v1/audit/export?since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z")
+        .await
+        .err(400, "invalid_request");
 }

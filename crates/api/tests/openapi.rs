@@ -89,6 +89,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/policies/{name}"),
     ("delete", "/v1/policies/{name}"),
     ("get", "/v1/audit"),
+    ("get", "/v1/audit/export"),
     ("get", "/v1/approvals"),
     ("get", "/v1/approvals/events"),
     ("get", "/v1/approvals/{id}"),

@@ -322,6 +322,15 @@ async fn a_refund_waits_for_approval_across_a_restart_and_the_audit_shows_the_ch
         "needs_approval",
     );
     expect("approval.approve", &format!("approval:{id}"), "allow");
+    // The export is on the record, with who asked for it.
+    expect("audit.export", "audit", "-");
+    let exported = events
+        .iter()
+        .find(|e| e["action"] == "audit.export")
+        .expect("export event");
+    assert!(exported["actor"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("key:key_")));
     let refund = events
         .iter()
         .find(|e| e["decision"] == "needs_approval")

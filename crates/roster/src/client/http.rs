@@ -175,6 +175,24 @@ impl Client {
         Ok(bytes.to_vec())
     }
 
+    /// A GET whose answer is long (an export): no overall timeout, read by
+    /// the caller as it arrives.
+    pub async fn get_stream(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<Response> {
+        let url = self.url(segments, query);
+        let response = self
+            .http
+            .get(url.clone())
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|e| self.send_error(&e))?;
+        check(response, &url).await
+    }
+
     /// A request whose successful answer is read as a stream (SSE): no
     /// overall timeout. `last_event_id` resumes a run's event stream.
     pub async fn stream(

@@ -221,28 +221,28 @@ pub async fn audit(args: AuditArgs) -> Result<()> {
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let mut after: Option<i64> = None;
+            // The server streams the export (and records it in the log).
+            let mut url_query = filter.query();
+            url_query.retain(|(k, _)| *k != "limit");
+            let response = client
+                .get_stream(&["v1", "audit", "export"], &url_query)
+                .await?;
+            let mut body = response.bytes_stream();
             let mut count = 0u64;
-            loop {
-                let mut query = filter.query();
-                query.push(("limit", "1000".to_owned()));
-                if let Some(after) = after {
-                    query.push(("after", after.to_string()));
-                }
-                let page = client.get(&["v1", "audit"], &query).await?;
-                for event in page["data"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                {
-                    serde_json::to_writer(&mut out, event)?;
-                    out.write_all(b"\n")?;
-                    count += 1;
-                }
-                match page["next_after"].as_i64() {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
+            let mut ended_cleanly = true;
+            while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+                let chunk = chunk.map_err(|e| {
+                    anyhow::anyhow!(
+                        "the audit export broke off: {}",
+                        super::http::root_cause(&e)
+                    )
+                })?;
+                count += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+                ended_cleanly = chunk.last() == Some(&b'\n');
+                out.write_all(&chunk)?;
+            }
+            if !ended_cleanly {
+                anyhow::bail!("the audit export ended early; the output is incomplete");
             }
             out.flush()?;
             if let Some(path) = output {
