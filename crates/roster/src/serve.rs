@@ -50,6 +50,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .or(file.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let database_url = args.database_url.or(file.database_url.clone());
+    // Every setting is checked before anything is created or written: a
+    // refused config leaves the data directory as it was.
+    check_settings(&file, &data_dir)?;
 
     create_private_dir(&data_dir)?;
     // Two servers on one data directory would both resume the same runs and
@@ -157,39 +160,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         memory: Some(memory.clone()),
     });
 
-    let expiry_secs = match std::env::var("ROSTER_APPROVAL_EXPIRY_SECS") {
-        Ok(raw) => raw
-            .trim()
-            .parse::<u64>()
-            .context("ROSTER_APPROVAL_EXPIRY_SECS must be a whole number of seconds")?,
-        Err(_) => file.approvals.expiry_secs,
-    };
-    anyhow::ensure!(
-        (1..=365 * 24 * 3600).contains(&expiry_secs),
-        "the approval expiry must be between 1 second and a year, not {expiry_secs} s"
-    );
-    anyhow::ensure!(
-        (10..=60_000).contains(&file.approvals.sweep_ms),
-        "approvals.sweep_ms must be between 10 and 60000"
-    );
     runtime
         .governance()
-        .set_approval_ttl(std::time::Duration::from_secs(expiry_secs));
-    for (route, price) in &file.prices {
-        anyhow::ensure!(
-            route
-                .split_once('/')
-                .is_some_and(|(p, m)| !p.is_empty() && !m.is_empty()),
-            "prices: `{route}` is not provider/model (or provider/*)"
-        );
-        anyhow::ensure!(
-            price.input_per_mtok >= 0.0
-                && price.output_per_mtok >= 0.0
-                && price.input_per_mtok.is_finite()
-                && price.output_per_mtok.is_finite(),
-            "prices: `{route}` needs non-negative prices"
-        );
-    }
+        .set_approval_ttl(std::time::Duration::from_secs(approval_expiry_secs(&file)?));
     runtime
         .governance()
         .set_prices(file.prices.clone().into_iter().collect());
@@ -391,5 +364,55 @@ fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
             .with_context(|| format!("cannot restrict {}", path.display()))?;
     }
     file.write_all(format!("{contents}\n").as_bytes())?;
+    Ok(())
+}
+
+/// How long a request waits for a decision: `ROSTER_APPROVAL_EXPIRY_SECS`,
+/// else `[approvals] expiry_secs`.
+fn approval_expiry_secs(file: &FileConfig) -> Result<u64> {
+    let expiry_secs = match std::env::var("ROSTER_APPROVAL_EXPIRY_SECS") {
+        Ok(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .context("ROSTER_APPROVAL_EXPIRY_SECS must be a whole number of seconds")?,
+        Err(_) => file.approvals.expiry_secs,
+    };
+    anyhow::ensure!(
+        (1..=365 * 24 * 3600).contains(&expiry_secs),
+        "the approval expiry must be between 1 second and a year, not {expiry_secs} s"
+    );
+    Ok(expiry_secs)
+}
+
+/// Everything about the settings that can be checked without starting
+/// anything: providers, retries, the sandbox's and the walls' settings,
+/// approvals and prices.
+fn check_settings(file: &FileConfig, data_dir: &std::path::Path) -> Result<()> {
+    let env = |name: &str| std::env::var(name).ok();
+    ProviderRegistry::from_config(file.provider_configs(), &env)
+        .context("invalid provider configuration")?;
+    file.retry.to_policy()?;
+    file.sandbox.to_config(data_dir.join("workspaces"))?;
+    crate::walls::check(&file.egress, &file.sql, &file.mcp, data_dir)?;
+    approval_expiry_secs(file)?;
+    anyhow::ensure!(
+        (10..=60_000).contains(&file.approvals.sweep_ms),
+        "approvals.sweep_ms must be between 10 and 60000"
+    );
+    for (route, price) in &file.prices {
+        anyhow::ensure!(
+            route
+                .split_once('/')
+                .is_some_and(|(p, m)| !p.is_empty() && !m.is_empty()),
+            "prices: `{route}` is not provider/model (or provider/*)"
+        );
+        anyhow::ensure!(
+            price.input_per_mtok >= 0.0
+                && price.output_per_mtok >= 0.0
+                && price.input_per_mtok.is_finite()
+                && price.output_per_mtok.is_finite(),
+            "prices: `{route}` needs non-negative prices"
+        );
+    }
     Ok(())
 }

@@ -160,6 +160,31 @@ fn sqlite_dirs(context: &Setting<'_>) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
+/// Checks the walls' settings without building anything, so a server
+/// with a bad config refuses to start before it touches its data
+/// directory.
+pub fn check(
+    egress: &EgressSettings,
+    sql: &SqlSettings,
+    mcp: &McpSettings,
+    data_dir: &Path,
+) -> Result<()> {
+    let allow = env_list("ROSTER_EGRESS_ALLOW", ',').unwrap_or_else(|| egress.allow.clone());
+    EgressPolicy::new(&allow).context("invalid [egress] allow")?;
+    roster_mcp::Catalogue::new(mcp.catalogue.clone(), &[data_dir.to_path_buf()])
+        .context("invalid [mcp.catalogue]")?;
+    mcp.limits()?;
+    let dirs: Vec<PathBuf> = match env_list("ROSTER_SQLITE_DIRS", ':') {
+        Some(dirs) => dirs.into_iter().map(PathBuf::from).collect(),
+        None => sql.sqlite_dirs.clone(),
+    };
+    for dir in &dirs {
+        dir.canonicalize()
+            .with_context(|| format!("sql.sqlite_dirs: {} cannot be used", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Builds MCP servers, SQL sources and HTTP services behind the walls.
 pub async fn build(
     context: Setting<'_>,

@@ -217,6 +217,23 @@ async fn the_key_is_found_from_the_data_dir_and_a_closed_pipe_is_not_a_panic() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // ... and its `listen` is where the server is, when ROSTER_URL is unset.
+    let listen = server.url.trim_start_matches("http://");
+    std::fs::write(
+        &config,
+        format!("data_dir = {data_dir:?}\nlisten = {listen:?}\n"),
+    )
+    .expect("config");
+    let out = bare(&["agent", "list"])
+        .env_remove("ROSTER_URL")
+        .env("ROSTER_CONFIG", &config)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Without any of them the error names every place it looked.
     let out = bare(&["agent", "list"]).output().expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -247,6 +264,21 @@ async fn the_key_is_found_from_the_data_dir_and_a_closed_pipe_is_not_a_panic() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // A streamed export into a reader that stops early ends quietly too.
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} audit export | head -c 1 >/dev/null",
+            env!("CARGO_BIN_EXE_roster")
+        ))
+        .current_dir(elsewhere.path())
+        .env("ROSTER_URL", &server.url)
+        .env("ROSTER_DATA_DIR", data_dir)
+        .env_remove("ROSTER_API_KEY")
+        .output()
+        .expect("sh");
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(err.is_empty(), "{err}");
     // The reader goes away before the first byte: the next print fails.
     for args in [&["agent", "list", "--json"][..], &["agent", "list"][..]] {
         let mut child = bare(args)
@@ -260,5 +292,50 @@ async fn the_key_is_found_from_the_data_dir_and_a_closed_pipe_is_not_a_panic() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+    }
+}
+
+#[test]
+fn a_refused_config_leaves_the_data_directory_untouched_and_says_why_in_one_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    for (name, text, why) in [
+        (
+            "catalogue.toml",
+            "[mcp.catalogue.files]\ndescription = \"x\"\ncommand = \"sh\"\nargs = [\"{a}\"]\n",
+            "mcp.catalogue",
+        ),
+        (
+            "syntax.toml",
+            "listen = \n[providers.x\n",
+            "invalid config file",
+        ),
+        (
+            "prices.toml",
+            "[prices.nomodel]\ninput_per_mtok = 1.0\noutput_per_mtok = 1.0\n",
+            "prices",
+        ),
+    ] {
+        let config = dir.path().join(name);
+        std::fs::write(&config, text).expect("config");
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("ROSTER_ADMIN_KEY")
+            .env("ROSTER_LOG", "error")
+            .output()
+            .expect("serve");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: {err}");
+        let errors: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(errors.len(), 1, "{name}: one line, got:\n{err}");
+        assert!(
+            errors[0].starts_with("error: ") && errors[0].contains(why),
+            "{name}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{name}: no admin key printed");
+        assert!(!data.exists(), "{name}: the data directory was created");
     }
 }

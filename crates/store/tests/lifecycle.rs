@@ -233,6 +233,16 @@ async fn story(store: DynStore) {
         .await
         .expect("upgrade");
     assert_eq!((upgraded.agent_version, from), (2, 1));
+    // Again: already there, nothing changes and nothing is recorded.
+    let (again, from) = store
+        .upgrade_session(
+            &tenant,
+            &session.id,
+            audit("session.upgrade", &format!("session:{}", session.id)),
+        )
+        .await
+        .expect("upgrade again");
+    assert_eq!((again.agent_version, from), (2, 2));
     let stored = store
         .get_session(&tenant, &session.id)
         .await
@@ -316,6 +326,11 @@ async fn story(store: DynStore) {
         1,
         "a refused delete leaves no audit row: {trail:?}"
     );
+    assert_eq!(
+        trail.iter().filter(|(a, _)| a == "session.upgrade").count(),
+        1,
+        "an upgrade that changes nothing leaves no audit row: {trail:?}"
+    );
 }
 
 #[tokio::test]
@@ -329,4 +344,57 @@ async fn postgres() {
     if let Some(store) = common::postgres().await {
         story(store).await;
     }
+}
+
+/// On SQLite, what a deleted session said is not left readable in the
+/// database file's free pages or in the write-ahead log.
+#[tokio::test]
+async fn sqlite_leaves_no_readable_trace_of_a_deleted_session() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = common::sqlite(&dir).await;
+    let tenant = TenantId::generate();
+    store.ensure_tenant(&tenant, "t").await.expect("tenant");
+    let agent = store
+        .create_agent(
+            &tenant,
+            NewAgent {
+                name: "helper".into(),
+                config: config("openai/one"),
+                memory_blocks: vec![],
+            },
+            "key:key_owner",
+        )
+        .await
+        .expect("agent");
+    let session = store
+        .create_session(&tenant, &agent.id, 1)
+        .await
+        .expect("session");
+    let secret = "uniquely-zebra-secret-7731";
+    let run = store
+        .create_run(
+            &tenant,
+            NewRun {
+                input: format!("my secret is {secret}").repeat(200),
+                ..new_run(&session)
+            },
+        )
+        .await
+        .expect("run")
+        .run()
+        .clone();
+    finish(&store, &tenant, &run).await;
+    store
+        .delete_session(&tenant, &session.id, audit("session.delete", "s"))
+        .await
+        .expect("delete");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).expect("dir") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+            found.push(path.display().to_string());
+        }
+    }
+    assert!(found.is_empty(), "the deleted text is still in {found:?}");
 }

@@ -191,7 +191,7 @@ pub async fn run(args: AgentArgs) -> Result<()> {
                     &json!({ "version": version }),
                 )
                 .await?;
-            report_change(&value, &format!("version {version} restored"), &[])
+            report_change(&value, Some(&format!("version {version} restored")), &[])
         }
         AgentCommand::Delete { agent } => {
             let client = Client::new(conn)?;
@@ -253,7 +253,7 @@ fn print_warnings(answer: &Value) {
 
 /// `updated agent NAME (ID) to version N`, then one line per changed field
 /// (but those in `skip`, which the caller reports itself).
-fn report_change(answer: &Value, what: &str, skip: &[&str]) -> Result<()> {
+fn report_change(answer: &Value, what: Option<&str>, skip: &[&str]) -> Result<()> {
     let agent: Agent = decode(answer.clone())?;
     let changes: Vec<roster_core::agent_diff::ConfigChange> =
         serde_json::from_value(answer["changes"].clone()).unwrap_or_default();
@@ -263,8 +263,9 @@ fn report_change(answer: &Value, what: &str, skip: &[&str]) -> Result<()> {
             agent.name, agent.id, agent.version
         );
     } else {
+        let what = what.map(|w| format!(" ({w})")).unwrap_or_default();
         println!(
-            "updated agent {} ({}) to version {} ({what}):",
+            "updated agent {} ({}) to version {}{what}:",
             agent.name, agent.id, agent.version
         );
         for change in changes.iter().filter(|c| !skip.contains(&c.field.as_str())) {
@@ -428,7 +429,7 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
     } else {
         &[]
     };
-    report_change(&value, "as asked", skip)?;
+    report_change(&value, None, skip)?;
     for label in &args.remove_blocks {
         println!("  removed block {label}");
     }

@@ -38,7 +38,11 @@ impl Client {
     /// Checks the URL and finds the key (flag, environment, or the admin key
     /// file in the data directory).
     pub fn new(conn: &Connection) -> Result<Client> {
-        let shown = conn.url.trim().trim_end_matches('/').to_owned();
+        let url = match &conn.url {
+            Some(url) => url.clone(),
+            None => config_url()?.unwrap_or_else(|| DEFAULT_URL.to_owned()),
+        };
+        let shown = url.trim().trim_end_matches('/').to_owned();
         let base = parse_base(&shown)?;
         let key = resolve_key(conn.api_key.as_deref(), conn.data_dir.as_deref())?;
         let mut headers = reqwest::header::HeaderMap::new();
@@ -302,14 +306,31 @@ fn resolve_key(given: Option<&str>, data_dir: Option<&Path>) -> Result<String> {
     }
 }
 
-/// The `data_dir` of the config file `ROSTER_CONFIG` names, so a CLI run
-/// with the server's own environment finds its key.
-fn config_data_dir() -> Result<Option<PathBuf>> {
+/// Where the CLI looks for a server nobody named.
+const DEFAULT_URL: &str = "http://127.0.0.1:7700";
+
+/// The config file `ROSTER_CONFIG` names, so a CLI run with the server's
+/// own environment finds its key and its address.
+fn server_config() -> Result<Option<crate::config::FileConfig>> {
     let Some(path) = std::env::var_os("ROSTER_CONFIG") else {
         return Ok(None);
     };
-    let config = crate::config::FileConfig::load(Some(Path::new(&path)))?;
-    Ok(config.data_dir)
+    crate::config::FileConfig::load(Some(Path::new(&path))).map(Some)
+}
+
+fn config_data_dir() -> Result<Option<PathBuf>> {
+    Ok(server_config()?.and_then(|c| c.data_dir))
+}
+
+/// `http://` + the config file's `listen`; an unspecified address
+/// (`0.0.0.0:7700`) is reached on loopback.
+fn config_url() -> Result<Option<String>> {
+    Ok(server_config()?.and_then(|c| c.listen).map(|listen| {
+        let listen = listen
+            .replace("0.0.0.0:", "127.0.0.1:")
+            .replace("[::]:", "[::1]:");
+        format!("http://{listen}")
+    }))
 }
 
 /// Passes a success through; turns anything else into one line, using the
@@ -368,7 +389,7 @@ mod tests {
 
     fn client(url: &str) -> Client {
         Client::new(&Connection {
-            url: url.to_owned(),
+            url: Some(url.to_owned()),
             api_key: Some("k".into()),
             data_dir: None,
             as_tenant: None,
@@ -395,7 +416,7 @@ mod tests {
     fn bad_urls_are_refused() {
         for bad in ["127.0.0.1:7700", "localhost:7700", "ftp://x", ""] {
             let conn = Connection {
-                url: bad.to_owned(),
+                url: Some(bad.to_owned()),
                 api_key: Some("k".into()),
                 data_dir: None,
                 as_tenant: None,

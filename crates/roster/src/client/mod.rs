@@ -42,14 +42,10 @@ pub use source::{run as source, SourceArgs};
 /// (`roster agent list --url …`).
 #[derive(clap::Args, Clone, Debug)]
 pub struct Connection {
-    /// Server URL.
-    #[arg(
-        long,
-        env = "ROSTER_URL",
-        default_value = "http://127.0.0.1:7700",
-        global = true
-    )]
-    pub url: String,
+    /// Server URL (default: the `listen` address of the config file
+    /// ROSTER_CONFIG names, else http://127.0.0.1:7700).
+    #[arg(long, env = "ROSTER_URL", global = true)]
+    pub url: Option<String>,
     /// API key; defaults to the admin key file in --data-dir.
     #[arg(long, env = "ROSTER_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<String>,
@@ -67,14 +63,9 @@ pub struct Connection {
 /// MCP server, a database): the Roster server is `--server` there.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServerConnection {
-    /// Roster server URL.
-    #[arg(
-        long,
-        env = "ROSTER_URL",
-        default_value = "http://127.0.0.1:7700",
-        global = true
-    )]
-    pub server: String,
+    /// Roster server URL (default as for --url).
+    #[arg(long, env = "ROSTER_URL", global = true)]
+    pub server: Option<String>,
     /// API key; defaults to the admin key file in --data-dir.
     #[arg(long, env = "ROSTER_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<String>,

@@ -173,7 +173,7 @@ enum AuditCommand {
     Export {
         #[command(flatten)]
         filter: AuditFilter,
-        /// Write to this file instead of standard output.
+        /// Write to this file instead of standard output (`-`: standard output).
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
@@ -214,6 +214,8 @@ pub async fn audit(args: AuditArgs) -> Result<()> {
             );
         }
         AuditCommand::Export { filter, output } => {
+            // `-` is standard output, as for `session download -o -`.
+            let output = output.filter(|path| path.as_os_str() != "-");
             let mut out: Box<dyn Write> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(path)

@@ -221,7 +221,7 @@ async fn files(client: &Client, id: &str, json: bool) -> Result<()> {
         })
         .collect();
     if rows.is_empty() {
-        println!("the workspace is empty");
+        println!("no files in the workspace (links and empty directories are not listed)");
     } else {
         print!("{}", super::output::table(&["PATH", "BYTES"], &rows));
     }

@@ -126,6 +126,11 @@ async fn upgrade_session(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| StoreError::NotFound("agent".into()))?;
+    if current == found.agent_version {
+        // Already there: nothing changes, so nothing is recorded.
+        let from = found.agent_version;
+        return Ok((found, from));
+    }
     sqlx::query("UPDATE sessions SET agent_version = $3 WHERE tenant_id = $1 AND id = $2")
         .bind(tenant.as_str())
         .bind(session.as_str())

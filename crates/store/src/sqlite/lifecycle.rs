@@ -106,6 +106,11 @@ fn upgrade_session(
     )
     .optional()?
     .ok_or_else(|| StoreError::NotFound("agent".into()))?;
+    if current == found.agent_version {
+        // Already there: nothing changes, so nothing is recorded.
+        let from = found.agent_version;
+        return Ok((found, from));
+    }
     rows::exec(
         conn,
         "UPDATE sessions SET agent_version = ?3 WHERE tenant_id = ?1 AND id = ?2",
@@ -188,8 +193,11 @@ impl LifecycleStore for SqliteStore {
         audit: NewAuditEvent,
     ) -> StoreResult<DeletedSession> {
         let (tenant, session) = (tenant.clone(), session.clone());
-        self.write(move |c| delete_session(c, &tenant, &session, &audit))
-            .await
+        let deleted = self
+            .write(move |c| delete_session(c, &tenant, &session, &audit))
+            .await?;
+        self.scrub_log().await;
+        Ok(deleted)
     }
 
     async fn upgrade_session(

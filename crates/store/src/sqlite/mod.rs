@@ -66,6 +66,9 @@ impl SqliteStore {
                 )));
             }
             conn.pragma_update(None, "synchronous", "FULL")?;
+            // What a person deletes (a session, a memory) is overwritten,
+            // not left readable in free pages of the file.
+            conn.pragma_update(None, "secure_delete", "ON")?;
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             migrate::apply(&mut conn)?;
             Ok(conn)
@@ -81,6 +84,28 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Copies the write-ahead log into the database and empties it, so
+    /// what was just deleted (and overwritten in the database pages, see
+    /// `secure_delete`) is no longer in the log's older frames either. Best
+    /// effort: readers in the middle of a transaction keep frames alive,
+    /// and the next checkpoint takes them.
+    pub(crate) async fn scrub_log(&self) {
+        let path = self.path.clone();
+        let done = tokio::task::spawn_blocking(move || -> Result<(), rusqlite::Error> {
+            let conn = Connection::open(&path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(2))?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not empty the write-ahead log after a delete")
+            }
+            Err(e) => tracing::warn!(error = %e, "write-ahead log checkpoint task failed"),
+        }
     }
 
     async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
