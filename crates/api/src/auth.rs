@@ -111,13 +111,19 @@ pub async fn require_key(
     // key alone; an admin flag elsewhere (from before tenants were managed)
     // gives nothing beyond its tenant.
     let is_admin = record.is_admin && record.tenant_id == TenantId::default_tenant();
+    let held = scopes::effective(
+        record.scopes,
+        &record.kind,
+        record.user.as_deref(),
+        is_admin,
+    );
     let principal = Principal {
         tenant: record.tenant_id,
         key_id: record.id,
         key_name: record.name,
         kind: record.kind,
         is_admin,
-        scopes: record.scopes.map(Into::into),
+        scopes: held.map(Into::into),
         user: record.user,
         act_for: record.act_for.map(Into::into),
     };

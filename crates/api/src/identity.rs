@@ -48,6 +48,14 @@ impl Principal {
         Some(self.user.iter().cloned().collect())
     }
 
+    /// Whether this is a tenant's manager key: a `user` key bound to no
+    /// user that may manage keys. It acts for no user itself, but issues
+    /// the keys of the tenant's users and services.
+    pub fn manages_identities(&self) -> bool {
+        self.is_admin
+            || (self.kind == "user" && self.user.is_none() && self.has_scope("keys:write"))
+    }
+
     /// The user this key is bound to (a `user` key's own).
     pub fn bound_user(&self) -> Option<&str> {
         if self.kind == "user" && !self.is_admin {
@@ -140,7 +148,12 @@ pub(crate) fn new_key_identity(
                     "a service key is not bound to a user: name the users it may act for in `act_for`",
                 ));
             }
-            let act_for = match (principal.acting_users(), act_for) {
+            let limit = if principal.manages_identities() {
+                None
+            } else {
+                principal.acting_users()
+            };
+            let act_for = match (limit, act_for) {
                 (None, requested) => requested,
                 (Some(own), None) => Some(own),
                 (Some(_), Some(requested)) => {
@@ -159,7 +172,9 @@ pub(crate) fn new_key_identity(
                 ));
             }
             if let Some(user) = user {
-                require_user(principal, user)?;
+                if !principal.manages_identities() {
+                    require_user(principal, user)?;
+                }
             }
             Ok((user.map(str::to_owned), None))
         }
@@ -264,6 +279,22 @@ mod tests {
         );
         assert!(new_key_identity(&service, "service", Some("x"), None).is_err());
         assert!(new_key_identity(&service, "user", None, Some(vec!["x".into()])).is_err());
+        // A tenant's manager key acts for no user, yet issues their keys.
+        let manager = key("user", None, None);
+        assert!(!manager.may_act_for("ann"));
+        assert_eq!(
+            new_key_identity(&manager, "user", Some("ann"), None).ok(),
+            Some((Some("ann".to_owned()), None))
+        );
+        assert_eq!(
+            new_key_identity(&manager, "service", None, None).ok(),
+            Some((None, None))
+        );
+        let clerk = Principal {
+            scopes: Some(vec!["sessions:write".to_owned()].into()),
+            ..key("user", None, None)
+        };
+        assert!(new_key_identity(&clerk, "user", Some("ann"), None).is_err());
         assert_eq!(
             new_key_identity(
                 &service,

@@ -18,6 +18,39 @@ pub const AREAS: &[(&str, &[&str])] = &[
     ("tenants", &["tenants"]),
 ];
 
+/// What a key bound to a user may do when it was made without scopes: talk
+/// to agents in its user's sessions, keep its user's memories, search the
+/// tenant's knowledge, see its tools, and decide approval requests it may
+/// see (never its own run's, see the approvals rule). Not
+/// manage keys, agents, integrations or policies, nor read the tenant's
+/// audit log and ledger: those would reach other users.
+pub const USER_KEY_DEFAULT: &[&str] = &[
+    "agents:read",
+    "sessions:write",
+    "memories:write",
+    "knowledge:read",
+    "tools:read",
+    "approvals:write",
+];
+
+/// The scopes a key holds: those it was made with, or for a key bound to a
+/// user and made without any, [`USER_KEY_DEFAULT`]; `None` is every scope.
+/// Decided when the key is used, so keys made before the default existed
+/// hold it too.
+pub fn effective(
+    stored: Option<Vec<String>>,
+    kind: &str,
+    user: Option<&str>,
+    is_admin: bool,
+) -> Option<Vec<String>> {
+    match stored {
+        None if kind == "user" && user.is_some() && !is_admin => {
+            Some(USER_KEY_DEFAULT.iter().map(|s| (*s).to_owned()).collect())
+        }
+        stored => stored,
+    }
+}
+
 /// What a request needs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Access {
@@ -83,6 +116,31 @@ pub fn parse(requested: &[String]) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_of_a_user_hold_the_users_default_unless_made_with_scopes() {
+        let held = effective(None, "user", Some("ada"), false).expect("default");
+        assert!(covers(&held, "sessions:write") && covers(&held, "memories:read"));
+        for beyond in [
+            "keys:read",
+            "audit:read",
+            "ledger:read",
+            "policies:write",
+            "agents:write",
+            "tools:write",
+        ] {
+            assert!(!covers(&held, beyond), "{beyond}");
+        }
+        assert!(parse(&held).is_ok(), "every default scope is a real one");
+        let chosen = vec!["agents:write".to_owned()];
+        assert_eq!(
+            effective(Some(chosen.clone()), "user", Some("ada"), false),
+            Some(chosen)
+        );
+        assert_eq!(effective(None, "user", None, false), None);
+        assert_eq!(effective(None, "service", None, false), None);
+        assert_eq!(effective(None, "user", Some("ada"), true), None);
+    }
 
     #[test]
     fn requests_map_to_areas() {

@@ -91,21 +91,54 @@ async fn a_session_belongs_to_the_keys_user_and_no_key_claims_another() {
         .await
         .err(400, "invalid_request");
 
-    // Keys cannot hand out more identity than they have.
+    // A user's key made without scopes holds the user default: no keys.
     p.ann
+        .post("/v1/keys", json!({"name": "x", "user": "ann"}))
+        .await
+        .err(403, "insufficient_scope");
+    // Keys cannot hand out more identity than they have.
+    let ann_keys = key(
+        &app,
+        json!({"name": "ann-keys", "user": "ann", "scopes": ["keys:write", "sessions:write"]}),
+    )
+    .await;
+    ann_keys
         .post("/v1/keys", json!({"name": "x", "user": "bob"}))
         .await
         .err(403, "user_not_allowed");
-    let minted = p
-        .ann
+    let minted = ann_keys
         .post("/v1/keys", json!({"name": "ann-robot", "kind": "service"}))
         .await;
     assert_eq!(minted.ok(201)["act_for"], json!(["ann"]));
+    // The tenant's manager key (bound to no user, keys:write) acts for no
+    // user itself but issues its users' keys.
     let minted = app
         .member()
-        .post("/v1/keys", json!({"name": "y", "kind": "service"}))
+        .post("/v1/keys", json!({"name": "carol", "user": "carol"}))
         .await;
-    assert_eq!(minted.ok(201)["act_for"], json!([]), "acts for no one");
+    let minted = minted.ok(201);
+    assert_eq!(minted["user"], "carol");
+    assert_eq!(
+        minted["scopes"],
+        json!([
+            "agents:read",
+            "sessions:write",
+            "memories:write",
+            "knowledge:read",
+            "tools:read",
+            "approvals:write"
+        ])
+    );
+    let carol = app.with_key(minted["key"].as_str().unwrap());
+    assert_eq!(carol.get("/v1/audit").await.status, 403);
+    assert_eq!(carol.get("/v1/keys").await.status, 403);
+    carol
+        .post(
+            "/v1/policies",
+            json!({"name": "p", "text": "permit(principal, action, resource);"}),
+        )
+        .await
+        .err(403, "insufficient_scope");
     p.ann_service
         .post(
             "/v1/keys",
@@ -596,8 +629,14 @@ async fn adding_and_removing_blocks_makes_audited_versions() {
             .await
             .err(400, "invalid_request");
     }
+    // Naming one copy when removing the block for everyone is refused.
+    let refused = admin
+        .delete("/v1/agents/helper/blocks/persona?owner=user:ann")
+        .await;
+    refused.err(400, "invalid_request");
+    assert!(refused.text.contains("PATCH"), "{}", refused.text);
     let removed = admin.delete("/v1/agents/helper/blocks/persona").await;
-    assert_eq!(removed.ok(200)["version"], 3);
+    assert_eq!(removed.ok(200)["version"], 3, "the refusal made no version");
     admin
         .delete("/v1/agents/helper/blocks/persona")
         .await

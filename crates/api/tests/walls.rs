@@ -76,6 +76,18 @@ async fn a_tenant_key_cannot_run_a_command_or_smuggle_arguments() {
         .err(404, "not_found");
     assert!(!marker.exists());
     assert_eq!(listed(&tenant, "/v1/mcp/servers").await, 0);
+    let audit = app.admin().get("/v1/audit?limit=50").await.ok(200).clone();
+    assert!(
+        audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "mcp.add"
+                && e["resource"] == "mcp:evil"
+                && e["decision"] == "deny"
+                && e["detail"]["code"] == "mcp_command_needs_admin"),
+        "the refused command is on the record: {audit}"
+    );
 
     // What the operator offers is listed without the host's layout.
     let offered = tenant.get("/v1/mcp/catalogue").await.ok(200).clone();
@@ -160,6 +172,15 @@ async fn sqlite_sources_never_read_the_data_directory() {
         answer.err(403, "path_not_allowed");
         assert!(!answer.text.contains("key_hash"), "{}", answer.text);
     }
+    let audit = app.admin().get("/v1/audit?limit=50").await.ok(200).clone();
+    let refused = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "sql.add" && e["decision"] == "deny")
+        .filter(|e| e["detail"]["code"] == "path_not_allowed")
+        .count();
+    assert_eq!(refused, 3, "{audit}");
     assert_eq!(listed(&tenant, "/v1/sources/sql").await, 0);
     tenant
         .post(
@@ -181,9 +202,17 @@ async fn connections_to_loopback_metadata_private_ranges_and_roster_are_refused(
         },
     )
     .await;
-    let (tenant, _) = tenant_key(&app).await;
+    let (tenant, actor) = tenant_key(&app).await;
     let own = app.url.trim_start_matches("http://").to_owned();
     let own_port = own.rsplit(':').next().unwrap().to_owned();
+    // This machine's address on its outward interface, where the listener
+    // (and any other service on all interfaces) answers too.
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let outward = probe
+        .connect("192.0.2.200:9")
+        .and_then(|()| probe.local_addr())
+        .map(|a| a.ip())
+        .ok();
     let spec = json!({"openapi": "3.0.3", "info": {"title": "x", "version": "1"},
         "paths": {"/x": {"get": {"operationId": "x", "responses": {"200": {"description": "ok"}}}}}});
     for host in [
@@ -196,7 +225,10 @@ async fn connections_to_loopback_metadata_private_ranges_and_roster_are_refused(
         "10.0.0.1".into(),
         "192.168.0.10:8080".into(),
         "[fd00::1]".into(),
-    ] {
+    ]
+    .into_iter()
+    .chain(outward.map(|ip| format!("{ip}:{own_port}")))
+    {
         let answer = tenant
             .post(
                 "/v1/sources/http",
@@ -223,6 +255,24 @@ async fn connections_to_loopback_metadata_private_ranges_and_roster_are_refused(
     assert_eq!(listed(&tenant, "/v1/sources/http").await, 0);
     assert_eq!(listed(&tenant, "/v1/mcp/servers").await, 0);
     assert_eq!(listed(&tenant, "/v1/sources/sql").await, 0);
+    // Every refusal is on the record, with its actor and reason.
+    let audit = app.admin().get("/v1/audit?limit=200").await.ok(200).clone();
+    let refused: Vec<&Value> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == actor.as_str() && e["decision"] == "deny")
+        .collect();
+    let attempts = if outward.is_some() { 10 } else { 9 };
+    assert_eq!(refused.len(), attempts * 3, "{audit}");
+    for kind in ["http", "mcp", "sql"] {
+        assert!(
+            refused.iter().any(|e| e["action"] == format!("{kind}.add")
+                && e["resource"] == format!("{kind}:spy")
+                && e["detail"]["code"] == "egress_denied"),
+            "{kind}: {audit}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -303,7 +353,8 @@ async fn every_integration_change_is_audited_with_its_actor() {
             .ok(201);
         tenant.delete("/v1/mcp/servers/words").await.ok(204);
     }
-    // A refused registration and a removal of nothing leave no row.
+    // A refused registration is on the record (decision `deny`); a
+    // removal of nothing leaves no row.
     tenant
         .post("/v1/mcp/servers", json!({"name": "evil", "command": "sh"}))
         .await
@@ -325,6 +376,7 @@ async fn every_integration_change_is_audited_with_its_actor() {
     if bwrap {
         expected.extend([("mcp.enable", "mcp:words"), ("mcp.remove", "mcp:words")]);
     }
+    expected.push(("mcp.add", "mcp:evil"));
     let expected: Vec<(String, String)> = expected
         .into_iter()
         .map(|(a, r)| (a.to_owned(), r.to_owned()))

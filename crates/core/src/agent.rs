@@ -251,6 +251,12 @@ pub struct MemorySettings {
     /// run; none by default.
     #[serde(default)]
     pub strategies: Vec<StrategyConfig>,
+    /// What a user's session writes to a namespace no user owns (such as
+    /// `agents/{agent}`) goes to that user's `users/NAME/…` copy, so one
+    /// user's facts never reach another's sessions; `true` writes it to
+    /// the shared namespace instead, for agents whose users are one team.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub share_user_memories: bool,
 }
 
 /// What an extraction strategy looks for.
@@ -315,6 +321,7 @@ impl Default for MemorySettings {
             search: Vec::new(),
             recall: DEFAULT_RECALL,
             strategies: Vec::new(),
+            share_user_memories: false,
         }
     }
 }

@@ -202,6 +202,24 @@ pub fn resolve_namespace(template: &str, vars: &NamespaceVars<'_>) -> Option<Str
     }
 }
 
+/// Where a session's own write to `namespace` lands. A namespace no user
+/// owns is read by every session of the agent, so a user's session writing
+/// there would hand what one user said to all the others: unless the agent
+/// shares user memories (`share`), such a write goes under the user's own
+/// `users/NAME/…` instead. Sessions without a user, namespaces a user owns
+/// and namespaces of this session itself are left as they are. `None` when
+/// the private form would be longer than a namespace may be.
+pub fn own_namespace(namespace: &str, vars: &NamespaceVars<'_>, share: bool) -> Option<String> {
+    let this_session = namespace.split('/').any(|segment| segment == vars.session);
+    match vars.user {
+        Some(user) if !share && !this_session && namespace_owner(namespace).is_none() => {
+            let private = format!("users/{user}/{namespace}");
+            (private.len() <= MAX_NAMESPACE_BYTES).then_some(private)
+        }
+        _ => Some(namespace.to_owned()),
+    }
+}
+
 /// Checks a template by resolving it with sample values.
 pub fn validate_namespace_template(template: &str) -> Result<(), ValidationError> {
     let unknown = template
@@ -226,6 +244,32 @@ pub fn validate_namespace_template(template: &str) -> Result<(), ValidationError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_users_writes_stay_their_own_unless_the_agent_shares_them() {
+        let ada = NamespaceVars {
+            agent: "helper",
+            user: Some("ada"),
+            session: "ses_1",
+        };
+        let own = |ns: &str, share: bool| own_namespace(ns, &ada, share);
+        assert_eq!(
+            own("agents/helper", false).as_deref(),
+            Some("users/ada/agents/helper")
+        );
+        assert_eq!(own("agents/helper", true).as_deref(), Some("agents/helper"));
+        assert_eq!(own("users/ada", false).as_deref(), Some("users/ada"));
+        assert_eq!(
+            own("sessions/ses_1", false).as_deref(),
+            Some("sessions/ses_1")
+        );
+        assert_eq!(own(&"a".repeat(195), false), None, "too long");
+        let nobody = NamespaceVars { user: None, ..ada };
+        assert_eq!(
+            own_namespace("agents/helper", &nobody, false).as_deref(),
+            Some("agents/helper")
+        );
+    }
 
     #[test]
     fn namespaces() {

@@ -36,6 +36,11 @@ fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
         "an IETF protocol address"
     } else if a == 198 && (b & 0xfe) == 18 {
         "a benchmarking address"
+    } else if (a, b, c) == (192, 0, 2) || (a, b, c) == (198, 51, 100) || (a, b, c) == (203, 0, 113)
+    {
+        // Documentation ranges route nowhere public; a network that answers
+        // on them is a private one.
+        "a documentation address"
     } else {
         return None;
     };
@@ -77,6 +82,8 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
         "a multicast address"
     } else if s[0] == 0x100 && s[1..4] == [0; 3] {
         "a discard-only address"
+    } else if s[0] == 0x2001 && s[1] == 0xdb8 {
+        "a documentation address"
     } else {
         return None;
     };
@@ -128,6 +135,11 @@ mod tests {
             ("fec0::1", "site-local"),
             ("ff02::1", "multicast"),
             ("100::1", "discard"),
+            ("192.0.2.1", "documentation"),
+            ("198.51.100.7", "documentation"),
+            ("203.0.113.7", "documentation"),
+            ("2001:db8::1", "documentation"),
+            ("64:ff9b::c000:201", "documentation"),
         ] {
             let got = class(address);
             assert!(got.is_some_and(|c| c.contains(kind)), "{address}: {got:?}");
@@ -142,7 +154,7 @@ mod tests {
             "172.32.0.1",
             "100.128.0.1",
             "11.0.0.1",
-            "203.0.113.7",
+            "203.0.114.7",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
             "2002:808:808::1",

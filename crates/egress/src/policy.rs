@@ -116,6 +116,12 @@ fn parse_rule(entry: &str) -> Result<Rule, EgressError> {
     Ok(Rule::Host { name, port })
 }
 
+/// Why `ip` is closed by default: its range, or that it belongs to this
+/// machine (`local` is asked only for otherwise public addresses).
+fn closed_class(ip: IpAddr, local: impl Fn(IpAddr) -> bool) -> Option<&'static str> {
+    restricted(ip).or_else(|| local(ip).then_some("an address of this machine"))
+}
+
 /// Whether `ip` is an address of this machine: only those can be bound.
 fn is_local(ip: IpAddr) -> bool {
     std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
@@ -214,13 +220,18 @@ impl EgressPolicy {
                 own.what
             )));
         }
-        match restricted(ip) {
+        // A public address of this machine reaches every service on it
+        // that listens on all interfaces, as loopback would.
+        let class = closed_class(ip, is_local);
+        match class {
             None => Ok(()),
             Some(_) if self.allows(host, ip, port) => Ok(()),
             Some(class) => Err(EgressError::Denied(format!(
                 "{target} is {class}, which tenants may not reach; the operator allows it with `[egress] allow = [\"{}\"]` in the config file (an address, a range or a host name, each with an optional :PORT)",
-                match host {
-                    Some(host) if IpAddr::from_str(&normalize(host)).is_err() => normalize(host),
+                // A name, as written; an address in any spelling (`0x7f.1`)
+                // as the address it is.
+                match host.map(normalize) {
+                    Some(name) if matches!(url::Host::parse(&name), Ok(url::Host::Domain(_))) => name,
                     _ => ip.to_string(),
                 }
             ))),
@@ -346,6 +357,31 @@ mod tests {
     }
 
     #[test]
+    fn a_public_address_of_this_machine_is_closed() {
+        let public: IpAddr = "8.8.8.8".parse().expect("ip");
+        assert_eq!(
+            closed_class(public, |_| true),
+            Some("an address of this machine")
+        );
+        assert_eq!(closed_class(public, |_| false), None);
+        // The ranges' own reasons come first.
+        let private: IpAddr = "10.0.0.1".parse().expect("ip");
+        assert_eq!(closed_class(private, |_| true), Some("a private address"));
+        // This machine's own interfaces, whatever they are, are closed.
+        for interface in ["0.0.0.0", "::"] {
+            let probe = std::net::UdpSocket::bind((interface, 0)).expect("socket");
+            if probe.connect(("192.0.2.200", 9)).is_ok() {
+                let own = probe.local_addr().expect("local address").ip();
+                let policy = EgressPolicy::default();
+                assert!(
+                    policy.check(None, SocketAddr::new(own, 80)).is_err(),
+                    "{own} of this machine passed"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn closed_ranges_open_only_as_the_allow_list_says() {
         let closed = EgressPolicy::default();
         for target in [
@@ -439,6 +475,12 @@ mod tests {
             let err = closed.resolve(host, 80).await.expect_err(host);
             assert_eq!(err.code(), "egress_denied", "{host}: {err}");
         }
+        // The advice names the address, not its odd spelling.
+        let err = closed.resolve("0x7f.1", 80).await.expect_err("0x7f.1");
+        assert!(
+            err.to_string().contains(r#"allow = ["127.0.0.1"]"#),
+            "{err}"
+        );
         let open = EgressPolicy::new(&["localhost:8080"]).expect("valid");
         let found = open.resolve("localhost", 8080).await.expect("allowed");
         assert!(found

@@ -277,15 +277,34 @@ async fn start(
     }
 }
 
-/// An rmcp error as a person reads it: its text without the Rust type
-/// paths (`[rmcp::transport::…<…>]`) some of its messages carry.
-pub(crate) fn plain(error: &dyn std::fmt::Display) -> String {
-    static TYPE_PATH: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let pattern = TYPE_PATH.get_or_init(|| {
-        regex::Regex::new(r"\s*\[?\b[a-z_][a-z0-9_]*(::[A-Za-z0-9_]+)+(<[^\s\]]*>)?\]?")
-            .unwrap_or_else(|_| unreachable!("a valid pattern"))
+/// An rmcp error as a person reads it: its text and its causes' (where a
+/// refused redirect says why), without the Rust type paths
+/// (`[rmcp::transport::…<…>]`) and debug dumps of protocol messages some
+/// of its messages carry.
+pub(crate) fn plain(error: &(dyn std::error::Error + 'static)) -> String {
+    static PATTERNS: std::sync::OnceLock<[regex::Regex; 3]> = std::sync::OnceLock::new();
+    let [bracketed, path, dump] = PATTERNS.get_or_init(|| {
+        let compile =
+            |p: &str| regex::Regex::new(p).unwrap_or_else(|_| unreachable!("a valid pattern"));
+        [
+            compile(r"\s*\[[a-z_][a-z0-9_]*::[^\]]*?::[A-Z][^\]]*\]"),
+            // A path ends in a type's CamelCase name; IPv6 text never does.
+            compile(r"\s*\b[a-z_][a-z0-9_]*(::[a-z_][a-z0-9_]*)*::[A-Z][A-Za-z0-9_]*(<[^\s\]]*>)?"),
+            compile(r"received: Some\(.*"),
+        ]
     });
-    pattern.replace_all(&error.to_string(), "").into_owned()
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        source = cause.source();
+    }
+    let text = dump.replace_all(&text, "received another message than the answer");
+    let text = bracketed.replace_all(&text, "");
+    path.replace_all(&text, "").into_owned()
 }
 
 /// Where a stdio server's state directory appears inside its sandbox.
@@ -326,12 +345,34 @@ mod tests {
 
     #[test]
     fn errors_read_without_rust_type_paths() {
-        let raw = "Send message error Transport [rmcp::transport::worker::WorkerTransport<rmcp::transport::streamable_http_client::StreamableHttpClientWorker<reqwest::async_impl::client::Client>>] error: Client error: error sending request for url (http://[::1]:9/mcp)";
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0}")]
+        struct Raw(String, #[source] Option<Cause>);
+        #[derive(Debug, thiserror::Error)]
+        #[error("a redirect to http://127.0.0.1/ was refused")]
+        struct Cause;
+
+        let raw = Raw("Send message error Transport [rmcp::transport::worker::WorkerTransport<rmcp::transport::streamable_http_client::StreamableHttpClientWorker<reqwest::async_impl::client::Client>>] error: Client error: error sending request for url (http://[::1]:9/mcp)".into(), None);
         let shown = plain(&raw);
         assert!(!shown.contains("::transport"), "{shown}");
         assert!(
             shown.contains("error sending request for url (http://[::1]:9/mcp)"),
             "{shown}"
+        );
+        let spaced = Raw("Transport [rmcp::transport::async_rw::AsyncRwTransport<rmcp::service::RoleClient, tokio::process::ChildStdout, tokio::process::ChildStdin>] error: closed".into(), None);
+        assert_eq!(plain(&spaced), "Transport error: closed");
+        let dumped = Raw("expect initialized response, but received: Some(Notification(JsonRpcNotification { jsonrpc: JsonRpcVersion2_0, notification: ServerJsonRpcMessage }))".into(), None);
+        let shown = plain(&dumped);
+        assert!(
+            !shown.contains("JsonRpc") && shown.contains("another message"),
+            "{shown}"
+        );
+        let ipv6 = Raw("cannot reach http://[fd00::abc]:8080/mcp".into(), None);
+        assert_eq!(plain(&ipv6), "cannot reach http://[fd00::abc]:8080/mcp");
+        let caused = Raw("error following redirect".into(), Some(Cause));
+        assert_eq!(
+            plain(&caused),
+            "error following redirect: a redirect to http://127.0.0.1/ was refused"
         );
     }
 

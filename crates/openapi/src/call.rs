@@ -74,6 +74,16 @@ fn build(
         let encoded = utf8_percent_encode(&text_of(value), SEGMENT).to_string();
         path = path.replace(&format!("{{{}}}", parameter.name), &encoded);
     }
+    // Dots are unreserved, so `.` or `..` as an argument would survive
+    // encoding and the URL parser would climb out of the operation's path.
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(
+            "a path argument may not be `.` or `..` (it would leave the operation's path)".into(),
+        );
+    }
     let base: url::Url = config
         .base_url
         .parse()

@@ -392,6 +392,29 @@ async fn operations_call_the_service_with_sealed_credentials() {
         Some("/api/contacts/a%2F..%2Fb%3Fx%3D1%23y")
     );
     assert!(out.text.contains(r#""id":"a/../b?x=1#y""#), "{}", out.text);
+    // Nor climb out of the operation's path: dots pass encoding, so `..`
+    // is refused, and an encoded `%2e%2e` stays literal text.
+    let before = seen.paths.lock().expect("lock").len();
+    for climb in ["..", "."] {
+        let out = tool("crm__getContact")
+            .call(&ctx, json!({"id": climb}))
+            .await;
+        assert!(
+            out.is_error && out.text.contains("may not be `.` or `..`"),
+            "{climb}: {}",
+            out.text
+        );
+    }
+    let out = tool("crm__getContact")
+        .call(&ctx, json!({"id": "%2e%2e"}))
+        .await;
+    assert!(!out.is_error, "{}", out.text);
+    let paths = seen.paths.lock().expect("lock").clone();
+    assert_eq!(paths.len(), before + 1, "{paths:?}");
+    assert_eq!(
+        paths.last().map(String::as_str),
+        Some("/api/contacts/%252e%252e")
+    );
 
     let out = tool("crm__big").call(&ctx, json!({})).await;
     assert!(

@@ -16,7 +16,7 @@ use crate::tools::recall::normalise;
 use roster_core::agent::{Agent, StrategyConfig, StrategyKind};
 use roster_core::ledger::NewLedgerEntry;
 use roster_core::record::{
-    resolve_namespace, validate_content, MemoryRecord, NamespaceVars, Provenance,
+    own_namespace, resolve_namespace, validate_content, MemoryRecord, NamespaceVars, Provenance,
 };
 use roster_core::route::ModelRoute;
 use roster_core::MemoryId;
@@ -156,9 +156,16 @@ impl Inner {
             .namespace
             .as_deref()
             .unwrap_or(&agent.config.memory.namespace);
-        let Some(namespace) = resolve_namespace(template, &vars) else {
+        let Some(shared) = resolve_namespace(template, &vars) else {
             return give_up(format!(
                 "namespace `{template}` needs a user and the session has none"
+            ))
+            .await;
+        };
+        let share = agent.config.memory.share_user_memories;
+        let Some(namespace) = own_namespace(&shared, &vars, share) else {
+            return give_up(format!(
+                "namespace `{shared}` is too long to keep a copy per user"
             ))
             .await;
         };

@@ -14,6 +14,7 @@ on_both_backends!(
     a_fact_written_in_one_session_is_recalled_in_the_next,
     bad_memory_calls_are_told_to_the_model,
     a_users_memories_follow_them_and_no_one_else,
+    what_a_user_tells_a_shared_agent_stays_with_that_user,
 );
 
 const TOOLS: [&str; 2] = ["memory_write", "memory_search"];
@@ -254,5 +255,111 @@ async fn a_users_memories_follow_them_and_no_one_else(db: Db) {
         1,
         "nothing written for Bob"
     );
+    memory.shutdown().await;
+}
+
+async fn what_a_user_tells_a_shared_agent_stays_with_that_user(db: Db) {
+    let store = db.open().await;
+    let dir = tempfile::tempdir().expect("dir");
+    // The agent's namespace is its own (`agents/{agent}`), read by all.
+    let fx = Fixture::new(&store, config(&TOOLS)).await;
+    let shared = format!("agents/{}", fx.agent.name);
+    let model = ScriptedModel::new(vec![
+        calls(vec![
+            write("w1", "My salary is 90k"),
+            // Naming the shared namespace does not reach it either.
+            call(
+                "w2",
+                "memory_write",
+                &json!({"content": "My badge number is 4411", "namespace": shared}).to_string(),
+            ),
+        ]),
+        text("Noted."),
+    ]);
+    let (rt, memory) = runtime_with_memory(store.clone(), model.clone(), dir.path()).await;
+    let session_of = |user: Option<&'static str>| {
+        let store = store.clone();
+        let (tenant, agent) = (fx.tenant.clone(), fx.agent.clone());
+        async move {
+            store
+                .create_session_for(&tenant, &agent.id, agent.version, user)
+                .await
+                .expect("session")
+                .id
+        }
+    };
+    let ada = session_of(Some("ada")).await;
+    let run = submit_to(&rt, &fx, &ada, "My salary is 90k").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    let stored = records(&store, &fx).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    for record in &stored {
+        assert_eq!(record.namespace, format!("users/ada/{shared}"));
+    }
+    for id in ["w1", "w2"] {
+        let told = result(&model.request(1), id);
+        assert!(
+            !told.2 && told.1.contains(&format!("users/ada/{shared}")),
+            "{told:?}"
+        );
+    }
+
+    // A session without a user (the operator's) writes what all share.
+
+    model.push(calls(vec![write("w3", "The office closes at 6pm")]));
+    model.push(text("Noted for everyone."));
+    let team = session_of(None).await;
+    let run = submit_to(&rt, &fx, &team, "Remember: the office closes at 6pm").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    assert!(records(&store, &fx)
+        .await
+        .iter()
+        .any(|r| r.namespace == shared && r.content.contains("6pm")));
+
+    // Bob recalls what everyone shares and nothing Ada said; Ada both.
+    let recalled_for = |user: &'static str, nth: usize| {
+        let model = model.clone();
+        let (rt, fx) = (&rt, &fx);
+        let session_of = &session_of;
+        async move {
+            model.push(text("Hello."));
+            let session = session_of(Some(user)).await;
+            let asked = "What is my salary and when does the office close?";
+            let run = submit_to(rt, fx, &session, asked).await;
+            finished(rt, fx, &run.id, RunStatus::Completed).await;
+            model.request(nth).system
+        }
+    };
+    let bob_saw = recalled_for("bob", 4).await;
+    assert!(
+        !bob_saw.contains("90k") && bob_saw.contains("6pm"),
+        "{bob_saw}"
+    );
+    let ada_saw = recalled_for("ada", 5).await;
+    assert!(
+        ada_saw.contains("90k") && ada_saw.contains("6pm"),
+        "{ada_saw}"
+    );
+
+    // An agent whose users are one team may share what they say.
+    let mut sharing = fx.agent.config.clone();
+    sharing.memory.share_user_memories = true;
+    let agent = store
+        .update_agent(&fx.tenant, &fx.agent.id, sharing, "test")
+        .await
+        .expect("update");
+    model.push(calls(vec![write("w4", "The team standup is at 9")]));
+    model.push(text("Noted."));
+    let carol = store
+        .create_session_for(&fx.tenant, &agent.id, agent.version, Some("carol"))
+        .await
+        .expect("session")
+        .id;
+    let run = submit_to(&rt, &fx, &carol, "Standup is at 9").await;
+    finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+    assert!(records(&store, &fx)
+        .await
+        .iter()
+        .any(|r| r.namespace == shared && r.content.contains("standup")));
     memory.shutdown().await;
 }

@@ -418,7 +418,15 @@ pub async fn remove(
     State(state): State<AppState>,
     principal: Principal,
     Path((agent, label)): Path<(String, String)>,
+    Query(params): Query<OwnerParams>,
 ) -> Result<axum::Json<Agent>, ApiError> {
+    // The block leaves the agent, so every user's and session's copy goes
+    // with it: a request naming one copy meant something else.
+    if let Some(owner) = params.owner.as_deref().filter(|o| *o != "agent") {
+        return Err(ApiError::invalid(format!(
+            "removing a block removes it from the agent and every copy; `owner={owner}` names one copy: to empty it, PATCH it with that owner and an empty value"
+        )));
+    }
     let agent = super::agents::find(&state, &principal, &agent).await?;
     check_change(&agent, &[], std::slice::from_ref(&label))?;
     let change = BlockChange {

@@ -109,10 +109,23 @@ pub async fn create(
     Json(body): Json<HttpServiceInput>,
 ) -> Result<(StatusCode, axum::Json<HttpServiceView>), ApiError> {
     let services = services(&state)?;
-    let (stored, skipped) = services
+    let name = body.name.clone();
+    let (stored, skipped) = match services
         .register(&principal.tenant, body, &principal.label())
         .await
-        .map_err(http_error)?;
+    {
+        Ok(registered) => registered,
+        Err(e) => {
+            return Err(super::audit_refusal(
+                &state,
+                &principal,
+                roster_openapi::KIND,
+                &name,
+                http_error(e),
+            )
+            .await)
+        }
+    };
     let config = serde_json::from_value(stored.config.clone()).map_err(ApiError::internal)?;
     Ok((
         StatusCode::CREATED,

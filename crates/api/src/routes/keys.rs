@@ -26,14 +26,19 @@ pub struct CreateKey {
     /// `user` (default) or `service`.
     pub kind: Option<String>,
     /// `AREA:read` / `AREA:write`; absent: all of the tenant's areas (for a
-    /// key created by a scoped key: the creator's scopes).
+    /// key created by a scoped key: the creator's scopes), except that a
+    /// key bound to a `user` then holds the user default: `agents:read`,
+    /// `sessions:write`, `memories:write`, `knowledge:read`, `tools:read`,
+    /// `approvals:write`.
     pub scopes: Option<Vec<String>>,
     /// RFC 3339; must be in the future.
     pub expires_at: Option<DateTime<Utc>>,
     /// A `user` key's user: the key acts as this user only (its sessions
     /// are theirs; it reads `users/<user>` memories and no other user's).
     /// Without it, a user key acts for no user. A key may only bind users
-    /// it may act for itself.
+    /// it may act for itself, except a tenant's manager key (a `user` key
+    /// bound to no user, holding `keys:write`), which issues keys to any
+    /// user of its tenant.
     pub user: Option<String>,
     /// A `service` key's users: it may act for these only (default: any
     /// user, or for a key made by a key limited to some users, those).
@@ -75,13 +80,19 @@ impl From<KeyInfo> for KeyView {
         } else {
             "active"
         };
+        let scopes = crate::scopes::effective(
+            k.scopes,
+            &k.kind,
+            k.user.as_deref(),
+            k.is_admin && k.tenant_id == roster_core::TenantId::default_tenant(),
+        );
         Self {
             id: k.id,
             tenant: k.tenant_id,
             name: k.name,
             kind: k.kind,
             admin: k.is_admin,
-            scopes: k.scopes,
+            scopes,
             user: k.user,
             act_for: k.act_for,
             expires_at: k.expires_at,

@@ -140,7 +140,8 @@ pub async fn create(
     Json(body): Json<McpServerInput>,
 ) -> Result<(StatusCode, axum::Json<McpServerView>), ApiError> {
     let integrations = integrations(&state)?;
-    let stored = integrations
+    let name = body.name.clone();
+    let stored = match integrations
         .mcp
         .register(
             &principal.tenant,
@@ -149,7 +150,19 @@ pub async fn create(
             principal.is_admin,
         )
         .await
-        .map_err(mcp_error)?;
+    {
+        Ok(stored) => stored,
+        Err(e) => {
+            return Err(super::audit_refusal(
+                &state,
+                &principal,
+                roster_mcp::KIND,
+                &name,
+                mcp_error(e),
+            )
+            .await)
+        }
+    };
     Ok((StatusCode::CREATED, axum::Json(view(stored)?)))
 }
 

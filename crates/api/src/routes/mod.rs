@@ -32,3 +32,42 @@ pub(crate) fn memory_service(
         )
     })
 }
+
+/// Error codes of the walls: an integration pointed where tenants may not
+/// go. Each refusal is on the record, not only each change.
+const WALL_CODES: [&str; 3] = [
+    "mcp_command_needs_admin",
+    "egress_denied",
+    "path_not_allowed",
+];
+
+/// Records a refused integration registration (`KIND.add`, decision
+/// `deny`, with the error) when `error` is one of the walls', then hands
+/// the error back. A failed audit write is logged, not shown: the caller's
+/// answer is the refusal either way.
+pub(crate) async fn audit_refusal(
+    state: &crate::AppState,
+    principal: &crate::auth::Principal,
+    kind: &str,
+    name: &str,
+    error: crate::error::ApiError,
+) -> crate::error::ApiError {
+    if WALL_CODES.contains(&error.code) {
+        let mut event = roster_store::integration_event(
+            &principal.label(),
+            kind,
+            "add",
+            name,
+            serde_json::json!({ "code": error.code, "message": error.message }),
+        );
+        event.decision = Some("deny".into());
+        if let Err(e) = state
+            .store
+            .append_audit(&principal.tenant, vec![event])
+            .await
+        {
+            tracing::error!(error = %e, "cannot record a refused integration");
+        }
+    }
+    error
+}

@@ -105,10 +105,19 @@ pub async fn create(
 ) -> Result<(StatusCode, axum::Json<SqlSourceView>), ApiError> {
     let sources = sources(&state)?;
     let name = body.name.clone();
-    sources
+    if let Err(e) = sources
         .register(&principal.tenant, body, &principal.label())
         .await
-        .map_err(sql_error)?;
+    {
+        return Err(super::audit_refusal(
+            &state,
+            &principal,
+            roster_sql::KIND,
+            &name,
+            sql_error(e),
+        )
+        .await);
+    }
     let (stored, config) = sources
         .registration(&principal.tenant, &name)
         .await

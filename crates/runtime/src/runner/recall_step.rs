@@ -9,7 +9,7 @@ use roster_core::item::ToolCall;
 use roster_core::knowledge::{KnowledgeSource, Passage};
 use roster_core::machine::ToolOutcome;
 use roster_core::record::{
-    resolve_namespace, validate_content, MemoryRecord, NamespaceVars, Provenance,
+    own_namespace, resolve_namespace, validate_content, MemoryRecord, NamespaceVars, Provenance,
 };
 use roster_core::MemoryId;
 use roster_memory::{KnowledgeRequest, MemoryService, SearchRequest};
@@ -20,23 +20,37 @@ const DEFAULT_SEARCH_LIMIT: u32 = 5;
 const MAX_SEARCH_LIMIT: u32 = 20;
 
 impl RunState<'_> {
-    /// The agent's memory namespaces for this session: the default one
-    /// first, then those it searches. Templates naming a user the session
-    /// does not have are left out.
-    pub(super) fn memory_namespaces(&self) -> (Option<String>, Vec<String>) {
-        let vars = NamespaceVars {
+    fn namespace_vars(&self) -> NamespaceVars<'_> {
+        NamespaceVars {
             agent: &self.agent.name,
             user: self.session.user.as_deref(),
             session: self.session.id.as_str(),
-        };
+        }
+    }
+
+    /// The agent's memory namespaces for this session: where its writes go
+    /// by default, then those it searches (each shared one after the
+    /// user's own copy of it, see [`own_namespace`]). Templates naming a
+    /// user the session does not have are left out.
+    pub(super) fn memory_namespaces(&self) -> (Option<String>, Vec<String>) {
+        let vars = self.namespace_vars();
         let settings = &self.agent.config.memory;
-        let default = resolve_namespace(&settings.namespace, &vars);
-        let mut search: Vec<String> = settings
+        let share = settings.share_user_memories;
+        let default = resolve_namespace(&settings.namespace, &vars)
+            .and_then(|ns| own_namespace(&ns, &vars, share));
+        let mut search: Vec<String> = Vec::new();
+        for shared in settings
             .search_namespaces()
             .into_iter()
             .filter_map(|t| resolve_namespace(t, &vars))
-            .collect();
-        search.dedup();
+        {
+            let own = own_namespace(&shared, &vars, share);
+            for namespace in own.into_iter().chain([shared]) {
+                if !search.contains(&namespace) {
+                    search.push(namespace);
+                }
+            }
+        }
         (default, search)
     }
 
@@ -190,7 +204,19 @@ impl RunState<'_> {
         }
         let (default, readable) = self.memory_namespaces();
         let namespace = match args.namespace {
-            Some(ns) if Some(&ns) == default.as_ref() || readable.contains(&ns) => ns,
+            Some(ns) if Some(&ns) == default.as_ref() || readable.contains(&ns) => {
+                let share = self.agent.config.memory.share_user_memories;
+                match own_namespace(&ns, &self.namespace_vars(), share) {
+                    Some(own) => own,
+                    None => {
+                        return Ok((
+                            format!("namespace `{ns}` is too long to keep a copy per user; name a shorter one"),
+                            true,
+                            Vec::new(),
+                        ))
+                    }
+                }
+            }
             Some(ns) => {
                 let mut yours: Vec<String> = default.into_iter().collect();
                 yours.extend(readable.into_iter().filter(|n| !yours.contains(n)).collect::<Vec<_>>());
