@@ -116,10 +116,15 @@ fn parse_rule(entry: &str) -> Result<Rule, EgressError> {
     Ok(Rule::Host { name, port })
 }
 
-/// Why `ip` is closed by default: its range, or that it belongs to this
-/// machine (`local` is asked only for otherwise public addresses).
+/// Why `ip` is closed by default: that it belongs to this machine (other
+/// than loopback), or its range.
 fn closed_class(ip: IpAddr, local: impl Fn(IpAddr) -> bool) -> Option<&'static str> {
-    restricted(ip).or_else(|| local(ip).then_some("an address of this machine"))
+    // Said first whatever its range: an operator reading the refusal should
+    // know that allowing it opens this machine itself.
+    if !ip.is_loopback() && !ip.is_unspecified() && local(ip) {
+        return Some("an address of this machine");
+    }
+    restricted(ip)
 }
 
 /// Whether `ip` is an address of this machine: only those can be bound.
@@ -364,18 +369,24 @@ mod tests {
             Some("an address of this machine")
         );
         assert_eq!(closed_class(public, |_| false), None);
-        // The ranges' own reasons come first.
         let private: IpAddr = "10.0.0.1".parse().expect("ip");
-        assert_eq!(closed_class(private, |_| true), Some("a private address"));
+        assert_eq!(
+            closed_class(private, |_| true),
+            Some("an address of this machine")
+        );
+        assert_eq!(closed_class(private, |_| false), Some("a private address"));
+        let loopback: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert_eq!(closed_class(loopback, |_| true), Some("a loopback address"));
         // This machine's own interfaces, whatever they are, are closed.
         for interface in ["0.0.0.0", "::"] {
             let probe = std::net::UdpSocket::bind((interface, 0)).expect("socket");
             if probe.connect(("192.0.2.200", 9)).is_ok() {
                 let own = probe.local_addr().expect("local address").ip();
                 let policy = EgressPolicy::default();
+                let refused = policy.check(None, SocketAddr::new(own, 80));
                 assert!(
-                    policy.check(None, SocketAddr::new(own, 80)).is_err(),
-                    "{own} of this machine passed"
+                    refused.is_err_and(|e| e.to_string().contains("an address of this machine")),
+                    "{own} of this machine"
                 );
             }
         }
