@@ -105,15 +105,26 @@ impl Router {
         }
         loop {
             let first_failure: Mutex<Option<DateTime<Utc>>> = Mutex::new(None);
+            let failed_in_round = std::sync::atomic::AtomicU32::new(0);
             let noting = |a: Attempt| {
                 if a.error.is_some() {
                     let mut first = first_failure.lock().unwrap_or_else(|p| p.into_inner());
                     first.get_or_insert_with(Utc::now);
+                    failed_in_round.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 on_attempt(a);
             };
             let failure = match self.round(route, req.clone(), on_text, &noting).await {
-                Ok(answer) => return Ok(answer),
+                Ok(answer) => {
+                    // A pass that failed before it got through (a retry
+                    // within the pass) failed during the outage too.
+                    if let Some(current) = outage.as_mut() {
+                        current.attempts = current
+                            .attempts
+                            .saturating_add(failed_in_round.into_inner());
+                    }
+                    return Ok(answer);
+                }
                 Err(failure) => failure,
             };
             if failure.hopeless {

@@ -412,3 +412,34 @@ async fn a_pause_that_stops_ends_the_call() {
     assert_eq!(error, ProviderError::Cancelled);
     assert_eq!(pause.seen.len(), 2);
 }
+
+/// A pass that fails, retries within itself and gets through still counts
+/// its failure as one of the outage's attempts.
+#[tokio::test]
+async fn failures_of_the_pass_that_gets_through_are_counted() {
+    let server = FakeModelServer::start().await;
+    server.push_all([
+        Reply::error(503, "down"),
+        Reply::error(503, "down"),
+        Reply::error(503, "still down"),
+        Reply::text("up"),
+    ]);
+    let attempts = Attempts::default();
+    let mut outage = None;
+    let (answer, _) = router(vec![named(&server, "a")], Duration::from_secs(30))
+        .chat_patiently(
+            &route("a/m", &[]),
+            request(false),
+            &ignore,
+            &|a| attempts.push(a),
+            Duration::from_secs(30),
+            &mut outage,
+            &mut Recorder::default(),
+        )
+        .await
+        .expect("gets through");
+    assert_eq!(answer.text, "up");
+    let outage = outage.expect("the first pass failed");
+    assert_eq!((outage.rounds, attempts.failed()), (1, 3));
+    assert_eq!(outage.attempts, 3, "{outage:?}");
+}
