@@ -135,8 +135,7 @@ pub async fn require_key(
                 .map_err(|_| ApiError::invalid("the X-Roster-Tenant header must be text"))?
                 .trim()
                 .to_owned();
-            let tenant =
-                crate::routes::keys::target_tenant(&state, &principal, Some(&named)).await?;
+            let tenant = crate::tenancy::target_tenant(&state, &principal, Some(&named)).await?;
             Principal {
                 tenant,
                 ..principal

@@ -12,6 +12,7 @@ mod identity;
 mod routes;
 pub mod scopes;
 mod sse;
+mod tenancy;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -77,7 +78,7 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::mcp::catalogue, routes::mcp::builtins,
         routes::sql::create, routes::sql::list, routes::sql::show, routes::sql::delete, routes::sql::schema,
         routes::sql::query,
-        routes::http::create, routes::http::list, routes::http::show, routes::http::delete,
+        routes::http_services::create, routes::http_services::list, routes::http_services::show, routes::http_services::delete,
         routes::files::list, routes::files::download, routes::files::upload, routes::files::delete,
         routes::tenants::create, routes::tenants::list, routes::tenants::show,
         routes::keys::create, routes::keys::list, routes::keys::show, routes::keys::revoke,
@@ -239,8 +240,8 @@ async fn method_not_allowed(
 
 pub fn app(state: AppState) -> Router {
     use routes::{
-        agents, approvals, audit, blocks, budgets, files, http, index, keys, knowledge, ledger,
-        mcp, memories, policies, runs, sessions, sql, tenants,
+        agents, approvals, audit, blocks, budgets, files, http_services, index, keys, knowledge,
+        ledger, mcp, memories, policies, runs, sessions, sql, tenants,
     };
     // The upload handler reads and bounds its body itself.
     let document_limit = DefaultBodyLimit::disable();
@@ -354,11 +355,14 @@ pub fn app(state: AppState) -> Router {
         .route("/sources/sql/{name}/query", post(sql::query))
         .route(
             "/sources/http",
-            post(http::create)
-                .get(http::list)
+            post(http_services::create)
+                .get(http_services::list)
                 .layer(DefaultBodyLimit::max(MAX_SPEC_BYTES)),
         )
-        .route("/sources/http/{name}", get(http::show).delete(http::delete))
+        .route(
+            "/sources/http/{name}",
+            get(http_services::show).delete(http_services::delete),
+        )
         .fallback(not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -123,33 +123,6 @@ pub struct KeyListParams {
     pub tenant: Option<String>,
 }
 
-/// The tenant a request names: the caller's own, or (admin only) another.
-/// A non-admin naming another tenant gets `not_found`, as for one that does
-/// not exist, so keys cannot probe for tenants.
-pub(crate) async fn target_tenant(
-    state: &AppState,
-    principal: &Principal,
-    named: Option<&str>,
-) -> Result<TenantId, ApiError> {
-    let Some(raw) = named else {
-        return Ok(principal.tenant.clone());
-    };
-    if !principal.is_admin {
-        let own = raw == principal.tenant.as_str()
-            || state
-                .store
-                .get_tenant(&principal.tenant)
-                .await?
-                .is_some_and(|t| t.name == raw);
-        return if own {
-            Ok(principal.tenant.clone())
-        } else {
-            Err(ApiError::not_found("tenant"))
-        };
-    }
-    Ok(super::tenants::find(state, raw).await?.id)
-}
-
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKey,
     responses((status = 201, body = CreatedKey), (status = 400, body = crate::error::ErrorBody),
     (status = 403, body = crate::error::ErrorBody, description = "insufficient_scope, or user_not_allowed: a user or act_for beyond the caller's own"),
@@ -159,7 +132,7 @@ pub async fn create(
     principal: Principal,
     Json(body): Json<CreateKey>,
 ) -> Result<(StatusCode, axum::Json<CreatedKey>), ApiError> {
-    let tenant = target_tenant(&state, &principal, body.tenant.as_deref()).await?;
+    let tenant = crate::tenancy::target_tenant(&state, &principal, body.tenant.as_deref()).await?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid(
@@ -242,7 +215,8 @@ pub async fn list(
     principal: Principal,
     Query(params): Query<KeyListParams>,
 ) -> Result<axum::Json<KeyList>, ApiError> {
-    let tenant = target_tenant(&state, &principal, params.tenant.as_deref()).await?;
+    let tenant =
+        crate::tenancy::target_tenant(&state, &principal, params.tenant.as_deref()).await?;
     let keys = state.store.list_keys(&tenant).await?;
     Ok(axum::Json(KeyList {
         data: keys.into_iter().map(Into::into).collect(),

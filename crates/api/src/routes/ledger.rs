@@ -128,7 +128,7 @@ async fn in_tenant(
     principal: Principal,
     named: Option<&str>,
 ) -> Result<Principal, ApiError> {
-    let tenant = crate::routes::keys::target_tenant(state, &principal, named).await?;
+    let tenant = crate::tenancy::target_tenant(state, &principal, named).await?;
     Ok(Principal {
         tenant,
         ..principal

@@ -7,7 +7,7 @@ pub mod blocks;
 pub mod budgets;
 pub mod files;
 pub(crate) mod governed;
-pub mod http;
+pub mod http_services;
 pub mod index;
 pub mod keys;
 pub mod knowledge;

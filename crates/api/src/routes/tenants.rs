@@ -104,17 +104,7 @@ pub async fn show(
     Path(tenant): Path<String>,
 ) -> Result<axum::Json<TenantView>, ApiError> {
     principal.require_admin("reading tenants")?;
-    Ok(axum::Json(find(&state, &tenant).await?.into()))
-}
-
-/// A tenant by id or name; `not_found` otherwise.
-pub(crate) async fn find(state: &AppState, raw: &str) -> Result<TenantRecord, ApiError> {
-    let found = match TenantId::parse(raw) {
-        Some(id) => state.store.get_tenant(&id).await?,
-        None if raw == TenantId::default_tenant().as_str() => {
-            state.store.get_tenant(&TenantId::default_tenant()).await?
-        }
-        None => state.store.find_tenant_by_name(raw).await?,
-    };
-    found.ok_or_else(|| ApiError::not_found("tenant"))
+    Ok(axum::Json(
+        crate::tenancy::find_tenant(&state, &tenant).await?.into(),
+    ))
 }
