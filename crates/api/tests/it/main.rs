@@ -1,0 +1,27 @@
+//! The integration tests of `api`: one binary, so the crate graph is
+//! linked once, with one module per area.
+
+#[macro_use]
+mod common;
+
+mod agents;
+mod anthropic;
+mod approvals;
+mod auth_and_errors;
+mod budgets;
+mod cancel;
+mod failures;
+mod isolation;
+mod keys;
+mod knowledge;
+mod lifecycle;
+mod memories;
+mod messages;
+mod openapi;
+mod outages;
+mod policies;
+mod store_failure;
+mod streaming;
+mod tenancy;
+mod users;
+mod walls;

@@ -1,0 +1,5 @@
+//! The integration tests of `mcp`: one binary, so the crate graph is
+//! linked once, with one module per area.
+
+mod escape;
+mod servers;

@@ -1,0 +1,208 @@
+//! Cancellation: a queued run never starts, a running one stops at once, and
+//! either way the session stays usable: every tool call has its result.
+
+use crate::common;
+
+use common::model::{call, calls, request_results, text, Answer, ScriptedModel};
+use common::tools::ProbeTool;
+use common::*;
+use roster_core::event::RunEvent;
+use roster_core::run::{RunStatus, StepStatus};
+use roster_runtime::RuntimeError;
+
+on_both_backends!(
+    cancelling_a_queued_run_means_it_never_starts,
+    cancelling_during_the_model_call,
+    cancelling_while_a_tool_blocks_closes_every_call,
+    cancelling_an_interrupted_run_before_it_resumes,
+    cancel_racing_the_start_of_a_run,
+);
+
+async fn cancelling_a_queued_run_means_it_never_starts(db: Db) {
+    let (model, gate) = ScriptedModel::gated(vec![text("first")]);
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&[])).await;
+    let rt = runtime(store.clone(), model.clone(), vec![]);
+    let first = submit(&rt, &fx, "first").await;
+    let queued = submit(&rt, &fx, "never").await;
+    wait_until("the first run is at the model", || {
+        model.request_count() == 1
+    })
+    .await;
+
+    let cancelled = rt.cancel(&fx.tenant, &queued.id).await.expect("cancel");
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert!(cancelled.started_at.is_none(), "{cancelled:?}");
+    gate.add_permits(1);
+    finished(&rt, &fx, &first.id, RunStatus::Completed).await;
+
+    assert_eq!(
+        model.request_count(),
+        1,
+        "the cancelled run reached the model"
+    );
+    let items = items(&store, &fx, &fx.session).await;
+    assert!(
+        items.iter().all(|i| i.run_id.as_ref() != Some(&queued.id)),
+        "{items:?}"
+    );
+    assert!(steps(&store, &fx, &queued.id).await.is_empty());
+    let events: Vec<&str> = store
+        .list_events(&fx.tenant, &queued.id, 0, 100)
+        .await
+        .expect("events")
+        .iter()
+        .map(|e| e.event.name())
+        .collect();
+    assert_eq!(events, ["run_queued", "run_finished"]);
+    let again = rt.cancel(&fx.tenant, &queued.id).await;
+    assert!(
+        matches!(again, Err(RuntimeError::AlreadyFinished(_))),
+        "{again:?}"
+    );
+}
+
+async fn cancelling_during_the_model_call(db: Db) {
+    let model = ScriptedModel::new(vec![Answer::Hang, text("back")]);
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&[])).await;
+    let rt = runtime(store.clone(), model.clone(), vec![]);
+    let run = submit(&rt, &fx, "think hard").await;
+    wait_until("the model is called", || model.request_count() == 1).await;
+    let cancelled = rt.cancel(&fx.tenant, &run.id).await.expect("cancel");
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert!(steps(&store, &fx, &run.id).await.is_empty());
+
+    let next = submit(&rt, &fx, "again").await;
+    finished(&rt, &fx, &next.id, RunStatus::Completed).await;
+    assert_valid_request(&model.request(1).messages);
+    assert_eq!(model.request(1).messages.len(), 2, "both inputs, no answer");
+}
+
+async fn cancelling_while_a_tool_blocks_closes_every_call(db: Db) {
+    let model = ScriptedModel::new(vec![
+        calls(vec![call("c1", "slow", "{}"), call("c2", "quick", "{}")]),
+        text("fine"),
+    ]);
+    let slow = ProbeTool::blocking("slow", false);
+    let quick = ProbeTool::new("quick", false);
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&["slow", "quick"])).await;
+    let rt = runtime(
+        store.clone(),
+        model.clone(),
+        vec![slow.clone(), quick.clone()],
+    );
+    let run = submit(&rt, &fx, "do both").await;
+    wait_until("the slow tool runs", || slow.executions() == 1).await;
+    eventually("the quick result is stored", || async {
+        results(&contents(&store, &fx).await).len() == 1
+    })
+    .await;
+
+    let cancelled = rt.cancel(&fx.tenant, &run.id).await.expect("cancel");
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    let items = contents(&store, &fx).await;
+    assert_history_closed(&items);
+    let mut results = results(&items);
+    results.sort();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[0].0, "c1");
+    assert!(
+        results[0].2 && results[0].1.starts_with("cancelled"),
+        "{results:?}"
+    );
+    assert_eq!(
+        (results[1].0.as_str(), results[1].2),
+        ("c2", false),
+        "{results:?}"
+    );
+    // The journal keeps no step half done either.
+    let steps = steps(&store, &fx, &run.id).await;
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(steps.iter().all(|s| s.status == StepStatus::Completed));
+
+    let next = submit(&rt, &fx, "and now?").await;
+    finished(&rt, &fx, &next.id, RunStatus::Completed).await;
+    let request = model.request(1);
+    assert_valid_request(&request.messages);
+    assert_eq!(request_results(&request).len(), 2);
+    assert_eq!((slow.executions(), quick.executions()), (1, 1));
+}
+
+async fn cancelling_an_interrupted_run_before_it_resumes(db: Db) {
+    let model = ScriptedModel::new(vec![text("ok")]);
+    let slow = ProbeTool::new("slow", false);
+    let quick = ProbeTool::new("quick", false);
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&["slow", "quick"])).await;
+    let run = common::journal::mid_tool(&store, &fx).await;
+
+    // A new process; the user cancels before (or instead of) recovery.
+    let rt = runtime(
+        store.clone(),
+        model.clone(),
+        vec![slow.clone(), quick.clone()],
+    );
+    let cancelled = rt.cancel(&fx.tenant, &run).await.expect("cancel");
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert_eq!((slow.executions(), quick.executions()), (0, 0));
+    assert_eq!(model.request_count(), 0);
+    let items = contents(&store, &fx).await;
+    assert_history_closed(&items);
+    let mut results = results(&items);
+    results.sort();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(
+        results[0].2 && results[0].1.starts_with("interrupted"),
+        "{results:?}"
+    );
+    assert!(
+        results[1].2 && results[1].1.starts_with("not executed"),
+        "{results:?}"
+    );
+    assert_eq!(rt.recover().await.expect("recover"), 0);
+
+    let next = submit(&rt, &fx, "next").await;
+    finished(&rt, &fx, &next.id, RunStatus::Completed).await;
+    assert_valid_request(&model.request(0).messages);
+}
+
+/// Cancels land at every point of a run's start (before the worker takes
+/// it, while it starts, once it is at the model): each run ends cancelled,
+/// nothing is left running, and the session serves the next input.
+async fn cancel_racing_the_start_of_a_run(db: Db) {
+    let model = ScriptedModel::new(vec![]);
+    model.set_fallback(|_| Answer::Hang);
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&[])).await;
+    let rt = runtime(store.clone(), model.clone(), vec![]);
+    for i in 0..20 {
+        let run = submit(&rt, &fx, &format!("input {i}")).await;
+        if i % 4 == 3 {
+            tokio::task::yield_now().await;
+        }
+        let ended = rt.cancel(&fx.tenant, &run.id).await.expect("cancel");
+        assert_eq!(ended.status, RunStatus::Cancelled, "run {i}: {ended:?}");
+    }
+    model.push(text("still here"));
+    let last = submit(&rt, &fx, "last").await;
+    let done = finished(&rt, &fx, &last.id, RunStatus::Completed).await;
+    assert_eq!(done.output.as_deref(), Some("still here"));
+    assert_history_closed(&contents(&store, &fx).await);
+    for run in store
+        .list_runs(&fx.tenant, &fx.session)
+        .await
+        .expect("runs")
+    {
+        let events = store
+            .list_events(&fx.tenant, &run.id, 0, 1000)
+            .await
+            .expect("events");
+        let finishes = events
+            .iter()
+            .filter(|e| matches!(e.event, RunEvent::RunFinished { .. }))
+            .count();
+        assert_eq!(finishes, 1, "run {} finished {finishes} times", run.id);
+    }
+}

@@ -1,0 +1,16 @@
+//! The integration tests of `store`: one binary, so the crate graph is
+//! linked once, with one module per area.
+
+#[macro_use]
+mod common;
+
+mod governance;
+mod integrations;
+mod knowledge;
+mod lifecycle;
+mod postgres_nodes;
+mod privacy;
+mod records;
+mod run_waits;
+mod story;
+mod vectors;
