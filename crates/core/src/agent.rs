@@ -157,7 +157,7 @@ impl AgentConfig {
             return Err(ValidationError::new("knowledge", "at most 32 sources"));
         }
         for (i, name) in self.knowledge.iter().enumerate() {
-            crate::knowledge::validate_source_name(name)
+            crate::names::validate_source_name(name)
                 .map_err(|e| ValidationError::new("knowledge", e.message))?;
             if self.knowledge[..i].contains(name) {
                 return Err(ValidationError::new(
@@ -383,27 +383,7 @@ impl MemorySettings {
 
 /// Agent names are path segments and CLI arguments: keep them plain.
 pub fn validate_agent_name(name: &str) -> Result<(), ValidationError> {
-    validate_plain_name(name, "agt_")
-}
-
-/// 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit,
-/// and not starting like an id of the same kind (`reserved`).
-pub(crate) fn validate_plain_name(name: &str, reserved: &str) -> Result<(), ValidationError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && !name.starts_with(reserved);
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            "name",
-            format!("must be 1-64 characters of letters, digits, '-', '_' or '.', starting with a letter or digit (and not `{reserved}`)"),
-        ))
-    }
+    crate::names::validate_plain_name(name, "agt_")
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

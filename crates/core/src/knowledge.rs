@@ -65,10 +65,7 @@ pub struct Passage {
     pub citation: String,
 }
 
-/// Source names are path segments and CLI arguments: keep them plain.
-pub fn validate_source_name(name: &str) -> Result<(), ValidationError> {
-    crate::agent::validate_plain_name(name, "src_")
-}
+pub use crate::names::validate_source_name;
 
 /// A document path: relative, `/`-separated, no `.`/`..` segments, no
 /// control characters.

@@ -18,6 +18,7 @@ pub mod knowledge;
 pub mod ledger;
 pub mod machine;
 pub mod memory;
+pub mod names;
 pub mod plain;
 pub mod record;
 pub mod route;

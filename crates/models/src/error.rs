@@ -149,6 +149,37 @@ pub enum ConfigError {
     Client { provider: String, reason: String },
 }
 
+/// A read that got nothing for `after`.
+pub(crate) fn timed_out(after: Duration) -> ProviderError {
+    ProviderError::timeout(format!("nothing received for {}s", after.as_secs()))
+}
+
+/// A transport failure: timeouts are `Timeout`, everything else (refused,
+/// reset, cut body) is `Transient`. The URL is dropped from the message.
+pub(crate) fn map_transport(e: reqwest::Error) -> ProviderError {
+    let e = e.without_url();
+    if e.is_timeout() {
+        ProviderError::timeout(describe(&e))
+    } else {
+        ProviderError::transient(describe(&e))
+    }
+}
+
+/// An error and its sources, joined with `: `.
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

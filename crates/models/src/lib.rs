@@ -15,7 +15,7 @@ mod anthropic;
 mod config;
 mod error;
 mod error_body;
-mod http;
+mod transport;
 mod openai;
 mod patience;
 mod registry;

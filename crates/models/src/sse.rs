@@ -5,7 +5,7 @@
 //! each provider's `stream` module does that.
 
 use crate::error::ProviderError;
-use crate::http::{map_transport, timed_out};
+use crate::error::{map_transport, timed_out};
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::stream::BoxStream;
 use futures::StreamExt;

@@ -59,7 +59,7 @@ pub(crate) fn system_prompt(
         prompt.push_str(
             "\n\n<recalled_memories>\nLong-term memories that may be relevant to this request (memory_search finds more):\n",
         );
-        prompt.push_str(&crate::runner::render_records(&records));
+        prompt.push_str(&render_records(&records));
         prompt.push_str("\n</recalled_memories>");
     }
     if !passages.is_empty() {
@@ -67,7 +67,7 @@ pub(crate) fn system_prompt(
         prompt.push_str(
             "\n\n<knowledge>\nPassages from company documents that may answer this request. When you use one, cite it as given (source:path and location). knowledge_search finds more.\n",
         );
-        prompt.push_str(&crate::runner::render_passages(&passages));
+        prompt.push_str(&render_passages(&passages));
         prompt.push_str("\n</knowledge>");
     }
     prompt
@@ -297,6 +297,33 @@ pub(crate) fn cut(text: &str, tokens: u32, what: &str) -> String {
         "{}\n\n[Roster: this {what} is about {whole} tokens, more than fits in the context; only its first {tokens} tokens are shown. It is stored whole in the session.]",
         &text[..end]
     )
+}
+
+/// Passages as the model reads them: numbered, each with its citation.
+pub(crate) fn render_passages(passages: &[&Passage]) -> String {
+    passages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("[{}] {}\n{}", i + 1, p.citation, p.text.trim()))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// Records as the model reads them: id, namespace, date and text.
+pub(crate) fn render_records(records: &[&MemoryRecord]) -> String {
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "- [{}] ({}, {}) {}",
+                r.id,
+                r.namespace,
+                r.updated_at.format("%Y-%m-%d"),
+                r.content
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

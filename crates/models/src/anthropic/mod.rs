@@ -9,7 +9,7 @@ mod wire;
 
 use crate::config::{process_env, ProviderConfig, Secret, ANTHROPIC_DEFAULT_MAX_TOKENS};
 use crate::error::{ConfigError, ProviderError};
-use crate::http::{whole_body, Answer, Endpoint};
+use crate::transport::{whole_body, Answer, Endpoint};
 use crate::request::{ChatRequest, ChatResponse};
 use crate::ModelProvider;
 

@@ -1,6 +1,6 @@
 //! `roster agent create|list|show|update|versions|rollback|delete`.
 
-use super::http::{decode, Client};
+use super::api_client::{decode, Client};
 use super::output::{print_json, table};
 use super::Connection;
 use anyhow::{anyhow, bail, Context, Result};

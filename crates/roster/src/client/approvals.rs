@@ -1,7 +1,7 @@
 //! `roster approvals list|show|approve|deny|watch`: the inbox of tool calls
 //! that wait for a human, and a live feed of it.
 
-use super::http::Client;
+use super::api_client::Client;
 use super::output::{one_line, print_json, table};
 use super::Connection;
 use anyhow::Result;

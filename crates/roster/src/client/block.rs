@@ -3,7 +3,7 @@
 //! `--template` pick whose row (a user's or a session's copy, or the
 //! agent's own); without them a key bound to a user means its own copies.
 
-use super::http::{decode, Client};
+use super::api_client::{decode, Client};
 use super::output::{one_line, print_json, table, time};
 use super::Connection;
 use anyhow::{anyhow, bail, Context, Result};

@@ -1,6 +1,6 @@
 //! `roster budget list|set|remove` and `roster ledger summary`.
 
-use super::http::Client;
+use super::api_client::Client;
 use super::output::{print_json, table};
 use super::Connection;
 use anyhow::{bail, Result};

@@ -4,7 +4,7 @@
 //! run errors go to stderr (dimmed on a terminal), so `roster chat a < in >
 //! out` leaves only the answers in `out`, one per line.
 
-use super::http::{decode, root_cause, Client};
+use super::api_client::{decode, root_cause, Client};
 use super::output::{one_line, Style};
 use super::Connection;
 use anyhow::{anyhow, bail, Context, Result};

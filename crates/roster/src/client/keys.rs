@@ -1,6 +1,6 @@
 //! `roster tenant create|list` and `roster key create|list|show|revoke`.
 
-use super::http::Client;
+use super::api_client::Client;
 use super::output::{print_json, table};
 use super::Connection;
 use anyhow::{anyhow, Result};

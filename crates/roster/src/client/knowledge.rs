@@ -7,7 +7,7 @@
 //! removed: a directory added without `--prefix` mirrors the whole source,
 //! one added with a prefix mirrors that prefix.
 
-use super::http::{decode, Client};
+use super::api_client::{decode, Client};
 use super::output::{one_line, print_json, table};
 use super::Connection;
 use anyhow::{anyhow, bail, Context, Result};

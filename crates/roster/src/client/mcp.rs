@@ -2,7 +2,7 @@
 //! MCP servers. Any key enables an entry of the operator's catalogue or
 //! adds a Streamable HTTP server; `add NAME -- COMMAND` needs the admin key.
 
-use super::http::Client;
+use super::api_client::Client;
 use super::output::{one_line, print_json, table};
 use super::Connection;
 use anyhow::{anyhow, Result};

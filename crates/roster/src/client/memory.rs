@@ -1,7 +1,7 @@
 //! `roster memory list|search|show|add|edit|delete` and `roster index
 //! status|rebuild`: inspect and correct what agents remember.
 
-use super::http::{decode, Client};
+use super::api_client::{decode, Client};
 use super::output::{hang, one_line, print_json, table, time};
 use super::Connection;
 use anyhow::{anyhow, Context, Result};

@@ -10,7 +10,7 @@ mod approvals;
 mod block;
 mod budget;
 mod chat;
-mod http;
+mod api_client;
 mod keys;
 mod knowledge;
 mod mcp;

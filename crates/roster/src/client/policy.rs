@@ -1,7 +1,7 @@
 //! `roster policy put|list|show|remove|schema` and `roster audit
 //! list|export`.
 
-use super::http::Client;
+use super::api_client::Client;
 use super::output::{one_line, print_json, table};
 use super::Connection;
 use anyhow::{Context, Result};
@@ -236,7 +236,7 @@ pub async fn audit(args: AuditArgs) -> Result<()> {
                 let chunk = chunk.map_err(|e| {
                     anyhow::anyhow!(
                         "the audit export broke off: {}",
-                        super::http::root_cause(&e)
+                        super::api_client::root_cause(&e)
                     )
                 })?;
                 count += chunk.iter().filter(|b| **b == b'\n').count() as u64;

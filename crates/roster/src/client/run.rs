@@ -1,6 +1,6 @@
 //! `roster run show|cancel|retry`.
 
-use super::http::{decode, Client};
+use super::api_client::{decode, Client};
 use super::output::{hang, one_line, print_json, table, time};
 use super::Connection;
 use anyhow::Result;

@@ -1,6 +1,6 @@
 //! `roster session list|show|items|files|upload|download|delete-file|delete|upgrade`.
 
-use super::http::{decode, Client};
+use super::api_client::{decode, Client};
 use super::output::{hang, one_line, print_json, table, time, Style};
 use super::Connection;
 use anyhow::Result;

@@ -1,7 +1,7 @@
 //! `roster source add-sql|add-openapi|list|show|schema|query|remove`: the
 //! tenant's company data sources (SQL databases, HTTP services).
 
-use super::http::Client;
+use super::api_client::Client;
 use super::output::{one_line, print_json, table};
 use super::Connection;
 use anyhow::{anyhow, Result};

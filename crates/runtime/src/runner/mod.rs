@@ -17,7 +17,6 @@ mod wait;
 pub(crate) use blocks::session_blocks;
 pub(crate) use cache::Immutable;
 pub(crate) use fold::{item_cap, transcript};
-pub(crate) use recall_step::{render_passages, render_records};
 pub(crate) use tool_step::BlockLocks;
 use wait::Called;
 

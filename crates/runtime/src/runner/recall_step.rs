@@ -3,6 +3,7 @@
 //! passages recalled into the context at the start of a run.
 
 use super::RunState;
+use crate::context::{render_passages, render_records};
 use crate::error::RuntimeError;
 use crate::tools::recall::{normalise, KnowledgeArgs, RecallCall, SearchArgs, WriteArgs};
 use roster_core::item::ToolCall;
@@ -554,33 +555,6 @@ fn render_items(items: &[roster_core::item::Item]) -> String {
                 role,
                 item.created_at.format("%Y-%m-%d %H:%M"),
                 cut(text.trim())
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Passages as the model reads them: numbered, each with its citation.
-pub(crate) fn render_passages(passages: &[&Passage]) -> String {
-    passages
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("[{}] {}\n{}", i + 1, p.citation, p.text.trim()))
-        .collect::<Vec<_>>()
-        .join("\n\n")
-}
-
-/// Records as the model reads them: id, namespace, date and text.
-pub(crate) fn render_records(records: &[&MemoryRecord]) -> String {
-    records
-        .iter()
-        .map(|r| {
-            format!(
-                "- [{}] ({}, {}) {}",
-                r.id,
-                r.namespace,
-                r.updated_at.format("%Y-%m-%d"),
-                r.content
             )
         })
         .collect::<Vec<_>>()

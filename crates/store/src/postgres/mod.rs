@@ -8,19 +8,19 @@
 //! lock, so nodes may start together.
 
 mod agents;
-mod api;
+mod impl_store;
 mod approvals;
 mod blocks;
 mod budgets;
 mod governance;
-mod governance_api;
+mod impl_governance;
 mod integrations;
 mod jobs;
 mod journal;
 mod knowledge;
 mod lifecycle;
 mod records;
-mod records_api;
+mod impl_records;
 mod rows;
 mod runs;
 mod server_lock;

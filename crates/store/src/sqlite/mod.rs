@@ -5,12 +5,12 @@
 //! committed write (WAL readers never block the writer).
 
 mod agents;
-mod api;
+mod impl_store;
 mod approvals;
 mod blocks;
 mod budgets;
 mod governance;
-mod governance_api;
+mod impl_governance;
 mod integrations;
 mod jobs;
 mod journal;
@@ -18,7 +18,7 @@ mod knowledge;
 mod lifecycle;
 mod migrate;
 mod records;
-mod records_api;
+mod impl_records;
 mod rows;
 mod runs;
 mod sessions;

@@ -7,10 +7,10 @@
 //! request body into an error message or a log line.
 
 use crate::config::{ProviderConfig, Secret};
+use crate::error::{describe, map_transport, timed_out};
 use crate::error::{ConfigError, ProviderError};
 use crate::sse::SseReader;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
-use std::error::Error as _;
 use std::time::Duration;
 
 /// A successful answer: a stream of events, or a whole body.
@@ -172,10 +172,6 @@ impl Endpoint {
     }
 }
 
-pub(crate) fn timed_out(after: Duration) -> ProviderError {
-    ProviderError::timeout(format!("nothing received for {}s", after.as_secs()))
-}
-
 /// Whether the response is an SSE stream (rather than a JSON body).
 fn is_event_stream(response: &reqwest::Response) -> bool {
     response
@@ -183,32 +179,6 @@ fn is_event_stream(response: &reqwest::Response) -> bool {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("text/event-stream"))
-}
-
-/// A transport failure: timeouts are `Timeout`, everything else (refused,
-/// reset, cut body) is `Transient`. The URL is dropped from the message.
-pub(crate) fn map_transport(e: reqwest::Error) -> ProviderError {
-    let e = e.without_url();
-    if e.is_timeout() {
-        ProviderError::timeout(describe(&e))
-    } else {
-        ProviderError::transient(describe(&e))
-    }
-}
-
-/// An error and its sources, joined with `: `.
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// A whole (non-streamed) body parsed by the provider's `parse`. When the
