@@ -8,7 +8,6 @@ use crate::scopes::{self, Access};
 use crate::AppState;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use roster_core::{KeyId, TenantId};
@@ -53,8 +52,7 @@ impl Principal {
             Ok(())
         } else {
             Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+                crate::codes::Code::Forbidden,
                 format!("{what} needs the admin key"),
             ))
         }
@@ -95,15 +93,13 @@ pub async fn require_key(
         .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
     if record.revoked_at.is_some() {
         return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "key_revoked",
+            crate::codes::Code::KeyRevoked,
             "this API key has been revoked",
         ));
     }
     if record.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
         return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "key_expired",
+            crate::codes::Code::KeyExpired,
             "this API key has expired",
         ));
     }
@@ -146,8 +142,7 @@ pub async fn require_key(
         let scope = needed.scope();
         if !principal.has_scope(&scope) {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
+                crate::codes::Code::InsufficientScope,
                 format!("this key's scopes do not include `{scope}`"),
             ));
         }

@@ -2,6 +2,7 @@
 //! stable code per kind and the matching status. Internal details are
 //! logged, never sent.
 
+use crate::codes::Code;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use roster_runtime::RuntimeError;
@@ -10,8 +11,7 @@ use serde::Serialize;
 
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
@@ -28,35 +28,43 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
         }
     }
 
+    /// The HTTP status of the answer: the code's.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// An error a library reported with its own stable `code` (every such
+    /// code is in the table; see `codes::tests`).
+    pub(crate) fn of_library(code: &str, message: impl Into<String>) -> Self {
+        match Code::parse(code) {
+            Some(code) => Self::new(code, message),
+            None => Self::internal(format!("unknown error code `{code}`: {}", message.into())),
+        }
+    }
+
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        Self::new(crate::codes::Code::NotFound, format!("{what} not found"))
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        Self::new(crate::codes::Code::InvalidRequest, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(crate::codes::Code::Unauthorized, message)
     }
 
     pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            crate::codes::Code::InternalError,
             "internal error; see the server log",
         )
     }
@@ -64,13 +72,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
+                code: self.code.as_str().to_owned(),
                 message: self.message,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        (status, axum::Json(body)).into_response()
     }
 }
 
@@ -78,10 +87,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => Self::not_found(&what),
-            StoreError::Conflict(message) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            StoreError::Conflict(message) => Self::new(crate::codes::Code::Conflict, message),
             StoreError::SessionBusy(session) => Self::new(
-                StatusCode::CONFLICT,
-                "session_busy",
+                crate::codes::Code::SessionBusy,
                 format!(
                     "session {session} has a run in progress and the request asked not to queue"
                 ),
@@ -98,22 +106,18 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::NotFound(what) => Self::not_found(what),
             RuntimeError::Invalid(message) => Self::invalid(message),
             RuntimeError::AlreadyFinished(run) => Self::new(
-                StatusCode::CONFLICT,
-                "run_finished",
+                crate::codes::Code::RunFinished,
                 format!("run {run} has already finished"),
             ),
             RuntimeError::ShuttingDown => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
+                crate::codes::Code::ShuttingDown,
                 "the server is shutting down",
             ),
-            e @ RuntimeError::InputTooLarge { .. } => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "input_too_large",
-                e.to_string(),
-            ),
+            e @ RuntimeError::InputTooLarge { .. } => {
+                Self::new(crate::codes::Code::InputTooLarge, e.to_string())
+            }
             e @ RuntimeError::NotRetryable { .. } => {
-                Self::new(StatusCode::CONFLICT, "run_not_failed", e.to_string())
+                Self::new(crate::codes::Code::RunNotFailed, e.to_string())
             }
         }
     }
@@ -129,12 +133,9 @@ impl From<roster_core::ValidationError> for ApiError {
 /// policy's message (which address, and how the operator allows it).
 impl From<roster_egress::EgressError> for ApiError {
     fn from(e: roster_egress::EgressError) -> Self {
-        let code = e.code();
         match e {
-            roster_egress::EgressError::Denied(m) => Self::new(StatusCode::FORBIDDEN, code, m),
-            roster_egress::EgressError::Unresolved(m) => {
-                Self::new(StatusCode::BAD_GATEWAY, code, m)
-            }
+            roster_egress::EgressError::Denied(m) => Self::new(Code::EgressDenied, m),
+            roster_egress::EgressError::Unresolved(m) => Self::new(Code::HostUnresolved, m),
             other => Self::internal(other),
         }
     }

@@ -28,19 +28,16 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             roster_core::plain::plain_serde_error(&e.body_text())
         )),
         JsonRejection::JsonSyntaxError(e) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
+            crate::codes::Code::MalformedJson,
             format!("request body is not valid JSON: {}", e.body_text()),
         ),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            crate::codes::Code::UnsupportedMediaType,
             "send the body as JSON with `Content-Type: application/json`",
         ),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                crate::codes::Code::PayloadTooLarge,
                 "request body is too large",
             )
         }

@@ -18,7 +18,6 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use axum::http::StatusCode;
 use roster_core::record::{namespace_owner, validate_user_id};
 use roster_store::Session;
 
@@ -79,7 +78,7 @@ pub(crate) fn user_not_allowed(principal: &Principal, user: &str) -> ApiError {
             "this key is not bound to a user, so it cannot act for `{user}`; use a key made with `user`, or a service key"
         ),
     };
-    ApiError::new(StatusCode::FORBIDDEN, "user_not_allowed", message)
+    ApiError::new(crate::codes::Code::UserNotAllowed, message)
 }
 
 /// Fails unless this key may act for `user`.
@@ -239,8 +238,11 @@ mod tests {
         );
         let err = session_user(&ann, Some("bob")).expect_err("another user");
         assert_eq!(
-            (err.status, err.code),
-            (StatusCode::FORBIDDEN, "user_not_allowed")
+            (err.status(), err.code),
+            (
+                axum::http::StatusCode::FORBIDDEN,
+                crate::codes::Code::UserNotAllowed
+            )
         );
         let service = key("service", None, Some(&["bob"]));
         assert_eq!(session_user(&service, None).ok(), Some(None));

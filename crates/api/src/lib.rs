@@ -6,6 +6,7 @@
 //! asks the store for state and the runtime for runs.
 
 pub mod auth;
+pub mod codes;
 pub mod error;
 mod extract;
 mod identity;
@@ -90,7 +91,7 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
         routes::budgets::put_agent, routes::budgets::delete_agent, routes::ledger::summary,
         healthz, openapi_json
     ),
-    modifiers(&BearerAuth, &CommonErrors),
+    modifiers(&BearerAuth, &CommonErrors, &ErrorCodes),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -105,6 +106,46 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Declares `error.code` as the table of [`codes::Code`]: a client generated
+/// from the document knows every code the server may answer with.
+struct ErrorCodes;
+
+impl utoipa::Modify for ErrorCodes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        use utoipa::openapi::RefOr;
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Some(RefOr::T(Schema::Object(detail))) = components.schemas.get_mut("ErrorDetail")
+        else {
+            return;
+        };
+        let listed: Vec<String> = codes::Code::ALL
+            .iter()
+            .map(|c| {
+                format!(
+                    "`{}` ({}): {}",
+                    c.as_str(),
+                    c.status().as_u16(),
+                    c.meaning()
+                )
+            })
+            .collect();
+        let code = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(codes::Code::ALL.iter().map(|c| c.as_str())))
+            .description(Some(format!(
+                "Stable machine-readable code:\n\n- {}",
+                listed.join("\n- ")
+            )))
+            .build();
+        detail
+            .properties
+            .insert("code".to_owned(), RefOr::T(Schema::Object(code)));
     }
 }
 
@@ -199,8 +240,7 @@ async fn healthz(
     if let Err(e) = state.store.find_api_key("healthz").await {
         tracing::error!(error = %e, "health check: the store does not answer");
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            crate::codes::Code::Unavailable,
             "the store does not answer",
         ));
     }
@@ -217,7 +257,7 @@ async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    ApiError::new(crate::codes::Code::NotFound, "no such endpoint")
 }
 
 /// Turns axum's plain-text 405 into our error body.
@@ -229,8 +269,7 @@ async fn method_not_allowed(
     let response = next.run(req).await;
     if response.status() == StatusCode::METHOD_NOT_ALLOWED {
         return ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            crate::codes::Code::MethodNotAllowed,
             "this endpoint does not take that method",
         )
         .into_response();

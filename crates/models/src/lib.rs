@@ -15,7 +15,6 @@ mod anthropic;
 mod config;
 mod error;
 mod error_body;
-mod transport;
 mod openai;
 mod patience;
 mod registry;
@@ -23,6 +22,7 @@ mod request;
 mod retry;
 mod router;
 mod sse;
+mod transport;
 
 pub use anthropic::AnthropicProvider;
 pub use config::{ProviderAttributes, ProviderConfig, ProviderKind, Secret};

@@ -501,9 +501,7 @@ pub async fn rollback(
         )
         .await
         .map_err(|e| match e {
-            StoreError::Conflict(message) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", message)
-            }
+            StoreError::Conflict(message) => ApiError::new(crate::codes::Code::Conflict, message),
             other => other.into(),
         })?;
     Ok(changed(&state, updated, changes))

@@ -7,7 +7,6 @@ use crate::error::ApiError;
 use crate::extract::{Path, Query};
 use crate::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use roster_core::{RunId, SessionId};
 use roster_store::{Approval, ApprovalDecision, NewAuditEvent, StoreError};
@@ -183,8 +182,7 @@ async fn decide(
             .is_ok_and(|policies| policies.allows_self_approval(&found.policies));
         if !allowed {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "self_approval_forbidden",
+                crate::codes::Code::SelfApprovalForbidden,
                 "this request came from a run this key (or its user) started; another key must decide it \
                  (or annotate the policy that asks for approval with @self_approval)",
             ));
@@ -222,7 +220,7 @@ async fn decide(
         .await
         .map_err(|e| match e {
             StoreError::Conflict(message) => {
-                ApiError::new(StatusCode::CONFLICT, "approval_not_pending", message)
+                ApiError::new(crate::codes::Code::ApprovalNotPending, message)
             }
             other => other.into(),
         })?;

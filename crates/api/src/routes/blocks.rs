@@ -292,8 +292,7 @@ pub async fn set(
     };
     if !principal.has_scope(needed) {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
+            crate::codes::Code::InsufficientScope,
             format!("this key's scopes do not include `{needed}`"),
         ));
     }
@@ -308,8 +307,7 @@ pub async fn set(
     let block = current(&state, &principal, &agent, def, &owner).await?;
     if body.expected_version.is_some_and(|v| v != block.version) {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
+            crate::codes::Code::Conflict,
             format!(
                 "memory block `{label}` of {owner} is at version {}, not {}",
                 block.version,
@@ -371,8 +369,7 @@ pub(crate) fn check_change(
         let kept = agent.config.block(&spec.label).is_some() && !removed.contains(&spec.label);
         if kept || added[..i].iter().any(|s| s.label == spec.label) {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
+                crate::codes::Code::Conflict,
                 format!("the agent already has a memory block `{}`", spec.label),
             ));
         }

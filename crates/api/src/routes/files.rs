@@ -29,8 +29,7 @@ pub struct FileWritten {
 fn sandbox(state: &AppState) -> Result<&Arc<Sandbox>, ApiError> {
     state.sandbox.as_ref().ok_or_else(|| {
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "sandbox_unavailable",
+            crate::codes::Code::SandboxUnavailable,
             "the code sandbox is not enabled on this server",
         )
     })
@@ -38,16 +37,12 @@ fn sandbox(state: &AppState) -> Result<&Arc<Sandbox>, ApiError> {
 
 fn sandbox_error(e: SandboxError) -> ApiError {
     match e {
-        SandboxError::InvalidPath(m) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-            format!("invalid path {m}"),
-        ),
-        SandboxError::Invalid(m) => ApiError::invalid(m),
-        SandboxError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
-        SandboxError::Unavailable(m) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sandbox_unavailable", m)
+        SandboxError::InvalidPath(m) => {
+            ApiError::new(crate::codes::Code::InvalidPath, format!("invalid path {m}"))
         }
+        SandboxError::Invalid(m) => ApiError::invalid(m),
+        SandboxError::NotFound(m) => ApiError::new(crate::codes::Code::NotFound, m),
+        SandboxError::Unavailable(m) => ApiError::new(crate::codes::Code::SandboxUnavailable, m),
         e @ SandboxError::Io { .. } => ApiError::internal(e),
     }
 }
@@ -108,8 +103,7 @@ pub async fn upload(
     roster_sandbox::workspace::clean_path(&path).map_err(sandbox_error)?;
     let Some(bytes) = super::knowledge::read_limited(body, MAX_FILE_BYTES).await? else {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "file_too_large",
+            crate::codes::Code::FileTooLarge,
             format!("`{path}` is larger than {} MiB", MAX_FILE_BYTES >> 20),
         ));
     };

@@ -4,7 +4,6 @@
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::AppState;
-use axum::http::StatusCode;
 use roster_core::agent::Agent;
 use roster_policy::{Action, Actor, Decision, PolicyRequest, Resource};
 use roster_runtime::governance::Subject;
@@ -52,14 +51,11 @@ pub(crate) async fn may_invoke(
         .await?;
     match decision {
         Decision::Allow { .. } => Ok(()),
-        Decision::Deny { reason, .. } => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "denied_by_policy",
-            reason,
-        )),
+        Decision::Deny { reason, .. } => {
+            Err(ApiError::new(crate::codes::Code::DeniedByPolicy, reason))
+        }
         Decision::NeedsApproval { reason, .. } => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "denied_by_policy",
+            crate::codes::Code::DeniedByPolicy,
             format!("{reason}: approval applies to tool calls, not to invoking an agent"),
         )),
     }

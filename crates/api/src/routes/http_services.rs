@@ -54,14 +54,12 @@ pub struct HttpServiceList {
 }
 
 pub(crate) fn http_error(e: HttpError) -> ApiError {
-    let code = e.code();
     match e {
         HttpError::Invalid(m) => ApiError::invalid(m),
-        HttpError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, code, m),
+        HttpError::NotFound(m) => ApiError::new(crate::codes::Code::NotFound, m),
         HttpError::Egress(e) => e.into(),
         HttpError::Secret(m) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            code,
+            crate::codes::Code::SecretUnreadable,
             format!("stored credentials cannot be opened: {m}"),
         ),
         HttpError::Store(e) => e.into(),

@@ -5,7 +5,6 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
 use roster_memory::IndexStatus;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -22,8 +21,7 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            crate::codes::Code::Forbidden,
             "only an admin key may do this",
         ))
     }

@@ -158,8 +158,7 @@ pub async fn create(
         (Some(_), Some(requested)) => {
             if let Some(beyond) = requested.iter().find(|s| !principal.has_scope(s)) {
                 return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "insufficient_scope",
+                    crate::codes::Code::InsufficientScope,
                     format!("a key cannot grant `{beyond}`, which it does not hold"),
                 ));
             }
@@ -258,8 +257,7 @@ pub async fn revoke(
     let key = visible(&state, &principal, &id).await?;
     if key.is_admin {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
+            crate::codes::Code::Conflict,
             "the admin key is not revoked through the API: restart the server with a new ROSTER_ADMIN_KEY to replace it",
         ));
     }

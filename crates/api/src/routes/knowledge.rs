@@ -230,11 +230,7 @@ pub async fn put_document(
         Err(IngestFailure::Document(e)) if e.code() == "document_too_large" => {
             Err(too_large(&path, limit))
         }
-        Err(IngestFailure::Document(e)) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            e.code(),
-            e.to_string(),
-        )),
+        Err(IngestFailure::Document(e)) => Err(ApiError::of_library(e.code(), e.to_string())),
         Err(IngestFailure::Service(e)) => Err(e.into()),
     }
 }
@@ -270,8 +266,7 @@ pub(crate) async fn read_limited(
 
 fn too_large(path: &str, limit: usize) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "document_too_large",
+        crate::codes::Code::DocumentTooLarge,
         format!(
             "{path} is larger than this server's limit of {} MiB per document",
             limit / (1024 * 1024)

@@ -87,18 +87,15 @@ pub struct ToolList {
 pub(crate) fn mcp_error(e: McpError) -> ApiError {
     match e {
         McpError::Invalid(m) => ApiError::invalid(m),
-        McpError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
-        McpError::Unavailable(m) => ApiError::new(StatusCode::BAD_GATEWAY, "mcp_unavailable", m),
+        McpError::NotFound(m) => ApiError::new(crate::codes::Code::NotFound, m),
+        McpError::Unavailable(m) => ApiError::new(crate::codes::Code::McpUnavailable, m),
         McpError::CommandNeedsAdmin(m) => {
-            ApiError::new(StatusCode::FORBIDDEN, "mcp_command_needs_admin", m)
+            ApiError::new(crate::codes::Code::McpCommandNeedsAdmin, m)
         }
-        McpError::SandboxUnavailable(m) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sandbox_unavailable", m)
-        }
+        McpError::SandboxUnavailable(m) => ApiError::new(crate::codes::Code::SandboxUnavailable, m),
         McpError::Egress(e) => e.into(),
         McpError::Secret(m) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "secret_unreadable",
+            crate::codes::Code::SecretUnreadable,
             format!("stored credentials cannot be opened: {m}"),
         ),
         McpError::Store(e) => e.into(),
@@ -108,8 +105,7 @@ pub(crate) fn mcp_error(e: McpError) -> ApiError {
 pub(crate) fn integrations(state: &AppState) -> Result<&crate::Integrations, ApiError> {
     state.integrations.as_ref().ok_or_else(|| {
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "integrations_unavailable",
+            crate::codes::Code::IntegrationsUnavailable,
             "integrations are not enabled on this server",
         )
     })

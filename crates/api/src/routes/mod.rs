@@ -26,8 +26,7 @@ pub(crate) fn memory_service(
 ) -> Result<&std::sync::Arc<roster_memory::MemoryService>, crate::error::ApiError> {
     state.runtime.memory().ok_or_else(|| {
         crate::error::ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "memory_unavailable",
+            crate::codes::Code::MemoryUnavailable,
             "long-term memory and knowledge search are not enabled on this server",
         )
     })
@@ -35,10 +34,10 @@ pub(crate) fn memory_service(
 
 /// Error codes of the walls: an integration pointed where tenants may not
 /// go. Each refusal is on the record, not only each change.
-const WALL_CODES: [&str; 3] = [
-    "mcp_command_needs_admin",
-    "egress_denied",
-    "path_not_allowed",
+const WALL_CODES: [crate::codes::Code; 3] = [
+    crate::codes::Code::McpCommandNeedsAdmin,
+    crate::codes::Code::EgressDenied,
+    crate::codes::Code::PathNotAllowed,
 ];
 
 /// Records a refused integration registration (`KIND.add`, decision
@@ -58,7 +57,7 @@ pub(crate) async fn audit_refusal(
             kind,
             "add",
             name,
-            serde_json::json!({ "code": error.code, "message": error.message }),
+            serde_json::json!({ "code": error.code.as_str(), "message": error.message }),
         );
         event.decision = Some("deny".into());
         if let Err(e) = state

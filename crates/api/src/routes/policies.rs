@@ -79,7 +79,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 fn invalid_policy(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_policy", message)
+    ApiError::new(crate::codes::Code::InvalidPolicy, message)
 }
 
 #[utoipa::path(get, path = "/v1/policies", tag = "policies",

@@ -200,7 +200,7 @@ pub async fn delete(
         .await
         .map_err(|e| match e {
             roster_store::StoreError::Conflict(message) => {
-                ApiError::new(StatusCode::CONFLICT, "session_busy", message)
+                ApiError::new(crate::codes::Code::SessionBusy, message)
             }
             other => other.into(),
         })?;
@@ -210,8 +210,7 @@ pub async fn delete(
         if let Err(e) = sandbox.remove_workspace(&principal.tenant, &session.id) {
             tracing::error!(session = %session.id, error = %e, "could not remove a deleted session's workspace");
             return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "workspace_not_removed",
+                crate::codes::Code::WorkspaceNotRemoved,
                 "the session was deleted but its workspace could not be removed; the server log names it",
             ));
         }
@@ -242,8 +241,7 @@ pub async fn upgrade(
         .await
         .map_err(|e| match e {
             roster_store::StoreError::NotFound(what) if what == "agent" => ApiError::new(
-                StatusCode::CONFLICT,
-                "agent_deleted",
+                crate::codes::Code::AgentDeleted,
                 "the agent of this session was deleted; there is no version to move to",
             ),
             other => other.into(),
@@ -375,8 +373,7 @@ pub(crate) async fn live_agent(
         .await?
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::CONFLICT,
-                "agent_deleted",
+                crate::codes::Code::AgentDeleted,
                 "the agent of this session was deleted; its history stays readable but it takes no new messages",
             )
         })

@@ -55,22 +55,15 @@ pub struct SqlQueryRequest {
 }
 
 pub(crate) fn sql_error(e: SqlError) -> ApiError {
-    let code = e.code();
     match e {
         SqlError::Invalid(m) => ApiError::invalid(m),
-        SqlError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, code, m),
-        SqlError::Refused(m) => ApiError::new(StatusCode::BAD_REQUEST, code, m),
-        SqlError::Database(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, m),
-        SqlError::Unavailable(m) => ApiError::new(StatusCode::BAD_GATEWAY, code, m),
-        SqlError::Timeout(m) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, code, m),
-        SqlError::PathRefused(m) => ApiError::new(StatusCode::FORBIDDEN, code, m),
         SqlError::Egress(e) => e.into(),
         SqlError::Secret(m) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            code,
+            crate::codes::Code::SecretUnreadable,
             format!("stored credentials cannot be opened: {m}"),
         ),
         SqlError::Store(e) => e.into(),
+        other => ApiError::of_library(other.code(), other.to_string()),
     }
 }
 

@@ -9,8 +9,8 @@ mod wire;
 
 use crate::config::{process_env, ProviderConfig, Secret, ANTHROPIC_DEFAULT_MAX_TOKENS};
 use crate::error::{ConfigError, ProviderError};
-use crate::transport::{whole_body, Answer, Endpoint};
 use crate::request::{ChatRequest, ChatResponse};
+use crate::transport::{whole_body, Answer, Endpoint};
 use crate::ModelProvider;
 
 const ANTHROPIC_VERSION: &str = "2023-06-01";

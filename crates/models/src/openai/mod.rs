@@ -11,8 +11,8 @@ mod wire;
 
 use crate::config::{process_env, ProviderConfig, Secret};
 use crate::error::{ConfigError, ProviderError};
-use crate::transport::{whole_body, Answer, Endpoint};
 use crate::request::{ChatRequest, ChatResponse};
+use crate::transport::{whole_body, Answer, Endpoint};
 use crate::ModelProvider;
 
 /// A client for one OpenAI-compatible endpoint.

@@ -6,11 +6,11 @@
 //! [`output`] the shared formatting.
 
 mod agent;
+mod api_client;
 mod approvals;
 mod block;
 mod budget;
 mod chat;
-mod api_client;
 mod keys;
 mod knowledge;
 mod mcp;

@@ -8,19 +8,19 @@
 //! lock, so nodes may start together.
 
 mod agents;
-mod impl_store;
 mod approvals;
 mod blocks;
 mod budgets;
 mod governance;
 mod impl_governance;
+mod impl_records;
+mod impl_store;
 mod integrations;
 mod jobs;
 mod journal;
 mod knowledge;
 mod lifecycle;
 mod records;
-mod impl_records;
 mod rows;
 mod runs;
 mod server_lock;

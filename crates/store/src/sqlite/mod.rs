@@ -5,12 +5,13 @@
 //! committed write (WAL readers never block the writer).
 
 mod agents;
-mod impl_store;
 mod approvals;
 mod blocks;
 mod budgets;
 mod governance;
 mod impl_governance;
+mod impl_records;
+mod impl_store;
 mod integrations;
 mod jobs;
 mod journal;
@@ -18,7 +19,6 @@ mod knowledge;
 mod lifecycle;
 mod migrate;
 mod records;
-mod impl_records;
 mod rows;
 mod runs;
 mod sessions;
