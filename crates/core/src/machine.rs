@@ -166,6 +166,25 @@ pub enum StepOutput {
     Summary(SummaryOutput),
 }
 
+/// What a model step's journal row says went in: the route that answered,
+/// who asked, and what the context held. Stored with the step; written,
+/// never read back by the runner (the output is what replays).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCallInput {
+    /// The target that answered, `provider/model`.
+    pub route: String,
+    /// The actor chain: the key (and its user), then `agent:NAME`.
+    pub actors: Vec<String>,
+    /// Messages of history in the request.
+    pub context_items: usize,
+    /// Ids of the memory records recalled into the context.
+    pub recalled: Vec<String>,
+    /// Citations of the knowledge passages in the context.
+    pub passages: Vec<String>,
+    /// The session's summary covered history up to this item (0: none).
+    pub summary_through: i64,
+}
+
 /// A completed summary step, as journaled.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummaryOutput {

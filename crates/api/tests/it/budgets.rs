@@ -7,7 +7,7 @@ use crate::common;
 
 use common::{Reply, TestApp};
 use roster_runtime::governance::Price;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn priced(app: &TestApp) {
     app.state.runtime.governance().set_prices(
@@ -216,4 +216,47 @@ async fn the_admin_key_reads_any_tenants_ledger_others_only_their_own() {
         .get(&format!("/v1/ledger?tenant={tenant_b}"))
         .await
         .err(404, "not_found");
+}
+
+/// A turn that cannot pay is refused before it does any work: no memory is
+/// recalled (no `read_memory` decision is taken) and no model is called.
+#[tokio::test]
+async fn a_turn_over_budget_recalls_nothing() {
+    let app = TestApp::start().await;
+    priced(&app);
+    let admin = app.admin();
+    admin
+        .put(
+            "/v1/policies/memory",
+            json!({"text": r#"permit(principal, action == Roster::Action::"invoke_agent", resource);
+permit(principal, action == Roster::Action::"read_memory", resource);"#}),
+        )
+        .await
+        .ok(201);
+    let session = admin.agent_session("helper").await;
+    app.fake.push(Reply::text("ok"));
+    assert_eq!(
+        admin.say(&session, "hi").await["run"]["status"],
+        "completed"
+    );
+    let reads = |audit: &Value| {
+        audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "policy.read_memory")
+            .count()
+    };
+    let before = reads(admin.get("/v1/audit?limit=200").await.ok(200));
+    assert!(before > 0, "the paid turn recalled memory");
+    admin
+        .put("/v1/budgets/tenant", json!({"tokens_per_day": 10}))
+        .await
+        .ok(200);
+    let requests = app.fake.request_count();
+    let stopped = admin.say(&session, "one more").await;
+    assert_eq!(stopped["run"]["error"]["code"], "budget_exceeded");
+    assert_eq!(app.fake.request_count(), requests, "no model was called");
+    let after = reads(admin.get("/v1/audit?limit=200").await.ok(200));
+    assert_eq!(after, before, "the refused turn read no memory");
 }

@@ -27,7 +27,7 @@ use roster_core::agent::Agent;
 use roster_core::event::RunEvent;
 use roster_core::item::{Item, ItemContent, ToolCall};
 use roster_core::ledger::NewLedgerEntry;
-use roster_core::machine::{replay, Action, ModelReply, RunMachine, StepOutput};
+use roster_core::machine::{replay, Action, ModelCallInput, ModelReply, RunMachine, StepOutput};
 use roster_core::run::{Run, RunError, RunStatus, StepKind, StepStatus};
 use roster_core::tokens::estimate_tokens;
 use roster_core::TenantId;
@@ -303,16 +303,101 @@ impl RunState<'_> {
         self.tools.specs().cloned().collect()
     }
 
+    /// One model step, in phases: admit (budget and route policy, before
+    /// anything costs), prepare the context (recall, fold, history), call
+    /// through the route with patience, and record the answer.
     async fn model_step(&mut self) -> Result<(), RuntimeError> {
-        let store = &self.inner.store;
+        let admitted_at = self.next_step;
+        let refused_from = self.pending_ledger.len();
+        let Some(route) = self.admit(admitted_at).await? else {
+            return Ok(());
+        };
+        // The ledger rows of targets admission refused belong to the call,
+        // which is the step after a fold's summary when one is journaled
+        // first (the admission's audit rows name the step the run was at
+        // when admitted).
+        let mut refused: Vec<NewLedgerEntry> = self.pending_ledger.drain(refused_from..).collect();
+        let (request, context) = self.prepare().await?;
+        let n = self.next_step;
+        for entry in &mut refused {
+            entry.step = Some(n);
+        }
+        self.pending_ledger.append(&mut refused);
+        let (called, ledger) = self.call_patiently(&route, request, n).await?;
+        match called {
+            Called::Cancelled => {
+                self.pending_ledger.extend(ledger);
+                Ok(())
+            }
+            Called::Failed(error) => {
+                self.pending_ledger.extend(ledger);
+                self.machine.on_model_failure(error);
+                Ok(())
+            }
+            Called::Answered {
+                response,
+                target,
+                waited,
+            } => {
+                let reply = ModelReply {
+                    text: response.text,
+                    tool_calls: unique_call_ids(response.tool_calls, n),
+                    route: target.to_string(),
+                };
+                let input = ModelCallInput {
+                    route: target.to_string(),
+                    actors: vec![
+                        self.actor_and_user().0,
+                        format!("agent:{}", self.agent.name),
+                    ],
+                    ..context
+                };
+                self.record(n, input, reply, ledger, waited).await
+            }
+        }
+    }
+
+    /// The route this step may use, or `None` when the run cannot call a
+    /// model now (bad route, budget spent, route denied; the machine is
+    /// told why). Decided before recall and folding, so a refused turn
+    /// pays for neither.
+    async fn admit(
+        &mut self,
+        n: i64,
+    ) -> Result<Option<roster_core::route::ModelRoute>, RuntimeError> {
         let route = match self.agent.config.route() {
             Ok(route) => route,
             Err(e) => {
                 self.machine
                     .on_model_failure(RunError::new("invalid_route", e.to_string()));
-                return Ok(());
+                return Ok(None);
             }
         };
+        if let Some(message) = self
+            .inner
+            .governance
+            .budget_exceeded(self.tenant, &self.agent.id, &self.agent.name)
+            .await?
+        {
+            self.machine
+                .on_model_failure(RunError::new("budget_exceeded", message));
+            return Ok(None);
+        }
+        match self.police(&route, n).await? {
+            Ok(route) => Ok(Some(route)),
+            Err(message) => {
+                self.machine
+                    .on_model_failure(RunError::new("route_denied", message));
+                Ok(None)
+            }
+        }
+    }
+
+    /// The request for this step (instructions, pinned blocks, recalled
+    /// records and passages, the summary and as much history as fits) and
+    /// what the journal says of its context (`route` and `actors` are
+    /// filled in once the call is answered).
+    async fn prepare(&mut self) -> Result<(ChatRequest, ModelCallInput), RuntimeError> {
         let blocks = self.pinned_blocks().await?;
         let recalled = self.recalled().await;
         let passages = self.recalled_passages().await;
@@ -320,7 +405,9 @@ impl RunState<'_> {
         let tail = match self.window.items() {
             Some(tail) => tail,
             None => {
-                let tail = store
+                let tail = self
+                    .inner
+                    .store
                     .tail_items(self.tenant, &self.session.id, MAX_CONTEXT_ITEMS)
                     .await?;
                 self.window.set_items(tail.clone());
@@ -349,8 +436,14 @@ impl RunState<'_> {
         );
         let visible: Vec<Item> = tail.into_iter().filter(|i| i.seq > through).collect();
         let messages = history(&visible, budget, &system, &tools);
-        let n = self.next_step;
-        let context_items = messages.len();
+        let context = ModelCallInput {
+            route: String::new(),
+            actors: Vec::new(),
+            context_items: messages.len(),
+            recalled: recalled.iter().map(|r| r.id.to_string()).collect(),
+            passages: passages.iter().map(|p| p.citation.clone()).collect(),
+            summary_through: through,
+        };
         let request = ChatRequest {
             model: String::new(),
             system,
@@ -359,122 +452,89 @@ impl RunState<'_> {
             max_tokens: None,
             stream: true,
         };
+        Ok((request, context))
+    }
 
-        if let Some(message) = self
-            .inner
-            .governance
-            .budget_exceeded(self.tenant, &self.agent.id, &self.agent.name)
-            .await?
-        {
-            self.machine
-                .on_model_failure(RunError::new("budget_exceeded", message));
-            return Ok(());
-        }
-        let route = match self.police(&route, n).await? {
-            Ok(route) => route,
-            Err(message) => {
-                self.machine
-                    .on_model_failure(RunError::new("route_denied", message));
-                return Ok(());
-            }
-        };
-        let (called, ledger) = self.call_patiently(&route, request, n).await?;
-        match called {
-            Called::Cancelled => {
-                self.pending_ledger.extend(ledger);
-                Ok(())
-            }
-            Called::Failed(error) => {
-                self.pending_ledger.extend(ledger);
-                self.machine.on_model_failure(error);
-                Ok(())
-            }
-            Called::Answered {
-                response,
-                target,
-                waited,
-            } => {
-                let reply = ModelReply {
-                    text: response.text,
-                    tool_calls: unique_call_ids(response.tool_calls, n),
-                    route: target.to_string(),
-                };
-                let mut write = self.journal();
-                write.steps.push(StepWrite::Completed {
-                    n,
-                    kind: StepKind::ModelCall,
-                    input: json!({
-                        "route": target.to_string(),
-                        "actors": [self.actor_and_user().0, format!("agent:{}", self.agent.name)],
-                        "context_items": context_items,
-                        "recalled": recalled.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-                        "passages": passages.iter().map(|p| p.citation.as_str()).collect::<Vec<_>>(),
-                        "summary_through": through,
-                    }),
-                    output: serde_json::to_value(StepOutput::ModelCall(reply.clone()))
-                        .map_err(|e| RuntimeError::Invalid(e.to_string()))?,
+    /// Journals an answered model call in one commit: the step, its ledger
+    /// rows, the assistant message, the `started` rows of the tool calls
+    /// it asked for that act outside the store, and the run's end when the
+    /// answer is final.
+    async fn record(
+        &mut self,
+        n: i64,
+        input: ModelCallInput,
+        reply: ModelReply,
+        ledger: Vec<NewLedgerEntry>,
+        waited: bool,
+    ) -> Result<(), RuntimeError> {
+        let mut write = self.journal();
+        write.steps.push(StepWrite::Completed {
+            n,
+            kind: StepKind::ModelCall,
+            input: serde_json::to_value(&input)
+                .map_err(|e| RuntimeError::Invalid(e.to_string()))?,
+            output: serde_json::to_value(StepOutput::ModelCall(reply.clone()))
+                .map_err(|e| RuntimeError::Invalid(e.to_string()))?,
+        });
+        // Number the calls now, and journal the `started` rows of those
+        // that act outside the store in this same commit: the row still
+        // lands before the tool runs, without its own fsync.
+        let mut planned = Vec::with_capacity(reply.tool_calls.len());
+        for (offset, call) in (1..).zip(&reply.tool_calls) {
+            let step = n + offset;
+            if self.runs_outside_the_store(call) {
+                write.steps.push(StepWrite::Started {
+                    n: step,
+                    kind: StepKind::ToolCall,
+                    input: json!({ "call": call, "actors": self.actor_chain(&call.name) }),
                 });
-                // Number the calls now, and journal the `started` rows of
-                // those that act outside the store in this same commit: the
-                // row still lands before the tool runs, without its own fsync.
-                let mut planned = Vec::with_capacity(reply.tool_calls.len());
-                for (offset, call) in (1..).zip(&reply.tool_calls) {
-                    let step = n + offset;
-                    if self.runs_outside_the_store(call) {
-                        write.steps.push(StepWrite::Started {
-                            n: step,
-                            kind: StepKind::ToolCall,
-                            input: json!({ "call": call, "actors": self.actor_chain(&call.name) }),
-                        });
-                    }
-                    planned.push((call.id.clone(), step));
-                }
-                if waited {
-                    write.wait = Some(roster_store::WaitWrite::Clear);
-                    write.events.push(RunEvent::WaitEnded { step: n });
-                }
-                write
-                    .events
-                    .extend(reply.tool_calls.iter().map(|c| RunEvent::ToolCall {
-                        step: n,
-                        call_id: c.id.clone(),
-                        name: c.name.clone(),
-                        arguments: c.arguments.clone(),
-                    }));
-                write.items = vec![ItemContent::AssistantMessage {
-                    text: reply.text.clone(),
-                    tool_calls: reply.tool_calls.clone(),
-                }];
-                write.ledger = ledger;
-                // A final answer ends the run in the same commit.
-                let finishes = reply.tool_calls.is_empty() && !self.cancel.is_cancelled();
-                if finishes {
-                    write.transition = Some(RunTransition::Finish {
-                        status: RunStatus::Completed,
-                        output: Some(reply.text.clone()),
-                        error: None,
-                    });
-                    write.memory_jobs = self.extraction_jobs();
-                }
-                self.commit(write).await?;
-                for (call_id, step) in planned {
-                    self.resumed.insert(call_id, step);
-                }
-                self.started.extend(
-                    reply
-                        .tool_calls
-                        .iter()
-                        .zip(1..)
-                        .filter(|(call, _)| self.runs_outside_the_store(call))
-                        .map(|(_, offset)| n + offset)
-                        .collect::<Vec<_>>(),
-                );
-                self.next_step = n + 1 + i64::try_from(reply.tool_calls.len()).unwrap_or(0);
-                self.machine.on_model_reply(&reply);
-                self.finished = finishes;
-                Ok(())
             }
+            planned.push((call.id.clone(), step));
         }
+        if waited {
+            write.wait = Some(roster_store::WaitWrite::Clear);
+            write.events.push(RunEvent::WaitEnded { step: n });
+        }
+        write
+            .events
+            .extend(reply.tool_calls.iter().map(|c| RunEvent::ToolCall {
+                step: n,
+                call_id: c.id.clone(),
+                name: c.name.clone(),
+                arguments: c.arguments.clone(),
+            }));
+        write.items = vec![ItemContent::AssistantMessage {
+            text: reply.text.clone(),
+            tool_calls: reply.tool_calls.clone(),
+        }];
+        write.ledger = ledger;
+        // A final answer ends the run in the same commit.
+        let finishes = reply.tool_calls.is_empty() && !self.cancel.is_cancelled();
+        if finishes {
+            write.transition = Some(RunTransition::Finish {
+                status: RunStatus::Completed,
+                output: Some(reply.text.clone()),
+                error: None,
+            });
+            write.memory_jobs = self.extraction_jobs();
+        }
+        self.commit(write).await?;
+        for (call_id, step) in planned {
+            self.resumed.insert(call_id, step);
+        }
+        self.started.extend(
+            reply
+                .tool_calls
+                .iter()
+                .zip(1..)
+                .filter(|(call, _)| self.runs_outside_the_store(call))
+                .map(|(_, offset)| n + offset)
+                .collect::<Vec<_>>(),
+        );
+        self.next_step = n + 1 + i64::try_from(reply.tool_calls.len()).unwrap_or(0);
+        self.machine.on_model_reply(&reply);
+        self.finished = finishes;
+        Ok(())
     }
 
     async fn finish(
