@@ -14,19 +14,18 @@ use crate::runner::transcript;
 use crate::scheduler::Inner;
 use crate::tools::recall::normalise;
 use roster_core::agent::{Agent, StrategyConfig, StrategyKind};
-use roster_core::ledger::NewLedgerEntry;
 use roster_core::record::{
     own_namespace, resolve_namespace, validate_content, MemoryRecord, NamespaceVars, Provenance,
 };
 use roster_core::route::ModelRoute;
 use roster_core::MemoryId;
 use roster_memory::{MemoryService, SearchRequest};
-use roster_models::{Attempt, ChatMessage, ChatRequest};
+use roster_models::{ChatMessage, ChatRequest};
 use roster_store::{MemoryJob, MemoryOp, MemoryWrite, StoreError};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Tries of a job's model call before it ends `failed`.
@@ -391,95 +390,45 @@ impl Inner {
             max_tokens: Some(1_024),
             stream: false,
         };
-        let exceeded = self
-            .governance
-            .budget_exceeded(tenant, &agent.id, &agent.name)
-            .await
-            .map_err(|e| match e {
-                crate::error::RuntimeError::Store(e) => e,
-                other => StoreError::Database(other.to_string()),
-            })?;
-        if let Some(message) = exceeded {
-            self.store
-                .fail_job_attempt(tenant, &job.id, &message, true, Vec::new())
-                .await?;
-            return Ok(None);
-        }
+        let model = crate::model_call::ModelCall {
+            governance: &self.governance,
+            router: &self.router,
+        };
         let actor = format!("system:extraction > agent:{}", agent.name);
-        let policed = self
-            .governance
-            .police_route(
-                self.router.registry(),
-                tenant,
-                &route,
-                crate::governance::Caller {
-                    agent: &agent.name,
-                    user: "",
-                    actor: &actor,
-                    at: json!({ "job": job.id, "run": job.run_id }),
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                crate::error::RuntimeError::Store(e) => e,
-                other => StoreError::Database(other.to_string()),
-            })?;
-        let refused = policed.refused_entries(
-            self.router.registry(),
-            &ledger_entry(
-                &Attempt {
-                    provider: String::new(),
-                    model: String::new(),
-                    latency: std::time::Duration::ZERO,
-                    usage: None,
-                    error: None,
-                },
-                job,
-                None,
-            ),
-        );
-        if policed.allowed.targets.is_empty() {
-            self.store
-                .fail_job_attempt(
-                    tenant,
-                    &job.id,
-                    &crate::governance::no_route(&policed),
-                    true,
-                    refused,
-                )
-                .await?;
+        let call = crate::model_call::CallFor {
+            tenant,
+            agent_id: &agent.id,
+            agent: &agent.name,
+            user: "",
+            actor: &actor,
+            at: json!({ "job": job.id, "run": job.run_id }),
+            session_id: Some(job.session_id.to_string()),
+            run_id: Some(job.run_id.to_string()),
+            step: None,
+        };
+        let as_store = |e: crate::error::RuntimeError| match e {
+            crate::error::RuntimeError::Store(e) => e,
+            other => StoreError::Database(other.to_string()),
+        };
+        let admitted = match model.admit(&route, &call).await.map_err(as_store)? {
+            crate::model_call::Admission::Admitted(admitted) => admitted,
+            crate::model_call::Admission::Refused {
+                message, ledger, ..
+            } => {
+                self.store
+                    .fail_job_attempt(tenant, &job.id, &message, true, ledger)
+                    .await?;
+                return Ok(None);
+            }
+        };
+        // Not cut short by shutdown: a job's call runs to its answer (a
+        // crash instead leaves the job to be claimed again at the start).
+        let uncancelled = tokio_util::sync::CancellationToken::new();
+        let sent = model.send(admitted, request, &call, &uncancelled).await;
+        let ledger = sent.ledger;
+        let Some(result) = sent.answer else {
             return Ok(None);
-        }
-        let route = policed.allowed.clone();
-        let attempts: Mutex<Vec<Attempt>> = Mutex::new(Vec::new());
-        let on_attempt = |a: Attempt| attempts.lock().unwrap_or_else(|p| p.into_inner()).push(a);
-        let result = self
-            .router
-            .chat(&route, request, &|_| {}, &on_attempt)
-            .await;
-        let ledger: Vec<NewLedgerEntry> = refused
-            .into_iter()
-            .chain(
-                attempts
-                    .into_inner()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .map(|a| {
-                        let mut entry = ledger_entry(a, job, Some(self.router.registry()));
-                        entry.route = policed
-                            .decisions
-                            .get(&format!("{}/{}", a.provider, a.model))
-                            .cloned();
-                        entry.cost_micros = self.governance.cost_micros(
-                            &a.provider,
-                            &a.model,
-                            entry.tokens_in,
-                            entry.tokens_out,
-                        );
-                        entry
-                    }),
-            )
-            .collect();
+        };
         match result {
             Ok((response, target)) => {
                 let output = json!({ "text": response.text, "route": target.to_string() });
@@ -562,30 +511,6 @@ fn parse_ops(text: &str) -> Option<Ops> {
     let start = text.find('{')?;
     let end = text.rfind('}')?;
     serde_json::from_str(text.get(start..=end)?).ok()
-}
-
-fn ledger_entry(
-    attempt: &Attempt,
-    job: &MemoryJob,
-    registry: Option<&roster_models::ProviderRegistry>,
-) -> NewLedgerEntry {
-    let usage = attempt.usage.unwrap_or_default();
-    NewLedgerEntry {
-        provider: attempt.provider.clone(),
-        model: attempt.model.clone(),
-        tokens_in: i64::from(usage.input_tokens),
-        tokens_out: i64::from(usage.output_tokens),
-        latency_ms: i64::try_from(attempt.latency.as_millis()).unwrap_or(i64::MAX),
-        outcome: attempt.error.as_ref().map_or("ok", |e| e.code()).to_owned(),
-        error: attempt.error.as_ref().map(ToString::to_string),
-        agent_id: Some(job.agent_id.to_string()),
-        session_id: Some(job.session_id.to_string()),
-        run_id: Some(job.run_id.to_string()),
-        step: None,
-        region: registry.map(|r| crate::governance::region_of(r, &attempt.provider)),
-        route: None,
-        cost_micros: None,
-    }
 }
 
 #[cfg(test)]

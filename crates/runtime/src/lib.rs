@@ -16,6 +16,7 @@ mod context;
 mod error;
 mod extract;
 pub mod governance;
+mod model_call;
 mod runner;
 mod scheduler;
 pub mod tools;

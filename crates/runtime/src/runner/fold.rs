@@ -18,14 +18,14 @@
 use super::RunState;
 use crate::context::cut;
 use crate::error::RuntimeError;
+use crate::model_call::Admission;
 use roster_core::item::{Item, ItemContent};
 use roster_core::machine::{StepOutput, SummaryOutput};
 use roster_core::run::StepKind;
 use roster_core::tokens::estimate_tokens;
-use roster_models::{Attempt, ChatMessage, ChatRequest};
+use roster_models::{ChatMessage, ChatRequest};
 use roster_store::{NewSummary, SessionSummary, StepWrite};
 use serde_json::json;
-use std::sync::Mutex;
 
 /// Most items one fold reads from beyond the tail.
 const BACKLOG_ITEMS: i64 = 100;
@@ -134,36 +134,33 @@ impl RunState<'_> {
             stream: false,
         };
         let n = self.next_step;
-        if let Some(message) = self
-            .inner
-            .governance
-            .budget_exceeded(self.tenant, &self.agent.id, &self.agent.name)
-            .await?
-        {
-            tracing::warn!(run = %self.run.id, %message, "no budget for a summary; history is trimmed instead");
-            self.fold_failed = true;
-            return Ok(());
-        }
-        let route = match self.police(&route, n).await? {
-            Ok(route) => route,
-            Err(message) => {
-                tracing::warn!(run = %self.run.id, %message, "no allowed summary route; history is trimmed instead");
+        let (actor, user) = self.actor_and_user();
+        let chain = format!("{actor} > agent:{}", self.agent.name);
+        let admission = {
+            let call = self.call_for(&user, &chain, n);
+            self.model_call().admit(&route, &call).await?
+        };
+        let admitted = match admission {
+            Admission::Admitted(admitted) => admitted,
+            Admission::Refused {
+                code,
+                message,
+                ledger,
+            } => {
+                tracing::warn!(run = %self.run.id, code, %message, "no summary call allowed; history is trimmed instead");
+                self.pending_ledger.extend(ledger);
                 self.fold_failed = true;
                 return Ok(());
             }
         };
-        let attempts: Mutex<Vec<Attempt>> = Mutex::new(Vec::new());
-        let on_attempt = |a: Attempt| attempts.lock().unwrap_or_else(|p| p.into_inner()).push(a);
-        let outcome = tokio::select! {
-            result = self.inner.router.chat(&route, request, &|_| {}, &on_attempt) => Some(result),
-            () = self.cancel.cancelled() => None,
+        self.route_decisions.extend(admitted.decisions.clone());
+        let sent = {
+            let call = self.call_for(&user, &chain, n);
+            self.model_call()
+                .send(admitted, request, &call, &self.cancel)
+                .await
         };
-        let ledger: Vec<_> = attempts
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|a| self.ledger_entry(a, n))
-            .collect();
+        let (outcome, ledger) = (sent.answer, sent.ledger);
         let (response, target) = match outcome {
             Some(Ok(answer)) => answer,
             Some(Err(e)) => {

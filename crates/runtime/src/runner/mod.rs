@@ -22,6 +22,7 @@ use wait::Called;
 
 use crate::context::{fixed_tokens, history, system_prompt, MAX_CONTEXT_ITEMS};
 use crate::error::RuntimeError;
+use crate::model_call::{Admission, CallFor, ModelCall};
 use crate::scheduler::Inner;
 use roster_core::agent::Agent;
 use roster_core::event::RunEvent;
@@ -204,35 +205,39 @@ impl RunState<'_> {
         Ok(())
     }
 
-    fn ledger_entry(&self, attempt: &Attempt, step: i64) -> NewLedgerEntry {
-        let usage = attempt.usage.unwrap_or_default();
-        NewLedgerEntry {
-            provider: attempt.provider.clone(),
-            model: attempt.model.clone(),
-            tokens_in: i64::from(usage.input_tokens),
-            tokens_out: i64::from(usage.output_tokens),
-            latency_ms: i64::try_from(attempt.latency.as_millis()).unwrap_or(i64::MAX),
-            outcome: attempt.error.as_ref().map_or("ok", |e| e.code()).to_owned(),
-            error: attempt.error.as_ref().map(ToString::to_string),
-            agent_id: Some(self.agent.id.to_string()),
+    /// The governed model call, over this runtime's governance and router.
+    pub(super) fn model_call(&self) -> ModelCall<'_> {
+        ModelCall {
+            governance: &self.inner.governance,
+            router: &self.inner.router,
+        }
+    }
+
+    /// Whom a model call of step `step` is for (`user` and `chain` from
+    /// [`Self::actor_and_user`]).
+    pub(super) fn call_for<'a>(&'a self, user: &'a str, chain: &'a str, step: i64) -> CallFor<'a> {
+        CallFor {
+            tenant: self.tenant,
+            agent_id: &self.agent.id,
+            agent: &self.agent.name,
+            user,
+            actor: chain,
+            at: json!({ "run": self.run.id, "step": step }),
             session_id: Some(self.session.id.to_string()),
             run_id: Some(self.run.id.to_string()),
             step: Some(step),
-            region: Some(crate::governance::region_of(
-                self.inner.router.registry(),
-                &attempt.provider,
-            )),
-            route: self
-                .route_decisions
-                .get(&format!("{}/{}", attempt.provider, attempt.model))
-                .cloned(),
-            cost_micros: self.inner.governance.cost_micros(
-                &attempt.provider,
-                &attempt.model,
-                i64::from(usage.input_tokens),
-                i64::from(usage.output_tokens),
-            ),
         }
+    }
+
+    /// The ledger row of one attempt of this run's step `step`.
+    fn ledger_entry(&self, attempt: &Attempt, step: i64) -> NewLedgerEntry {
+        let (actor, user) = self.actor_and_user();
+        let chain = format!("{actor} > agent:{}", self.agent.name);
+        self.model_call().ledger_entry(
+            attempt,
+            &self.call_for(&user, &chain, step),
+            &self.route_decisions,
+        )
     }
 
     /// Who started the run (`unknown` for runs from before actors were
@@ -247,55 +252,34 @@ impl RunState<'_> {
         (actor, user)
     }
 
-    /// The targets of `route` the tenant's routing policy allows for this
-    /// agent; refused ones go to the ledger. `None` when none is allowed:
-    /// the caller sends nothing.
-    pub(super) async fn police(
+    /// Admits a model call of step `n` on `route` (budget, then routing
+    /// policy): the allowed route, or why nothing may be sent. The refused
+    /// targets' ledger rows wait in `pending_ledger` for the step's commit.
+    pub(super) async fn admit_call(
         &mut self,
         route: &roster_core::route::ModelRoute,
         n: i64,
-    ) -> Result<Result<roster_core::route::ModelRoute, String>, RuntimeError> {
+    ) -> Result<Result<roster_core::route::ModelRoute, RunError>, RuntimeError> {
         let (actor, user) = self.actor_and_user();
         let chain = format!("{actor} > agent:{}", self.agent.name);
-        let registry = self.inner.router.registry();
-        let policed = self
-            .inner
-            .governance
-            .police_route(
-                registry,
-                self.tenant,
-                route,
-                crate::governance::Caller {
-                    agent: &self.agent.name,
-                    user: &user,
-                    actor: &chain,
-                    at: json!({ "run": self.run.id, "step": n }),
-                },
-            )
+        let admission = self
+            .model_call()
+            .admit(route, &self.call_for(&user, &chain, n))
             .await?;
-        let base = NewLedgerEntry {
-            provider: String::new(),
-            model: String::new(),
-            tokens_in: 0,
-            tokens_out: 0,
-            latency_ms: 0,
-            outcome: String::new(),
-            error: None,
-            agent_id: Some(self.agent.id.to_string()),
-            session_id: Some(self.session.id.to_string()),
-            run_id: Some(self.run.id.to_string()),
-            step: Some(n),
-            region: None,
-            route: None,
-            cost_micros: None,
-        };
-        self.pending_ledger
-            .extend(policed.refused_entries(registry, &base));
-        self.route_decisions.extend(policed.decisions.clone());
-        Ok(if policed.allowed.targets.is_empty() {
-            Err(crate::governance::no_route(&policed))
-        } else {
-            Ok(policed.allowed)
+        Ok(match admission {
+            Admission::Admitted(admitted) => {
+                self.pending_ledger.extend(admitted.refused);
+                self.route_decisions.extend(admitted.decisions);
+                Ok(admitted.route)
+            }
+            Admission::Refused {
+                code,
+                message,
+                ledger,
+            } => {
+                self.pending_ledger.extend(ledger);
+                Err(RunError::new(code, message))
+            }
         })
     }
 
@@ -373,21 +357,10 @@ impl RunState<'_> {
                 return Ok(None);
             }
         };
-        if let Some(message) = self
-            .inner
-            .governance
-            .budget_exceeded(self.tenant, &self.agent.id, &self.agent.name)
-            .await?
-        {
-            self.machine
-                .on_model_failure(RunError::new("budget_exceeded", message));
-            return Ok(None);
-        }
-        match self.police(&route, n).await? {
+        match self.admit_call(&route, n).await? {
             Ok(route) => Ok(Some(route)),
-            Err(message) => {
-                self.machine
-                    .on_model_failure(RunError::new("route_denied", message));
+            Err(refusal) => {
+                self.machine.on_model_failure(refusal);
                 Ok(None)
             }
         }
