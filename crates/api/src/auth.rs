@@ -39,6 +39,20 @@ impl Principal {
         format!("key:{}", self.key_id)
     }
 
+    /// The transport-free principal the runtime's use cases take.
+    pub fn actor(&self) -> roster_core::actor::Actor {
+        roster_core::actor::Actor {
+            tenant: self.tenant.clone(),
+            key_id: self.key_id.clone(),
+            key_name: self.key_name.clone(),
+            kind: self.kind.clone(),
+            is_admin: self.is_admin,
+            scopes: self.scopes.as_ref().map(|s| s.to_vec()),
+            user: self.user.clone(),
+            act_for: self.act_for.as_ref().map(|u| u.to_vec()),
+        }
+    }
+
     /// Whether this key's scopes cover `scope` (`area:read|write`).
     pub fn has_scope(&self, scope: &str) -> bool {
         match &self.scopes {

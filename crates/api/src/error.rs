@@ -116,6 +116,8 @@ impl From<RuntimeError> for ApiError {
             e @ RuntimeError::InputTooLarge { .. } => {
                 Self::new(crate::codes::Code::InputTooLarge, e.to_string())
             }
+            e @ RuntimeError::AgentDeleted => Self::new(Code::AgentDeleted, e.to_string()),
+            RuntimeError::Denied(reason) => Self::new(Code::DeniedByPolicy, reason),
             e @ RuntimeError::NotRetryable { .. } => {
                 Self::new(crate::codes::Code::RunNotFailed, e.to_string())
             }

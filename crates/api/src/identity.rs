@@ -24,16 +24,13 @@ use roster_store::Session;
 impl Principal {
     /// Whether this key may act for `user`.
     pub fn may_act_for(&self, user: &str) -> bool {
-        if self.is_admin {
-            return true;
-        }
-        if self.kind == "service" {
-            return self
-                .act_for
-                .as_ref()
-                .is_none_or(|users| users.iter().any(|u| u == user));
-        }
-        self.user.as_deref() == Some(user)
+        roster_core::actor::may_act_for(
+            self.is_admin,
+            &self.kind,
+            self.user.as_deref(),
+            self.act_for.as_deref(),
+            user,
+        )
     }
 
     /// The users this key may act for; `None`: anyone.

@@ -7,6 +7,7 @@
 //! inside the state machine, no async runtime. Everything here is serialisable
 //! so the store can journal it and the API can show it.
 
+pub mod actor;
 pub mod agent;
 pub mod agent_diff;
 pub mod blocks;

@@ -23,6 +23,13 @@ pub enum RuntimeError {
         context_tokens: u32,
         pinned: u32,
     },
+    /// The session's agent was deleted: its history stays readable, but no
+    /// new run starts.
+    #[error("the agent of this session was deleted; its history stays readable but it takes no new messages")]
+    AgentDeleted,
+    /// The tenant's policies refuse the action; the reason names the policy.
+    #[error("{0}")]
+    Denied(String),
     /// Only a failed run can be retried.
     #[error("run {run} is {}; only a failed run can be retried", status.as_str())]
     NotRetryable { run: String, status: RunStatus },

@@ -6,7 +6,6 @@ pub mod audit;
 pub mod blocks;
 pub mod budgets;
 pub mod files;
-pub(crate) mod governed;
 pub mod http_services;
 pub mod index;
 pub mod keys;

@@ -85,18 +85,9 @@ pub async fn retry(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Run>, ApiError> {
-    let run = find(&state, &principal, &id).await?;
-    let session =
-        crate::routes::sessions::find(&state, &principal, run.session_id.as_str()).await?;
-    let agent = crate::routes::sessions::live_agent(&state, &principal, &session).await?;
-    // Policy may have changed since the run started, and another key may
-    // be the one asking: decided again, for this key.
-    crate::routes::governed::may_invoke(&state, &principal, &agent, &session).await?;
+    let run = RunId::parse(&id).ok_or_else(|| ApiError::not_found("run"))?;
     Ok(axum::Json(
-        state
-            .runtime
-            .retry(&principal.tenant, &run.id, &principal.label())
-            .await?,
+        state.runtime.retry_run(&principal.actor(), &run).await?,
     ))
 }
 

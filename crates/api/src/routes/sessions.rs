@@ -12,7 +12,7 @@ use roster_core::event::RunEvent;
 use roster_core::item::Item;
 use roster_core::run::Run;
 use roster_core::SessionId;
-use roster_runtime::Submission;
+use roster_runtime::RunRequest;
 use roster_store::{BusyPolicy, Session, SessionQuery};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -299,38 +299,29 @@ pub async fn post_message(
     headers: HeaderMap,
     Json(body): Json<PostMessage>,
 ) -> Result<Response, ApiError> {
-    let session = find(&state, &principal, &id).await?;
-    let agent = live_agent(&state, &principal, &session).await?;
-    crate::routes::governed::may_invoke(&state, &principal, &agent, &session).await?;
-    let idempotency_key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            let key = v
-                .to_str()
-                .map_err(|_| ApiError::invalid("Idempotency-Key must be ASCII"))?;
-            if key.is_empty() || key.len() > 255 {
-                return Err(ApiError::invalid(
-                    "Idempotency-Key must be 1-255 characters",
-                ));
-            }
-            Some(key.to_owned())
-        }
-    };
     if body.stream && body.background {
         return Err(ApiError::invalid(
             "`stream` and `background` cannot both be true",
         ));
     }
+    let session = SessionId::parse(&id).ok_or_else(|| ApiError::not_found("session"))?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::invalid("Idempotency-Key must be ASCII"))?
+                .to_owned(),
+        ),
+    };
     let created = state
         .runtime
-        .submit(
-            &principal.tenant,
-            &session.id,
-            Submission {
+        .start_run(
+            &principal.actor(),
+            &session,
+            RunRequest {
                 input: body.content,
                 idempotency_key,
                 if_busy: body.if_busy,
-                actor: Some(principal.label()),
             },
         )
         .await?;
@@ -358,26 +349,6 @@ pub async fn post_message(
 
 /// The response header of `POST …/messages` naming the run, in every mode.
 pub const RUN_ID_HEADER: &str = "x-roster-run-id";
-
-/// The agent of a session, unless it was deleted (`409 agent_deleted`: the
-/// history stays readable, but no new run starts).
-pub(crate) async fn live_agent(
-    state: &AppState,
-    principal: &Principal,
-    session: &Session,
-) -> Result<roster_core::agent::Agent, ApiError> {
-    let agent = roster_store::AgentRef::Id(session.agent_id.clone());
-    state
-        .store
-        .get_agent(&principal.tenant, &agent)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                crate::codes::Code::AgentDeleted,
-                "the agent of this session was deleted; its history stays readable but it takes no new messages",
-            )
-        })
-}
 
 /// The items a run appended, read from its persisted `item` events.
 pub(crate) async fn run_items(

@@ -1,0 +1,160 @@
+//! The one front door for runs. Every way a run starts — the messages
+//! endpoint, a retry, and each surface to come (the Responses API, A2A, an
+//! MCP facade, schedules, webhooks, delegation) — calls
+//! [`Runtime::start_run`] or [`Runtime::retry_run`] with a transport-free
+//! [`Actor`]. They own what must hold for every one of them: the session as
+//! the actor may see it, a live agent, the `invoke_agent` decision (audited)
+//! before anything is queued, idempotency keys, busy-session behaviour, and
+//! the submission. Surfaces parse, call, render.
+
+use crate::error::RuntimeError;
+use crate::scheduler::{Runtime, Submission};
+use roster_core::actor::Actor;
+use roster_core::agent::Agent;
+use roster_core::run::Run;
+use roster_core::{RunId, SessionId};
+use roster_policy::{Decision, PolicyRequest, Resource};
+use roster_store::{AgentRef, BusyPolicy, CreatedRun, Session};
+use serde_json::json;
+
+/// What starts a run in a session.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    /// The user's message.
+    pub input: String,
+    /// A retry with the same key returns the first run (1-255 characters).
+    pub idempotency_key: Option<String>,
+    /// What to do when the session has a run in progress.
+    pub if_busy: BusyPolicy,
+}
+
+impl Runtime {
+    /// Starts a run in `session` for `actor`: the session must be one the
+    /// actor may see, its agent not deleted, and the tenant's policies must
+    /// let the actor invoke the agent — all before anything is queued.
+    pub async fn start_run(
+        &self,
+        actor: &Actor,
+        session: &SessionId,
+        request: RunRequest,
+    ) -> Result<CreatedRun, RuntimeError> {
+        let session = self.session_for(actor, session).await?;
+        let agent = self.live_agent(actor, &session).await?;
+        self.may_invoke(actor, &agent, &session).await?;
+        if let Some(key) = &request.idempotency_key {
+            if !key.is_ascii() {
+                return Err(RuntimeError::Invalid(
+                    "Idempotency-Key must be ASCII".into(),
+                ));
+            }
+            if key.is_empty() || key.len() > 255 {
+                return Err(RuntimeError::Invalid(
+                    "Idempotency-Key must be 1-255 characters".into(),
+                ));
+            }
+        }
+        self.submit(
+            &actor.tenant,
+            &session.id,
+            Submission {
+                input: request.input,
+                idempotency_key: request.idempotency_key,
+                if_busy: request.if_busy,
+                actor: Some(actor.label()),
+            },
+        )
+        .await
+    }
+
+    /// Sends a failed run back to its session's queue for `actor`. Policy
+    /// may have changed since the run started, and another key may be the
+    /// one asking: `invoke_agent` is decided again, for this actor.
+    pub async fn retry_run(&self, actor: &Actor, run: &RunId) -> Result<Run, RuntimeError> {
+        let found = self
+            .store()
+            .get_run(&actor.tenant, run)
+            .await?
+            .ok_or(RuntimeError::NotFound("run"))?;
+        let session = match self.session_for(actor, &found.session_id).await {
+            Err(RuntimeError::NotFound(_)) => return Err(RuntimeError::NotFound("run")),
+            other => other?,
+        };
+        let agent = self.live_agent(actor, &session).await?;
+        self.may_invoke(actor, &agent, &session).await?;
+        self.retry(&actor.tenant, run, &actor.label()).await
+    }
+
+    /// The session as `actor` may see it: another user's session does not
+    /// exist for it.
+    pub async fn session_for(
+        &self,
+        actor: &Actor,
+        session: &SessionId,
+    ) -> Result<Session, RuntimeError> {
+        self.store()
+            .get_session(&actor.tenant, session)
+            .await?
+            .filter(|s| s.user.as_deref().is_none_or(|u| actor.may_act_for(u)))
+            .ok_or(RuntimeError::NotFound("session"))
+    }
+
+    /// The session's agent, unless it was deleted: the history stays
+    /// readable, but no new run starts.
+    pub async fn live_agent(
+        &self,
+        actor: &Actor,
+        session: &Session,
+    ) -> Result<Agent, RuntimeError> {
+        self.store()
+            .get_agent(&actor.tenant, &AgentRef::Id(session.agent_id.clone()))
+            .await?
+            .ok_or(RuntimeError::AgentDeleted)
+    }
+
+    /// `invoke_agent`: may `actor` start a run of `agent`? Decided (and
+    /// audited) before the run is queued; a refusal queues nothing.
+    async fn may_invoke(
+        &self,
+        actor: &Actor,
+        agent: &Agent,
+        session: &Session,
+    ) -> Result<(), RuntimeError> {
+        let key_id = actor.key_id.to_string();
+        let user = session
+            .user
+            .clone()
+            .unwrap_or_else(|| actor.key_name.clone());
+        let request = PolicyRequest {
+            tenant: actor.tenant.as_str(),
+            actor: roster_policy::Actor::User {
+                id: &key_id,
+                name: &actor.key_name,
+                kind: &actor.kind,
+            },
+            action: roster_policy::Action::InvokeAgent,
+            resource: Resource::Agent { name: &agent.name },
+            user: &user,
+            arguments: None,
+            facts: None,
+        };
+        let decision = self
+            .governance()
+            .decide(
+                &actor.tenant,
+                &request,
+                crate::governance::Subject {
+                    actor: &actor.label(),
+                    resource: &format!("agent:{}", agent.name),
+                    at: json!({ "session": session.id }),
+                },
+            )
+            .await?;
+        match decision {
+            Decision::Allow { .. } => Ok(()),
+            Decision::Deny { reason, .. } => Err(RuntimeError::Denied(reason)),
+            Decision::NeedsApproval { reason, .. } => Err(RuntimeError::Denied(format!(
+                "{reason}: approval applies to tool calls, not to invoking an agent"
+            ))),
+        }
+    }
+}
