@@ -23,11 +23,11 @@
 
 mod classify;
 mod policy;
-#[cfg(any(feature = "reqwest012", feature = "reqwest013"))]
+#[cfg(feature = "reqwest")]
 mod resolver;
 
 pub use policy::EgressPolicy;
-#[cfg(any(feature = "reqwest012", feature = "reqwest013"))]
+#[cfg(feature = "reqwest")]
 pub use resolver::Resolver;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

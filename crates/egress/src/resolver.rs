@@ -22,23 +22,13 @@ impl Resolver {
     }
 }
 
-macro_rules! impl_resolve {
-    ($reqwest:ident) => {
-        impl $reqwest::dns::Resolve for Resolver {
-            fn resolve(&self, name: $reqwest::dns::Name) -> $reqwest::dns::Resolving {
-                let (policy, port, host) =
-                    (self.policy.clone(), self.port, name.as_str().to_owned());
-                Box::pin(async move {
-                    let found = policy.resolve(&host, port).await?;
-                    let addrs: $reqwest::dns::Addrs = Box::new(found.into_iter());
-                    Ok(addrs)
-                })
-            }
-        }
-    };
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let (policy, port, host) = (self.policy.clone(), self.port, name.as_str().to_owned());
+        Box::pin(async move {
+            let found = policy.resolve(&host, port).await?;
+            let addrs: reqwest::dns::Addrs = Box::new(found.into_iter());
+            Ok(addrs)
+        })
+    }
 }
-
-#[cfg(feature = "reqwest012")]
-impl_resolve!(reqwest012);
-#[cfg(feature = "reqwest013")]
-impl_resolve!(reqwest013);

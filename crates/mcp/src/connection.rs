@@ -313,13 +313,10 @@ pub(crate) const STATE_MOUNT: &str = "/state";
 /// A client that connects only where the egress policy allows (checked on
 /// the resolved address at each connection), through no proxy, following
 /// redirects only within the URL's own origin.
-fn http_client(
-    parsed: &url::Url,
-    egress: &Arc<EgressPolicy>,
-) -> Result<reqwest013::Client, McpError> {
+fn http_client(parsed: &url::Url, egress: &Arc<EgressPolicy>) -> Result<reqwest::Client, McpError> {
     let port = parsed.port_or_known_default().unwrap_or(0);
     let origin = parsed.origin();
-    let policy = reqwest013::redirect::Policy::custom(move |attempt| {
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
             attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
         } else if attempt.url().origin() == origin {
@@ -331,7 +328,7 @@ fn http_client(
             ))
         }
     });
-    reqwest013::Client::builder()
+    reqwest::Client::builder()
         .dns_resolver(roster_egress::Resolver::new(egress.clone(), port))
         .no_proxy()
         .redirect(policy)

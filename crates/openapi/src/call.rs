@@ -33,7 +33,7 @@ pub(crate) fn client(
 ) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .dns_resolver2(roster_egress::Resolver::new(egress.clone(), port))
+        .dns_resolver(roster_egress::Resolver::new(egress.clone(), port))
         .no_proxy()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
