@@ -17,6 +17,7 @@ pub struct MemoryBlockSpec {
     pub value: String,
     /// Maximum length of the value in characters.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000)]
     pub limit: Option<u32>,
     /// Whose copy a session pins: `agent` (default; shared by all users),
     /// `user` (one copy per user, starting from `value`) or `session`.

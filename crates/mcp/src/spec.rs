@@ -17,6 +17,7 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
 #[serde(deny_unknown_fields)]
 pub struct McpServerInput {
     /// `[a-z0-9_-]`, at most 32 characters, no `__`.
+    #[schema(pattern = r"^(?!_)(?!.*__)(?!.*_$)[a-z0-9_-]{1,32}$")]
     pub name: String,
     /// Enable this entry of the operator's catalogue (`GET
     /// /v1/mcp/catalogue`): the way a tenant key runs a stdio server.

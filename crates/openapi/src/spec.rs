@@ -34,6 +34,7 @@ pub enum Auth {
 #[serde(deny_unknown_fields)]
 pub struct HttpServiceInput {
     /// `[a-z0-9_-]`, at most 32 characters, no `__`.
+    #[schema(pattern = r"^(?!_)(?!.*__)(?!.*_$)[a-z0-9_-]{1,32}$")]
     pub name: String,
     /// The OpenAPI 3.0 or 3.1 document: JSON or YAML text, or a JSON object.
     #[schema(value_type = Object)]

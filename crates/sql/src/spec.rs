@@ -21,6 +21,7 @@ const MAX_DESCRIPTION_LEN: usize = 2_000;
 #[serde(deny_unknown_fields)]
 pub struct SqlSourceInput {
     /// `[a-z0-9_-]`, at most 32 characters, no `__`.
+    #[schema(pattern = r"^(?!_)(?!.*__)(?!.*_$)[a-z0-9_-]{1,32}$")]
     pub name: String,
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`, `mysql://…` or
     /// `mariadb://…`, or `sqlite:PATH` (stored encrypted).

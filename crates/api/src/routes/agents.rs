@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgent {
+    #[schema(pattern = r"^(?!agt_)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub name: String,
     #[serde(default)]
     pub instructions: String,

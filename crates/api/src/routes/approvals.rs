@@ -77,8 +77,10 @@ pub struct ApprovalList {
 #[serde(deny_unknown_fields)]
 pub struct ApprovalParams {
     /// `pending` (default), `approved`, `denied`, `expired`, `cancelled` or `all`.
+    #[param(pattern = r"^(pending|approved|denied|expired|cancelled|all)$")]
     pub status: Option<String>,
     /// 1..=1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

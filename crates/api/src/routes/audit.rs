@@ -26,6 +26,7 @@ pub struct AuditParams {
     /// Events whose actor chain contains this (e.g. `agent:analyst`).
     pub actor: Option<String>,
     /// 1..=1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

@@ -89,6 +89,7 @@ pub struct BlockDetail {
 pub struct SetBlock {
     pub value: Option<String>,
     /// Characters, 1..=100000; the value must fit.
+    #[schema(minimum = 1, maximum = 100000)]
     pub limit: Option<u32>,
     /// Refuse the change (409) unless the row is at this version.
     pub expected_version: Option<i64>,

@@ -22,6 +22,10 @@ pub struct CreateKey {
     /// another tenant.
     pub tenant: Option<String>,
     /// Who or what holds the key, 1-100 characters.
+    #[schema(
+        pattern = r"^\s*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+        max_length = 100
+    )]
     pub name: String,
     /// `user` (default) or `service`.
     pub kind: Option<String>,
@@ -39,6 +43,7 @@ pub struct CreateKey {
     /// it may act for itself, except a tenant's manager key (a `user` key
     /// bound to no user, holding `keys:write`), which issues keys to any
     /// user of its tenant.
+    #[schema(pattern = r"^[A-Za-z0-9._@-]{1,100}$")]
     pub user: Option<String>,
     /// A `service` key's users: it may act for these only (default: any
     /// user, or for a key made by a key limited to some users, those).

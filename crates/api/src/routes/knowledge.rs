@@ -20,6 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
+    #[schema(pattern = r"^(?!src_)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -36,6 +37,7 @@ pub struct DocumentListParams {
     /// Documents whose path sorts after this one (the previous page's `next_after`).
     pub after: Option<String>,
     /// 1..=1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -53,6 +55,7 @@ pub struct SearchKnowledge {
     #[serde(default)]
     pub sources: Vec<String>,
     /// 1..=100, default 5.
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 

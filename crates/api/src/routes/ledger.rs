@@ -22,6 +22,7 @@ pub struct LedgerParams {
     /// Entries with an id below this one (the previous page's `next_before`).
     pub before: Option<i64>,
     /// 1..=1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     pub provider: Option<String>,
     pub model: Option<String>,

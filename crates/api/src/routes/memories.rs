@@ -26,10 +26,15 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 pub struct CreateMemory {
     /// e.g. `agents/helper` or `users/ada`.
+    #[schema(
+        pattern = r"^(?!(.*/)?\.\.?(/|$))[A-Za-z0-9._@-]{1,100}(/[A-Za-z0-9._@-]{1,100})*$",
+        max_length = 200
+    )]
     pub namespace: String,
     pub content: String,
     /// `fact` (default), `preference`, `summary` or `note`.
     #[serde(default)]
+    #[schema(pattern = r"^(fact|preference|summary|note)$")]
     pub kind: Option<String>,
     /// With a key already used in the namespace, that record is updated.
     #[serde(default)]
@@ -72,11 +77,17 @@ mod double_option {
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryListParams {
+    #[param(
+        pattern = r"^(?!(.*/)?\.\.?(/|$))[A-Za-z0-9._@-]{1,100}(/[A-Za-z0-9._@-]{1,100})*$",
+        max_length = 200
+    )]
     pub namespace: Option<String>,
+    #[param(pattern = r"^(fact|preference|summary|note)$")]
     pub kind: Option<String>,
     /// Records after this id (the previous page's `next_after`).
     pub after: Option<String>,
     /// 1..=1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Include records whose expiry has passed.
     #[serde(default)]
@@ -106,6 +117,7 @@ pub struct SearchMemories {
     #[serde(default)]
     pub namespaces: Vec<String>,
     /// 1..=100, default 10.
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 

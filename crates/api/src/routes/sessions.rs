@@ -29,6 +29,7 @@ pub struct CreateSession {
     /// may only repeat it); a service key (or the admin key) names any user
     /// it may act for; any other user answers `403 user_not_allowed`.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._@-]{1,100}$")]
     pub user: Option<String>,
 }
 
@@ -38,7 +39,9 @@ pub struct SessionListParams {
     /// Agent id or name.
     pub agent: Option<String>,
     /// Only this user's sessions (a user the key may act for).
+    #[param(pattern = r"^[A-Za-z0-9._@-]{1,100}$")]
     pub user: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

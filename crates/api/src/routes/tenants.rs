@@ -17,6 +17,10 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// 1-100 characters; unique.
+    #[schema(
+        pattern = r"^\s*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+        max_length = 100
+    )]
     pub name: String,
 }
 
