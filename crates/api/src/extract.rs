@@ -14,11 +14,63 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let (parts, body) = req.into_parts();
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|e| json_rejection(JsonRejection::BytesRejection(e)))?;
+        let parse = |bytes: axum::body::Bytes| {
+            let req = Request::from_parts(parts.clone(), axum::body::Body::from(bytes));
+            axum::Json::<T>::from_request(req, state)
+        };
+        let data_error = match parse(bytes.clone()).await {
+            Ok(axum::Json(value)) => return Ok(Json(value)),
+            // JSON Schema counts `1.0` as an integer, and so do clients
+            // generated from the OpenAPI document; serde does not.
+            Err(JsonRejection::JsonDataError(e))
+                if e.body_text().contains("invalid type: floating point") =>
+            {
+                e
+            }
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        if let Some(normalized) = integral_floats_as_integers(&bytes) {
+            if let Ok(axum::Json(value)) = parse(normalized).await {
+                return Ok(Json(value));
+            }
+        }
+        Err(json_rejection(JsonRejection::JsonDataError(data_error)))
+    }
+}
+
+/// The body with every number that is a whole float (`3.0`) written as an
+/// integer (`3`), or `None` when it has none (or is not JSON).
+fn integral_floats_as_integers(bytes: &[u8]) -> Option<axum::body::Bytes> {
+    fn walk(value: &mut serde_json::Value, changed: &mut bool) {
+        match value {
+            serde_json::Value::Number(n) => {
+                if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                    // Within ±2^53 a float holds its integer exactly.
+                    if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                        #[allow(clippy::cast_possible_truncation)]
+                        let whole = f as i64;
+                        *value = serde_json::Value::from(whole);
+                        *changed = true;
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(v, changed)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| walk(v, changed)),
+            _ => {}
         }
     }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let mut changed = false;
+    walk(&mut value, &mut changed);
+    if !changed {
+        return None;
+    }
+    serde_json::to_vec(&value).ok().map(Into::into)
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -80,5 +132,24 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
             }
             Err(other) => Err(ApiError::internal(other.body_text())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_floats_become_integers_and_nothing_else_changes() {
+        let out = integral_floats_as_integers(br#"{"limit": 5.0, "x": [1.5, 2.0], "s": "3.0"}"#)
+            .expect("changed");
+        let value: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(
+            value,
+            serde_json::json!({"limit": 5, "x": [1.5, 2], "s": "3.0"})
+        );
+        assert!(integral_floats_as_integers(br#"{"limit": 5}"#).is_none());
+        assert!(integral_floats_as_integers(br#"{"limit": 1e300}"#).is_none());
+        assert!(integral_floats_as_integers(b"not json").is_none());
     }
 }

@@ -305,3 +305,24 @@ async fn bad_query_strings_and_headers_are_invalid_requests() {
         admin.send(builder).await.err(400, "invalid_request");
     }
 }
+
+/// A whole number written as a float (`5.0`) is an integer to JSON Schema
+/// and to clients generated from the OpenAPI document; a fraction is not.
+#[tokio::test]
+async fn whole_floats_are_accepted_where_integers_are_expected() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    admin
+        .create_agent(json!({"name": "helper", "model": "openai/test-model",
+            "memory_blocks": [{"label": "notes", "value": "", "limit": 100.0}]}))
+        .await;
+    let set = admin
+        .patch("/v1/agents/helper/blocks/notes", json!({"limit": 200.0}))
+        .await;
+    assert_eq!(set.ok(200)["limit"], 200);
+    let refused = admin
+        .patch("/v1/agents/helper/blocks/notes", json!({"limit": 200.5}))
+        .await;
+    refused.err(400, "invalid_request");
+    assert!(refused.text.contains("floating point"), "{}", refused.text);
+}
