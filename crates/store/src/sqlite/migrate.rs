@@ -6,7 +6,11 @@ use rusqlite::Connection;
 /// In order; a migration is never edited once released, only followed by a new one.
 /// `user_version` counts the entries applied, so numbers may leave gaps
 /// (each change takes its own number, the same in both backends) as long as
-/// the list stays in number order.
+/// the list stays in number order. The numbers were not in lockstep before
+/// 0011: PostgreSQL's `0007_chunk_source` (a column SQLite does not need)
+/// made its integrations and governance 0008 and 0009 against SQLite's 0007
+/// and 0008. From 0011 on a change has one number on both, and
+/// `tests/it/schema_parity.rs` checks the two schemas agree.
 const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_core",

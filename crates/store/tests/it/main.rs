@@ -12,5 +12,6 @@ mod postgres_nodes;
 mod privacy;
 mod records;
 mod run_waits;
+mod schema_parity;
 mod story;
 mod vectors;
