@@ -118,6 +118,8 @@ impl From<RuntimeError> for ApiError {
             }
             e @ RuntimeError::AgentDeleted => Self::new(Code::AgentDeleted, e.to_string()),
             RuntimeError::Denied(reason) => Self::new(Code::DeniedByPolicy, reason),
+            e @ RuntimeError::SelfApproval => Self::new(Code::SelfApprovalForbidden, e.to_string()),
+            RuntimeError::NotPending(message) => Self::new(Code::ApprovalNotPending, message),
             e @ RuntimeError::NotRetryable { .. } => {
                 Self::new(crate::codes::Code::RunNotFailed, e.to_string())
             }

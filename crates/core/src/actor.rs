@@ -29,6 +29,15 @@ impl Actor {
         format!("key:{}", self.key_id)
     }
 
+    /// The user this actor is bound to (a `user` key's own).
+    pub fn bound_user(&self) -> Option<&str> {
+        if self.kind == "user" && !self.is_admin {
+            self.user.as_deref()
+        } else {
+            None
+        }
+    }
+
     /// Whether this actor may act for `user`: the admin key for anyone, a
     /// service key for the users of its list (any without one), a user key
     /// for its own user only.

@@ -30,6 +30,14 @@ pub enum RuntimeError {
     /// The tenant's policies refuse the action; the reason names the policy.
     #[error("{0}")]
     Denied(String),
+    /// The approval was asked for by this actor's own run (or its user's),
+    /// and the policy does not allow self-approval.
+    #[error("this request came from a run this key (or its user) started; another key must decide it (or annotate the policy that asks for approval with @self_approval)")]
+    SelfApproval,
+    /// The approval was already decided or expired, or its run no longer
+    /// waits.
+    #[error("{0}")]
+    NotPending(String),
     /// Only a failed run can be retried.
     #[error("run {run} is {}; only a failed run can be retried", status.as_str())]
     NotRetryable { run: String, status: RunStatus },

@@ -13,6 +13,7 @@
 pub mod bench;
 mod bus;
 mod context;
+mod decisions;
 mod error;
 mod extract;
 mod front_door;

@@ -9,9 +9,8 @@ use crate::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use roster_core::{RunId, SessionId};
-use roster_store::{Approval, ApprovalDecision, NewAuditEvent, StoreError};
+use roster_store::{Approval, ApprovalDecision};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 const STATUSES: &[&str] = &["pending", "approved", "denied", "expired", "cancelled"];
@@ -159,74 +158,10 @@ async fn decide(
     decision: ApprovalDecision,
     body: Decide,
 ) -> Result<axum::Json<ApprovalView>, ApiError> {
-    if body.note.as_ref().is_some_and(|n| n.len() > 4096) {
-        return Err(ApiError::invalid("a note is at most 4096 bytes"));
-    }
-    let found = state
-        .store
-        .get_approval(&principal.tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("approval"))?;
-    let Some(session_user) = session_user_of(state, principal, &found).await? else {
-        return Err(ApiError::not_found("approval"));
-    };
-    let same_user = principal
-        .bound_user()
-        .is_some_and(|user| session_user.as_deref() == Some(user));
-    if same_user || requester(&found.actor) == Some(principal.label().as_str()) {
-        let compiled = state
-            .runtime
-            .governance()
-            .policies(&principal.tenant)
-            .await?;
-        let allowed = compiled
-            .as_ref()
-            .is_ok_and(|policies| policies.allows_self_approval(&found.policies));
-        if !allowed {
-            return Err(ApiError::new(
-                crate::codes::Code::SelfApprovalForbidden,
-                "this request came from a run this key (or its user) started; another key must decide it \
-                 (or annotate the policy that asks for approval with @self_approval)",
-            ));
-        }
-    }
-    let verb = match decision {
-        ApprovalDecision::Approve => "approve",
-        ApprovalDecision::Deny => "deny",
-    };
     let decided = state
-        .store
-        .decide_approval(
-            &principal.tenant,
-            id,
-            decision,
-            &principal.label(),
-            body.note.as_deref(),
-            NewAuditEvent {
-                actor: principal.label(),
-                action: format!("approval.{verb}"),
-                resource: format!("approval:{id}"),
-                decision: Some(
-                    match decision {
-                        ApprovalDecision::Approve => "allow",
-                        ApprovalDecision::Deny => "deny",
-                    }
-                    .into(),
-                ),
-                detail: json!({
-                    "run": found.run_id, "tool": found.tool, "call_id": found.call_id,
-                    "agent": found.agent, "note": body.note,
-                }),
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(message) => {
-                ApiError::new(crate::codes::Code::ApprovalNotPending, message)
-            }
-            other => other.into(),
-        })?;
-    state.runtime.resume(&principal.tenant, &decided.session_id);
+        .runtime
+        .decide_approval(&principal.actor(), id, decision, body.note.as_deref())
+        .await?;
     Ok(axum::Json(decided.into()))
 }
 
@@ -388,27 +323,4 @@ fn feed_event(
         .event(name)
         .id(id)
         .data(serde_json::to_string(&view).unwrap_or_else(|_| "{}".to_owned()))
-}
-
-/// The key whose run asked: the first hop of the call's actor chain
-/// (`key:key_… > agent:… > tool:…`).
-fn requester(actor: &str) -> Option<&str> {
-    actor
-        .split('>')
-        .next()
-        .map(str::trim)
-        .filter(|hop| hop.starts_with("key:"))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn requester_is_the_first_key_of_the_chain() {
-        assert_eq!(
-            super::requester("key:key_1 > agent:clerk > tool:pay"),
-            Some("key:key_1")
-        );
-        assert_eq!(super::requester("system > agent:clerk"), None);
-        assert_eq!(super::requester(""), None);
-    }
 }
