@@ -11,7 +11,7 @@
 //! one updates it — the old text stays in its history — instead of piling up.
 
 use crate::runner::transcript;
-use crate::scheduler::Inner;
+use crate::scheduler::Scheduler;
 use crate::tools::recall::normalise;
 use roster_core::agent::{Agent, StrategyConfig, StrategyKind};
 use roster_core::record::{
@@ -63,11 +63,11 @@ struct Op {
     content: String,
 }
 
-impl Inner {
+impl Scheduler {
     /// Makes sure the extraction worker runs: it drains the queue of jobs
     /// and exits; a kick while it runs makes it look once more.
     pub(crate) fn kick_extraction(self: &Arc<Self>) {
-        let Some(memory) = self.memory.clone() else {
+        let Some(memory) = self.services.memory.clone() else {
             return;
         };
         self.extraction_wakeups.fetch_add(1, Ordering::SeqCst);
@@ -89,7 +89,7 @@ impl Inner {
         let mut failures = 0u32;
         loop {
             let seen = self.extraction_wakeups.load(Ordering::SeqCst);
-            match self.store.queued_memory_jobs(BATCH).await {
+            match self.services.store.queued_memory_jobs(BATCH).await {
                 Ok(jobs) if jobs.is_empty() => {
                     if self.extraction_wakeups.load(Ordering::SeqCst) == seen {
                         return;
@@ -119,7 +119,7 @@ impl Inner {
             return Ok(());
         };
         let give_up = |error: String| {
-            let store = self.store.clone();
+            let store = self.services.store.clone();
             let (tenant, id) = (tenant.clone(), job.id.clone());
             async move {
                 store
@@ -128,6 +128,7 @@ impl Inner {
             }
         };
         let Some(agent) = self
+            .services
             .store
             .get_agent_version(&tenant, &job.agent_id, job.agent_version)
             .await?
@@ -142,6 +143,7 @@ impl Inner {
             return give_up("the agent version has no such strategy".into()).await;
         };
         let user = self
+            .services
             .store
             .get_session(&tenant, &job.session_id)
             .await?
@@ -169,6 +171,7 @@ impl Inner {
             .await;
         };
         let allowed = self
+            .services
             .governance
             .permits(
                 &tenant,
@@ -194,6 +197,7 @@ impl Inner {
             .await;
         }
         let items = self
+            .services
             .store
             .list_items(
                 &tenant,
@@ -269,7 +273,12 @@ impl Inner {
                 run_id: Some(job.run_id.clone()),
             });
         }
-        match self.store.finish_memory_job(&tenant, &job.id, writes).await {
+        match self
+            .services
+            .store
+            .finish_memory_job(&tenant, &job.id, writes)
+            .await
+        {
             Ok(written) => {
                 memory.wait_indexed(written.log_id).await;
                 Ok(())
@@ -298,7 +307,7 @@ impl Inner {
                 limit: 1000,
                 ..Default::default()
             };
-            let all = self.store.list_memories(tenant, &query).await?;
+            let all = self.services.store.list_memories(tenant, &query).await?;
             return Ok(all
                 .into_iter()
                 .filter(|r| r.key.as_deref() == Some(key))
@@ -312,7 +321,7 @@ impl Inner {
             newest_first: true,
             ..Default::default()
         };
-        let mut related = self.store.list_memories(tenant, &newest).await?;
+        let mut related = self.services.store.list_memories(tenant, &newest).await?;
         let query: String = conversation.chars().take(2_000).collect();
         if !query.trim().is_empty() {
             let request = SearchRequest {
@@ -354,7 +363,8 @@ impl Inner {
         let route = match route {
             Ok(route) => route,
             Err(e) => {
-                self.store
+                self.services
+                    .store
                     .fail_job_attempt(tenant, &job.id, &e.to_string(), true, Vec::new())
                     .await?;
                 return Ok(None);
@@ -391,8 +401,8 @@ impl Inner {
             stream: false,
         };
         let model = crate::model_call::ModelCall {
-            governance: &self.governance,
-            router: &self.router,
+            governance: &self.services.governance,
+            router: &self.services.router,
         };
         let actor = format!("system:extraction > agent:{}", agent.name);
         let call = crate::model_call::CallFor {
@@ -415,7 +425,8 @@ impl Inner {
             crate::model_call::Admission::Refused {
                 message, ledger, ..
             } => {
-                self.store
+                self.services
+                    .store
                     .fail_job_attempt(tenant, &job.id, &message, true, ledger)
                     .await?;
                 return Ok(None);
@@ -432,14 +443,16 @@ impl Inner {
         match result {
             Ok((response, target)) => {
                 let output = json!({ "text": response.text, "route": target.to_string() });
-                self.store
+                self.services
+                    .store
                     .record_job_output(tenant, &job.id, output.clone(), ledger)
                     .await?;
                 Ok(Some(output))
             }
             Err(e) => {
                 let give_up = job.attempts + 1 >= MAX_ATTEMPTS;
-                self.store
+                self.services
+                    .store
                     .fail_job_attempt(tenant, &job.id, &e.to_string(), give_up, ledger)
                     .await?;
                 if !give_up {

@@ -12,6 +12,7 @@
 
 pub mod bench;
 mod bus;
+mod caches;
 mod context;
 mod decisions;
 mod error;
@@ -21,6 +22,7 @@ pub mod governance;
 mod model_call;
 mod runner;
 mod scheduler;
+mod services;
 pub mod tools;
 
 pub use bus::LiveEvent;

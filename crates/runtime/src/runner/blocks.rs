@@ -27,7 +27,13 @@ impl RunState<'_> {
     /// other sessions may have edited the agent's or this user's blocks
     /// since this run's last model call.
     pub(super) async fn pinned_blocks(&self) -> Result<Vec<MemoryBlock>, StoreError> {
-        session_blocks(&self.inner.store, self.tenant, &self.agent, &self.session).await
+        session_blocks(
+            &self.services.store,
+            self.tenant,
+            &self.agent,
+            &self.session,
+        )
+        .await
     }
 
     /// The value this session edits of block `label` (version 0: a copy not
@@ -46,7 +52,7 @@ impl RunState<'_> {
             owners.push(owner.clone());
         }
         let rows = self
-            .inner
+            .services
             .store
             .memory_blocks_of(self.tenant, &self.agent.id, &owners)
             .await?;

@@ -41,7 +41,7 @@ impl RunState<'_> {
             return Ok(summary.clone());
         }
         let summary = self
-            .inner
+            .services
             .store
             .latest_summary(self.tenant, &self.session.id)
             .await?;
@@ -72,7 +72,7 @@ impl RunState<'_> {
             // Items left the tail unsummarised: fold the oldest batch, into
             // the tail too, so the next fold is a batch later rather than
             // on every turn.
-            self.inner
+            self.services
                 .store
                 .list_items(self.tenant, &self.session.id, through, BACKLOG_ITEMS)
                 .await?

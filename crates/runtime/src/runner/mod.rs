@@ -15,15 +15,13 @@ mod tool_step;
 mod wait;
 
 pub(crate) use blocks::session_blocks;
-pub(crate) use cache::Immutable;
 pub(crate) use fold::{item_cap, transcript};
-pub(crate) use tool_step::BlockLocks;
 use wait::Called;
 
 use crate::context::{fixed_tokens, history, system_prompt, MAX_CONTEXT_ITEMS};
 use crate::error::RuntimeError;
 use crate::model_call::{Admission, CallFor, ModelCall};
-use crate::scheduler::Inner;
+use crate::services::Services;
 use roster_core::agent::Agent;
 use roster_core::event::RunEvent;
 use roster_core::item::{Item, ItemContent, ToolCall};
@@ -40,7 +38,7 @@ use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 struct RunState<'a> {
-    inner: &'a Inner,
+    services: &'a Services,
     tenant: &'a TenantId,
     run: Run,
     session: Session,
@@ -83,21 +81,21 @@ struct RunState<'a> {
 }
 
 pub(crate) async fn execute(
-    inner: &Inner,
+    services: &Services,
     tenant: &TenantId,
     run: Run,
     cancel: CancellationToken,
 ) -> Result<(), RuntimeError> {
-    let store = &inner.store;
-    let session = inner
+    let store = &services.store;
+    let session = services
         .session_of(tenant, &run.session_id)
         .await?
         .ok_or(RuntimeError::NotFound("session"))?;
-    let agent = inner
+    let agent = services
         .agent_version(tenant, &session.agent_id, run.agent_version)
         .await?;
     let Some(agent) = agent else {
-        return finish_without_agent(inner, tenant, &run).await;
+        return finish_without_agent(services, tenant, &run).await;
     };
     if run.status == RunStatus::Queued {
         let mut start = JournalWrite::new(run.id.clone(), run.session_id.clone());
@@ -113,7 +111,7 @@ pub(crate) async fn execute(
         });
         let cancelled = cancel.is_cancelled();
         match store.commit(tenant, start).await {
-            Ok(committed) => inner.publish(&run.id, &committed.events),
+            Ok(committed) => services.publish(&run.id, &committed.events),
             // Cancelled while queued.
             Err(StoreError::Conflict(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -132,9 +130,9 @@ pub(crate) async fn execute(
         .map_err(|e| StoreError::Corrupt(format!("journal of run {}: {e}", run.id)))?;
     let machine = replay(agent.config.max_steps, &completed);
     let next_step = steps.last().map_or(1, |s| s.n + 1);
-    let tools = inner.tools.resolve(tenant, &agent.config.tools).await;
+    let tools = services.tools.resolve(tenant, &agent.config.tools).await;
     let mut state = RunState {
-        inner,
+        services,
         tenant,
         run,
         session,
@@ -199,17 +197,17 @@ impl RunState<'_> {
         // next poll, batched with other runs' (`conversation_search` waits
         // for it to catch up): waking it per turn cost an index commit per
         // turn under `roster bench`.
-        let committed = self.inner.store.commit(self.tenant, write).await?;
+        let committed = self.services.store.commit(self.tenant, write).await?;
         self.window.append(&committed.items, window_limit());
-        self.inner.publish(&self.run.id, &committed.events);
+        self.services.publish(&self.run.id, &committed.events);
         Ok(())
     }
 
     /// The governed model call, over this runtime's governance and router.
     pub(super) fn model_call(&self) -> ModelCall<'_> {
         ModelCall {
-            governance: &self.inner.governance,
-            router: &self.inner.router,
+            governance: &self.services.governance,
+            router: &self.services.router,
         }
     }
 
@@ -379,7 +377,7 @@ impl RunState<'_> {
             Some(tail) => tail,
             None => {
                 let tail = self
-                    .inner
+                    .services
                     .store
                     .tail_items(self.tenant, &self.session.id, MAX_CONTEXT_ITEMS)
                     .await?;
@@ -569,7 +567,7 @@ impl RunState<'_> {
     /// One extraction job per memory strategy of the agent, created with
     /// the run's completion.
     fn extraction_jobs(&self) -> Vec<roster_store::NewMemoryJob> {
-        if self.inner.memory.is_none() {
+        if self.services.memory.is_none() {
             return Vec::new();
         }
         (0..self.agent.config.memory.strategies.len())
@@ -615,7 +613,7 @@ fn unique_call_ids(calls: Vec<ToolCall>, step: i64) -> Vec<ToolCall> {
 }
 
 async fn finish_without_agent(
-    inner: &Inner,
+    services: &Services,
     tenant: &TenantId,
     run: &Run,
 ) -> Result<(), RuntimeError> {
@@ -628,7 +626,7 @@ async fn finish_without_agent(
             "the agent version this session is pinned to no longer exists",
         )),
     });
-    let committed = inner.store.commit(tenant, write).await?;
-    inner.publish(&run.id, &committed.events);
+    let committed = services.store.commit(tenant, write).await?;
+    services.publish(&run.id, &committed.events);
     Ok(())
 }

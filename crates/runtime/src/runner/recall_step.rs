@@ -61,7 +61,7 @@ impl RunState<'_> {
         call: &ToolCall,
         parsed: RecallCall,
     ) -> Result<ToolOutcome, RuntimeError> {
-        let (output, is_error, writes) = match &self.inner.memory {
+        let (output, is_error, writes) = match &self.services.memory {
             None => (
                 "long-term memory is not available on this server".to_owned(),
                 true,
@@ -116,7 +116,7 @@ impl RunState<'_> {
         let log_id = self
             .commit_tool_result_with(n, call, &outcome, None, writes)
             .await?;
-        if let Some(memory) = &self.inner.memory {
+        if let Some(memory) = &self.services.memory {
             memory.wait_indexed(log_id).await;
         }
         Ok(outcome)
@@ -313,7 +313,7 @@ impl RunState<'_> {
         let mut sources = Vec::with_capacity(self.agent.config.knowledge.len());
         let mut refused = Vec::new();
         for name in &self.agent.config.knowledge {
-            if let Some(source) = self.inner.store.get_source(self.tenant, name).await? {
+            if let Some(source) = self.services.store.get_source(self.tenant, name).await? {
                 match self
                     .may(
                         roster_policy::Action::ReadSource,
@@ -366,7 +366,7 @@ impl RunState<'_> {
     ) -> Result<Result<(), String>, RuntimeError> {
         let (actor, user) = self.actor_and_user();
         let chain = format!("{actor} > agent:{}", self.agent.name);
-        self.inner
+        self.services
             .governance
             .permits(
                 self.tenant,
@@ -448,7 +448,7 @@ impl RunState<'_> {
         }
         let limit = self.agent.config.knowledge_recall;
         let mut found = Vec::new();
-        if let (Some(memory), 1..) = (self.inner.memory.clone(), limit) {
+        if let (Some(memory), 1..) = (self.services.memory.clone(), limit) {
             match self.knowledge_sources().await {
                 Ok((sources, _)) if !sources.is_empty() => {
                     let request = KnowledgeRequest {
@@ -481,7 +481,7 @@ impl RunState<'_> {
             return recalled.clone();
         }
         let limit = self.agent.config.memory.recall;
-        let found = match (&self.inner.memory, limit) {
+        let found = match (&self.services.memory, limit) {
             (Some(memory), 1..) => {
                 let (_, namespaces) = self.memory_namespaces();
                 let namespaces = match self.readable(namespaces).await {

@@ -10,43 +10,12 @@ use roster_core::machine::{StepOutput, ToolOutcome};
 use roster_core::run::StepKind;
 use roster_store::{BlockWrite, MemoryWrite, StepWrite, StoreError};
 use serde_json::json;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// Tool calls with arguments that fail their schema allowed in one run.
 pub(crate) const MAX_INVALID_CALLS: u32 = 3;
 
 /// Tries of a memory edit that keeps losing its version check.
 const ATTEMPTS: usize = 8;
-
-/// Serialises edits of one memory block within this process, so runs of the
-/// same agent take turns instead of failing each other's version check.
-/// Striped: a fixed set of locks, each block always on the same one.
-pub(crate) struct BlockLocks {
-    stripes: Vec<tokio::sync::Mutex<()>>,
-}
-
-impl Default for BlockLocks {
-    fn default() -> Self {
-        Self {
-            stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
-        }
-    }
-}
-
-impl BlockLocks {
-    fn of(
-        &self,
-        tenant: &roster_core::TenantId,
-        agent: &roster_core::AgentId,
-        label: &str,
-        owner: &roster_core::blocks::BlockOwner,
-    ) -> &tokio::sync::Mutex<()> {
-        let mut hasher = DefaultHasher::new();
-        (tenant, agent, label, owner).hash(&mut hasher);
-        let stripe = usize::try_from(hasher.finish() % self.stripes.len() as u64).unwrap_or(0);
-        &self.stripes[stripe]
-    }
-}
 
 impl RunState<'_> {
     pub(super) async fn tool_steps(&mut self, calls: Vec<ToolCall>) -> Result<(), RuntimeError> {
@@ -124,8 +93,8 @@ impl RunState<'_> {
             })
             .collect();
         write.approvals = pauses.into_iter().map(|(_, a)| a).collect();
-        let committed = self.inner.store.commit(self.tenant, write).await?;
-        self.inner.publish(&self.run.id, &committed.events);
+        let committed = self.services.store.commit(self.tenant, write).await?;
+        self.services.publish(&self.run.id, &committed.events);
         self.awaiting = true;
         Ok(())
     }
@@ -188,8 +157,8 @@ impl RunState<'_> {
                             kind: StepKind::ToolCall,
                             input: json!({ "call": call, "actors": self.actor_chain(&call.name) }),
                         });
-                        let committed = self.inner.store.commit(self.tenant, started).await?;
-                        self.inner.publish(&self.run.id, &committed.events);
+                        let committed = self.services.store.commit(self.tenant, started).await?;
+                        self.services.publish(&self.run.id, &committed.events);
                     }
                     let ctx = self.call_context();
                     let output = tokio::select! {
@@ -302,7 +271,7 @@ impl RunState<'_> {
         arguments: &serde_json::Value,
     ) -> Result<Verdict, RuntimeError> {
         if let Some(approval) = self
-            .inner
+            .services
             .store
             .approval_for_call(self.tenant, &self.run.id, &call.id)
             .await?
@@ -336,7 +305,7 @@ impl RunState<'_> {
                 }
             }
         }
-        let governance = &self.inner.governance;
+        let governance = &self.services.governance;
         let compiled = governance.policies(self.tenant).await?;
         if !crate::governance::governed(&compiled, roster_policy::Action::CallTool) {
             return Ok(Verdict::Go);
@@ -464,9 +433,9 @@ impl RunState<'_> {
         }];
         write.block_write = block;
         write.memory_writes = memory_writes;
-        let committed = self.inner.store.commit(self.tenant, write).await?;
+        let committed = self.services.store.commit(self.tenant, write).await?;
         self.window.append(&committed.items, super::window_limit());
-        self.inner.publish(&self.run.id, &committed.events);
+        self.services.publish(&self.run.id, &committed.events);
         Ok(committed.memories.log_id)
     }
 
@@ -482,7 +451,7 @@ impl RunState<'_> {
     ) -> Result<ToolOutcome, RuntimeError> {
         let owner = self.edited_owner(edit.label());
         let _turn = self
-            .inner
+            .services
             .block_locks
             .of(self.tenant, &self.agent.id, edit.label(), &owner)
             .lock()
@@ -565,7 +534,7 @@ impl RunState<'_> {
         let idempotent = matches!(self.tools.get(&call.name).map(|t| &t.kind), Some(ToolKind::External(t)) if t.idempotent());
         // A call that stopped for approval never ran: it goes on as decided.
         let awaited = self
-            .inner
+            .services
             .store
             .approval_for_call(self.tenant, &self.run.id, &call.id)
             .await?

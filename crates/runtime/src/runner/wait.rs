@@ -43,16 +43,16 @@ impl RunState<'_> {
         request: ChatRequest,
         n: i64,
     ) -> Result<(Called, Vec<NewLedgerEntry>), RuntimeError> {
-        let inner = self.inner;
+        let services = self.services;
         let run_id = self.run.id.clone();
         let cancel = self.cancel.clone();
         // A stored wait is always the pending model call's: an answer or the
         // run's end clears it.
         let mut outage = self.run.waiting.as_ref().map(outage_of);
-        let patience = inner.router.patience_for(route);
+        let patience = services.router.patience_for(route);
         let attempts: Mutex<Vec<Attempt>> = Mutex::new(Vec::new());
         let on_text = |delta: &str| {
-            inner.bus.publish(
+            services.bus.publish(
                 &run_id,
                 crate::LiveEvent {
                     seq: None,
@@ -66,7 +66,7 @@ impl RunState<'_> {
         let on_attempt = |a: Attempt| {
             if a.error.is_some() {
                 // Whatever that attempt streamed will not be the answer.
-                inner.bus.publish(
+                services.bus.publish(
                     &run_id,
                     crate::LiveEvent {
                         seq: None,
@@ -86,7 +86,7 @@ impl RunState<'_> {
             resumed: self.run.waiting.clone().map(|w| RunWait { step: n, ..w }),
         };
         let outcome = tokio::select! {
-            result = inner.router.chat_patiently(
+            result = services.router.chat_patiently(
                 route, request, &on_text, &on_attempt, patience, &mut outage, &mut pause,
             ) => Some(result),
             () = cancel.cancelled() => None,
@@ -154,8 +154,8 @@ impl Pause for RunPause<'_, '_> {
         };
         write.wait = Some(WaitWrite::Set(wait.clone()));
         write.events = vec![RunEvent::Waiting { wait }];
-        match state.inner.store.commit(state.tenant, write).await {
-            Ok(committed) => state.inner.publish(&state.run.id, &committed.events),
+        match state.services.store.commit(state.tenant, write).await {
+            Ok(committed) => state.services.publish(&state.run.id, &committed.events),
             Err(error) => {
                 self.failed = Some(error);
                 return false;

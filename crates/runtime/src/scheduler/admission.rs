@@ -1,7 +1,7 @@
 //! What the runtime checks of an input before a run is made for it, and
 //! the retry of a failed run, which sends it back through the same queue.
 
-use super::{Inner, Runtime};
+use super::{Runtime, Scheduler};
 use crate::context::input_budget;
 use crate::error::RuntimeError;
 use roster_core::agent::OversizedInput;
@@ -11,7 +11,7 @@ use roster_core::{RunId, SessionId, TenantId};
 use roster_store::{JournalWrite, NewAuditEvent, RunTransition, StoreError};
 use serde_json::json;
 
-impl Inner {
+impl Scheduler {
     /// Refuses an input larger than the session's agent version leaves room
     /// for (unless that agent cuts oversized inputs). An unknown session or
     /// agent version is left for the run's creation and start to report.
@@ -21,10 +21,11 @@ impl Inner {
         session: &SessionId,
         input: &str,
     ) -> Result<(), RuntimeError> {
-        let Some(session) = self.session_of(tenant, session).await? else {
+        let Some(session) = self.services.session_of(tenant, session).await? else {
             return Ok(());
         };
         let Some(agent) = self
+            .services
             .agent_version(tenant, &session.agent_id, session.agent_version)
             .await?
         else {
@@ -33,7 +34,8 @@ impl Inner {
         if agent.config.context.oversized_input == OversizedInput::Truncate {
             return Ok(());
         }
-        let blocks = crate::runner::session_blocks(&self.store, tenant, &agent, &session).await?;
+        let blocks =
+            crate::runner::session_blocks(&self.services.store, tenant, &agent, &session).await?;
         let budget = input_budget(&agent.config, &blocks);
         let tokens = estimate_tokens(input);
         if tokens > budget.available {
@@ -61,7 +63,7 @@ impl Runtime {
         actor: &str,
     ) -> Result<Run, RuntimeError> {
         self.inner.check_running()?;
-        let store = &self.inner.store;
+        let store = &self.inner.services.store;
         let run = store
             .get_run(tenant, run_id)
             .await?
@@ -91,8 +93,8 @@ impl Runtime {
         }];
         match store.commit(tenant, write).await {
             Ok(committed) => {
-                self.inner.bus.open(&run.id);
-                self.inner.publish(&run.id, &committed.events);
+                self.inner.services.bus.open(&run.id);
+                self.inner.services.publish(&run.id, &committed.events);
             }
             Err(StoreError::Conflict(_)) => {
                 // Retried (or otherwise changed) meanwhile.

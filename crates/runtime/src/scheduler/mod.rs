@@ -12,7 +12,7 @@
 
 use crate::bus::{Bus, LiveEvent};
 use crate::error::RuntimeError;
-use crate::runner;
+use crate::services::Services;
 use crate::tools::ToolRegistry;
 
 mod admission;
@@ -57,18 +57,12 @@ pub const MAX_INPUT_BYTES: usize = 1 << 20;
 
 #[derive(Clone)]
 pub struct Runtime {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<Scheduler>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) store: DynStore,
-    pub(crate) memory: Option<Arc<MemoryService>>,
-    pub(crate) router: Arc<Router>,
-    pub(crate) tools: ToolRegistry,
-    pub(crate) governance: crate::governance::Governance,
-    pub(crate) bus: Bus,
-    pub(crate) block_locks: runner::BlockLocks,
-    pub(crate) immutable: runner::Immutable,
+/// The scheduler's state: the services runs use, and its own bookkeeping.
+pub(crate) struct Scheduler {
+    pub(crate) services: Services,
     /// Sessions with a live worker, and a wake-up count the worker checks
     /// before it exits, so an input that lands as it exits is not stranded.
     workers: Mutex<HashMap<(TenantId, SessionId), u64>>,
@@ -90,15 +84,17 @@ pub(crate) struct Inner {
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                governance: crate::governance::Governance::new(options.store.clone()),
-                store: options.store,
-                memory: options.memory,
-                router: options.router,
-                tools: options.tools,
-                bus: Bus::default(),
-                block_locks: runner::BlockLocks::default(),
-                immutable: runner::Immutable::default(),
+            inner: Arc::new(Scheduler {
+                services: Services {
+                    governance: crate::governance::Governance::new(options.store.clone()),
+                    store: options.store,
+                    memory: options.memory,
+                    router: options.router,
+                    tools: options.tools,
+                    bus: Bus::default(),
+                    block_locks: crate::caches::BlockLocks::default(),
+                    immutable: crate::caches::Immutable::default(),
+                },
                 workers: Mutex::new(HashMap::new()),
                 cancels: Mutex::new(HashMap::new()),
                 halt: CancellationToken::new(),
@@ -110,25 +106,25 @@ impl Runtime {
     }
 
     pub fn store(&self) -> &DynStore {
-        &self.inner.store
+        &self.inner.services.store
     }
 
     /// The tenants' policies and the decisions they make.
     pub fn governance(&self) -> &crate::governance::Governance {
-        &self.inner.governance
+        &self.inner.services.governance
     }
 
     pub fn tools(&self) -> &ToolRegistry {
-        &self.inner.tools
+        &self.inner.services.tools
     }
 
     pub fn memory(&self) -> Option<&Arc<MemoryService>> {
-        self.inner.memory.as_ref()
+        self.inner.services.memory.as_ref()
     }
 
     /// Names of the model providers this server has configured.
     pub fn providers(&self) -> Vec<String> {
-        self.inner.router.registry().names()
+        self.inner.services.router.registry().names()
     }
 
     /// Accepts an input: the run is durably queued before this returns.
@@ -152,6 +148,7 @@ impl Runtime {
             .await?;
         let created = self
             .inner
+            .services
             .store
             .create_run(
                 tenant,
@@ -165,7 +162,7 @@ impl Runtime {
             )
             .await?;
         if let CreatedRun::Created(run) = &created {
-            self.inner.bus.open(&run.id);
+            self.inner.services.bus.open(&run.id);
             self.inner.kick(tenant, session);
         }
         Ok(created)
@@ -183,6 +180,7 @@ impl Runtime {
         self.inner.check_running()?;
         let run = self
             .inner
+            .services
             .store
             .get_run(tenant, run_id)
             .await?
@@ -217,15 +215,19 @@ impl Runtime {
             } else {
                 if run.status == RunStatus::AwaitingApproval {
                     // Its open requests are withdrawn; the runner ends it.
-                    self.inner.store.cancel_approvals(tenant, run_id).await?;
+                    self.inner
+                        .services
+                        .store
+                        .cancel_approvals(tenant, run_id)
+                        .await?;
                 }
                 // A `running` run with no worker here (interrupted, not yet
                 // resumed) goes through the runner, which closes its calls.
                 // Unless it finished while we looked: then there is nothing
                 // to reopen.
-                let now = self.inner.store.get_run(tenant, run_id).await?;
+                let now = self.inner.services.store.get_run(tenant, run_id).await?;
                 if now.is_some_and(|r| !r.status.is_finished()) {
-                    self.inner.bus.open(&run.id);
+                    self.inner.services.bus.open(&run.id);
                     self.inner.kick(tenant, &run.session_id);
                 }
             }
@@ -250,10 +252,10 @@ impl Runtime {
             output: None,
             error: None,
         });
-        match self.inner.store.commit(tenant, write).await {
+        match self.inner.services.store.commit(tenant, write).await {
             Ok(committed) => {
-                self.inner.publish(&run.id, &committed.events);
-                self.inner.bus.close(&run.id);
+                self.inner.services.publish(&run.id, &committed.events);
+                self.inner.services.bus.close(&run.id);
                 Ok(())
             }
             // It finished meanwhile: the caller reports how.
@@ -264,7 +266,7 @@ impl Runtime {
 
     /// Live events of a run active in this process, if it is.
     pub fn subscribe(&self, run: &RunId) -> Option<broadcast::Receiver<LiveEvent>> {
-        self.inner.bus.subscribe(run)
+        self.inner.services.bus.subscribe(run)
     }
 
     /// Waits until the run has finished (or `limit` passes) and returns it.
@@ -304,6 +306,7 @@ impl Runtime {
         loop {
             let run = self
                 .inner
+                .services
                 .store
                 .get_run(tenant, run_id)
                 .await?
@@ -349,7 +352,7 @@ impl Runtime {
                     () = halt.cancelled() => return,
                     () = tokio::time::sleep(every) => {}
                 }
-                match inner.store.expire_approvals(chrono::Utc::now()).await {
+                match inner.services.store.expire_approvals(chrono::Utc::now()).await {
                     Ok(expired) => {
                         for (tenant, approval) in expired {
                             tracing::info!(approval = %approval.id, run = %approval.run_id, "approval request expired; the call is denied");
@@ -365,9 +368,9 @@ impl Runtime {
     /// Resumes every unfinished run after a start; returns how many.
     pub async fn recover(&self) -> Result<usize, RuntimeError> {
         self.inner.check_running()?;
-        let runs = self.inner.store.unfinished_runs().await?;
+        let runs = self.inner.services.store.unfinished_runs().await?;
         for (tenant, run) in &runs {
-            self.inner.bus.open(&run.id);
+            self.inner.services.bus.open(&run.id);
             self.inner.kick(tenant, &run.session_id);
         }
         if !runs.is_empty() {
@@ -396,28 +399,16 @@ impl Runtime {
         }
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
-        self.inner.bus.close_all();
+        self.inner.services.bus.close_all();
     }
 }
 
-impl Inner {
+impl Scheduler {
     pub(super) fn check_running(&self) -> Result<(), RuntimeError> {
         if self.halt.is_cancelled() {
             Err(RuntimeError::ShuttingDown)
         } else {
             Ok(())
-        }
-    }
-
-    pub(crate) fn publish(&self, run: &RunId, events: &[roster_core::event::SequencedEvent]) {
-        for e in events {
-            self.bus.publish(
-                run,
-                LiveEvent {
-                    seq: Some(e.seq),
-                    event: e.event.clone(),
-                },
-            );
         }
     }
 }

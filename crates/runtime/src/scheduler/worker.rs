@@ -2,7 +2,7 @@
 //! order, and drives each to its end; retries a run the store failed under
 //! (resuming it from its journal), and exits when the queue is empty.
 
-use super::Inner;
+use super::Scheduler;
 use crate::runner;
 use roster_core::{RunId, SessionId, TenantId};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 /// Consecutive failures after which each further one is logged as an error.
 const LOUD_AFTER: u32 = 5;
 
-impl Inner {
+impl Scheduler {
     /// Makes sure a worker serves the session: starts one, or tells the live
     /// one to look at the queue again before it exits.
     pub(super) fn kick(self: &Arc<Self>, tenant: &TenantId, session: &SessionId) {
@@ -63,7 +63,7 @@ impl Inner {
                 .unwrap_or_else(|p| p.into_inner())
                 .get(&key)
                 .copied();
-            let error = match self.store.next_queued_run(tenant, session).await {
+            let error = match self.services.store.next_queued_run(tenant, session).await {
                 Ok(Some(run)) => {
                     if failing.as_ref() != Some(&run.id) {
                         failures = 0;
@@ -77,8 +77,8 @@ impl Inner {
                         .entry(run.id.clone())
                         .or_default()
                         .clone();
-                    self.bus.open(&run.id);
-                    match runner::execute(&self, tenant, run.clone(), token).await {
+                    self.services.bus.open(&run.id);
+                    match runner::execute(&self.services, tenant, run.clone(), token).await {
                         Ok(()) => {
                             self.forget(&run.id);
                             // A completed run may have queued extraction jobs.
@@ -125,6 +125,6 @@ impl Inner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(run);
-        self.bus.close(run);
+        self.services.bus.close(run);
     }
 }
