@@ -120,6 +120,7 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Denied(reason) => Self::new(Code::DeniedByPolicy, reason),
             e @ RuntimeError::SelfApproval => Self::new(Code::SelfApprovalForbidden, e.to_string()),
             RuntimeError::NotPending(message) => Self::new(Code::ApprovalNotPending, message),
+            RuntimeError::InvalidPolicy(message) => Self::new(Code::InvalidPolicy, message),
             e @ RuntimeError::NotRetryable { .. } => {
                 Self::new(crate::codes::Code::RunNotFailed, e.to_string())
             }

@@ -38,6 +38,9 @@ pub enum RuntimeError {
     /// waits.
     #[error("{0}")]
     NotPending(String),
+    /// A policy document that does not parse, validate or fit.
+    #[error("{0}")]
+    InvalidPolicy(String),
     /// Only a failed run can be retried.
     #[error("run {run} is {}; only a failed run can be retried", status.as_str())]
     NotRetryable { run: String, status: RunStatus },

@@ -20,6 +20,7 @@ mod extract;
 mod front_door;
 pub mod governance;
 mod model_call;
+mod policy_changes;
 mod runner;
 mod scheduler;
 mod services;

@@ -10,15 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use roster_policy::{Action, TenantPolicies};
-use roster_store::{NewAuditEvent, PolicyDocument};
+use roster_store::PolicyDocument;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
-
-/// Longest policy document.
-const MAX_POLICY_BYTES: usize = 64 * 1024;
-/// Most documents per tenant.
-const MAX_DOCUMENTS: usize = 10_000;
 
 #[derive(Serialize, ToSchema)]
 pub struct PolicyView {
@@ -61,25 +55,6 @@ pub struct SchemaView {
     /// Roster's Cedar schema, in Cedar's schema syntax.
     pub schema: &'static str,
     pub actions: Vec<&'static str>,
-}
-
-fn check_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "a policy name is 1-64 letters, digits, `-`, `_` or `.`",
-        ))
-    }
-}
-
-fn invalid_policy(message: String) -> ApiError {
-    ApiError::new(crate::codes::Code::InvalidPolicy, message)
 }
 
 #[utoipa::path(get, path = "/v1/policies", tag = "policies",
@@ -148,42 +123,9 @@ pub async fn put(
     Path(name): Path<String>,
     Json(body): Json<PutPolicy>,
 ) -> Result<(StatusCode, axum::Json<PolicyView>), ApiError> {
-    check_name(&name)?;
-    if body.text.len() > MAX_POLICY_BYTES {
-        return Err(invalid_policy(format!(
-            "a policy document is at most {MAX_POLICY_BYTES} bytes"
-        )));
-    }
-    let snapshot = state.store.policies(&principal.tenant).await?;
-    let created = !snapshot.documents.iter().any(|d| d.name == name);
-    if created && snapshot.documents.len() >= MAX_DOCUMENTS {
-        return Err(invalid_policy(format!(
-            "a tenant holds at most {MAX_DOCUMENTS} policy documents"
-        )));
-    }
-    // The whole set as it would be, so ids and conflicts are checked too.
-    let documents = snapshot
-        .documents
-        .iter()
-        .filter(|d| d.name != name)
-        .map(|d| (d.name.as_str(), d.text.as_str()))
-        .chain(std::iter::once((name.as_str(), body.text.as_str())));
-    TenantPolicies::compile(documents).map_err(|e| invalid_policy(e.to_string()))?;
-    let stored = state
-        .store
-        .put_policy(
-            &principal.tenant,
-            &name,
-            &body.text,
-            snapshot.revision,
-            NewAuditEvent {
-                actor: principal.label(),
-                action: "policy.put".into(),
-                resource: format!("policy:{name}"),
-                decision: None,
-                detail: json!({ "text": body.text, "created": created }),
-            },
-        )
+    let (stored, created) = state
+        .runtime
+        .put_policy(&principal.actor(), &name, &body.text)
         .await?;
     let status = if created {
         StatusCode::CREATED
@@ -201,23 +143,9 @@ pub async fn delete(
     principal: Principal,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let deleted = state
-        .store
-        .delete_policy(
-            &principal.tenant,
-            &name,
-            NewAuditEvent {
-                actor: principal.label(),
-                action: "policy.delete".into(),
-                resource: format!("policy:{name}"),
-                decision: None,
-                detail: json!({}),
-            },
-        )
+    state
+        .runtime
+        .delete_policy(&principal.actor(), &name)
         .await?;
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("policy"))
-    }
+    Ok(StatusCode::NO_CONTENT)
 }
