@@ -19,7 +19,6 @@
 use crate::auth::Principal;
 use crate::error::ApiError;
 use roster_core::record::{namespace_owner, validate_user_id};
-use roster_store::Session;
 
 impl Principal {
     /// Whether this key may act for `user`.
@@ -99,14 +98,6 @@ pub(crate) fn session_user(
         return Ok(Some(user.to_owned()));
     }
     Ok(principal.bound_user().map(str::to_owned))
-}
-
-/// Whether this key may see and use `session`.
-pub(crate) fn may_use_session(principal: &Principal, session: &Session) -> bool {
-    session
-        .user
-        .as_deref()
-        .is_none_or(|user| principal.may_act_for(user))
 }
 
 /// Whether this key may reach records of `namespace`.

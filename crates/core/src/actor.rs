@@ -38,6 +38,12 @@ impl Actor {
         }
     }
 
+    /// Whether this actor may reach what belongs to `owner` (a session's
+    /// user): anything without one, else only what it may act for.
+    pub fn may_reach(&self, owner: Option<&str>) -> bool {
+        owner.is_none_or(|user| self.may_act_for(user))
+    }
+
     /// Whether this actor may act for `user`: the admin key for anyone, a
     /// service key for the users of its list (any without one), a user key
     /// for its own user only.
@@ -101,5 +107,6 @@ mod tests {
         };
         assert!(admin.may_act_for("carol"));
         assert!(ann.label().starts_with("key:key_"));
+        assert!(ann.may_reach(None) && ann.may_reach(Some("ann")) && !ann.may_reach(Some("bob")));
     }
 }

@@ -94,7 +94,7 @@ impl Runtime {
         self.store()
             .get_session(&actor.tenant, session)
             .await?
-            .filter(|s| s.user.as_deref().is_none_or(|u| actor.may_act_for(u)))
+            .filter(|s| actor.may_reach(s.user.as_deref()))
             .ok_or(RuntimeError::NotFound("session"))
     }
 

@@ -244,13 +244,15 @@ async fn session_user_of(
     principal: &Principal,
     approval: &Approval,
 ) -> Result<Option<Option<String>>, ApiError> {
-    let session = state
-        .store
-        .get_session(&principal.tenant, &approval.session_id)
-        .await?;
-    Ok(session
-        .filter(|s| crate::identity::may_use_session(principal, s))
-        .map(|s| s.user))
+    match state
+        .runtime
+        .session_for(&principal.actor(), &approval.session_id)
+        .await
+    {
+        Ok(session) => Ok(Some(session.user)),
+        Err(roster_runtime::RuntimeError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// How often the feed looks for new and settled requests. The store is the

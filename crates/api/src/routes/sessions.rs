@@ -99,12 +99,7 @@ pub(crate) async fn find(
         return Err(ApiError::not_found("session"));
     };
     // Another user's session does not exist for this key.
-    state
-        .store
-        .get_session(&principal.tenant, &id)
-        .await?
-        .filter(|session| crate::identity::may_use_session(principal, session))
-        .ok_or_else(|| ApiError::not_found("session"))
+    Ok(state.runtime.session_for(&principal.actor(), &id).await?)
 }
 
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSession,
