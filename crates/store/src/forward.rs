@@ -7,6 +7,19 @@
 #[macro_export]
 macro_rules! forward_record_traits {
     ($ty:ty, $field:ident) => {
+        $crate::forward_record_traits!(@RecordStore $ty, $field);
+        $crate::forward_record_traits!(@BlockStore $ty, $field);
+        $crate::forward_record_traits!(@JobStore $ty, $field);
+        $crate::forward_record_traits!(@ContextStore $ty, $field);
+        $crate::forward_record_traits!(@KnowledgeStore $ty, $field);
+        $crate::forward_record_traits!(@IndexFeed $ty, $field);
+        $crate::forward_record_traits!(@IntegrationStore $ty, $field);
+        $crate::forward_record_traits!(@GovernanceStore $ty, $field);
+        $crate::forward_record_traits!(@ApprovalStore $ty, $field);
+        $crate::forward_record_traits!(@BudgetStore $ty, $field);
+        $crate::forward_record_traits!(@LifecycleStore $ty, $field);
+    };
+    (@RecordStore $ty:ty, $field:ident) => {
         #[async_trait::async_trait]
         impl $crate::RecordStore for $ty {
             async fn write_memories(
@@ -46,6 +59,8 @@ macro_rules! forward_record_traits {
             }
         }
 
+    };
+    (@BlockStore $ty:ty, $field:ident) => {
         #[async_trait::async_trait]
         impl $crate::BlockStore for $ty {
             async fn memory_blocks_of(
@@ -86,6 +101,8 @@ macro_rules! forward_record_traits {
             }
         }
 
+    };
+    (@JobStore $ty:ty, $field:ident) => {
         #[async_trait::async_trait]
         impl $crate::JobStore for $ty {
             async fn queued_memory_jobs(
@@ -134,6 +151,8 @@ macro_rules! forward_record_traits {
             }
         }
 
+    };
+    (@ContextStore $ty:ty, $field:ident) => {
         #[async_trait::async_trait]
         impl $crate::ContextStore for $ty {
             async fn latest_summary(
@@ -153,6 +172,8 @@ macro_rules! forward_record_traits {
             }
         }
 
+    };
+    (@KnowledgeStore $ty:ty, $field:ident) => {
         #[async_trait::async_trait]
         impl $crate::KnowledgeStore for $ty {
             async fn create_source(
@@ -235,6 +256,8 @@ macro_rules! forward_record_traits {
             }
         }
 
+    };
+    (@IndexFeed $ty:ty, $field:ident) => {
         #[async_trait::async_trait]
         impl $crate::IndexFeed for $ty {
             fn native_vectors(&self) -> Option<String> {
@@ -306,6 +329,8 @@ macro_rules! forward_record_traits {
             }
         }
 
+    };
+    (@IntegrationStore $ty:ty, $field:ident) => {
         #[async_trait::async_trait]
         impl $crate::IntegrationStore for $ty {
             async fn create_integration(
@@ -344,6 +369,8 @@ macro_rules! forward_record_traits {
             }
         }
 
+    };
+    (@GovernanceStore $ty:ty, $field:ident) => {
         #[async_trait::async_trait]
         impl $crate::GovernanceStore for $ty {
             async fn create_tenant(
@@ -458,6 +485,8 @@ macro_rules! forward_record_traits {
             }
         }
 
+    };
+    (@ApprovalStore $ty:ty, $field:ident) => {
         #[async_trait::async_trait]
         impl $crate::ApprovalStore for $ty {
             async fn list_approvals(
@@ -511,6 +540,8 @@ macro_rules! forward_record_traits {
             }
         }
 
+    };
+    (@BudgetStore $ty:ty, $field:ident) => {
         #[async_trait::async_trait]
         impl $crate::BudgetStore for $ty {
             async fn budgets(
@@ -552,6 +583,8 @@ macro_rules! forward_record_traits {
             }
         }
 
+    };
+    (@LifecycleStore $ty:ty, $field:ident) => {
         #[async_trait::async_trait]
         impl $crate::LifecycleStore for $ty {
             async fn delete_session(

@@ -22,6 +22,7 @@ mod lifecycle;
 pub mod postgres;
 mod record_plan;
 mod records;
+pub mod sql;
 pub mod sqlite;
 mod types;
 
@@ -213,10 +214,10 @@ pub type DynStore = Arc<dyn Store>;
 /// Opens the backend a URL names: `sqlite://PATH` or `postgres://…`.
 pub async fn open(url: &str) -> StoreResult<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+        Ok(Arc::new(sql::SqlStore::postgres(url).await?))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(
-            sqlite::SqliteStore::open(std::path::Path::new(path)).await?,
+            sql::SqlStore::sqlite(std::path::Path::new(path)).await?,
         ))
     } else {
         Err(StoreError::Config(format!(

@@ -113,6 +113,15 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
+        self.writer.write(move |conn| work(conn)).await
+    }
+
+    /// Runs `work` inside the next group transaction; see [`writer`].
+    pub(crate) async fn write_raw<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
         self.writer.write(work).await
     }
 
@@ -121,16 +130,24 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
+        self.read_now(move |conn| work(conn))
+    }
+
+    /// Runs `work` on a pooled read connection, on the calling thread.
+    pub(crate) fn read_now<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> Result<R, StoreError>,
+    {
         // Reads run on the calling thread. They are short (indexed lookups
         // of a bounded number of rows from the page cache, tens of
         // microseconds), and handing each to the blocking pool cost more in
         // thread wake-ups than the read itself (`perf` under `roster bench`).
         let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
-        let conn = match pooled {
+        let mut conn = match pooled {
             Some(conn) => conn,
             None => open_reader(&self.path)?,
         };
-        let result = work(&conn);
+        let result = work(&mut conn);
         let mut idle = self.readers.lock().map_err(|_| poisoned())?;
         if idle.len() < IDLE_READERS {
             idle.push(conn);

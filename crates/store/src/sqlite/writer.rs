@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 type Answer = Result<Box<dyn Any + Send>, StoreError>;
-type Work = Box<dyn FnOnce(&Connection) -> Answer + Send>;
+type Work = Box<dyn FnOnce(&mut Connection) -> Answer + Send>;
 
 struct Job {
     work: Work,
@@ -45,7 +45,7 @@ impl Writer {
     pub(crate) async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let work: Work =
@@ -63,7 +63,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(mut conn: Connection, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -72,11 +72,11 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        execute_batch(&conn, batch);
+        execute_batch(&mut conn, batch);
     }
 }
 
-fn execute_batch(conn: &Connection, batch: Vec<Job>) {
+fn execute_batch(conn: &mut Connection, batch: Vec<Job>) {
     if !conn.is_autocommit() {
         // A transaction left open by an earlier failure: end it first.
         let _ = conn.execute_batch("ROLLBACK");
@@ -93,7 +93,7 @@ fn execute_batch(conn: &Connection, batch: Vec<Job>) {
     for job in jobs.by_ref() {
         let answer = match conn.execute_batch("SAVEPOINT job") {
             Ok(()) => {
-                let answer = (job.work)(conn);
+                let answer = (job.work)(&mut *conn);
                 let end = if answer.is_ok() {
                     "RELEASE job"
                 } else {
@@ -142,7 +142,7 @@ mod tests {
     use super::*;
 
     fn job(
-        work: impl FnOnce(&Connection) -> Answer + Send + 'static,
+        work: impl FnOnce(&mut Connection) -> Answer + Send + 'static,
     ) -> (Job, oneshot::Receiver<Answer>) {
         let (reply, answer) = oneshot::channel();
         (
@@ -154,7 +154,7 @@ mod tests {
         )
     }
 
-    fn insert(value: i64) -> impl FnOnce(&Connection) -> Answer + Send + 'static {
+    fn insert(value: i64) -> impl FnOnce(&mut Connection) -> Answer + Send + 'static {
         move |c| {
             c.execute("INSERT INTO t VALUES (?1)", [value])?;
             Ok(Box::new(()))
@@ -168,16 +168,16 @@ mod tests {
 
     #[test]
     fn a_failing_job_is_undone_alone() {
-        let conn = Connection::open_in_memory().expect("open");
+        let mut conn = Connection::open_in_memory().expect("open");
         conn.execute_batch("CREATE TABLE t (x INTEGER)")
             .expect("schema");
         let (a, a_answer) = job(insert(1));
-        let (b, b_answer) = job(|c| {
+        let (b, b_answer) = job(|c: &mut Connection| {
             c.execute("INSERT INTO t VALUES (2)", [])?;
             Err(StoreError::Conflict("no".into()))
         });
         let (c, c_answer) = job(insert(3));
-        execute_batch(&conn, vec![a, b, c]);
+        execute_batch(&mut conn, vec![a, b, c]);
         assert!(a_answer.blocking_recv().expect("a").is_ok());
         assert!(b_answer.blocking_recv().expect("b").is_err());
         assert!(c_answer.blocking_recv().expect("c").is_ok());
@@ -186,24 +186,24 @@ mod tests {
 
     #[test]
     fn when_sqlite_drops_the_transaction_no_job_reports_success_or_lands() {
-        let conn = Connection::open_in_memory().expect("open");
+        let mut conn = Connection::open_in_memory().expect("open");
         conn.execute_batch("CREATE TABLE t (x INTEGER)")
             .expect("schema");
         let (a, a_answer) = job(insert(1));
         // Stands in for SQLite's own rollback on a full disk or an I/O error.
-        let (b, b_answer) = job(|c| {
+        let (b, b_answer) = job(|c: &mut Connection| {
             c.execute_batch("ROLLBACK")?;
             Err(StoreError::Database("disk full".into()))
         });
         let (c, c_answer) = job(insert(3));
-        execute_batch(&conn, vec![a, b, c]);
+        execute_batch(&mut conn, vec![a, b, c]);
         for answer in [a_answer, b_answer, c_answer] {
             assert!(answer.blocking_recv().expect("answered").is_err());
         }
         assert_eq!(count(&conn), 0);
         // The writer is usable again.
         let (d, d_answer) = job(insert(4));
-        execute_batch(&conn, vec![d]);
+        execute_batch(&mut conn, vec![d]);
         assert!(d_answer.blocking_recv().expect("d").is_ok());
         assert_eq!(count(&conn), 1);
     }

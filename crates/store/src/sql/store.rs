@@ -1,0 +1,289 @@
+//! [`SqlStore`]: the store traits implemented once for both backends.
+
+use super::db::{Db, Faults};
+use super::sessions;
+use crate::postgres::PgStore;
+use crate::sqlite::SqliteStore;
+use crate::*;
+use async_trait::async_trait;
+use roster_core::agent::{Agent, AgentConfig, NewAgent};
+use roster_core::event::SequencedEvent;
+use roster_core::item::Item;
+use roster_core::ledger::LedgerEntry;
+use roster_core::memory::{MemoryBlock, MemoryBlockVersion};
+use roster_core::run::{Run, Step};
+use roster_core::{AgentId, KeyId, RunId, SessionId, TenantId};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The store on SQLite or PostgreSQL.
+pub struct SqlStore {
+    pub(crate) db: Db,
+    legacy: DynStore,
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) a SQLite database file and applies migrations.
+    pub async fn sqlite(path: &Path) -> StoreResult<Self> {
+        let store = Arc::new(SqliteStore::open(path).await?);
+        Ok(Self {
+            db: Db::Sqlite(store.clone()),
+            legacy: store,
+        })
+    }
+
+    /// Connects to `url` (`postgres://…`) and applies pending migrations.
+    pub async fn postgres(url: &str) -> StoreResult<Self> {
+        let store = Arc::new(PgStore::connect(url).await?);
+        Ok(Self {
+            db: Db::Postgres(store.clone()),
+            legacy: store,
+        })
+    }
+
+    /// The same store, failing on demand through the returned [`Faults`].
+    pub fn with_faults(self) -> (Self, Arc<Faults>) {
+        let faults = Arc::new(Faults::default());
+        let store = Self {
+            db: Db::Faulty(Box::new(self.db), faults.clone()),
+            legacy: self.legacy,
+        };
+        (store, faults)
+    }
+}
+
+/// Runs shared store code on the executor: `run!(self.read("op", [owned
+/// copies of borrowed arguments], |c| body))`. The copies are needed because
+/// a SQLite write runs on the writer thread.
+macro_rules! run {
+    ($self:ident.$how:ident($op:literal, [$($owned:ident),*], |$c:ident| $body:expr)) => {{
+        $(let $owned = $owned.to_owned();)*
+        $self.db.$how($op, move |$c| Box::pin(async move { $body })).await
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use run;
+
+crate::forward_record_traits!(@RecordStore SqlStore, legacy);
+crate::forward_record_traits!(@BlockStore SqlStore, legacy);
+crate::forward_record_traits!(@JobStore SqlStore, legacy);
+crate::forward_record_traits!(@KnowledgeStore SqlStore, legacy);
+crate::forward_record_traits!(@IndexFeed SqlStore, legacy);
+crate::forward_record_traits!(@IntegrationStore SqlStore, legacy);
+crate::forward_record_traits!(@GovernanceStore SqlStore, legacy);
+crate::forward_record_traits!(@ApprovalStore SqlStore, legacy);
+crate::forward_record_traits!(@BudgetStore SqlStore, legacy);
+crate::forward_record_traits!(@LifecycleStore SqlStore, legacy);
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        self.legacy.backend()
+    }
+
+    async fn ensure_tenant(&self, tenant: &TenantId, name: &str) -> StoreResult<()> {
+        self.legacy.ensure_tenant(tenant, name).await
+    }
+
+    async fn insert_api_key(&self, tenant: &TenantId, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
+        self.legacy.insert_api_key(tenant, key).await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.legacy.find_api_key(key_hash).await
+    }
+
+    async fn count_admin_keys(&self, tenant: &TenantId) -> StoreResult<i64> {
+        self.legacy.count_admin_keys(tenant).await
+    }
+
+    async fn revoke_admin_keys(&self, tenant: &TenantId) -> StoreResult<()> {
+        self.legacy.revoke_admin_keys(tenant).await
+    }
+
+    async fn set_admin_key(&self, tenant: &TenantId, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
+        self.legacy.set_admin_key(tenant, key).await
+    }
+
+    async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>> {
+        self.legacy.get_key(tenant, id).await
+    }
+
+    async fn create_agent(
+        &self,
+        tenant: &TenantId,
+        agent: NewAgent,
+        principal: &str,
+    ) -> StoreResult<Agent> {
+        self.legacy.create_agent(tenant, agent, principal).await
+    }
+
+    async fn list_agents(&self, tenant: &TenantId) -> StoreResult<Vec<Agent>> {
+        self.legacy.list_agents(tenant).await
+    }
+
+    async fn get_agent(&self, tenant: &TenantId, agent: &AgentRef) -> StoreResult<Option<Agent>> {
+        self.legacy.get_agent(tenant, agent).await
+    }
+
+    async fn get_agent_version(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        version: i64,
+    ) -> StoreResult<Option<Agent>> {
+        self.legacy.get_agent_version(tenant, agent, version).await
+    }
+
+    async fn update_agent(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        config: AgentConfig,
+        principal: &str,
+    ) -> StoreResult<Agent> {
+        self.legacy
+            .update_agent(tenant, agent, config, principal)
+            .await
+    }
+
+    async fn delete_agent(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        principal: &str,
+    ) -> StoreResult<bool> {
+        self.legacy.delete_agent(tenant, agent, principal).await
+    }
+
+    async fn list_memory_blocks(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+    ) -> StoreResult<Vec<MemoryBlock>> {
+        self.legacy.list_memory_blocks(tenant, agent).await
+    }
+
+    async fn memory_block_history(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+    ) -> StoreResult<Vec<MemoryBlockVersion>> {
+        self.legacy.memory_block_history(tenant, agent).await
+    }
+
+    async fn create_session_for(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        agent_version: i64,
+        user: Option<&str>,
+    ) -> StoreResult<Session> {
+        let user = user.map(str::to_owned);
+        run!(self.write("create_session", [tenant, agent], |c| {
+            sessions::create_session(c, &tenant, &agent, agent_version, user.as_deref()).await
+        }))
+    }
+
+    async fn get_session(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+    ) -> StoreResult<Option<Session>> {
+        run!(
+            self.read("get_session", [tenant, session], |c| sessions::get_session(
+                c, &tenant, &session
+            )
+            .await)
+        )
+    }
+
+    async fn list_sessions(
+        &self,
+        tenant: &TenantId,
+        query: &SessionQuery,
+    ) -> StoreResult<Vec<Session>> {
+        run!(self.read("list_sessions", [tenant, query], |c| {
+            sessions::list_sessions(c, &tenant, &query).await
+        }))
+    }
+
+    async fn list_items(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Item>> {
+        run!(
+            self.read("list_items", [tenant, session], |c| sessions::list_items(
+                c, &tenant, &session, after, limit
+            )
+            .await)
+        )
+    }
+
+    async fn tail_items(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        limit: i64,
+    ) -> StoreResult<Vec<Item>> {
+        run!(
+            self.read("tail_items", [tenant, session], |c| sessions::tail_items(
+                c, &tenant, &session, limit
+            )
+            .await)
+        )
+    }
+
+    async fn create_run(&self, tenant: &TenantId, run: NewRun) -> StoreResult<CreatedRun> {
+        self.legacy.create_run(tenant, run).await
+    }
+
+    async fn get_run(&self, tenant: &TenantId, run: &RunId) -> StoreResult<Option<Run>> {
+        self.legacy.get_run(tenant, run).await
+    }
+
+    async fn list_runs(&self, tenant: &TenantId, session: &SessionId) -> StoreResult<Vec<Run>> {
+        self.legacy.list_runs(tenant, session).await
+    }
+
+    async fn list_steps(&self, tenant: &TenantId, run: &RunId) -> StoreResult<Vec<Step>> {
+        self.legacy.list_steps(tenant, run).await
+    }
+
+    async fn next_queued_run(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+    ) -> StoreResult<Option<Run>> {
+        self.legacy.next_queued_run(tenant, session).await
+    }
+
+    async fn commit(&self, tenant: &TenantId, write: JournalWrite) -> StoreResult<Committed> {
+        self.legacy.commit(tenant, write).await
+    }
+
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        run: &RunId,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<SequencedEvent>> {
+        self.legacy.list_events(tenant, run, after, limit).await
+    }
+
+    async fn list_ledger(
+        &self,
+        tenant: &TenantId,
+        query: &LedgerQuery,
+    ) -> StoreResult<Vec<LedgerEntry>> {
+        self.legacy.list_ledger(tenant, query).await
+    }
+
+    async fn unfinished_runs(&self) -> StoreResult<Vec<(TenantId, Run)>> {
+        self.legacy.unfinished_runs().await
+    }
+}
