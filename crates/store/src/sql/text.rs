@@ -89,7 +89,7 @@ macro_rules! sql_pick {
 
 /// Rewrites PostgreSQL spelling into SQLite's (see the module docs).
 pub(crate) fn to_sqlite(postgres: &str) -> String {
-    let text = postgres.replace(" FOR UPDATE", "");
+    let text = strip_row_locks(postgres);
     let mut out = String::with_capacity(text.len() + 32);
     let mut rest = text.as_str();
     while let Some(at) = rest.find(['$', '=', '<']) {
@@ -113,6 +113,40 @@ pub(crate) fn to_sqlite(postgres: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Drops ` FOR UPDATE`, with its `OF table, …` and `SKIP LOCKED`/`NOWAIT`.
+fn strip_row_locks(text: &str) -> String {
+    const LOCK: &str = " FOR UPDATE";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(LOCK) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + LOCK.len()..];
+        if let Some(tables) = rest.strip_prefix(" OF ") {
+            rest = skip_table_list(tables);
+        }
+        for wait in [" SKIP LOCKED", " NOWAIT"] {
+            rest = rest.strip_prefix(wait).unwrap_or(rest);
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What follows `table, table, …` at the start of `text`.
+fn skip_table_list(text: &str) -> &str {
+    let mut rest = text;
+    loop {
+        let name = rest
+            .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+            .unwrap_or(rest.len());
+        rest = &rest[name..];
+        match rest.strip_prefix(',') {
+            Some(more) => rest = more.trim_start_matches(' '),
+            None => return rest,
+        }
+    }
 }
 
 /// `$N` at the start of `text`: the digits and what follows them.
@@ -148,6 +182,18 @@ mod tests {
         let (pg, lite) = both(sql!("SELECT status FROM runs WHERE id = $1 FOR UPDATE"));
         assert_eq!(pg, "SELECT status FROM runs WHERE id = $1 FOR UPDATE");
         assert_eq!(lite, "SELECT status FROM runs WHERE id = ?1");
+    }
+
+    #[test]
+    fn row_locks_with_their_tables_and_wait_policy_are_dropped_on_sqlite() {
+        let (_, lite) = both(sql!(
+            "SELECT a FROM r JOIN s ON s.id = r.s WHERE r.id = $1 FOR UPDATE OF r, s"
+        ));
+        assert_eq!(lite, "SELECT a FROM r JOIN s ON s.id = r.s WHERE r.id = ?1");
+        let (_, lite) = both(sql!("SELECT a FROM r WHERE id = $1 FOR UPDATE OF r, s LIMIT 1"));
+        assert_eq!(lite, "SELECT a FROM r WHERE id = ?1 LIMIT 1");
+        let (_, lite) = both(sql!("SELECT a FROM t WHERE b = $1 FOR UPDATE SKIP LOCKED LIMIT 1"));
+        assert_eq!(lite, "SELECT a FROM t WHERE b = ?1 LIMIT 1");
     }
 
     #[test]
