@@ -213,12 +213,21 @@ pub type DynStore = Arc<dyn Store>;
 
 /// Opens the backend a URL names: `sqlite://PATH` or `postgres://…`.
 pub async fn open(url: &str) -> StoreResult<DynStore> {
+    Ok(Arc::new(open_sql(url).await?))
+}
+
+/// Like [`open`], with failures injected on demand through the returned
+/// [`sql::Faults`]: for tests of what Roster does when its database fails.
+pub async fn open_with_faults(url: &str) -> StoreResult<(DynStore, Arc<sql::Faults>)> {
+    let (store, faults) = open_sql(url).await?.with_faults();
+    Ok((Arc::new(store), faults))
+}
+
+async fn open_sql(url: &str) -> StoreResult<sql::SqlStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(sql::SqlStore::postgres(url).await?))
+        sql::SqlStore::postgres(url).await
     } else if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(
-            sql::SqlStore::sqlite(std::path::Path::new(path)).await?,
-        ))
+        sql::SqlStore::sqlite(std::path::Path::new(path)).await
     } else {
         Err(StoreError::Config(format!(
             "unsupported database URL `{}`: use sqlite://PATH or postgres://…",

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 const RUN_HEADER: &str = "x-roster-run-id";
 
 async fn patient_app() -> TestApp {
-    TestApp::start_patient(|store| store, Duration::from_secs(60)).await
+    TestApp::start_patient(Duration::from_secs(60)).await
 }
 
 /// Polls the run until it waits for the provider after `attempts` failed

@@ -51,13 +51,10 @@ async fn listed(client: &Client, path: &str) -> usize {
 
 #[tokio::test]
 async fn a_tenant_key_cannot_run_a_command_or_smuggle_arguments() {
-    let app = TestApp::start_configured(
-        |s| s,
-        Walls {
-            catalogue: catalogue(),
-            ..Walls::default()
-        },
-    )
+    let app = TestApp::start_configured(Walls {
+        catalogue: catalogue(),
+        ..Walls::default()
+    })
     .await;
     let (tenant, _) = tenant_key(&app).await;
     let marker = app.data_dir().join("pwned");
@@ -194,13 +191,10 @@ async fn sqlite_sources_never_read_the_data_directory() {
 #[tokio::test]
 async fn connections_to_loopback_metadata_private_ranges_and_roster_are_refused() {
     // The egress policy as an operator would leave it: nothing private open.
-    let app = TestApp::start_configured(
-        |s| s,
-        Walls {
-            egress_allow: Vec::new(),
-            ..Walls::default()
-        },
-    )
+    let app = TestApp::start_configured(Walls {
+        egress_allow: Vec::new(),
+        ..Walls::default()
+    })
     .await;
     let (tenant, actor) = tenant_key(&app).await;
     let own = app.url.trim_start_matches("http://").to_owned();
@@ -310,13 +304,10 @@ fn actions(audit: &Value, actor: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn every_integration_change_is_audited_with_its_actor() {
-    let app = TestApp::start_configured(
-        |s| s,
-        Walls {
-            catalogue: catalogue(),
-            ..Walls::default()
-        },
-    )
+    let app = TestApp::start_configured(Walls {
+        catalogue: catalogue(),
+        ..Walls::default()
+    })
     .await;
     let (tenant, actor) = tenant_key(&app).await;
     let dir = tempfile::tempdir().unwrap();

@@ -3,12 +3,10 @@
 
 use crate::common;
 
-use common::flaky::FlakyStore;
 use common::model::{call, calls, request_results, text, ScriptedModel};
 use common::tools::ProbeTool;
 use common::*;
 use roster_core::run::RunStatus;
-use roster_store::DynStore;
 
 on_both_backends!(
     a_failed_model_step_commit_is_retried,
@@ -20,11 +18,10 @@ on_both_backends!(
 /// sent again and the run completes with one copy of each item.
 async fn a_failed_model_step_commit_is_retried(db: Db) {
     let model = ScriptedModel::new(vec![text("lost"), text("hi")]);
-    let flaky = FlakyStore::new(db.open().await);
-    let store: DynStore = flaky.clone();
+    let (store, faults) = db.open_with_faults().await;
     let fx = Fixture::new(&store, config(&[])).await;
     let rt = runtime(store.clone(), model.clone(), vec![]);
-    flaky.fail_next_commit();
+    faults.fail_next("commit");
     let run = submit(&rt, &fx, "hello").await;
     let done = finished(&rt, &fx, &run.id, RunStatus::Completed).await;
     assert_eq!(done.output.as_deref(), Some("hi"));
@@ -35,14 +32,13 @@ async fn a_failed_model_step_commit_is_retried(db: Db) {
 async fn a_lost_tool_result_is_resumed_as_interrupted(db: Db) {
     let model = ScriptedModel::new(vec![calls(vec![call("c1", "charge", "{}")]), text("done")]);
     let tool = ProbeTool::blocking("charge", false);
-    let flaky = FlakyStore::new(db.open().await);
-    let store: DynStore = flaky.clone();
+    let (store, faults) = db.open_with_faults().await;
     let fx = Fixture::new(&store, config(&["charge"])).await;
     let rt = runtime(store.clone(), model.clone(), vec![tool.clone()]);
     let run = submit(&rt, &fx, "pay").await;
     wait_until("the tool runs", || tool.executions() == 1).await;
     // The tool finishes, but its result cannot be written.
-    flaky.fail_next_commit();
+    faults.fail_next("commit");
     tool.release();
 
     let done = finished(&rt, &fx, &run.id, RunStatus::Completed).await;

@@ -190,9 +190,13 @@ mod tests {
             "SELECT a FROM r JOIN s ON s.id = r.s WHERE r.id = $1 FOR UPDATE OF r, s"
         ));
         assert_eq!(lite, "SELECT a FROM r JOIN s ON s.id = r.s WHERE r.id = ?1");
-        let (_, lite) = both(sql!("SELECT a FROM r WHERE id = $1 FOR UPDATE OF r, s LIMIT 1"));
+        let (_, lite) = both(sql!(
+            "SELECT a FROM r WHERE id = $1 FOR UPDATE OF r, s LIMIT 1"
+        ));
         assert_eq!(lite, "SELECT a FROM r WHERE id = ?1 LIMIT 1");
-        let (_, lite) = both(sql!("SELECT a FROM t WHERE b = $1 FOR UPDATE SKIP LOCKED LIMIT 1"));
+        let (_, lite) = both(sql!(
+            "SELECT a FROM t WHERE b = $1 FOR UPDATE SKIP LOCKED LIMIT 1"
+        ));
         assert_eq!(lite, "SELECT a FROM t WHERE b = ?1 LIMIT 1");
     }
 

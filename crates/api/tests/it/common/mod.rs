@@ -11,6 +11,7 @@ use roster_core::{KeyId, TenantId};
 use roster_models::{ProviderRegistry, RetryPolicy, Router};
 use roster_runtime::tools::{Tool, ToolCallContext, ToolOutput, ToolRegistry};
 use roster_runtime::{Runtime, RuntimeOptions};
+use roster_store::sql::Faults;
 use roster_store::{DynStore, NewApiKey};
 use roster_testkit::FakeModelServer;
 use serde_json::{json, Value};
@@ -70,6 +71,8 @@ pub struct TestApp {
     pub fake: FakeModelServer,
     pub state: AppState,
     pub tenant_b: TenantId,
+    /// Failures of the app's store, injected on demand (none by default).
+    pub faults: Arc<Faults>,
     http: reqwest::Client,
     _server: AbortOnDrop,
     _dir: tempfile::TempDir,
@@ -96,39 +99,31 @@ async fn insert_key(store: &DynStore, tenant: &TenantId, key: &str, is_admin: bo
 
 impl TestApp {
     pub async fn start() -> TestApp {
-        Self::start_with(|store| store).await
+        Self::start_full(Walls::default(), Duration::ZERO).await
     }
 
-    /// Like [`TestApp::start`], with the store the app sees wrapped by `wrap`.
-    pub async fn start_with(wrap: impl FnOnce(DynStore) -> DynStore) -> TestApp {
-        Self::start_full(wrap, Walls::default(), Duration::ZERO).await
+    /// Like [`TestApp::start`], with a store that fails on demand.
+    pub async fn start_with_faults() -> (TestApp, Arc<Faults>) {
+        let app = Self::start_full(Walls::default(), Duration::ZERO).await;
+        let faults = app.faults.clone();
+        (app, faults)
     }
 
-    /// Like [`TestApp::start_with`], with model calls that wait out
-    /// outages for `patience` (the other harnesses fail at once).
-    pub async fn start_patient(
-        wrap: impl FnOnce(DynStore) -> DynStore,
-        patience: Duration,
-    ) -> TestApp {
-        Self::start_full(wrap, Walls::default(), patience).await
+    /// Like [`TestApp::start`], with model calls that wait out outages for
+    /// `patience` (the other harnesses fail at once).
+    pub async fn start_patient(patience: Duration) -> TestApp {
+        Self::start_full(Walls::default(), patience).await
     }
 
-    /// Like [`TestApp::start_with`], with the operator's walls as given.
-    pub async fn start_configured(
-        wrap: impl FnOnce(DynStore) -> DynStore,
-        walls: Walls,
-    ) -> TestApp {
-        Self::start_full(wrap, walls, Duration::ZERO).await
+    /// Like [`TestApp::start`], with the operator's walls as given.
+    pub async fn start_configured(walls: Walls) -> TestApp {
+        Self::start_full(walls, Duration::ZERO).await
     }
 
-    async fn start_full(
-        wrap: impl FnOnce(DynStore) -> DynStore,
-        walls: Walls,
-        patience: Duration,
-    ) -> TestApp {
+    async fn start_full(walls: Walls, patience: Duration) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("roster.db").display());
-        let store = roster_store::open(&url).await.unwrap();
+        let (store, faults) = roster_store::open_with_faults(&url).await.unwrap();
         let tenant_a = TenantId::default_tenant();
         store.ensure_tenant(&tenant_a, "default").await.unwrap();
         add_key(&store, &tenant_a, ADMIN_KEY).await;
@@ -156,7 +151,6 @@ impl TestApp {
                 patience,
             },
         );
-        let store = wrap(store);
         let mut tools = ToolRegistry::with_builtins();
         tools.register(Arc::new(SleepTool));
         // The company-system integrations, as `roster serve` wires them; no
@@ -205,6 +199,7 @@ impl TestApp {
             fake,
             state,
             tenant_b,
+            faults,
             http: reqwest::Client::new(),
             _server: AbortOnDrop(server),
             _dir: dir,

@@ -4,7 +4,6 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 mod checks;
-pub mod flaky;
 pub mod journal;
 pub mod model;
 pub mod tools;
@@ -85,6 +84,13 @@ impl Db {
     /// a restarted process would open.
     pub async fn open(&self) -> DynStore {
         roster_store::open(&self.url).await.expect("open store")
+    }
+
+    /// A new store handle that fails on demand, as a database hiccup would.
+    pub async fn open_with_faults(&self) -> (DynStore, std::sync::Arc<roster_store::sql::Faults>) {
+        roster_store::open_with_faults(&self.url)
+            .await
+            .expect("open store")
     }
 }
 
