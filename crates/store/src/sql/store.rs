@@ -64,11 +64,9 @@ macro_rules! run {
 #[allow(unused_imports)]
 pub(crate) use run;
 
-crate::forward_record_traits!(@RecordStore SqlStore, legacy);
 crate::forward_record_traits!(@BlockStore SqlStore, legacy);
 crate::forward_record_traits!(@JobStore SqlStore, legacy);
 crate::forward_record_traits!(@KnowledgeStore SqlStore, legacy);
-crate::forward_record_traits!(@IndexFeed SqlStore, legacy);
 crate::forward_record_traits!(@IntegrationStore SqlStore, legacy);
 crate::forward_record_traits!(@GovernanceStore SqlStore, legacy);
 crate::forward_record_traits!(@ApprovalStore SqlStore, legacy);
