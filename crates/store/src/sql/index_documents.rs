@@ -1,7 +1,8 @@
 //! Knowledge documents and chunks as the search index feed reads them
 //! (the [`crate::IndexFeed`] impl is in `records.rs`).
 
-use super::records::{log_all, unembedded_row};
+use super::index_feed::unembedded_row;
+use super::records::log_all;
 use super::{Arg, Conn, Row};
 use crate::records::{
     encode_vector, split_chunk_id, stored_embedding, DocumentRows, EmbeddingUpdate, IndexRow,

@@ -13,6 +13,7 @@ mod audit;
 mod conn;
 mod db;
 mod index_documents;
+mod index_feed;
 mod records;
 mod row;
 #[allow(dead_code)] // while the store moves here concern by concern
