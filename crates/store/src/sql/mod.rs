@@ -8,10 +8,13 @@
 //!   pool and transaction) and the fault-injection wrapper;
 //! - `store.rs`: [`SqlStore`], the one implementation of the store traits.
 
+mod approvals;
 #[allow(dead_code)] // while the store moves here concern by concern
 mod audit;
 mod conn;
 mod db;
+mod governance;
+mod keys;
 mod row;
 #[allow(dead_code)] // while the store moves here concern by concern
 mod rows;
