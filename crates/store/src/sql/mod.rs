@@ -8,12 +8,15 @@
 //!   pool and transaction) and the fault-injection wrapper;
 //! - `store.rs`: [`SqlStore`], the one implementation of the store traits.
 
+mod approvals;
 #[allow(dead_code)] // while the store moves here concern by concern
 mod audit;
 mod conn;
 mod db;
+mod governance;
 mod index_documents;
 mod index_feed;
+mod keys;
 mod records;
 mod row;
 #[allow(dead_code)] // while the store moves here concern by concern
