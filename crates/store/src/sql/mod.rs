@@ -8,6 +8,7 @@
 //!   pool and transaction) and the fault-injection wrapper;
 //! - `store.rs`: [`SqlStore`], the one implementation of the store traits.
 
+mod agents;
 mod approvals;
 #[allow(dead_code)] // while the store moves here concern by concern
 mod audit;

@@ -1,7 +1,7 @@
 //! [`SqlStore`]: the store traits implemented once for both backends.
 
 use super::db::{Db, Faults};
-use super::sessions;
+use super::{agents, sessions};
 use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use crate::*;
@@ -78,31 +78,45 @@ impl Store for SqlStore {
     }
 
     async fn ensure_tenant(&self, tenant: &TenantId, name: &str) -> StoreResult<()> {
-        self.legacy.ensure_tenant(tenant, name).await
+        run!(self.write("ensure_tenant", [tenant, name], |c| {
+            agents::ensure_tenant(c, &tenant, &name).await
+        }))
     }
 
     async fn insert_api_key(&self, tenant: &TenantId, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
-        self.legacy.insert_api_key(tenant, key).await
+        run!(self.write("insert_api_key", [tenant], |c| {
+            agents::insert_api_key(c, &tenant, &key).await
+        }))
     }
 
     async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        self.legacy.find_api_key(key_hash).await
+        run!(self.read("find_api_key", [key_hash], |c| {
+            agents::find_api_key(c, &key_hash).await
+        }))
     }
 
     async fn count_admin_keys(&self, tenant: &TenantId) -> StoreResult<i64> {
-        self.legacy.count_admin_keys(tenant).await
+        run!(self.read("count_admin_keys", [tenant], |c| {
+            agents::count_admin_keys(c, &tenant).await
+        }))
     }
 
     async fn revoke_admin_keys(&self, tenant: &TenantId) -> StoreResult<()> {
-        self.legacy.revoke_admin_keys(tenant).await
+        run!(self.write("revoke_admin_keys", [tenant], |c| {
+            agents::revoke_admin_keys(c, &tenant).await
+        }))
     }
 
     async fn set_admin_key(&self, tenant: &TenantId, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
-        self.legacy.set_admin_key(tenant, key).await
+        run!(self.write("set_admin_key", [tenant], |c| {
+            agents::set_admin_key(c, &tenant, &key).await
+        }))
     }
 
     async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> StoreResult<Option<ApiKeyRecord>> {
-        self.legacy.get_key(tenant, id).await
+        run!(self.read("get_key", [tenant, id], |c| {
+            agents::get_key(c, &tenant, &id).await
+        }))
     }
 
     async fn create_agent(
@@ -111,15 +125,21 @@ impl Store for SqlStore {
         agent: NewAgent,
         principal: &str,
     ) -> StoreResult<Agent> {
-        self.legacy.create_agent(tenant, agent, principal).await
+        run!(self.write("create_agent", [tenant, principal], |c| {
+            agents::create_agent_audited(c, &tenant, &agent, &principal).await
+        }))
     }
 
     async fn list_agents(&self, tenant: &TenantId) -> StoreResult<Vec<Agent>> {
-        self.legacy.list_agents(tenant).await
+        run!(self.read("list_agents", [tenant], |c| {
+            agents::list_agents(c, &tenant).await
+        }))
     }
 
     async fn get_agent(&self, tenant: &TenantId, agent: &AgentRef) -> StoreResult<Option<Agent>> {
-        self.legacy.get_agent(tenant, agent).await
+        run!(self.read("get_agent", [tenant, agent], |c| {
+            agents::get_agent(c, &tenant, &agent).await
+        }))
     }
 
     async fn get_agent_version(
@@ -128,7 +148,9 @@ impl Store for SqlStore {
         agent: &AgentId,
         version: i64,
     ) -> StoreResult<Option<Agent>> {
-        self.legacy.get_agent_version(tenant, agent, version).await
+        run!(self.read("get_agent_version", [tenant, agent], |c| {
+            agents::get_agent_version(c, &tenant, &agent, version).await
+        }))
     }
 
     async fn update_agent(
@@ -138,9 +160,9 @@ impl Store for SqlStore {
         config: AgentConfig,
         principal: &str,
     ) -> StoreResult<Agent> {
-        self.legacy
-            .update_agent(tenant, agent, config, principal)
-            .await
+        run!(self.write("update_agent", [tenant, agent, principal], |c| {
+            agents::update_agent_audited(c, &tenant, &agent, &config, &principal).await
+        }))
     }
 
     async fn delete_agent(
@@ -149,7 +171,9 @@ impl Store for SqlStore {
         agent: &AgentId,
         principal: &str,
     ) -> StoreResult<bool> {
-        self.legacy.delete_agent(tenant, agent, principal).await
+        run!(self.write("delete_agent", [tenant, agent, principal], |c| {
+            agents::delete_agent_audited(c, &tenant, &agent, &principal).await
+        }))
     }
 
     async fn list_memory_blocks(
@@ -157,7 +181,9 @@ impl Store for SqlStore {
         tenant: &TenantId,
         agent: &AgentId,
     ) -> StoreResult<Vec<MemoryBlock>> {
-        self.legacy.list_memory_blocks(tenant, agent).await
+        run!(self.read("list_memory_blocks", [tenant, agent], |c| {
+            agents::list_memory_blocks(c, &tenant, &agent).await
+        }))
     }
 
     async fn memory_block_history(
@@ -165,7 +191,9 @@ impl Store for SqlStore {
         tenant: &TenantId,
         agent: &AgentId,
     ) -> StoreResult<Vec<MemoryBlockVersion>> {
-        self.legacy.memory_block_history(tenant, agent).await
+        run!(self.read("memory_block_history", [tenant, agent], |c| {
+            agents::memory_block_history(c, &tenant, &agent).await
+        }))
     }
 
     async fn create_session_for(
