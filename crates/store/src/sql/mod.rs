@@ -12,6 +12,8 @@
 mod audit;
 mod conn;
 mod db;
+mod knowledge;
+mod knowledge_chunks;
 mod row;
 #[allow(dead_code)] // while the store moves here concern by concern
 mod rows;
