@@ -18,6 +18,8 @@ mod governance;
 mod index_documents;
 mod index_feed;
 mod keys;
+mod knowledge;
+mod knowledge_chunks;
 mod records;
 mod row;
 #[allow(dead_code)] // while the store moves here concern by concern

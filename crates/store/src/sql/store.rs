@@ -66,7 +66,6 @@ pub(crate) use run;
 
 crate::forward_record_traits!(@BlockStore SqlStore, legacy);
 crate::forward_record_traits!(@JobStore SqlStore, legacy);
-crate::forward_record_traits!(@KnowledgeStore SqlStore, legacy);
 crate::forward_record_traits!(@IntegrationStore SqlStore, legacy);
 crate::forward_record_traits!(@BudgetStore SqlStore, legacy);
 crate::forward_record_traits!(@LifecycleStore SqlStore, legacy);
