@@ -11,7 +11,6 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 use roster_core::{KeyId, TenantId};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Who is calling: set by [`require_key`] on every `/v1` request.
@@ -55,10 +54,9 @@ impl Principal {
 
     /// Whether this key's scopes cover `scope` (`area:read|write`).
     pub fn has_scope(&self, scope: &str) -> bool {
-        match &self.scopes {
-            None => true,
-            Some(scopes) => scopes::covers(scopes, scope),
-        }
+        self.scopes
+            .as_deref()
+            .is_none_or(|held| roster_core::actor::scope_covers(held, scope))
     }
 
     pub fn require_admin(&self, what: &str) -> Result<(), ApiError> {
@@ -77,9 +75,7 @@ impl Principal {
 /// name); any other key may only name its own.
 pub const TENANT_HEADER: &str = "x-roster-tenant";
 
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
+pub use roster_runtime::hash_key;
 
 pub async fn require_key(
     State(state): State<AppState>,

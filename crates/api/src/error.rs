@@ -121,6 +121,9 @@ impl From<RuntimeError> for ApiError {
             e @ RuntimeError::SelfApproval => Self::new(Code::SelfApprovalForbidden, e.to_string()),
             RuntimeError::NotPending(message) => Self::new(Code::ApprovalNotPending, message),
             RuntimeError::InvalidPolicy(message) => Self::new(Code::InvalidPolicy, message),
+            RuntimeError::InsufficientScope(message) => Self::new(Code::InsufficientScope, message),
+            RuntimeError::UserNotAllowed(message) => Self::new(Code::UserNotAllowed, message),
+            RuntimeError::Conflict(message) => Self::new(Code::Conflict, message),
             e @ RuntimeError::NotRetryable { .. } => {
                 Self::new(crate::codes::Code::RunNotFailed, e.to_string())
             }

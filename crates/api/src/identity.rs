@@ -34,21 +34,14 @@ impl Principal {
 
     /// The users this key may act for; `None`: anyone.
     pub fn acting_users(&self) -> Option<Vec<String>> {
-        if self.is_admin {
-            return None;
-        }
-        if self.kind == "service" {
-            return self.act_for.as_ref().map(|users| users.to_vec());
-        }
-        Some(self.user.iter().cloned().collect())
+        self.actor().acting_users()
     }
 
     /// Whether this is a tenant's manager key: a `user` key bound to no
     /// user that may manage keys. It acts for no user itself, but issues
     /// the keys of the tenant's users and services.
     pub fn manages_identities(&self) -> bool {
-        self.is_admin
-            || (self.kind == "user" && self.user.is_none() && self.has_scope("keys:write"))
+        self.actor().manages_identities()
     }
 
     /// The user this key is bound to (a `user` key's own).
@@ -63,18 +56,7 @@ impl Principal {
 
 /// `403 user_not_allowed`: this key named a user it may not act for.
 pub(crate) fn user_not_allowed(principal: &Principal, user: &str) -> ApiError {
-    let message = match (principal.kind.as_str(), principal.user.as_deref()) {
-        ("service", _) => format!(
-            "this service key may act only for the users of its act_for list, not for `{user}`"
-        ),
-        (_, Some(own)) => {
-            format!("this key acts for user `{own}`; it cannot act for `{user}`")
-        }
-        (_, None) => format!(
-            "this key is not bound to a user, so it cannot act for `{user}`; use a key made with `user`, or a service key"
-        ),
-    };
-    ApiError::new(crate::codes::Code::UserNotAllowed, message)
+    roster_runtime::user_not_allowed(&principal.actor(), user).into()
 }
 
 /// Fails unless this key may act for `user`.
@@ -111,67 +93,6 @@ pub(crate) fn require_namespace(principal: &Principal, namespace: &str) -> Resul
         Some(user) => require_user(principal, user),
         None => Ok(()),
     }
-}
-
-/// Who a new key acts for, within what its creator may: a user key for
-/// one of the creator's users (or none), a service key for at most the
-/// creator's users, so no key can make a key that reaches further.
-pub(crate) fn new_key_identity(
-    principal: &Principal,
-    kind: &str,
-    user: Option<&str>,
-    act_for: Option<Vec<String>>,
-) -> Result<(Option<String>, Option<Vec<String>>), ApiError> {
-    if let Some(user) = user {
-        validate_user_id(user)?;
-    }
-    for user in act_for.iter().flatten() {
-        validate_user_id(user).map_err(|e| ApiError::invalid(format!("act_for: {}", e.message)))?;
-    }
-    match kind {
-        "service" => {
-            if user.is_some() {
-                return Err(ApiError::invalid(
-                    "a service key is not bound to a user: name the users it may act for in `act_for`",
-                ));
-            }
-            let limit = if principal.manages_identities() {
-                None
-            } else {
-                principal.acting_users()
-            };
-            let act_for = match (limit, act_for) {
-                (None, requested) => requested,
-                (Some(own), None) => Some(own),
-                (Some(_), Some(requested)) => {
-                    if let Some(beyond) = requested.iter().find(|u| !principal.may_act_for(u)) {
-                        return Err(user_not_allowed(principal, beyond));
-                    }
-                    Some(requested)
-                }
-            };
-            Ok((None, act_for.map(dedup)))
-        }
-        _ => {
-            if act_for.is_some() {
-                return Err(ApiError::invalid(
-                    "act_for is for service keys; a user key acts for its own `user`",
-                ));
-            }
-            if let Some(user) = user {
-                if !principal.manages_identities() {
-                    require_user(principal, user)?;
-                }
-            }
-            Ok((user.map(str::to_owned), None))
-        }
-    }
-}
-
-fn dedup(mut users: Vec<String>) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    users.retain(|u| seen.insert(u.clone()));
-    users
 }
 
 #[cfg(test)]
@@ -250,50 +171,5 @@ mod tests {
         assert!(may_use_namespace(&ann, "agents/helper"));
         assert!(!may_use_namespace(&ann, "users/bob"));
         assert!(require_namespace(&ann, "users/bob").is_err());
-    }
-
-    #[test]
-    fn new_keys_reach_no_further_than_their_maker() {
-        let ann = key("user", Some("ann"), None);
-        assert!(new_key_identity(&ann, "user", Some("ann"), None).is_ok());
-        assert!(new_key_identity(&ann, "user", Some("bob"), None).is_err());
-        assert_eq!(
-            new_key_identity(&ann, "service", None, None).ok(),
-            Some((None, Some(vec!["ann".to_owned()])))
-        );
-        assert!(new_key_identity(&ann, "service", None, Some(vec!["bob".into()])).is_err());
-        let service = key("service", None, None);
-        assert_eq!(
-            new_key_identity(&service, "service", None, None).ok(),
-            Some((None, None))
-        );
-        assert!(new_key_identity(&service, "service", Some("x"), None).is_err());
-        assert!(new_key_identity(&service, "user", None, Some(vec!["x".into()])).is_err());
-        // A tenant's manager key acts for no user, yet issues their keys.
-        let manager = key("user", None, None);
-        assert!(!manager.may_act_for("ann"));
-        assert_eq!(
-            new_key_identity(&manager, "user", Some("ann"), None).ok(),
-            Some((Some("ann".to_owned()), None))
-        );
-        assert_eq!(
-            new_key_identity(&manager, "service", None, None).ok(),
-            Some((None, None))
-        );
-        let clerk = Principal {
-            scopes: Some(vec!["sessions:write".to_owned()].into()),
-            ..key("user", None, None)
-        };
-        assert!(new_key_identity(&clerk, "user", Some("ann"), None).is_err());
-        assert_eq!(
-            new_key_identity(
-                &service,
-                "service",
-                None,
-                Some(vec!["a".into(), "a".into()])
-            )
-            .ok(),
-            Some((None, Some(vec!["a".to_owned()])))
-        );
     }
 }

@@ -84,11 +84,7 @@ fn is_block_path(rest: &str) -> bool {
 
 /// Whether `held` covers `scope`.
 pub fn covers(held: &[String], scope: &str) -> bool {
-    let Some((area, level)) = scope.split_once(':') else {
-        return false;
-    };
-    held.iter()
-        .any(|h| h == scope || (level == "read" && h.strip_prefix(area) == Some(":write")))
+    roster_core::actor::scope_covers(held, scope)
 }
 
 /// Checks requested scopes: each `AREA:read|write` of a known area;

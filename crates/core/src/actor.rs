@@ -56,6 +56,43 @@ impl Actor {
             user,
         )
     }
+
+    /// Whether this actor's scopes cover `scope` (`area:read|write`); a key
+    /// without scopes holds them all.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes
+            .as_deref()
+            .is_none_or(|held| scope_covers(held, scope))
+    }
+
+    /// The users this actor may act for; `None`: anyone.
+    pub fn acting_users(&self) -> Option<Vec<String>> {
+        if self.is_admin {
+            return None;
+        }
+        if self.kind == "service" {
+            return self.act_for.clone();
+        }
+        Some(self.user.iter().cloned().collect())
+    }
+
+    /// Whether this is a tenant's manager key: a `user` key bound to no
+    /// user that may manage keys. It acts for no user itself, but issues
+    /// the keys of the tenant's users and services.
+    pub fn manages_identities(&self) -> bool {
+        self.is_admin
+            || (self.kind == "user" && self.user.is_none() && self.has_scope("keys:write"))
+    }
+}
+
+/// Whether the scopes `held` cover `scope`: the scope itself, or for a
+/// `read` scope the same area's `write`.
+pub fn scope_covers(held: &[String], scope: &str) -> bool {
+    let Some((area, level)) = scope.split_once(':') else {
+        return false;
+    };
+    held.iter()
+        .any(|h| h == scope || (level == "read" && h.strip_prefix(area) == Some(":write")))
 }
 
 /// [`Actor::may_act_for`] over the parts, for callers holding them in

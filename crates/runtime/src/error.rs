@@ -30,6 +30,15 @@ pub enum RuntimeError {
     /// The tenant's policies refuse the action; the reason names the policy.
     #[error("{0}")]
     Denied(String),
+    /// The key asks for something beyond its own scopes.
+    #[error("{0}")]
+    InsufficientScope(String),
+    /// The key named a user it may not act for.
+    #[error("{0}")]
+    UserNotAllowed(String),
+    /// The change contradicts what is stored (e.g. revoking the admin key).
+    #[error("{0}")]
+    Conflict(String),
     /// The approval was asked for by this actor's own run (or its user's),
     /// and the policy does not allow self-approval.
     #[error("this request came from a run this key (or its user) started; another key must decide it (or annotate the policy that asks for approval with @self_approval)")]

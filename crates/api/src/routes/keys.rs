@@ -2,7 +2,7 @@
 //! when it is created; the store keeps only its hash. Every change is in
 //! the audit log.
 
-use crate::auth::{hash_key, Principal};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::AppState;
@@ -10,9 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use roster_core::{KeyId, TenantId};
-use roster_store::{KeyInfo, NewAuditEvent, NewKey};
+use roster_runtime::KeyRequest;
+use roster_store::KeyInfo;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, ToSchema)]
@@ -138,75 +138,32 @@ pub async fn create(
     Json(body): Json<CreateKey>,
 ) -> Result<(StatusCode, axum::Json<CreatedKey>), ApiError> {
     let tenant = crate::tenancy::target_tenant(&state, &principal, body.tenant.as_deref()).await?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "a key name is 1-100 characters, without control characters",
-        ));
-    }
-    let kind = body.kind.as_deref().unwrap_or("user");
-    if kind != "user" && kind != "service" {
-        return Err(ApiError::invalid("kind must be `user` or `service`"));
-    }
-    if body.expires_at.is_some_and(|at| at <= Utc::now()) {
-        return Err(ApiError::invalid("expires_at must be in the future"));
-    }
-    let requested = body
+    let scopes = body
         .scopes
         .as_deref()
         .map(crate::scopes::parse)
         .transpose()
         .map_err(ApiError::invalid)?;
-    // A scoped key may hand out at most what it holds.
-    let scopes = match (&principal.scopes, requested) {
-        (Some(own), None) => Some(own.to_vec()),
-        (Some(_), Some(requested)) => {
-            if let Some(beyond) = requested.iter().find(|s| !principal.has_scope(s)) {
-                return Err(ApiError::new(
-                    crate::codes::Code::InsufficientScope,
-                    format!("a key cannot grant `{beyond}`, which it does not hold"),
-                ));
-            }
-            Some(requested)
-        }
-        (None, requested) => requested,
-    };
-    let (user, act_for) =
-        crate::identity::new_key_identity(&principal, kind, body.user.as_deref(), body.act_for)?;
-    let key = format!("rk_{}", hex::encode(rand::random::<[u8; 24]>()));
-    let id = KeyId::generate();
-    let info = state
-        .store
+    let issued = state
+        .runtime
         .create_key(
+            &principal.actor(),
             &tenant,
-            NewKey {
-                id: id.clone(),
-                name: name.to_owned(),
-                kind: kind.to_owned(),
-                key_hash: hash_key(&key),
-                scopes: scopes.clone(),
-                user: user.clone(),
-                act_for: act_for.clone(),
+            KeyRequest {
+                name: body.name,
+                kind: body.kind,
+                scopes,
+                user: body.user,
+                act_for: body.act_for,
                 expires_at: body.expires_at,
-            },
-            NewAuditEvent {
-                actor: principal.label(),
-                action: "key.create".into(),
-                resource: format!("key:{id}"),
-                decision: None,
-                detail: json!({
-                    "name": name, "kind": kind, "scopes": scopes, "user": user,
-                    "act_for": act_for, "expires_at": body.expires_at,
-                    "by_tenant": principal.tenant,
-                }),
             },
         )
         .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(CreatedKey {
-            key,
-            info: info.into(),
+            key: issued.secret,
+            info: issued.info.into(),
         }),
     ))
 }
@@ -260,25 +217,6 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<axum::Json<KeyView>, ApiError> {
     let key = visible(&state, &principal, &id).await?;
-    if key.is_admin {
-        return Err(ApiError::new(
-            crate::codes::Code::Conflict,
-            "the admin key is not revoked through the API: restart the server with a new ROSTER_ADMIN_KEY to replace it",
-        ));
-    }
-    let revoked = state
-        .store
-        .revoke_key(
-            &key.tenant_id,
-            &key.id,
-            NewAuditEvent {
-                actor: principal.label(),
-                action: "key.revoke".into(),
-                resource: format!("key:{}", key.id),
-                decision: None,
-                detail: json!({ "name": key.name, "by_tenant": principal.tenant }),
-            },
-        )
-        .await?;
+    let revoked = state.runtime.revoke_key(&principal.actor(), &key).await?;
     Ok(axum::Json(revoked.into()))
 }
