@@ -12,6 +12,7 @@
 mod audit;
 mod conn;
 mod db;
+mod integrations;
 mod row;
 #[allow(dead_code)] // while the store moves here concern by concern
 mod rows;

@@ -69,7 +69,6 @@ crate::forward_record_traits!(@BlockStore SqlStore, legacy);
 crate::forward_record_traits!(@JobStore SqlStore, legacy);
 crate::forward_record_traits!(@KnowledgeStore SqlStore, legacy);
 crate::forward_record_traits!(@IndexFeed SqlStore, legacy);
-crate::forward_record_traits!(@IntegrationStore SqlStore, legacy);
 crate::forward_record_traits!(@GovernanceStore SqlStore, legacy);
 crate::forward_record_traits!(@ApprovalStore SqlStore, legacy);
 crate::forward_record_traits!(@BudgetStore SqlStore, legacy);
