@@ -14,6 +14,7 @@ mod budgets;
 mod conn;
 mod db;
 mod integrations;
+mod jobs;
 mod row;
 #[allow(dead_code)] // while the store moves here concern by concern
 mod rows;

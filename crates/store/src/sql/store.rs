@@ -66,7 +66,6 @@ pub(crate) use run;
 
 crate::forward_record_traits!(@RecordStore SqlStore, legacy);
 crate::forward_record_traits!(@BlockStore SqlStore, legacy);
-crate::forward_record_traits!(@JobStore SqlStore, legacy);
 crate::forward_record_traits!(@KnowledgeStore SqlStore, legacy);
 crate::forward_record_traits!(@IndexFeed SqlStore, legacy);
 crate::forward_record_traits!(@GovernanceStore SqlStore, legacy);
