@@ -10,6 +10,7 @@
 
 #[allow(dead_code)] // while the store moves here concern by concern
 mod audit;
+mod blocks;
 mod budgets;
 mod conn;
 mod db;

@@ -65,7 +65,6 @@ macro_rules! run {
 pub(crate) use run;
 
 crate::forward_record_traits!(@RecordStore SqlStore, legacy);
-crate::forward_record_traits!(@BlockStore SqlStore, legacy);
 crate::forward_record_traits!(@KnowledgeStore SqlStore, legacy);
 crate::forward_record_traits!(@IndexFeed SqlStore, legacy);
 crate::forward_record_traits!(@GovernanceStore SqlStore, legacy);
