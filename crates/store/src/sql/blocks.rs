@@ -269,7 +269,7 @@ async fn get_agent(c: &mut Conn<'_>, tenant: &TenantId, agent: &AgentId) -> Resu
 
 /// The agent row is locked (on PostgreSQL) so concurrent updates get
 /// consecutive versions instead of colliding.
-async fn update_agent(
+pub(super) async fn update_agent(
     c: &mut Conn<'_>,
     tenant: &TenantId,
     agent: &AgentId,

@@ -392,7 +392,7 @@ async fn write_memories(
 /// Appends search log entries last in the transaction, under the lock that
 /// keeps log ids committing in order (SQLite's single writer already does);
 /// returns the last id (0 if none).
-async fn log_all(
+pub(super) async fn log_all(
     c: &mut Conn<'_>,
     tenant: &TenantId,
     kind: &str,

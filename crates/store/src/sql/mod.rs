@@ -16,6 +16,7 @@ mod conn;
 mod db;
 mod integrations;
 mod jobs;
+mod lifecycle;
 mod row;
 #[allow(dead_code)] // while the store moves here concern by concern
 mod rows;

@@ -69,7 +69,6 @@ crate::forward_record_traits!(@KnowledgeStore SqlStore, legacy);
 crate::forward_record_traits!(@IndexFeed SqlStore, legacy);
 crate::forward_record_traits!(@GovernanceStore SqlStore, legacy);
 crate::forward_record_traits!(@ApprovalStore SqlStore, legacy);
-crate::forward_record_traits!(@LifecycleStore SqlStore, legacy);
 
 #[async_trait]
 impl Store for SqlStore {
