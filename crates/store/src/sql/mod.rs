@@ -12,14 +12,19 @@ mod agents;
 mod approvals;
 #[allow(dead_code)] // while the store moves here concern by concern
 mod audit;
+mod blocks;
+mod budgets;
 mod conn;
 mod db;
 mod governance;
 mod index_documents;
 mod index_feed;
+mod integrations;
+mod jobs;
 mod keys;
 mod knowledge;
 mod knowledge_chunks;
+mod lifecycle;
 mod records;
 mod row;
 #[allow(dead_code)] // while the store moves here concern by concern

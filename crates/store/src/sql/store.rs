@@ -64,11 +64,6 @@ macro_rules! run {
 #[allow(unused_imports)]
 pub(crate) use run;
 
-crate::forward_record_traits!(@BlockStore SqlStore, legacy);
-crate::forward_record_traits!(@JobStore SqlStore, legacy);
-crate::forward_record_traits!(@IntegrationStore SqlStore, legacy);
-crate::forward_record_traits!(@BudgetStore SqlStore, legacy);
-crate::forward_record_traits!(@LifecycleStore SqlStore, legacy);
 
 #[async_trait]
 impl Store for SqlStore {

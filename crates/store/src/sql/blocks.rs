@@ -1,0 +1,307 @@
+//! Memory block rows: copies, per-row history, versioned writes (a run's
+//! tool edit or a person's), and block changes that store a new agent
+//! version. See [`crate::blocks`].
+
+use super::rows::{self, AGENT_COLUMNS, BLOCK_COLUMNS, BLOCK_VERSION_COLUMNS};
+use super::Conn;
+use crate::blocks::{change_events, changed_config, stale_block};
+use crate::types::millis;
+use crate::{BlockChange, BlockWrite, NewAuditEvent, StoreError};
+use chrono::Utc;
+use roster_core::agent::{Agent, AgentConfig};
+use roster_core::blocks::BlockOwner;
+use roster_core::memory::{MemoryBlock, MemoryBlockSpec, MemoryBlockVersion};
+use roster_core::{AgentId, TenantId};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The rows of `owners`, by label and owner.
+pub(crate) async fn blocks_of(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    agent: &AgentId,
+    owners: &[BlockOwner],
+) -> Result<Vec<MemoryBlock>> {
+    let owners: Vec<String> = owners.iter().map(ToString::to_string).collect();
+    Ok(c.all(
+        crate::sql!(
+            "SELECT {BLOCK_COLUMNS} FROM memory_blocks
+             WHERE tenant_id = $1 AND agent_id = $2 AND owner = ANY($3) ORDER BY label, owner"
+        ),
+        crate::args![tenant, agent, &owners],
+        rows::block,
+    )
+    .await?)
+}
+
+pub(crate) async fn history(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    agent: &AgentId,
+    owner: &BlockOwner,
+    label: &str,
+) -> Result<Vec<MemoryBlockVersion>> {
+    let owner = owner.to_string();
+    Ok(c.all(
+        crate::sql!(
+            "SELECT {BLOCK_VERSION_COLUMNS} FROM memory_block_versions
+             WHERE tenant_id = $1 AND agent_id = $2 AND owner = $3 AND label = $4 ORDER BY version"
+        ),
+        crate::args![tenant, agent, &owner, label],
+        rows::block_version,
+    )
+    .await?)
+}
+
+/// Applies a versioned write: updates the row if it is still at the
+/// expected version, or makes the copy (version 0); appends the version.
+pub(crate) async fn write_block(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    block: &BlockWrite,
+    run: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let owner = block.owner.to_string();
+    let changed = if block.expected_version == 0 {
+        c.exec(
+            crate::sql!(
+                "INSERT INTO memory_blocks (agent_id, owner, label, tenant_id, value, char_limit, version, updated_at)
+                 SELECT $1, $2, $3, $4, $5, $6, 1, $7 WHERE EXISTS (SELECT 1 FROM agents WHERE id = $1 AND tenant_id = $4)
+                 ON CONFLICT DO NOTHING"
+            ),
+            crate::args![&block.agent_id, &owner, &block.label, tenant, &block.value, block.limit, now],
+        )
+        .await?
+    } else {
+        c.exec(
+            crate::sql!(
+                "UPDATE memory_blocks SET value = $5, char_limit = $6, version = version + 1, updated_at = $7
+                 WHERE tenant_id = $1 AND agent_id = $2 AND owner = $3 AND label = $4 AND version = $8"
+            ),
+            crate::args![
+                tenant,
+                &block.agent_id,
+                &owner,
+                &block.label,
+                &block.value,
+                block.limit,
+                now,
+                block.expected_version
+            ],
+        )
+        .await?
+    };
+    if changed == 0 {
+        return Err(stale_block(block));
+    }
+    c.exec(
+        crate::sql!(
+            "INSERT INTO memory_block_versions (agent_id, owner, label, version, tenant_id, value, operation, run_id, principal, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ),
+        crate::args![
+            &block.agent_id,
+            &owner,
+            &block.label,
+            block.expected_version + 1,
+            tenant,
+            &block.value,
+            &block.operation,
+            run,
+            &block.principal,
+            now
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets the agent's own row of a block being added (`operation` `create`
+/// or `add`): a new row, or a new version of one a past version had.
+pub(crate) async fn put_agent_block(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    agent: &AgentId,
+    spec: &MemoryBlockSpec,
+    operation: &str,
+    principal: &str,
+    now: i64,
+) -> Result<()> {
+    let version: i64 = c
+        .one(
+            crate::sql!(
+                "INSERT INTO memory_blocks (agent_id, owner, label, tenant_id, value, char_limit, version, updated_at)
+                 VALUES ($1, 'agent', $2, $3, $4, $5, 1, $6)
+                 ON CONFLICT (agent_id, owner, label) DO UPDATE SET value = EXCLUDED.value,
+                     char_limit = EXCLUDED.char_limit, version = memory_blocks.version + 1, updated_at = EXCLUDED.updated_at
+                 RETURNING version"
+            ),
+            crate::args![agent, &spec.label, tenant, &spec.value, spec.limit(), now],
+            |row| row.get(0),
+        )
+        .await?;
+    c.exec(
+        crate::sql!(
+            "INSERT INTO memory_block_versions (agent_id, owner, label, version, tenant_id, value, operation, run_id, principal, created_at)
+             VALUES ($1, 'agent', $2, $3, $4, $5, $6, NULL, $7, $8)"
+        ),
+        crate::args![agent, &spec.label, version, tenant, &spec.value, operation, principal, now],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn set_memory_block(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    write: &BlockWrite,
+    audit: &NewAuditEvent,
+) -> Result<MemoryBlock> {
+    write_block(c, tenant, write, None, millis(Utc::now())).await?;
+    super::audit::append(c, tenant, std::slice::from_ref(audit)).await?;
+    blocks_of(
+        c,
+        tenant,
+        &write.agent_id,
+        std::slice::from_ref(&write.owner),
+    )
+    .await?
+    .into_iter()
+    .find(|b| b.label == write.label)
+    .ok_or_else(|| StoreError::NotFound(format!("memory block `{}`", write.label)))
+}
+
+/// The agent row is locked (on PostgreSQL) first, so concurrent changes
+/// apply one after the other to the current version.
+pub(crate) async fn change_blocks(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    agent: &AgentId,
+    change: &BlockChange,
+    principal: &str,
+) -> Result<Agent> {
+    if c.is_postgres() {
+        c.exec(
+            crate::sql!("SELECT 1 FROM agents WHERE tenant_id = $1 AND id = $2 FOR UPDATE"),
+            crate::args![tenant, agent],
+        )
+        .await?;
+    }
+    let current = get_agent(c, tenant, agent)
+        .await?
+        .ok_or_else(|| StoreError::NotFound("agent".into()))?;
+    let config = changed_config(&current.config, change)?;
+    let updated = update_agent(c, tenant, agent, &config).await?;
+    let now = millis(Utc::now());
+    for spec in &change.add {
+        put_agent_block(c, tenant, agent, spec, "add", principal, now).await?;
+    }
+    super::audit::append(c, tenant, &change_events(principal, &updated, change)).await?;
+    Ok(updated)
+}
+
+#[async_trait::async_trait]
+impl crate::BlockStore for super::SqlStore {
+    async fn memory_blocks_of(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        owners: &[BlockOwner],
+    ) -> Result<Vec<MemoryBlock>> {
+        super::store::run!(self.read("memory_blocks_of", [tenant, agent, owners], |c| {
+            blocks_of(c, &tenant, &agent, &owners).await
+        }))
+    }
+
+    async fn block_history(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        owner: &BlockOwner,
+        label: &str,
+    ) -> Result<Vec<MemoryBlockVersion>> {
+        super::store::run!(
+            self.read("block_history", [tenant, agent, owner, label], |c| {
+                history(c, &tenant, &agent, &owner, &label).await
+            })
+        )
+    }
+
+    async fn set_memory_block(
+        &self,
+        tenant: &TenantId,
+        write: BlockWrite,
+        audit: NewAuditEvent,
+    ) -> Result<MemoryBlock> {
+        super::store::run!(self.write("set_memory_block", [tenant], |c| {
+            set_memory_block(c, &tenant, &write, &audit).await
+        }))
+    }
+
+    async fn change_agent_blocks(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        change: BlockChange,
+        principal: &str,
+    ) -> Result<Agent> {
+        super::store::run!(
+            self.write("change_agent_blocks", [tenant, agent, principal], |c| {
+                change_blocks(c, &tenant, &agent, &change, &principal).await
+            })
+        )
+    }
+}
+
+// TODO(merge): shared with agents (reading and versioning an agent)
+async fn get_agent(c: &mut Conn<'_>, tenant: &TenantId, agent: &AgentId) -> Result<Option<Agent>> {
+    Ok(c.opt(
+        crate::sql!(
+            "SELECT {AGENT_COLUMNS} FROM agents a JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.current_version
+             WHERE a.tenant_id = $1 AND a.id = $2 AND a.deleted_at IS NULL"
+        ),
+        crate::args![tenant, agent],
+        rows::agent,
+    )
+    .await?)
+}
+
+/// The agent row is locked (on PostgreSQL) so concurrent updates get
+/// consecutive versions instead of colliding.
+pub(super) async fn update_agent(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    agent: &AgentId,
+    config: &AgentConfig,
+) -> Result<Agent> {
+    let current: Option<i64> = c
+        .opt(
+            crate::sql!(
+                "SELECT current_version FROM agents WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE"
+            ),
+            crate::args![tenant, agent],
+            |row| row.get(0),
+        )
+        .await?;
+    let version = current.ok_or_else(|| StoreError::NotFound("agent".into()))? + 1;
+    let now = millis(Utc::now());
+    let config = serde_json::to_string(config)?;
+    c.exec(
+        crate::sql!(
+            "INSERT INTO agent_versions (agent_id, version, tenant_id, config, created_at) VALUES ($1, $2, $3, $4, $5)"
+        ),
+        crate::args![agent, version, tenant, config.as_str(), now],
+    )
+    .await?;
+    c.exec(
+        crate::sql!(
+            "UPDATE agents SET current_version = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2"
+        ),
+        crate::args![tenant, agent, version, now],
+    )
+    .await?;
+    get_agent(c, tenant, agent)
+        .await?
+        .ok_or_else(|| StoreError::NotFound("agent".into()))
+}
