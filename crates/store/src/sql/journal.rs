@@ -307,7 +307,11 @@ pub(crate) async fn insert_ledger(
     now: i64,
 ) -> Result<()> {
     for entry in entries {
-        let route = entry.route.as_ref().map(serde_json::to_string).transpose()?;
+        let route = entry
+            .route
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?;
         c.exec(
             crate::sql!(
                 "INSERT INTO ledger (tenant_id, provider, model, tokens_in, tokens_out, latency_ms, outcome, error, agent_id, session_id, run_id, step, created_at, region, route, cost_micros)

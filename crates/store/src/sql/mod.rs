@@ -10,7 +10,6 @@
 
 mod agents;
 mod approvals;
-#[allow(dead_code)] // while the store moves here concern by concern
 mod audit;
 mod blocks;
 mod budgets;
@@ -21,14 +20,15 @@ mod index_documents;
 mod index_feed;
 mod integrations;
 mod jobs;
+mod journal;
 mod keys;
 mod knowledge;
 mod knowledge_chunks;
 mod lifecycle;
 mod records;
 mod row;
-#[allow(dead_code)] // while the store moves here concern by concern
 mod rows;
+mod runs;
 mod sessions;
 mod store;
 mod text;

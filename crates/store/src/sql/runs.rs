@@ -118,7 +118,11 @@ pub(crate) async fn create_run(
     }))
 }
 
-pub(crate) async fn get_run(c: &mut Conn<'_>, tenant: &TenantId, id: &RunId) -> Result<Option<Run>> {
+pub(crate) async fn get_run(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    id: &RunId,
+) -> Result<Option<Run>> {
     Ok(c.opt(
         crate::sql!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2"),
         crate::args![tenant, id],
@@ -133,7 +137,9 @@ pub(crate) async fn list_runs(
     session: &SessionId,
 ) -> Result<Vec<Run>> {
     Ok(c.all(
-        crate::sql!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND session_id = $2 ORDER BY id"),
+        crate::sql!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND session_id = $2 ORDER BY id"
+        ),
         crate::args![tenant, session],
         rows::run,
     )
@@ -156,9 +162,15 @@ pub(crate) async fn next_queued_run(
     Ok(first.filter(|run| run.status != RunStatus::AwaitingApproval))
 }
 
-pub(crate) async fn list_steps(c: &mut Conn<'_>, tenant: &TenantId, run: &RunId) -> Result<Vec<Step>> {
+pub(crate) async fn list_steps(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    run: &RunId,
+) -> Result<Vec<Step>> {
     Ok(c.all(
-        crate::sql!("SELECT {STEP_COLUMNS} FROM steps WHERE run_id = $1 AND tenant_id = $2 ORDER BY n"),
+        crate::sql!(
+            "SELECT {STEP_COLUMNS} FROM steps WHERE run_id = $1 AND tenant_id = $2 ORDER BY n"
+        ),
         crate::args![run, tenant],
         rows::step,
     )

@@ -1,7 +1,7 @@
 //! [`SqlStore`]: the store traits implemented once for both backends.
 
 use super::db::{Db, Faults};
-use super::{agents, sessions};
+use super::{agents, journal, runs, sessions};
 use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use crate::*;
@@ -64,11 +64,10 @@ macro_rules! run {
 #[allow(unused_imports)]
 pub(crate) use run;
 
-
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
-        self.legacy.backend()
+        self.db.backend()
     }
 
     async fn ensure_tenant(&self, tenant: &TenantId, name: &str) -> StoreResult<()> {
@@ -256,19 +255,33 @@ impl Store for SqlStore {
     }
 
     async fn create_run(&self, tenant: &TenantId, run: NewRun) -> StoreResult<CreatedRun> {
-        self.legacy.create_run(tenant, run).await
+        run!(self.write("create_run", [tenant], |c| runs::create_run(
+            c, &tenant, &run
+        )
+        .await))
     }
 
     async fn get_run(&self, tenant: &TenantId, run: &RunId) -> StoreResult<Option<Run>> {
-        self.legacy.get_run(tenant, run).await
+        run!(self.read("get_run", [tenant, run], |c| runs::get_run(
+            c, &tenant, &run
+        )
+        .await))
     }
 
     async fn list_runs(&self, tenant: &TenantId, session: &SessionId) -> StoreResult<Vec<Run>> {
-        self.legacy.list_runs(tenant, session).await
+        run!(
+            self.read("list_runs", [tenant, session], |c| runs::list_runs(
+                c, &tenant, &session
+            )
+            .await)
+        )
     }
 
     async fn list_steps(&self, tenant: &TenantId, run: &RunId) -> StoreResult<Vec<Step>> {
-        self.legacy.list_steps(tenant, run).await
+        run!(self.read("list_steps", [tenant, run], |c| runs::list_steps(
+            c, &tenant, &run
+        )
+        .await))
     }
 
     async fn next_queued_run(
@@ -276,11 +289,16 @@ impl Store for SqlStore {
         tenant: &TenantId,
         session: &SessionId,
     ) -> StoreResult<Option<Run>> {
-        self.legacy.next_queued_run(tenant, session).await
+        run!(self.read("next_queued_run", [tenant, session], |c| {
+            runs::next_queued_run(c, &tenant, &session).await
+        }))
     }
 
     async fn commit(&self, tenant: &TenantId, write: JournalWrite) -> StoreResult<Committed> {
-        self.legacy.commit(tenant, write).await
+        run!(
+            self.write("commit", [tenant], |c| journal::commit(c, &tenant, &write)
+                .await)
+        )
     }
 
     async fn list_events(
@@ -290,7 +308,12 @@ impl Store for SqlStore {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<SequencedEvent>> {
-        self.legacy.list_events(tenant, run, after, limit).await
+        run!(
+            self.read("list_events", [tenant, run], |c| runs::list_events(
+                c, &tenant, &run, after, limit
+            )
+            .await)
+        )
     }
 
     async fn list_ledger(
@@ -298,10 +321,15 @@ impl Store for SqlStore {
         tenant: &TenantId,
         query: &LedgerQuery,
     ) -> StoreResult<Vec<LedgerEntry>> {
-        self.legacy.list_ledger(tenant, query).await
+        run!(
+            self.read("list_ledger", [tenant, query], |c| runs::list_ledger(
+                c, &tenant, &query
+            )
+            .await)
+        )
     }
 
     async fn unfinished_runs(&self) -> StoreResult<Vec<(TenantId, Run)>> {
-        self.legacy.unfinished_runs().await
+        run!(self.read("unfinished_runs", [], |c| runs::unfinished_runs(c).await))
     }
 }
