@@ -13,7 +13,6 @@ pub mod approvals;
 pub mod blocks;
 pub mod budgets;
 mod error;
-mod forward;
 pub mod governance;
 mod integrations;
 mod jobs;

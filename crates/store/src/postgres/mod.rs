@@ -7,33 +7,15 @@
 //! session rows. Migrations are applied at connect time under sqlx's advisory
 //! lock, so nodes may start together.
 
-mod agents;
-mod approvals;
-mod blocks;
-mod budgets;
-mod governance;
-mod impl_governance;
-mod impl_records;
-mod impl_store;
-mod integrations;
-mod jobs;
-mod journal;
-mod knowledge;
-mod lifecycle;
-mod records;
-mod rows;
-mod runs;
 mod server_lock;
-mod sessions;
 mod vectors;
 
 pub use server_lock::{lock_for_server, ServerLock};
 
 use crate::StoreError;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Postgres, Row, Transaction};
+use sqlx::{Connection, Row};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -82,14 +64,6 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
-
-    async fn conn(&self) -> Result<PoolConnection<Postgres>, StoreError> {
-        Ok(self.pool.acquire().await?)
-    }
-
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        Ok(self.pool.begin().await?)
-    }
 }
 
 /// Applies migrations through a one-connection pool of its own: if migrating
@@ -125,11 +99,6 @@ async fn warn_if_not_durable(pool: &PgPool) {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot read synchronous_commit"),
     }
-}
-
-/// True when `e` is PostgreSQL's unique violation (SQLSTATE 23505).
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// Creates an empty database `roster_test_<hex>` on the server `admin_url`

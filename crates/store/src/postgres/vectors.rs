@@ -217,7 +217,12 @@ async fn build_indexes(
 }
 
 impl PgStore {
-    pub(super) async fn prepare_vector_index(
+    /// The database's own vector search, when the server has pgvector.
+    pub(crate) fn native_vectors(&self) -> Option<String> {
+        self.pgvector.as_ref().map(|v| format!("pgvector {v}"))
+    }
+
+    pub(crate) async fn prepare_vector_index(
         &self,
         model: &str,
         dims: usize,
@@ -256,7 +261,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn nearest_vectors(
+    pub(crate) async fn nearest_vectors(
         &self,
         query: &NearestQuery<'_>,
     ) -> Result<Vec<(String, f32)>, StoreError> {

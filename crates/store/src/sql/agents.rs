@@ -6,7 +6,7 @@ use crate::types::millis;
 use crate::{AgentRef, ApiKeyRecord, NewApiKey, StoreError};
 use chrono::Utc;
 use roster_core::agent::{Agent, AgentConfig, NewAgent};
-use roster_core::memory::{MemoryBlock, MemoryBlockSpec, MemoryBlockVersion};
+use roster_core::memory::{MemoryBlock, MemoryBlockVersion};
 use roster_core::{AgentId, KeyId, TenantId};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -186,46 +186,11 @@ pub(crate) async fn create_agent(
     )
     .await?;
     for block in &agent.memory_blocks {
-        put_agent_block(c, tenant, &id, block, "create", principal, now).await?;
+        super::blocks::put_agent_block(c, tenant, &id, block, "create", principal, now).await?;
     }
     get_agent(c, tenant, &AgentRef::Id(id))
         .await?
         .ok_or_else(|| StoreError::Database("agent vanished after insert".into()))
-}
-
-/// Sets the agent's own row of a block being added (`operation` `create`
-/// or `add`): a new row, or a new version of one a past version had.
-pub(crate) async fn put_agent_block(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    agent: &AgentId,
-    spec: &MemoryBlockSpec,
-    operation: &str,
-    principal: &str,
-    now: i64,
-) -> Result<()> {
-    let version: i64 = c
-        .one(
-            crate::sql!(
-                "INSERT INTO memory_blocks (agent_id, owner, label, tenant_id, value, char_limit, version, updated_at)
-                 VALUES ($1, 'agent', $2, $3, $4, $5, 1, $6)
-                 ON CONFLICT (agent_id, owner, label) DO UPDATE SET value = EXCLUDED.value,
-                     char_limit = EXCLUDED.char_limit, version = memory_blocks.version + 1, updated_at = EXCLUDED.updated_at
-                 RETURNING version"
-            ),
-            crate::args![agent, &spec.label, tenant, &spec.value, spec.limit(), now],
-            |row| row.get(0),
-        )
-        .await?;
-    c.exec(
-        crate::sql!(
-            "INSERT INTO memory_block_versions (agent_id, owner, label, version, tenant_id, value, operation, run_id, principal, created_at)
-             VALUES ($1, 'agent', $2, $3, $4, $5, $6, NULL, $7, $8)"
-        ),
-        crate::args![agent, &spec.label, version, tenant, &spec.value, operation, principal, now],
-    )
-    .await?;
-    Ok(())
 }
 
 pub(crate) async fn list_agents(c: &mut Conn<'_>, tenant: &TenantId) -> Result<Vec<Agent>> {

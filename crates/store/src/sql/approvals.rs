@@ -38,7 +38,6 @@ fn approval(row: &Row<'_>) -> Result<Approval> {
 }
 
 /// Journals approval requests (inside the run's journal write).
-#[allow(dead_code)] // until the journal commit moves here and calls it
 pub(crate) async fn insert(
     c: &mut Conn<'_>,
     tenant: &TenantId,

@@ -2,13 +2,13 @@
 //! tool edit or a person's), and block changes that store a new agent
 //! version. See [`crate::blocks`].
 
-use super::rows::{self, AGENT_COLUMNS, BLOCK_COLUMNS, BLOCK_VERSION_COLUMNS};
+use super::rows::{self, BLOCK_COLUMNS, BLOCK_VERSION_COLUMNS};
 use super::Conn;
 use crate::blocks::{change_events, changed_config, stale_block};
 use crate::types::millis;
 use crate::{BlockChange, BlockWrite, NewAuditEvent, StoreError};
 use chrono::Utc;
-use roster_core::agent::{Agent, AgentConfig};
+use roster_core::agent::Agent;
 use roster_core::blocks::BlockOwner;
 use roster_core::memory::{MemoryBlock, MemoryBlockSpec, MemoryBlockVersion};
 use roster_core::{AgentId, TenantId};
@@ -188,11 +188,11 @@ pub(crate) async fn change_blocks(
         )
         .await?;
     }
-    let current = get_agent(c, tenant, agent)
+    let current = super::agents::get_agent(c, tenant, &crate::AgentRef::Id(agent.clone()))
         .await?
         .ok_or_else(|| StoreError::NotFound("agent".into()))?;
     let config = changed_config(&current.config, change)?;
-    let updated = update_agent(c, tenant, agent, &config).await?;
+    let updated = super::agents::update_agent(c, tenant, agent, &config).await?;
     let now = millis(Utc::now());
     for spec in &change.add {
         put_agent_block(c, tenant, agent, spec, "add", principal, now).await?;
@@ -252,56 +252,4 @@ impl crate::BlockStore for super::SqlStore {
             })
         )
     }
-}
-
-// TODO(merge): shared with agents (reading and versioning an agent)
-async fn get_agent(c: &mut Conn<'_>, tenant: &TenantId, agent: &AgentId) -> Result<Option<Agent>> {
-    Ok(c.opt(
-        crate::sql!(
-            "SELECT {AGENT_COLUMNS} FROM agents a JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.current_version
-             WHERE a.tenant_id = $1 AND a.id = $2 AND a.deleted_at IS NULL"
-        ),
-        crate::args![tenant, agent],
-        rows::agent,
-    )
-    .await?)
-}
-
-/// The agent row is locked (on PostgreSQL) so concurrent updates get
-/// consecutive versions instead of colliding.
-pub(super) async fn update_agent(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    agent: &AgentId,
-    config: &AgentConfig,
-) -> Result<Agent> {
-    let current: Option<i64> = c
-        .opt(
-            crate::sql!(
-                "SELECT current_version FROM agents WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE"
-            ),
-            crate::args![tenant, agent],
-            |row| row.get(0),
-        )
-        .await?;
-    let version = current.ok_or_else(|| StoreError::NotFound("agent".into()))? + 1;
-    let now = millis(Utc::now());
-    let config = serde_json::to_string(config)?;
-    c.exec(
-        crate::sql!(
-            "INSERT INTO agent_versions (agent_id, version, tenant_id, config, created_at) VALUES ($1, $2, $3, $4, $5)"
-        ),
-        crate::args![agent, version, tenant, config.as_str(), now],
-    )
-    .await?;
-    c.exec(
-        crate::sql!(
-            "UPDATE agents SET current_version = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2"
-        ),
-        crate::args![tenant, agent, version, now],
-    )
-    .await?;
-    get_agent(c, tenant, agent)
-        .await?
-        .ok_or_else(|| StoreError::NotFound("agent".into()))
 }

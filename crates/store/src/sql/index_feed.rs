@@ -163,21 +163,19 @@ fn no_native_vectors() -> StoreError {
 #[async_trait::async_trait]
 impl crate::IndexFeed for super::SqlStore {
     fn native_vectors(&self) -> Option<String> {
-        postgres(&self.db).and_then(|store| crate::IndexFeed::native_vectors(store.as_ref()))
+        postgres(&self.db).and_then(|store| store.native_vectors())
     }
 
     async fn prepare_native_vectors(&self, model: &str, dims: usize) -> Result<()> {
         match postgres(&self.db) {
-            Some(store) => {
-                crate::IndexFeed::prepare_native_vectors(store.as_ref(), model, dims).await
-            }
+            Some(store) => store.prepare_vector_index(model, dims).await,
             None => Err(no_native_vectors()),
         }
     }
 
     async fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<(String, f32)>> {
         match postgres(&self.db) {
-            Some(store) => crate::IndexFeed::nearest(store.as_ref(), query).await,
+            Some(store) => store.nearest_vectors(query).await,
             None => Err(no_native_vectors()),
         }
     }

@@ -91,8 +91,7 @@ pub(crate) async fn delete_session(
     )
     .await?;
     if last_seq > 0 {
-        // TODO(merge): the search log append is shared with records
-        super::jobs::log_all(
+        super::records::log_all(
             c,
             tenant,
             SESSION_DELETED_LOG,
@@ -200,8 +199,7 @@ pub(crate) async fn update_agent_from(
         }
         Some(_) => {}
     }
-    // TODO(merge): agent versioning is shared with agents
-    let updated = super::blocks::update_agent(c, tenant, agent, config).await?;
+    let updated = super::agents::update_agent(c, tenant, agent, config).await?;
     super::audit::append(
         c,
         tenant,

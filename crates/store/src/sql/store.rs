@@ -19,26 +19,33 @@ use std::sync::Arc;
 /// The store on SQLite or PostgreSQL.
 pub struct SqlStore {
     pub(crate) db: Db,
-    legacy: DynStore,
 }
 
 impl SqlStore {
     /// Opens (creating if needed) a SQLite database file and applies migrations.
     pub async fn sqlite(path: &Path) -> StoreResult<Self> {
-        let store = Arc::new(SqliteStore::open(path).await?);
         Ok(Self {
-            db: Db::Sqlite(store.clone()),
-            legacy: store,
+            db: Db::Sqlite(Arc::new(SqliteStore::open(path).await?)),
         })
     }
 
     /// Connects to `url` (`postgres://…`) and applies pending migrations.
     pub async fn postgres(url: &str) -> StoreResult<Self> {
-        let store = Arc::new(PgStore::connect(url).await?);
         Ok(Self {
-            db: Db::Postgres(store.clone()),
-            legacy: store,
+            db: Db::Postgres(Arc::new(PgStore::connect(url).await?)),
         })
+    }
+
+    /// The PostgreSQL connection pool, for diagnostics and tests; `None` on SQLite.
+    pub fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
+        let mut db = &self.db;
+        loop {
+            match db {
+                Db::Postgres(store) => return Some(store.pool()),
+                Db::Sqlite(_) => return None,
+                Db::Faulty(inner, _) => db = inner,
+            }
+        }
     }
 
     /// The same store, failing on demand through the returned [`Faults`].
@@ -46,7 +53,6 @@ impl SqlStore {
         let faults = Arc::new(Faults::default());
         let store = Self {
             db: Db::Faulty(Box::new(self.db), faults.clone()),
-            legacy: self.legacy,
         };
         (store, faults)
     }

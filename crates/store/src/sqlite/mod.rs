@@ -4,24 +4,7 @@
 //! of read-only connections on the blocking thread pool, and see every
 //! committed write (WAL readers never block the writer).
 
-mod agents;
-mod approvals;
-mod blocks;
-mod budgets;
-mod governance;
-mod impl_governance;
-mod impl_records;
-mod impl_store;
-mod integrations;
-mod jobs;
-mod journal;
-mod knowledge;
-mod lifecycle;
 mod migrate;
-mod records;
-mod rows;
-mod runs;
-mod sessions;
 mod writer;
 
 use crate::StoreError;
@@ -108,14 +91,6 @@ impl SqliteStore {
         }
     }
 
-    async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
-    {
-        self.writer.write(move |conn| work(conn)).await
-    }
-
     /// Runs `work` inside the next group transaction; see [`writer`].
     pub(crate) async fn write_raw<R, F>(&self, work: F) -> Result<R, StoreError>
     where
@@ -123,14 +98,6 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
         self.writer.write(work).await
-    }
-
-    async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
-    {
-        self.read_now(move |conn| work(conn))
     }
 
     /// Runs `work` on a pooled read connection, on the calling thread.

@@ -1,5 +1,5 @@
 //! Several Roster nodes sharing one PostgreSQL database: each is its own
-//! `PgStore` (own pool, own connections), as separate processes would be.
+//! store (own pool, own connections), as separate processes would be.
 //! Runs when `ROSTER_TEST_DATABASE_URL` is set (and must be set in CI).
 
 #[allow(dead_code)] // only the PostgreSQL helpers are used here
@@ -8,7 +8,7 @@ use crate::common;
 use roster_core::agent::{AgentConfig, NewAgent};
 use roster_core::item::ItemContent;
 use roster_core::{AgentId, SessionId, TenantId};
-use roster_store::postgres::PgStore;
+use roster_store::sql::SqlStore;
 use roster_store::*;
 use std::sync::Arc;
 use tokio::sync::Barrier;
@@ -26,7 +26,7 @@ async fn start_nodes(url: &str) -> Vec<DynStore> {
     let mut starting = JoinSet::new();
     for _ in 0..NODES {
         let url = url.to_owned();
-        starting.spawn(async move { PgStore::connect(&url).await });
+        starting.spawn(async move { SqlStore::postgres(&url).await });
     }
     let mut nodes: Vec<DynStore> = Vec::new();
     while let Some(started) = starting.join_next().await {
@@ -121,10 +121,10 @@ async fn postgres_nodes_migrate_concurrently_and_share_state() {
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
 
     // Each migration was applied once; a node started later changes nothing.
-    let late = PgStore::connect(&url).await.expect("late node");
+    let late = SqlStore::postgres(&url).await.expect("late node");
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(late.pool())
+            .fetch_all(late.postgres_pool().expect("a PostgreSQL store"))
             .await
             .expect("applied migrations");
     // Numbers may leave gaps (each change takes its own); every file is applied.
