@@ -263,59 +263,38 @@ pub(crate) async fn cancel(c: &mut Conn<'_>, tenant: &TenantId, run: &RunId) -> 
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-#[async_trait::async_trait]
-impl crate::ApprovalStore for super::SqlStore {
-    async fn list_approvals(
-        &self,
-        tenant: &TenantId,
-        status: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<Approval>> {
-        let status = status.map(str::to_owned);
-        super::store::run!(self.read("list_approvals", [tenant], |c| {
-            list_approvals(c, &tenant, status.as_deref(), limit).await
-        }))
+crate::sql::store_impl! {
+    impl crate::ApprovalStore {
+        read get_approval(tenant: &TenantId, id: &str) -> Option<Approval> = |c| get(c, &tenant, &id).await;
+        read approval_for_call(tenant: &TenantId, run: &RunId, call_id: &str) -> Option<Approval> = |c| approval_for_call(c, &tenant, &run, &call_id).await;
+        write expire_approvals(now: DateTime<Utc>) -> Vec<(TenantId, Approval)> = |c| expire(c, now).await;
+        write cancel_approvals(tenant: &TenantId, run: &RunId) -> usize = |c| cancel(c, &tenant, &run).await;
     }
-
-    async fn get_approval(&self, tenant: &TenantId, id: &str) -> Result<Option<Approval>> {
-        super::store::run!(self.read("get_approval", [tenant, id], |c| {
-            get(c, &tenant, &id).await
-        }))
-    }
-
-    async fn approval_for_call(
-        &self,
-        tenant: &TenantId,
-        run: &RunId,
-        call_id: &str,
-    ) -> Result<Option<Approval>> {
-        super::store::run!(self.read("approval_for_call", [tenant, run, call_id], |c| {
-            approval_for_call(c, &tenant, &run, &call_id).await
-        }))
-    }
-
-    async fn decide_approval(
-        &self,
-        tenant: &TenantId,
-        id: &str,
-        decision: ApprovalDecision,
-        by: &str,
-        note: Option<&str>,
-        audit: NewAuditEvent,
-    ) -> Result<Approval> {
-        let note = note.map(str::to_owned);
-        super::store::run!(self.write("decide_approval", [tenant, id, by], |c| {
-            decide(c, &tenant, &id, decision, &by, note.as_deref(), &audit).await
-        }))
-    }
-
-    async fn expire_approvals(&self, now: DateTime<Utc>) -> Result<Vec<(TenantId, Approval)>> {
-        super::store::run!(self.write("expire_approvals", [], |c| expire(c, now).await))
-    }
-
-    async fn cancel_approvals(&self, tenant: &TenantId, run: &RunId) -> Result<usize> {
-        super::store::run!(self.write("cancel_approvals", [tenant, run], |c| {
-            cancel(c, &tenant, &run).await
-        }))
+    extra {
+        async fn list_approvals(
+            &self,
+            tenant: &TenantId,
+            status: Option<&str>,
+            limit: i64,
+        ) -> Result<Vec<Approval>> {
+            let status = status.map(str::to_owned);
+            super::store::run!(self.read("list_approvals", [tenant], |c| {
+                list_approvals(c, &tenant, status.as_deref(), limit).await
+            }))
+        }
+        async fn decide_approval(
+            &self,
+            tenant: &TenantId,
+            id: &str,
+            decision: ApprovalDecision,
+            by: &str,
+            note: Option<&str>,
+            audit: NewAuditEvent,
+        ) -> Result<Approval> {
+            let note = note.map(str::to_owned);
+            super::store::run!(self.write("decide_approval", [tenant, id, by], |c| {
+                decide(c, &tenant, &id, decision, &by, note.as_deref(), &audit).await
+            }))
+        }
     }
 }

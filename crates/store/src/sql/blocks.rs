@@ -201,55 +201,11 @@ pub(crate) async fn change_blocks(
     Ok(updated)
 }
 
-#[async_trait::async_trait]
-impl crate::BlockStore for super::SqlStore {
-    async fn memory_blocks_of(
-        &self,
-        tenant: &TenantId,
-        agent: &AgentId,
-        owners: &[BlockOwner],
-    ) -> Result<Vec<MemoryBlock>> {
-        super::store::run!(self.read("memory_blocks_of", [tenant, agent, owners], |c| {
-            blocks_of(c, &tenant, &agent, &owners).await
-        }))
-    }
-
-    async fn block_history(
-        &self,
-        tenant: &TenantId,
-        agent: &AgentId,
-        owner: &BlockOwner,
-        label: &str,
-    ) -> Result<Vec<MemoryBlockVersion>> {
-        super::store::run!(
-            self.read("block_history", [tenant, agent, owner, label], |c| {
-                history(c, &tenant, &agent, &owner, &label).await
-            })
-        )
-    }
-
-    async fn set_memory_block(
-        &self,
-        tenant: &TenantId,
-        write: BlockWrite,
-        audit: NewAuditEvent,
-    ) -> Result<MemoryBlock> {
-        super::store::run!(self.write("set_memory_block", [tenant], |c| {
-            set_memory_block(c, &tenant, &write, &audit).await
-        }))
-    }
-
-    async fn change_agent_blocks(
-        &self,
-        tenant: &TenantId,
-        agent: &AgentId,
-        change: BlockChange,
-        principal: &str,
-    ) -> Result<Agent> {
-        super::store::run!(
-            self.write("change_agent_blocks", [tenant, agent, principal], |c| {
-                change_blocks(c, &tenant, &agent, &change, &principal).await
-            })
-        )
+crate::sql::store_impl! {
+    impl crate::BlockStore {
+        read memory_blocks_of(tenant: &TenantId, agent: &AgentId, owners: &[BlockOwner]) -> Vec<MemoryBlock> = |c| blocks_of(c, &tenant, &agent, &owners).await;
+        read block_history(tenant: &TenantId, agent: &AgentId, owner: &BlockOwner, label: &str) -> Vec<MemoryBlockVersion> = |c| history(c, &tenant, &agent, &owner, &label).await;
+        write set_memory_block(tenant: &TenantId, write: BlockWrite, audit: NewAuditEvent) -> MemoryBlock = |c| set_memory_block(c, &tenant, &write, &audit).await;
+        write change_agent_blocks(tenant: &TenantId, agent: &AgentId, change: BlockChange, principal: &str) -> Agent = |c| change_blocks(c, &tenant, &agent, &change, &principal).await;
     }
 }

@@ -158,53 +158,24 @@ fn ledger_sum(row: &Row<'_>) -> Result<LedgerSum> {
     })
 }
 
-#[async_trait::async_trait]
-impl crate::BudgetStore for super::SqlStore {
-    async fn budgets(&self, tenant: &TenantId) -> Result<Vec<Budget>> {
-        super::store::run!(self.read("budgets", [tenant], |c| budgets(c, &tenant).await))
+crate::sql::store_impl! {
+    impl crate::BudgetStore {
+        read budgets(tenant: &TenantId) -> Vec<Budget> = |c| budgets(c, &tenant).await;
+        write set_budget(tenant: &TenantId, budget: Budget, audit: NewAuditEvent) -> Budget = |c| set_budget(c, &tenant, budget, &audit).await;
+        write delete_budget(tenant: &TenantId, scope: &str, audit: NewAuditEvent) -> bool = |c| delete_budget(c, &tenant, &scope, &audit).await;
+        read ledger_summary(tenant: &TenantId, query: &LedgerSummaryQuery) -> Vec<LedgerSum> = |c| ledger_summary(c, &tenant, &query).await;
     }
-
-    async fn set_budget(
-        &self,
-        tenant: &TenantId,
-        budget: Budget,
-        audit: NewAuditEvent,
-    ) -> Result<Budget> {
-        super::store::run!(self.write("set_budget", [tenant], |c| {
-            set_budget(c, &tenant, budget, &audit).await
-        }))
-    }
-
-    async fn delete_budget(
-        &self,
-        tenant: &TenantId,
-        scope: &str,
-        audit: NewAuditEvent,
-    ) -> Result<bool> {
-        super::store::run!(self.write("delete_budget", [tenant, scope], |c| {
-            delete_budget(c, &tenant, &scope, &audit).await
-        }))
-    }
-
-    async fn spent_since(
-        &self,
-        tenant: &TenantId,
-        agent: Option<&AgentId>,
-        since: DateTime<Utc>,
-    ) -> Result<Spent> {
-        let agent = agent.cloned();
-        super::store::run!(self.read("spent_since", [tenant], |c| {
-            spent_since(c, &tenant, agent.as_ref(), since).await
-        }))
-    }
-
-    async fn ledger_summary(
-        &self,
-        tenant: &TenantId,
-        query: &LedgerSummaryQuery,
-    ) -> Result<Vec<LedgerSum>> {
-        super::store::run!(self.read("ledger_summary", [tenant, query], |c| {
-            ledger_summary(c, &tenant, &query).await
-        }))
+    extra {
+        async fn spent_since(
+            &self,
+            tenant: &TenantId,
+            agent: Option<&AgentId>,
+            since: DateTime<Utc>,
+        ) -> Result<Spent> {
+            let agent = agent.cloned();
+            super::store::run!(self.read("spent_since", [tenant], |c| {
+                spent_since(c, &tenant, agent.as_ref(), since).await
+            }))
+        }
     }
 }

@@ -240,123 +240,32 @@ pub(crate) async fn list_audit(
     .await?)
 }
 
-#[async_trait::async_trait]
-impl crate::GovernanceStore for super::SqlStore {
-    async fn create_tenant(
-        &self,
-        id: &TenantId,
-        name: &str,
-        audit: NewAuditEvent,
-    ) -> Result<TenantRecord> {
-        super::store::run!(self.write("create_tenant", [id, name], |c| {
-            create_tenant(c, &id, &name, &audit).await
-        }))
+crate::sql::store_impl! {
+    impl crate::GovernanceStore {
+        write create_tenant(id: &TenantId, name: &str, audit: NewAuditEvent) -> TenantRecord = |c| create_tenant(c, &id, &name, &audit).await;
+        read list_tenants() -> Vec<TenantRecord> = |c| list_tenants(c).await;
+        read get_tenant(id: &TenantId) -> Option<TenantRecord> = |c| get_tenant(c, &id).await;
+        read find_tenant_by_name(name: &str) -> Option<TenantRecord> = |c| tenant_by_name(c, &name).await;
+        write create_key(tenant: &TenantId, key: NewKey, audit: NewAuditEvent) -> KeyInfo = |c| keys::create_key(c, &tenant, &key, &audit).await;
+        read list_keys(tenant: &TenantId) -> Vec<KeyInfo> = |c| keys::list_keys(c, &tenant).await;
+        read key_info(tenant: &TenantId, id: &KeyId) -> Option<KeyInfo> = |c| keys::key_info(c, &tenant, &id).await;
+        read find_key(id: &KeyId) -> Option<KeyInfo> = |c| keys::find_key(c, &id).await;
+        read key_by_hash(key_hash: &str) -> Option<KeyInfo> = |c| keys::key_by_hash(c, &key_hash).await;
+        write revoke_key(tenant: &TenantId, id: &KeyId, audit: NewAuditEvent) -> KeyInfo = |c| keys::revoke_key(c, &tenant, &id, &audit).await;
+        read policies(tenant: &TenantId) -> PolicySnapshot = |c| policies(c, &tenant).await;
+        read policy_revision(tenant: &TenantId) -> i64 = |c| revision(c, &tenant).await;
+        write put_policy(tenant: &TenantId, name: &str, text: &str, expected: i64, audit: NewAuditEvent) -> PolicyDocument = |c| put_policy(c, &tenant, &name, &text, expected, &audit).await;
+        write delete_policy(tenant: &TenantId, name: &str, audit: NewAuditEvent) -> bool = |c| delete_policy(c, &tenant, &name, &audit).await;
+        read list_audit(tenant: &TenantId, query: &AuditQuery) -> Vec<AuditEvent> = |c| list_audit(c, &tenant, &query).await;
     }
-
-    async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
-        super::store::run!(self.read("list_tenants", [], |c| list_tenants(c).await))
-    }
-
-    async fn get_tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
-        super::store::run!(self.read("get_tenant", [id], |c| get_tenant(c, &id).await))
-    }
-
-    async fn find_tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
-        super::store::run!(self.read("find_tenant_by_name", [name], |c| {
-            tenant_by_name(c, &name).await
-        }))
-    }
-
-    async fn create_key(
-        &self,
-        tenant: &TenantId,
-        key: NewKey,
-        audit: NewAuditEvent,
-    ) -> Result<KeyInfo> {
-        super::store::run!(self.write("create_key", [tenant], |c| {
-            keys::create_key(c, &tenant, &key, &audit).await
-        }))
-    }
-
-    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<KeyInfo>> {
-        super::store::run!(self.read("list_keys", [tenant], |c| {
-            keys::list_keys(c, &tenant).await
-        }))
-    }
-
-    async fn key_info(&self, tenant: &TenantId, id: &KeyId) -> Result<Option<KeyInfo>> {
-        super::store::run!(self.read("key_info", [tenant, id], |c| {
-            keys::key_info(c, &tenant, &id).await
-        }))
-    }
-
-    async fn find_key(&self, id: &KeyId) -> Result<Option<KeyInfo>> {
-        super::store::run!(self.read("find_key", [id], |c| keys::find_key(c, &id).await))
-    }
-
-    async fn key_by_hash(&self, key_hash: &str) -> Result<Option<KeyInfo>> {
-        super::store::run!(self.read("key_by_hash", [key_hash], |c| {
-            keys::key_by_hash(c, &key_hash).await
-        }))
-    }
-
-    async fn revoke_key(
-        &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        audit: NewAuditEvent,
-    ) -> Result<KeyInfo> {
-        super::store::run!(self.write("revoke_key", [tenant, id], |c| {
-            keys::revoke_key(c, &tenant, &id, &audit).await
-        }))
-    }
-
-    async fn policies(&self, tenant: &TenantId) -> Result<PolicySnapshot> {
-        super::store::run!(self.read("policies", [tenant], |c| policies(c, &tenant).await))
-    }
-
-    async fn policy_revision(&self, tenant: &TenantId) -> Result<i64> {
-        super::store::run!(self.read("policy_revision", [tenant], |c| {
-            revision(c, &tenant).await
-        }))
-    }
-
-    async fn put_policy(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        text: &str,
-        expected: i64,
-        audit: NewAuditEvent,
-    ) -> Result<PolicyDocument> {
-        super::store::run!(self.write("put_policy", [tenant, name, text], |c| {
-            put_policy(c, &tenant, &name, &text, expected, &audit).await
-        }))
-    }
-
-    async fn delete_policy(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        audit: NewAuditEvent,
-    ) -> Result<bool> {
-        super::store::run!(self.write("delete_policy", [tenant, name], |c| {
-            delete_policy(c, &tenant, &name, &audit).await
-        }))
-    }
-
-    async fn append_audit(&self, tenant: &TenantId, events: Vec<NewAuditEvent>) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
+    extra {
+        async fn append_audit(&self, tenant: &TenantId, events: Vec<NewAuditEvent>) -> Result<()> {
+            if events.is_empty() {
+                return Ok(());
+            }
+            super::store::run!(self.write("append_audit", [tenant], |c| {
+                append(c, &tenant, &events).await
+            }))
         }
-        super::store::run!(self.write("append_audit", [tenant], |c| {
-            append(c, &tenant, &events).await
-        }))
-    }
-
-    async fn list_audit(&self, tenant: &TenantId, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
-        super::store::run!(self.read("list_audit", [tenant, query], |c| {
-            list_audit(c, &tenant, &query).await
-        }))
     }
 }

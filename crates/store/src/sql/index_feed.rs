@@ -160,76 +160,32 @@ fn no_native_vectors() -> StoreError {
     StoreError::Config("this database has no vector search of its own".into())
 }
 
-#[async_trait::async_trait]
-impl crate::IndexFeed for super::SqlStore {
-    fn native_vectors(&self) -> Option<String> {
-        postgres(&self.db).and_then(|store| store.native_vectors())
+crate::sql::store_impl! {
+    impl crate::IndexFeed {
+        read search_log_after(after: i64, limit: i64) -> Vec<SearchLogEntry> = |c| search_log_after(c, after, limit).await;
+        read search_log_head() -> i64 = |c| search_log_head(c).await;
+        read memory_index_rows(ids: &[String]) -> Vec<IndexRow> = |c| memory_index_rows(c, &ids).await;
+        read scan_memory_index_rows(after: &str, limit: i64) -> Vec<IndexRow> = |c| scan_memory_index_rows(c, &after, limit).await;
+        read document_index_rows(ids: &[String]) -> Vec<DocumentRows> = |c| index_documents::document_index_rows(c, &ids).await;
+        read scan_document_index_rows(after: &str, limit: i64) -> Vec<DocumentRows> = |c| index_documents::scan_document_index_rows(c, &after, limit).await;
+        read unembedded(kind: RowKind, model: &str, limit: i64) -> Vec<UnembeddedRow> = |c| match kind { RowKind::Memory => unembedded_memories(c, &model, limit).await, RowKind::Chunk => index_documents::unembedded_chunks(c, &model, limit).await, };
+        write set_embeddings(kind: RowKind, updates: Vec<EmbeddingUpdate>) -> usize = |c| match kind { RowKind::Memory => set_memory_embeddings(c, &updates).await, RowKind::Chunk => index_documents::set_chunk_embeddings(c, &updates).await, };
     }
-
-    async fn prepare_native_vectors(&self, model: &str, dims: usize) -> Result<()> {
-        match postgres(&self.db) {
-            Some(store) => store.prepare_vector_index(model, dims).await,
-            None => Err(no_native_vectors()),
+    extra {
+        fn native_vectors(&self) -> Option<String> {
+            postgres(&self.db).and_then(|store| store.native_vectors())
         }
-    }
-
-    async fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<(String, f32)>> {
-        match postgres(&self.db) {
-            Some(store) => store.nearest_vectors(query).await,
-            None => Err(no_native_vectors()),
+        async fn prepare_native_vectors(&self, model: &str, dims: usize) -> Result<()> {
+            match postgres(&self.db) {
+                Some(store) => store.prepare_vector_index(model, dims).await,
+                None => Err(no_native_vectors()),
+            }
         }
-    }
-
-    async fn search_log_after(&self, after: i64, limit: i64) -> Result<Vec<SearchLogEntry>> {
-        super::store::run!(self.read("search_log_after", [], |c| {
-            search_log_after(c, after, limit).await
-        }))
-    }
-
-    async fn search_log_head(&self) -> Result<i64> {
-        super::store::run!(self.read("search_log_head", [], |c| search_log_head(c).await))
-    }
-
-    async fn memory_index_rows(&self, ids: &[String]) -> Result<Vec<IndexRow>> {
-        super::store::run!(self.read("memory_index_rows", [ids], |c| {
-            memory_index_rows(c, &ids).await
-        }))
-    }
-
-    async fn scan_memory_index_rows(&self, after: &str, limit: i64) -> Result<Vec<IndexRow>> {
-        super::store::run!(self.read("scan_memory_index_rows", [after], |c| {
-            scan_memory_index_rows(c, &after, limit).await
-        }))
-    }
-
-    async fn document_index_rows(&self, ids: &[String]) -> Result<Vec<DocumentRows>> {
-        super::store::run!(self.read("document_index_rows", [ids], |c| {
-            index_documents::document_index_rows(c, &ids).await
-        }))
-    }
-
-    async fn scan_document_index_rows(&self, after: &str, limit: i64) -> Result<Vec<DocumentRows>> {
-        super::store::run!(self.read("scan_document_index_rows", [after], |c| {
-            index_documents::scan_document_index_rows(c, &after, limit).await
-        }))
-    }
-
-    async fn unembedded(
-        &self,
-        kind: RowKind,
-        model: &str,
-        limit: i64,
-    ) -> Result<Vec<UnembeddedRow>> {
-        super::store::run!(self.read("unembedded", [model], |c| match kind {
-            RowKind::Memory => unembedded_memories(c, &model, limit).await,
-            RowKind::Chunk => index_documents::unembedded_chunks(c, &model, limit).await,
-        }))
-    }
-
-    async fn set_embeddings(&self, kind: RowKind, updates: Vec<EmbeddingUpdate>) -> Result<usize> {
-        super::store::run!(self.write("set_embeddings", [], |c| match kind {
-            RowKind::Memory => set_memory_embeddings(c, &updates).await,
-            RowKind::Chunk => index_documents::set_chunk_embeddings(c, &updates).await,
-        }))
+        async fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<(String, f32)>> {
+            match postgres(&self.db) {
+                Some(store) => store.nearest_vectors(query).await,
+                None => Err(no_native_vectors()),
+            }
+        }
     }
 }

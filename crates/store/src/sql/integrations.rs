@@ -98,51 +98,11 @@ pub(crate) async fn delete(
     Ok(n > 0)
 }
 
-#[async_trait::async_trait]
-impl crate::IntegrationStore for super::SqlStore {
-    async fn create_integration(
-        &self,
-        tenant: &TenantId,
-        new: NewIntegration,
-        audit: NewAuditEvent,
-    ) -> Result<Integration> {
-        super::store::run!(self.write("create_integration", [tenant], |c| {
-            let created = create(c, &tenant, &new).await?;
-            super::audit::append(c, &tenant, &[audit]).await?;
-            Ok(created)
-        }))
-    }
-
-    async fn list_integrations(&self, tenant: &TenantId, kind: &str) -> Result<Vec<Integration>> {
-        super::store::run!(self.read("list_integrations", [tenant, kind], |c| {
-            list(c, &tenant, &kind).await
-        }))
-    }
-
-    async fn get_integration(
-        &self,
-        tenant: &TenantId,
-        kind: &str,
-        name: &str,
-    ) -> Result<Option<Integration>> {
-        super::store::run!(self.read("get_integration", [tenant, kind, name], |c| {
-            get(c, &tenant, &kind, &name).await
-        }))
-    }
-
-    async fn delete_integration(
-        &self,
-        tenant: &TenantId,
-        kind: &str,
-        name: &str,
-        audit: NewAuditEvent,
-    ) -> Result<bool> {
-        super::store::run!(self.write("delete_integration", [tenant, kind, name], |c| {
-            let deleted = delete(c, &tenant, &kind, &name).await?;
-            if deleted {
-                super::audit::append(c, &tenant, &[audit]).await?;
-            }
-            Ok(deleted)
-        }))
+crate::sql::store_impl! {
+    impl crate::IntegrationStore {
+        write create_integration(tenant: &TenantId, new: NewIntegration, audit: NewAuditEvent) -> Integration = |c| { let created = create(c, &tenant, &new).await?; super::audit::append(c, &tenant, &[audit]).await?; Ok(created) };
+        read list_integrations(tenant: &TenantId, kind: &str) -> Vec<Integration> = |c| list(c, &tenant, &kind).await;
+        read get_integration(tenant: &TenantId, kind: &str, name: &str) -> Option<Integration> = |c| get(c, &tenant, &kind, &name).await;
+        write delete_integration(tenant: &TenantId, kind: &str, name: &str, audit: NewAuditEvent) -> bool = |c| { let deleted = delete(c, &tenant, &kind, &name).await?; if deleted { super::audit::append(c, &tenant, &[audit]).await?; } Ok(deleted) };
     }
 }

@@ -171,51 +171,12 @@ pub(crate) async fn finish(
     super::records::write_memories(c, tenant, writes).await
 }
 
-#[async_trait::async_trait]
-impl crate::JobStore for super::SqlStore {
-    async fn queued_memory_jobs(&self, limit: i64) -> Result<Vec<MemoryJob>> {
-        super::store::run!(self.read("queued_memory_jobs", [], |c| queued(c, limit).await))
-    }
-
-    async fn memory_jobs_for_run(&self, tenant: &TenantId, run: &RunId) -> Result<Vec<MemoryJob>> {
-        super::store::run!(self.read("memory_jobs_for_run", [tenant, run], |c| {
-            for_run(c, &tenant, &run).await
-        }))
-    }
-
-    async fn record_job_output(
-        &self,
-        tenant: &TenantId,
-        job: &str,
-        output: serde_json::Value,
-        ledger: Vec<NewLedgerEntry>,
-    ) -> Result<()> {
-        super::store::run!(self.write("record_job_output", [tenant, job], |c| {
-            record_output(c, &tenant, &job, &output, &ledger).await
-        }))
-    }
-
-    async fn fail_job_attempt(
-        &self,
-        tenant: &TenantId,
-        job: &str,
-        error: &str,
-        give_up: bool,
-        ledger: Vec<NewLedgerEntry>,
-    ) -> Result<()> {
-        super::store::run!(self.write("fail_job_attempt", [tenant, job, error], |c| {
-            fail_attempt(c, &tenant, &job, &error, give_up, &ledger).await
-        }))
-    }
-
-    async fn finish_memory_job(
-        &self,
-        tenant: &TenantId,
-        job: &str,
-        writes: Vec<MemoryWrite>,
-    ) -> Result<MemoryWritten> {
-        super::store::run!(self.write("finish_memory_job", [tenant, job], |c| {
-            finish(c, &tenant, &job, &writes).await
-        }))
+crate::sql::store_impl! {
+    impl crate::JobStore {
+        read queued_memory_jobs(limit: i64) -> Vec<MemoryJob> = |c| queued(c, limit).await;
+        read memory_jobs_for_run(tenant: &TenantId, run: &RunId) -> Vec<MemoryJob> = |c| for_run(c, &tenant, &run).await;
+        write record_job_output(tenant: &TenantId, job: &str, output: serde_json::Value, ledger: Vec<NewLedgerEntry>) -> () = |c| record_output(c, &tenant, &job, &output, &ledger).await;
+        write fail_job_attempt(tenant: &TenantId, job: &str, error: &str, give_up: bool, ledger: Vec<NewLedgerEntry>) -> () = |c| fail_attempt(c, &tenant, &job, &error, give_up, &ledger).await;
+        write finish_memory_job(tenant: &TenantId, job: &str, writes: Vec<MemoryWrite>) -> MemoryWritten = |c| finish(c, &tenant, &job, &writes).await;
     }
 }

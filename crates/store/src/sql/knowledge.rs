@@ -219,101 +219,17 @@ pub(crate) async fn fail_document(
         .ok_or_else(|| StoreError::NotFound("document".into()))
 }
 
-#[async_trait::async_trait]
-impl crate::KnowledgeStore for super::SqlStore {
-    async fn create_source(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        description: &str,
-    ) -> Result<KnowledgeSource> {
-        super::store::run!(
-            self.write("create_source", [tenant, name, description], |c| {
-                create_source(c, &tenant, &name, &description).await
-            })
-        )
-    }
-
-    async fn list_sources(&self, tenant: &TenantId) -> Result<Vec<KnowledgeSource>> {
-        super::store::run!(self.read("list_sources", [tenant], |c| list_sources(c, &tenant).await))
-    }
-
-    async fn get_source(&self, tenant: &TenantId, name: &str) -> Result<Option<KnowledgeSource>> {
-        super::store::run!(self.read("get_source", [tenant, name], |c| get_source(
-            c, &tenant, &name
-        )
-        .await))
-    }
-
-    async fn delete_source(&self, tenant: &TenantId, source: &SourceId) -> Result<i64> {
-        super::store::run!(self.write("delete_source", [tenant, source], |c| {
-            knowledge_chunks::delete_source(c, &tenant, &source).await
-        }))
-    }
-
-    async fn list_documents(
-        &self,
-        tenant: &TenantId,
-        source: &SourceId,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<KnowledgeDocument>> {
-        super::store::run!(self.read("list_documents", [tenant, source, after], |c| {
-            list_documents(c, &tenant, &source, &after, limit).await
-        }))
-    }
-
-    async fn get_document(
-        &self,
-        tenant: &TenantId,
-        source: &SourceId,
-        path: &str,
-    ) -> Result<Option<KnowledgeDocument>> {
-        super::store::run!(self.read("get_document", [tenant, source, path], |c| {
-            get_document(c, &tenant, &source, &path).await
-        }))
-    }
-
-    async fn put_document(
-        &self,
-        tenant: &TenantId,
-        version: NewDocumentVersion,
-    ) -> Result<DocumentPut> {
-        super::store::run!(self.write("put_document", [tenant], |c| {
-            knowledge_chunks::put_document(c, &tenant, &version).await
-        }))
-    }
-
-    async fn fail_document(
-        &self,
-        tenant: &TenantId,
-        source: &SourceId,
-        path: &str,
-        error: DocumentError,
-    ) -> Result<KnowledgeDocument> {
-        super::store::run!(self.write("fail_document", [tenant, source, path], |c| {
-            fail_document(c, &tenant, &source, &path, &error).await
-        }))
-    }
-
-    async fn delete_document(
-        &self,
-        tenant: &TenantId,
-        source: &SourceId,
-        path: &str,
-    ) -> Result<Option<i64>> {
-        super::store::run!(self.write("delete_document", [tenant, source, path], |c| {
-            knowledge_chunks::delete_document(c, &tenant, &source, &path).await
-        }))
-    }
-
-    async fn get_passages(
-        &self,
-        tenant: &TenantId,
-        chunks: &[(DocumentId, i64)],
-    ) -> Result<Vec<Passage>> {
-        super::store::run!(self.read("get_passages", [tenant, chunks], |c| {
-            knowledge_chunks::get_passages(c, &tenant, &chunks).await
-        }))
+crate::sql::store_impl! {
+    impl crate::KnowledgeStore {
+        write create_source(tenant: &TenantId, name: &str, description: &str) -> KnowledgeSource = |c| create_source(c, &tenant, &name, &description).await;
+        read list_sources(tenant: &TenantId) -> Vec<KnowledgeSource> = |c| list_sources(c, &tenant).await;
+        read get_source(tenant: &TenantId, name: &str) -> Option<KnowledgeSource> = |c| get_source( c, &tenant, &name ) .await;
+        write delete_source(tenant: &TenantId, source: &SourceId) -> i64 = |c| knowledge_chunks::delete_source(c, &tenant, &source).await;
+        read list_documents(tenant: &TenantId, source: &SourceId, after: &str, limit: i64) -> Vec<KnowledgeDocument> = |c| list_documents(c, &tenant, &source, &after, limit).await;
+        read get_document(tenant: &TenantId, source: &SourceId, path: &str) -> Option<KnowledgeDocument> = |c| get_document(c, &tenant, &source, &path).await;
+        write put_document(tenant: &TenantId, version: NewDocumentVersion) -> DocumentPut = |c| knowledge_chunks::put_document(c, &tenant, &version).await;
+        write fail_document(tenant: &TenantId, source: &SourceId, path: &str, error: DocumentError) -> KnowledgeDocument = |c| fail_document(c, &tenant, &source, &path, &error).await;
+        write delete_document(tenant: &TenantId, source: &SourceId, path: &str) -> Option<i64> = |c| knowledge_chunks::delete_document(c, &tenant, &source, &path).await;
+        read get_passages(tenant: &TenantId, chunks: &[(DocumentId, i64)]) -> Vec<Passage> = |c| knowledge_chunks::get_passages(c, &tenant, &chunks).await;
     }
 }

@@ -222,54 +222,37 @@ async fn scrub_log(db: &Db) {
     }
 }
 
-#[async_trait::async_trait]
-impl crate::LifecycleStore for super::SqlStore {
-    async fn delete_session(
-        &self,
-        tenant: &TenantId,
-        session: &SessionId,
-        audit: NewAuditEvent,
-    ) -> Result<DeletedSession> {
-        let deleted = super::store::run!(self.write("delete_session", [tenant, session], |c| {
-            delete_session(c, &tenant, &session, &audit).await
-        }))?;
-        scrub_log(&self.db).await;
-        Ok(deleted)
+crate::sql::store_impl! {
+    impl crate::LifecycleStore {
+        write upgrade_session(tenant: &TenantId, session: &SessionId, audit: NewAuditEvent) -> (Session, i64) = |c| upgrade_session(c, &tenant, &session, &audit).await;
+        read list_agent_versions(tenant: &TenantId, agent: &AgentId) -> Vec<AgentVersion> = |c| list_agent_versions(c, &tenant, &agent).await;
     }
-
-    async fn upgrade_session(
-        &self,
-        tenant: &TenantId,
-        session: &SessionId,
-        audit: NewAuditEvent,
-    ) -> Result<(Session, i64)> {
-        super::store::run!(self.write("upgrade_session", [tenant, session], |c| {
-            upgrade_session(c, &tenant, &session, &audit).await
-        }))
-    }
-
-    async fn list_agent_versions(
-        &self,
-        tenant: &TenantId,
-        agent: &AgentId,
-    ) -> Result<Vec<AgentVersion>> {
-        super::store::run!(self.read("list_agent_versions", [tenant, agent], |c| {
-            list_agent_versions(c, &tenant, &agent).await
-        }))
-    }
-
-    async fn update_agent_from(
-        &self,
-        tenant: &TenantId,
-        agent: &AgentId,
-        base: i64,
-        config: AgentConfig,
-        action: &str,
-        principal: &str,
-    ) -> Result<Agent> {
-        let (action, principal) = (action.to_owned(), principal.to_owned());
-        super::store::run!(self.write("update_agent_from", [tenant, agent], |c| {
-            update_agent_from(c, &tenant, &agent, base, &config, &action, &principal).await
-        }))
+    extra {
+        async fn delete_session(
+            &self,
+            tenant: &TenantId,
+            session: &SessionId,
+            audit: NewAuditEvent,
+        ) -> Result<DeletedSession> {
+            let deleted = super::store::run!(self.write("delete_session", [tenant, session], |c| {
+                delete_session(c, &tenant, &session, &audit).await
+            }))?;
+            scrub_log(&self.db).await;
+            Ok(deleted)
+        }
+        async fn update_agent_from(
+            &self,
+            tenant: &TenantId,
+            agent: &AgentId,
+            base: i64,
+            config: AgentConfig,
+            action: &str,
+            principal: &str,
+        ) -> Result<Agent> {
+            let (action, principal) = (action.to_owned(), principal.to_owned());
+            super::store::run!(self.write("update_agent_from", [tenant, agent], |c| {
+                update_agent_from(c, &tenant, &agent, base, &config, &action, &principal).await
+            }))
+        }
     }
 }

@@ -36,5 +36,6 @@ mod text;
 pub use conn::{Arg, Conn, DbError, OnUnique};
 pub use db::{BoxFuture, Db, Faults, Work};
 pub use row::{Column, Row};
-pub use store::SqlStore;
+pub(crate) use store::store_impl;
+pub use store::{Own, SqlStore};
 pub use text::{Dialect, Sql};

@@ -294,47 +294,12 @@ pub(crate) async fn memory_history(
     .await?)
 }
 
-#[async_trait::async_trait]
-impl crate::RecordStore for super::SqlStore {
-    async fn write_memories(
-        &self,
-        tenant: &TenantId,
-        writes: Vec<MemoryWrite>,
-    ) -> Result<MemoryWritten> {
-        super::store::run!(self.write("write_memories", [tenant], |c| {
-            write_memories(c, &tenant, &writes).await
-        }))
-    }
-
-    async fn get_memory(&self, tenant: &TenantId, id: &MemoryId) -> Result<Option<MemoryRecord>> {
-        super::store::run!(self.read("get_memory", [tenant, id], |c| {
-            get_memory(c, &tenant, &id).await
-        }))
-    }
-
-    async fn get_memories(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<MemoryRecord>> {
-        super::store::run!(self.read("get_memories", [tenant, ids], |c| {
-            get_memories(c, &tenant, &ids).await
-        }))
-    }
-
-    async fn list_memories(
-        &self,
-        tenant: &TenantId,
-        query: &MemoryQuery,
-    ) -> Result<Vec<MemoryRecord>> {
-        super::store::run!(self.read("list_memories", [tenant, query], |c| {
-            list_memories(c, &tenant, &query).await
-        }))
-    }
-
-    async fn memory_history(
-        &self,
-        tenant: &TenantId,
-        id: &MemoryId,
-    ) -> Result<Vec<MemoryRecordVersion>> {
-        super::store::run!(self.read("memory_history", [tenant, id], |c| {
-            memory_history(c, &tenant, &id).await
-        }))
+crate::sql::store_impl! {
+    impl crate::RecordStore {
+        write write_memories(tenant: &TenantId, writes: Vec<MemoryWrite>) -> MemoryWritten = |c| write_memories(c, &tenant, &writes).await;
+        read get_memory(tenant: &TenantId, id: &MemoryId) -> Option<MemoryRecord> = |c| get_memory(c, &tenant, &id).await;
+        read get_memories(tenant: &TenantId, ids: &[MemoryId]) -> Vec<MemoryRecord> = |c| get_memories(c, &tenant, &ids).await;
+        read list_memories(tenant: &TenantId, query: &MemoryQuery) -> Vec<MemoryRecord> = |c| list_memories(c, &tenant, &query).await;
+        read memory_history(tenant: &TenantId, id: &MemoryId) -> Vec<MemoryRecordVersion> = |c| memory_history(c, &tenant, &id).await;
     }
 }

@@ -140,26 +140,9 @@ pub(crate) async fn items_by_seq(
     .await?)
 }
 
-#[async_trait::async_trait]
-impl crate::ContextStore for super::SqlStore {
-    async fn latest_summary(
-        &self,
-        tenant: &TenantId,
-        session: &SessionId,
-    ) -> Result<Option<SessionSummary>> {
-        super::store::run!(self.read("latest_summary", [tenant, session], |c| {
-            latest_summary(c, &tenant, &session).await
-        }))
-    }
-
-    async fn items_by_seq(
-        &self,
-        tenant: &TenantId,
-        session: &SessionId,
-        seqs: &[i64],
-    ) -> Result<Vec<Item>> {
-        super::store::run!(self.read("items_by_seq", [tenant, session, seqs], |c| {
-            items_by_seq(c, &tenant, &session, &seqs).await
-        }))
+crate::sql::store_impl! {
+    impl crate::ContextStore {
+        read latest_summary(tenant: &TenantId, session: &SessionId) -> Option<SessionSummary> = |c| latest_summary(c, &tenant, &session).await;
+        read items_by_seq(tenant: &TenantId, session: &SessionId, seqs: &[i64]) -> Vec<Item> = |c| items_by_seq(c, &tenant, &session, &seqs).await;
     }
 }
