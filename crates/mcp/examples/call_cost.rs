@@ -75,7 +75,7 @@ async fn main() {
 
     // Through Roster: registration, manager, rmcp, result rendering.
     let dir = tempfile::tempdir().expect("dir");
-    let store = roster_store::open(&format!("sqlite://{}", dir.path().join("db").display()))
+    let store = roster_store_sql::open(&format!("sqlite://{}", dir.path().join("db").display()))
         .await
         .expect("store");
     let tenant = TenantId::generate();

@@ -53,7 +53,7 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
     let dir = tempfile::tempdir().expect("dir");
-    let store = roster_store::open(&format!("sqlite://{}", dir.path().join("db").display()))
+    let store = roster_store_sql::open(&format!("sqlite://{}", dir.path().join("db").display()))
         .await
         .expect("store");
     let tenant = TenantId::generate();

@@ -91,14 +91,14 @@ async fn main() {
     let dir = tempfile::tempdir().expect("dir");
     let url = match std::env::args().nth(2) {
         Some(server) if server.starts_with("postgres") => {
-            roster_store::postgres::create_test_database(&server)
+            roster_store_sql::postgres::create_test_database(&server)
                 .await
                 .expect("database")
         }
         Some(other) => other,
         None => format!("sqlite://{}", dir.path().join("db").display()),
     };
-    let store = roster_store::open(&url).await.expect("store");
+    let store = roster_store_sql::open(&url).await.expect("store");
     let tenant = TenantId::generate();
     store.ensure_tenant(&tenant, "t").await.expect("tenant");
     let embedder: roster_embed::DynEmbedder = Arc::new(BagOfWords);

@@ -67,12 +67,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     }
     let temp = tempdir()?;
     let url = match &args.database_url {
-        Some(url) => roster_store::postgres::create_test_database(url)
+        Some(url) => roster_store_sql::postgres::create_test_database(url)
             .await
             .context("cannot create a benchmark database")?,
         None => format!("sqlite://{}", temp.join("bench.db").display()),
     };
-    let store = roster_store::open(&url)
+    let store = roster_store_sql::open(&url)
         .await
         .context("cannot open the store")?;
     let mut registry = ProviderRegistry::new();

@@ -147,7 +147,7 @@ pub async fn prefill_memories(
 pub async fn ingest(mb: usize, embedder_dir: Option<&Path>) -> Result<()> {
     let temp = std::env::temp_dir().join(format!("roster-ingest-bench-{}", std::process::id()));
     std::fs::create_dir_all(&temp)?;
-    let store = roster_store::open(&format!("sqlite://{}", temp.join("bench.db").display()))
+    let store = roster_store_sql::open(&format!("sqlite://{}", temp.join("bench.db").display()))
         .await
         .context("cannot open the store")?;
     let memory = service(&store, &temp, embedder_dir).await?;

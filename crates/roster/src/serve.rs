@@ -65,13 +65,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // The PostgreSQL counterpart of the data-directory lock.
     let _server_lock = match &database_url {
         Some(url) => Some(
-            roster_store::postgres::lock_for_server(url)
+            roster_store_sql::postgres::lock_for_server(url)
                 .await
                 .context("cannot start")?,
         ),
         None => None,
     };
-    let store = roster_store::open(&url)
+    let store = roster_store_sql::open(&url)
         .await
         .context("cannot open the store")?;
     bootstrap_admin_key(&store, &data_dir).await?;

@@ -65,7 +65,7 @@ fn thousand() -> Vec<(String, String)> {
 async fn main() {
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}", dir.path().join("roster.db").display());
-    let store = roster_store::open(&url).await.expect("store");
+    let store = roster_store_sql::open(&url).await.expect("store");
     let (big, small) = (TenantId::generate(), TenantId::generate());
     for (tenant, documents) in [
         (&big, thousand()),

@@ -40,7 +40,7 @@ fn input(name: &str, url: &str) -> SqlSourceInput {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().expect("dir");
-    let store = roster_store::open(&format!("sqlite://{}", dir.path().join("r.db").display()))
+    let store = roster_store_sql::open(&format!("sqlite://{}", dir.path().join("r.db").display()))
         .await
         .expect("store");
     let tenant = TenantId::generate();
@@ -122,7 +122,7 @@ async fn main() {
     report("SQLite, 10k rows, 3 groups", base, roster);
 
     if let Ok(url) = std::env::var("ROSTER_TEST_DATABASE_URL") {
-        let db = roster_store::postgres::create_test_database(&url)
+        let db = roster_store_sql::postgres::create_test_database(&url)
             .await
             .expect("database");
         let pool = sqlx::PgPool::connect(&db).await.expect("postgres");

@@ -77,7 +77,7 @@ pub trait BlockStore: Send + Sync {
 }
 
 /// The configuration a block change stores, from the current version's.
-pub(crate) fn changed_config(
+pub fn changed_config(
     current: &AgentConfig,
     change: &BlockChange,
 ) -> Result<AgentConfig, StoreError> {
@@ -108,11 +108,7 @@ pub(crate) fn changed_config(
 }
 
 /// The audit events of a block change that stored `agent`'s new version.
-pub(crate) fn change_events(
-    principal: &str,
-    agent: &Agent,
-    change: &BlockChange,
-) -> Vec<NewAuditEvent> {
+pub fn change_events(principal: &str, agent: &Agent, change: &BlockChange) -> Vec<NewAuditEvent> {
     let event = |action: &str, label: &str, detail| NewAuditEvent {
         actor: principal.to_owned(),
         action: action.to_owned(),
@@ -143,7 +139,7 @@ pub(crate) fn change_events(
 
 /// A new agent's first configuration: its blocks are the ones created
 /// with it, each label once.
-pub(crate) fn created_config(agent: &NewAgent) -> Result<AgentConfig, StoreError> {
+pub fn created_config(agent: &NewAgent) -> Result<AgentConfig, StoreError> {
     let specs = &agent.memory_blocks;
     for (i, spec) in specs.iter().enumerate() {
         if specs[..i].iter().any(|s| s.label == spec.label) {
@@ -159,13 +155,13 @@ pub(crate) fn created_config(agent: &NewAgent) -> Result<AgentConfig, StoreError
 }
 
 /// An owner as stored.
-pub(crate) fn owner_of(raw: &str) -> Result<BlockOwner, StoreError> {
+pub fn owner_of(raw: &str) -> Result<BlockOwner, StoreError> {
     BlockOwner::parse(raw).map_err(|e| StoreError::Corrupt(format!("block owner: {}", e.message)))
 }
 
 /// The error for a write whose row moved on since it was read, or a copy
 /// that was made meanwhile (or whose agent is not the tenant's).
-pub(crate) fn stale_block(write: &BlockWrite) -> StoreError {
+pub fn stale_block(write: &BlockWrite) -> StoreError {
     if write.expected_version == 0 {
         StoreError::Conflict(format!(
             "memory block `{}` of {} was created meanwhile",

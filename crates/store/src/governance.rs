@@ -174,7 +174,7 @@ pub trait GovernanceStore: Send + Sync {
 }
 
 /// The audit event of an agent change.
-pub(crate) fn agent_event(
+pub fn agent_event(
     action: &str,
     principal: &str,
     agent: &roster_core::agent::Agent,

@@ -1,13 +1,12 @@
-//! Roster's storage layer.
+//! Roster's storage boundary: the [`Store`] traits (what the runtime and API
+//! may ask of durable state, split by concern) and the types they speak.
+//! Every method that touches tenant data takes the tenant, so no caller can
+//! forget the filter. The implementation (SQLite and PostgreSQL, written
+//! once) is `roster-store-sql`; crates that only need the traits depend on
+//! this crate alone and never compile a database driver.
 //!
-//! Owns the [`Store`] trait (what the runtime and API may ask of durable
-//! state) and its two backends: SQLite, embedded and the default, and
-//! PostgreSQL for several nodes. Every method that touches tenant data takes
-//! the tenant and filters by it in SQL, so no caller can forget the filter.
-//! Each backend owns its migrations and applies them when it opens.
-//!
-//! This crate must never call a model, run a tool or speak HTTP, and must not
-//! decide what a run does next: it records what the runtime decided.
+//! This crate must never name a database, call a model, run a tool or speak
+//! HTTP.
 
 pub mod approvals;
 pub mod blocks;
@@ -18,18 +17,13 @@ mod integrations;
 mod jobs;
 mod knowledge;
 mod lifecycle;
-pub mod postgres;
-mod record_plan;
 mod records;
-pub mod sql;
-pub mod sqlite;
 mod types;
 
 pub use approvals::*;
 pub use blocks::{BlockChange, BlockStore};
 pub use budgets::*;
 pub use error::StoreError;
-pub(crate) use governance::agent_event;
 pub use governance::*;
 pub use integrations::*;
 pub use jobs::*;
@@ -209,28 +203,3 @@ pub trait Store:
 }
 
 pub type DynStore = Arc<dyn Store>;
-
-/// Opens the backend a URL names: `sqlite://PATH` or `postgres://…`.
-pub async fn open(url: &str) -> StoreResult<DynStore> {
-    Ok(Arc::new(open_sql(url).await?))
-}
-
-/// Like [`open`], with failures injected on demand through the returned
-/// [`sql::Faults`]: for tests of what Roster does when its database fails.
-pub async fn open_with_faults(url: &str) -> StoreResult<(DynStore, Arc<sql::Faults>)> {
-    let (store, faults) = open_sql(url).await?.with_faults();
-    Ok((Arc::new(store), faults))
-}
-
-async fn open_sql(url: &str) -> StoreResult<sql::SqlStore> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        sql::SqlStore::postgres(url).await
-    } else if let Some(path) = url.strip_prefix("sqlite://") {
-        sql::SqlStore::sqlite(std::path::Path::new(path)).await
-    } else {
-        Err(StoreError::Config(format!(
-            "unsupported database URL `{}`: use sqlite://PATH or postgres://…",
-            url.split('@').next_back().unwrap_or_default()
-        )))
-    }
-}

@@ -275,7 +275,7 @@ pub fn split_chunk_id(id: &str) -> Option<(&str, i64)> {
 }
 
 /// A stored vector and its model, if the row has both.
-pub(crate) fn stored_embedding(
+pub fn stored_embedding(
     vector: Option<Vec<u8>>,
     model: Option<String>,
 ) -> Result<Option<Embedding>, crate::StoreError> {

@@ -259,14 +259,14 @@ pub struct LedgerQuery {
 }
 
 /// The queued run's event: the first of every run, naming it.
-pub(crate) fn queued_event(run: &roster_core::RunId) -> RunEvent {
+pub fn queued_event(run: &roster_core::RunId) -> RunEvent {
     RunEvent::RunQueued {
         run_id: Some(run.clone()),
     }
 }
 
 /// The stored text of a wait change (`None` clears it).
-pub(crate) fn wait_text(wait: &WaitWrite) -> Result<Option<String>, serde_json::Error> {
+pub fn wait_text(wait: &WaitWrite) -> Result<Option<String>, serde_json::Error> {
     match wait {
         WaitWrite::Set(wait) => serde_json::to_string(wait).map(Some),
         WaitWrite::Clear => Ok(None),
@@ -275,22 +275,22 @@ pub(crate) fn wait_text(wait: &WaitWrite) -> Result<Option<String>, serde_json::
 
 /// A key that sorts after every run made so far: a retried run's place at
 /// the back of its session's queue (runs are ordered by it, else by id).
-pub(crate) fn back_of_queue() -> String {
+pub fn back_of_queue() -> String {
     roster_core::RunId::generate().as_str().to_owned()
 }
 
-pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
+pub fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+pub fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// Events a journal write persists, in order: the run's start, the caller's
 /// events, one per appended item, and the run's end. Shared by both backends
 /// so they cannot disagree on the stream's shape.
-pub(crate) fn events_for(write: &JournalWrite, items: &[Item]) -> Vec<RunEvent> {
+pub fn events_for(write: &JournalWrite, items: &[Item]) -> Vec<RunEvent> {
     let mut events = Vec::with_capacity(write.events.len() + items.len() + 2);
     match &write.transition {
         Some(RunTransition::Start) => events.push(RunEvent::RunStarted),
@@ -327,7 +327,7 @@ pub(crate) fn events_for(write: &JournalWrite, items: &[Item]) -> Vec<RunEvent> 
 /// Whether a journal write may apply to a run in `status`: a finished run
 /// takes none, and only a queued run can start. Shared so both backends
 /// refuse the same writes.
-pub(crate) fn check_writable(
+pub fn check_writable(
     run: &str,
     status: &str,
     write: &JournalWrite,

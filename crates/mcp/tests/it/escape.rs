@@ -48,7 +48,7 @@ async fn world() -> Option<World> {
     let work_dir = tempfile::tempdir().expect("work");
     let script = work_dir.path().join("probe_server.py");
     std::fs::write(&script, PROBE_SERVER).expect("script");
-    let store = roster_store::open(&format!("sqlite://{}", data.join("roster.db").display()))
+    let store = roster_store_sql::open(&format!("sqlite://{}", data.join("roster.db").display()))
         .await
         .expect("store");
     let (a, b) = (TenantId::generate(), TenantId::generate());
@@ -394,7 +394,7 @@ async fn a_tenant_key_cannot_run_a_command_of_its_own() {
 #[tokio::test]
 async fn without_bubblewrap_stdio_servers_are_refused_and_http_ones_work() {
     let dir = tempfile::tempdir().expect("dir");
-    let store = roster_store::open(&format!("sqlite://{}", dir.path().join("r.db").display()))
+    let store = roster_store_sql::open(&format!("sqlite://{}", dir.path().join("r.db").display()))
         .await
         .expect("store");
     let tenant = TenantId::generate();
@@ -437,7 +437,7 @@ async fn a_streamable_http_server_is_checked_again_at_connect() {
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port();
     let dir = tempfile::tempdir().expect("dir");
-    let store = roster_store::open(&format!("sqlite://{}", dir.path().join("r.db").display()))
+    let store = roster_store_sql::open(&format!("sqlite://{}", dir.path().join("r.db").display()))
         .await
         .expect("store");
     let tenant = TenantId::generate();

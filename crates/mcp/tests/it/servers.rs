@@ -52,7 +52,7 @@ async fn fixture() -> Option<Fixture> {
     std::fs::create_dir_all(&data).expect("data dir");
     let work_dir = tempfile::tempdir().expect("work dir");
     let work = work_dir.path().to_path_buf();
-    let store = roster_store::open(&format!("sqlite://{}", data.join("roster.db").display()))
+    let store = roster_store_sql::open(&format!("sqlite://{}", data.join("roster.db").display()))
         .await
         .expect("store");
     let tenant = TenantId::generate();

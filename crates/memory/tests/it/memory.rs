@@ -41,7 +41,7 @@ impl Db {
             eprintln!("notice: {variable} is not set; skipping a PostgreSQL test");
             return None;
         };
-        let url = roster_store::postgres::create_test_database(&url)
+        let url = roster_store_sql::postgres::create_test_database(&url)
             .await
             .expect("test database");
         Some(Db {
@@ -51,7 +51,7 @@ impl Db {
     }
 
     async fn store(&self) -> DynStore {
-        roster_store::open(&self.url).await.expect("store")
+        roster_store_sql::open(&self.url).await.expect("store")
     }
 
     fn index_dir(&self) -> std::path::PathBuf {

@@ -142,7 +142,7 @@ async fn first_hits(
 async fn hybrid_search_answers_questions_worded_differently_from_the_facts() {
     let Some(model) = model_dir() else { return };
     let dir = tempfile::tempdir().expect("dir");
-    let store = roster_store::open(&format!("sqlite://{}", dir.path().join("db").display()))
+    let store = roster_store_sql::open(&format!("sqlite://{}", dir.path().join("db").display()))
         .await
         .expect("store");
     quality(store, &dir, model, "local").await;
@@ -160,10 +160,10 @@ async fn with_pgvector_hybrid_search_answers_as_well() {
         eprintln!("notice: ROSTER_TEST_PGVECTOR_URL is not set; skipping a pgvector test");
         return;
     };
-    let url = roster_store::postgres::create_test_database(&server)
+    let url = roster_store_sql::postgres::create_test_database(&server)
         .await
         .expect("database");
-    let store = roster_store::open(&url).await.expect("store");
+    let store = roster_store_sql::open(&url).await.expect("store");
     let dir = tempfile::tempdir().expect("dir");
     quality(store, &dir, model, "pgvector").await;
 }

@@ -73,7 +73,7 @@ struct World {
 
 async fn world() -> World {
     let dir = tempfile::tempdir().expect("dir");
-    let store = roster_store::open(&format!("sqlite://{}", dir.path().join("r.db").display()))
+    let store = roster_store_sql::open(&format!("sqlite://{}", dir.path().join("r.db").display()))
         .await
         .expect("store");
     let tenant = TenantId::generate();

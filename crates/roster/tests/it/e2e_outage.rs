@@ -126,7 +126,7 @@ async fn outage_with_a_crash(database_url: Option<String>) {
         let url = database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("roster.db").display()));
-        let store = roster_store::open(&url).await.expect("open store");
+        let store = roster_store_sql::open(&url).await.expect("open store");
         let unfinished = store.unfinished_runs().await.expect("unfinished");
         let (_, stored) = unfinished
             .iter()

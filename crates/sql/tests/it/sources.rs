@@ -22,7 +22,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("dir");
-    let store = roster_store::open(&format!(
+    let store = roster_store_sql::open(&format!(
         "sqlite://{}",
         dir.path().join("roster.db").display()
     ))

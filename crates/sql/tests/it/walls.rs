@@ -29,7 +29,7 @@ async fn world() -> World {
     std::fs::create_dir_all(&shared).expect("shared");
     // The store is Roster's own database in its data directory, with a
     // table worth stealing.
-    let store = roster_store::open(&format!("sqlite://{}", data.join("roster.db").display()))
+    let store = roster_store_sql::open(&format!("sqlite://{}", data.join("roster.db").display()))
         .await
         .expect("store");
     let tenant = TenantId::generate();

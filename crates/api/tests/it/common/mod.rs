@@ -11,8 +11,8 @@ use roster_core::{KeyId, TenantId};
 use roster_models::{ProviderRegistry, RetryPolicy, Router};
 use roster_runtime::tools::{Tool, ToolCallContext, ToolOutput, ToolRegistry};
 use roster_runtime::{Runtime, RuntimeOptions};
-use roster_store::sql::Faults;
 use roster_store::{DynStore, NewApiKey};
+use roster_store_sql::Faults;
 use roster_testkit::FakeModelServer;
 use serde_json::{json, Value};
 use std::future::Future;
@@ -123,7 +123,7 @@ impl TestApp {
     async fn start_full(walls: Walls, patience: Duration) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("roster.db").display());
-        let (store, faults) = roster_store::open_with_faults(&url).await.unwrap();
+        let (store, faults) = roster_store_sql::open_with_faults(&url).await.unwrap();
         let tenant_a = TenantId::default_tenant();
         store.ensure_tenant(&tenant_a, "default").await.unwrap();
         add_key(&store, &tenant_a, ADMIN_KEY).await;

@@ -183,7 +183,7 @@ pub async fn postgres_url() -> Option<String> {
         return None;
     };
     Some(
-        roster_store::postgres::create_test_database(&url)
+        roster_store_sql::postgres::create_test_database(&url)
             .await
             .expect("create test database"),
     )

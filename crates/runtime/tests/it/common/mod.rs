@@ -74,7 +74,7 @@ impl Db {
             eprintln!("notice: ROSTER_TEST_DATABASE_URL is not set; skipping a PostgreSQL test");
             return None;
         };
-        let url = roster_store::postgres::create_test_database(&url)
+        let url = roster_store_sql::postgres::create_test_database(&url)
             .await
             .expect("create test database");
         Some(Db { url, _dir: None })
@@ -83,12 +83,12 @@ impl Db {
     /// A new store handle: a new SQLite writer, or a new PostgreSQL pool, as
     /// a restarted process would open.
     pub async fn open(&self) -> DynStore {
-        roster_store::open(&self.url).await.expect("open store")
+        roster_store_sql::open(&self.url).await.expect("open store")
     }
 
     /// A new store handle that fails on demand, as a database hiccup would.
-    pub async fn open_with_faults(&self) -> (DynStore, std::sync::Arc<roster_store::sql::Faults>) {
-        roster_store::open_with_faults(&self.url)
+    pub async fn open_with_faults(&self) -> (DynStore, std::sync::Arc<roster_store_sql::Faults>) {
+        roster_store_sql::open_with_faults(&self.url)
             .await
             .expect("open store")
     }

@@ -1,0 +1,232 @@
+//! Runs, steps, events and the ledger: run creation and the reads.
+
+use super::rows::{self, LEDGER_COLUMNS, RUN_COLUMNS, STEP_COLUMNS};
+use super::{Arg, Conn};
+use chrono::Utc;
+use roster_core::event::SequencedEvent;
+use roster_core::ledger::LedgerEntry;
+use roster_core::run::{Run, RunStatus, Step};
+use roster_core::{RunId, SessionId, TenantId};
+use roster_store::{from_millis, millis};
+use roster_store::{BusyPolicy, CreatedRun, LedgerQuery, NewRun, StoreError};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Runs inside a write transaction. On PostgreSQL the session row is locked
+/// first, so the idempotency and busy checks below cannot race another
+/// `create_run` on the same session from any node; SQLite's single writer
+/// already serialises them.
+pub(crate) async fn create_run(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    new: &NewRun,
+) -> Result<CreatedRun> {
+    let version: i64 = c
+        .opt(
+            crate::sql!(
+                "SELECT agent_version FROM sessions WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
+            ),
+            crate::args![tenant, &new.session_id],
+            |row| row.get(0),
+        )
+        .await?
+        .ok_or_else(|| StoreError::NotFound("session".into()))?;
+    if let Some(key) = &new.idempotency_key {
+        let existing = c
+            .opt(
+                crate::sql!("SELECT {RUN_COLUMNS} FROM runs WHERE session_id = $1 AND idempotency_key = $2 AND tenant_id = $3"),
+                crate::args![&new.session_id, key, tenant],
+                rows::run,
+            )
+            .await?;
+        if let Some(run) = existing {
+            return Ok(CreatedRun::Existing(run));
+        }
+    }
+    if new.if_busy == BusyPolicy::Reject {
+        let busy: i64 = c
+            .one(
+                crate::sql!("SELECT COUNT(*) FROM runs WHERE session_id = $1 AND tenant_id = $2 AND status IN ('queued', 'running', 'awaiting_approval')"),
+                crate::args![&new.session_id, tenant],
+                |row| row.get(0),
+            )
+            .await?;
+        if busy > 0 {
+            return Err(StoreError::SessionBusy(new.session_id.to_string()));
+        }
+    }
+    let now = millis(Utc::now());
+    let run = Run {
+        id: RunId::generate(),
+        session_id: new.session_id.clone(),
+        status: RunStatus::Queued,
+        input: new.input.clone(),
+        output: None,
+        error: None,
+        agent_version: version,
+        created_at: from_millis(now),
+        started_at: None,
+        finished_at: None,
+        actor: new.actor.clone(),
+        waiting: None,
+    };
+    c.exec(
+        crate::sql!(
+            "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at, actor)
+             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8)"
+        ),
+        crate::args![
+            &run.id,
+            tenant,
+            &run.session_id,
+            &run.input,
+            version,
+            &new.idempotency_key,
+            now,
+            &new.actor
+        ],
+    )
+    .await?;
+    let event = serde_json::to_string(&roster_store::queued_event(&run.id))?;
+    c.exec(
+        crate::sql!("INSERT INTO run_events (run_id, seq, tenant_id, body, created_at) VALUES ($1, 1, $2, $3, $4)"),
+        crate::args![&run.id, tenant, event.as_str(), now],
+    )
+    .await?;
+    let ahead: i64 = c
+        .one(
+            crate::sql!(
+                "SELECT COUNT(*) FROM runs WHERE session_id = $1 AND tenant_id = $2 AND id <> $3
+                 AND status IN ('queued', 'running', 'awaiting_approval')"
+            ),
+            crate::args![&run.session_id, tenant, &run.id],
+            |row| row.get(0),
+        )
+        .await?;
+    if ahead > 0 {
+        return Ok(CreatedRun::Created(run));
+    }
+    // Nothing ahead of it: it starts in the same transaction, saving the
+    // runner a commit (and an fsync) per turn.
+    let mut start = crate::JournalWrite::new(run.id.clone(), run.session_id.clone());
+    start.transition = Some(crate::RunTransition::Start);
+    super::journal::commit(c, tenant, &start).await?;
+    Ok(CreatedRun::Created(Run {
+        status: RunStatus::Running,
+        started_at: Some(from_millis(now)),
+        ..run
+    }))
+}
+
+pub(crate) async fn get_run(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    id: &RunId,
+) -> Result<Option<Run>> {
+    Ok(c.opt(
+        crate::sql!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2"),
+        crate::args![tenant, id],
+        rows::run,
+    )
+    .await?)
+}
+
+pub(crate) async fn list_runs(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    session: &SessionId,
+) -> Result<Vec<Run>> {
+    Ok(c.all(
+        crate::sql!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND session_id = $2 ORDER BY id"
+        ),
+        crate::args![tenant, session],
+        rows::run,
+    )
+    .await?)
+}
+
+pub(crate) async fn next_queued_run(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    session: &SessionId,
+) -> Result<Option<Run>> {
+    let first = c
+        .opt(
+            crate::sql!("SELECT {RUN_COLUMNS} FROM runs WHERE session_id = $1 AND status IN ('queued', 'running', 'awaiting_approval') AND tenant_id = $2 ORDER BY COALESCE(queue_key, id) LIMIT 1"),
+            crate::args![session, tenant],
+            rows::run,
+        )
+        .await?;
+    // A run waiting for approval holds its session: later runs wait behind it.
+    Ok(first.filter(|run| run.status != RunStatus::AwaitingApproval))
+}
+
+pub(crate) async fn list_steps(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    run: &RunId,
+) -> Result<Vec<Step>> {
+    Ok(c.all(
+        crate::sql!(
+            "SELECT {STEP_COLUMNS} FROM steps WHERE run_id = $1 AND tenant_id = $2 ORDER BY n"
+        ),
+        crate::args![run, tenant],
+        rows::step,
+    )
+    .await?)
+}
+
+pub(crate) async fn list_events(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    run: &RunId,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<SequencedEvent>> {
+    Ok(c.all(
+        crate::sql!("SELECT seq, body FROM run_events WHERE run_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"),
+        &[run.into(), tenant.into(), after.into(), Arg::Limit(limit)],
+        rows::event,
+    )
+    .await?)
+}
+
+pub(crate) async fn list_ledger(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    query: &LedgerQuery,
+) -> Result<Vec<LedgerEntry>> {
+    Ok(c.all(
+        crate::sql!(
+            "SELECT {LEDGER_COLUMNS} FROM ledger
+             WHERE tenant_id = $1 AND ($2 IS NULL OR run_id = $2) AND ($3 IS NULL OR agent_id = $3)
+               AND ($4 IS NULL OR id < $4) AND ($6 IS NULL OR provider = $6)
+               AND ($7 IS NULL OR model = $7) AND created_at >= $8 AND created_at <= $9
+             ORDER BY id DESC LIMIT $5"
+        ),
+        &[
+            tenant.into(),
+            query.run_id.as_ref().into(),
+            query.agent_id.as_ref().into(),
+            query.before.into(),
+            Arg::Limit(query.limit),
+            query.provider.as_deref().into(),
+            query.model.as_deref().into(),
+            query.since.map_or(i64::MIN, millis).into(),
+            query.until.map_or(i64::MAX, millis).into(),
+        ],
+        rows::ledger_entry,
+    )
+    .await?)
+}
+
+/// Across tenants: the system principal's view, used only by recovery.
+pub(crate) async fn unfinished_runs(c: &mut Conn<'_>) -> Result<Vec<(TenantId, Run)>> {
+    Ok(c.all(
+        crate::sql!("SELECT tenant_id, {RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running', 'awaiting_approval') ORDER BY id"),
+        &[],
+        |row| Ok((TenantId::from_stored(row.get(0)?), rows::run_from(row, 1)?)),
+    )
+    .await?)
+}

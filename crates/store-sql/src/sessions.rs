@@ -1,0 +1,148 @@
+//! Sessions and their items.
+
+use super::rows::{self, ITEM_COLUMNS, SESSION_COLUMNS};
+use super::Conn;
+use chrono::Utc;
+use roster_core::item::Item;
+use roster_core::{AgentId, RunId, SessionId, TenantId};
+use roster_store::{from_millis, millis};
+use roster_store::{Session, SessionQuery, SessionSummary, StoreError};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+pub(crate) async fn create_session(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    agent: &AgentId,
+    version: i64,
+    user: Option<&str>,
+) -> Result<Session> {
+    let session = Session {
+        id: SessionId::generate(),
+        agent_id: agent.clone(),
+        agent_version: version,
+        user: user.map(str::to_owned),
+        created_at: from_millis(millis(Utc::now())),
+    };
+    c.exec(
+        crate::sql!("INSERT INTO sessions (id, tenant_id, agent_id, agent_version, created_at, user_id) VALUES ($1, $2, $3, $4, $5, $6)"),
+        crate::args![&session.id, tenant, agent, version, session.created_at, user],
+    )
+    .await?;
+    Ok(session)
+}
+
+pub(crate) async fn get_session(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    id: &SessionId,
+) -> Result<Option<Session>> {
+    Ok(c.opt(
+        crate::sql!("SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND id = $2"),
+        crate::args![tenant, id],
+        rows::session,
+    )
+    .await?)
+}
+
+pub(crate) async fn list_sessions(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    query: &SessionQuery,
+) -> Result<Vec<Session>> {
+    Ok(c.all(
+        crate::sql!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND ($2 IS NULL OR agent_id = $2)
+               AND ($4 IS NULL OR user_id = $4)
+               AND ($5 IS NULL OR user_id IS NULL OR user_id = ANY($5))
+             ORDER BY id DESC LIMIT $3"
+        ),
+        &[
+            tenant.into(),
+            query.agent.as_ref().into(),
+            super::Arg::Limit(query.limit),
+            query.user.as_deref().into(),
+            (&query.visible_users).into(),
+        ],
+        rows::session,
+    )
+    .await?)
+}
+
+pub(crate) async fn list_items(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    session: &SessionId,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Item>> {
+    Ok(c.all(
+        crate::sql!("SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"),
+        &[session.into(), tenant.into(), after.into(), super::Arg::Limit(limit)],
+        rows::item,
+    )
+    .await?)
+}
+
+/// The newest `limit` items, ascending.
+pub(crate) async fn tail_items(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    session: &SessionId,
+    limit: i64,
+) -> Result<Vec<Item>> {
+    let mut items = c
+        .all(
+            crate::sql!("SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 ORDER BY seq DESC LIMIT $3"),
+            &[session.into(), tenant.into(), super::Arg::Limit(limit)],
+            rows::item,
+        )
+        .await?;
+    items.reverse();
+    Ok(items)
+}
+
+pub(crate) async fn latest_summary(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    session: &SessionId,
+) -> Result<Option<SessionSummary>> {
+    Ok(c.opt(
+        crate::sql!(
+            "SELECT version, through_seq, text, run_id, created_at FROM session_summaries
+             WHERE session_id = $1 AND tenant_id = $2 ORDER BY version DESC LIMIT 1"
+        ),
+        crate::args![session, tenant],
+        |row| {
+            Ok(SessionSummary {
+                version: row.get(0)?,
+                through_seq: row.get(1)?,
+                text: row.get(2)?,
+                run_id: row.get::<Option<String>>(3)?.map(RunId::from_stored),
+                created_at: row.time(4)?,
+            })
+        },
+    )
+    .await?)
+}
+
+pub(crate) async fn items_by_seq(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    session: &SessionId,
+    seqs: &[i64],
+) -> Result<Vec<Item>> {
+    Ok(c.all(
+        crate::sql!("SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 AND seq = ANY($3) ORDER BY seq"),
+        crate::args![session, tenant, seqs],
+        rows::item,
+    )
+    .await?)
+}
+
+crate::store_impl! {
+    impl crate::ContextStore {
+        read latest_summary(tenant: &TenantId, session: &SessionId) -> Option<SessionSummary> = |c| latest_summary(c, &tenant, &session).await;
+        read items_by_seq(tenant: &TenantId, session: &SessionId, seqs: &[i64]) -> Vec<Item> = |c| items_by_seq(c, &tenant, &session, &seqs).await;
+    }
+}
