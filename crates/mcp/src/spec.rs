@@ -44,6 +44,7 @@ pub struct McpServerInput {
     pub env: BTreeMap<String, String>,
     /// Streamable HTTP: the endpoint URL.
     #[serde(default)]
+    #[schema(pattern = r"^https?://[^\s/?#]+[^\s]*$")]
     pub url: Option<String>,
     /// HTTP: extra headers, e.g. `Authorization` (stored encrypted).
     #[serde(default)]

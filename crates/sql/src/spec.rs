@@ -25,6 +25,7 @@ pub struct SqlSourceInput {
     pub name: String,
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`, `mysql://…` or
     /// `mariadb://…`, or `sqlite:PATH` (stored encrypted).
+    #[schema(pattern = r"^((postgres|postgresql|mysql|mariadb)://|sqlite:)")]
     pub url: String,
     /// Tables the agent may read: `TABLE`, `SCHEMA.TABLE`, and
     /// `TABLE(COL,COL)` for only those columns. An entry may hold several,

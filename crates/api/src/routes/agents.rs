@@ -25,6 +25,7 @@ pub struct CreateAgent {
     #[serde(default)]
     pub instructions: String,
     /// Route `provider/model`, e.g. `openai/gpt-4.1-mini`.
+    #[schema(pattern = r"^\s*[A-Za-z0-9_-]+/.*\S.*$")]
     pub model: String,
     #[serde(default)]
     pub fallbacks: Vec<String>,
@@ -53,6 +54,7 @@ pub struct CreateAgent {
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgent {
     pub instructions: Option<String>,
+    #[schema(pattern = r"^\s*[A-Za-z0-9_-]+/.*\S.*$")]
     pub model: Option<String>,
     pub fallbacks: Option<Vec<String>>,
     pub tools: Option<Vec<String>>,

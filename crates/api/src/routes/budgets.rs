@@ -17,9 +17,11 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct SetBudget {
     /// Tokens (in + out) per UTC day; absent: no token limit.
+    #[schema(nullable = false, minimum = 1)]
     pub tokens_per_day: Option<i64>,
     /// US dollars per UTC day, from the configured model prices; absent:
     /// no cost limit.
+    #[schema(nullable = false, exclusive_minimum = 0.0, exclusive_maximum = 1e9)]
     pub cost_usd_per_day: Option<f64>,
 }
 

@@ -23,7 +23,7 @@ pub struct CreateKey {
     pub tenant: Option<String>,
     /// Who or what holds the key, 1-100 characters.
     #[schema(
-        pattern = r"^\s*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+        pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
         max_length = 100
     )]
     pub name: String,

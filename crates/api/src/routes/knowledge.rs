@@ -50,6 +50,8 @@ pub struct DocumentPage {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchKnowledge {
+    /// Not blank; at most 10,000 bytes.
+    #[schema(pattern = r"\S", max_length = 10000)]
     pub query: String,
     /// Source names; all of the tenant's sources when omitted.
     #[serde(default)]
@@ -157,7 +159,7 @@ pub async fn list_documents(
 }
 
 #[utoipa::path(get, path = "/v1/knowledge/sources/{name}/documents/{path}", tag = "knowledge",
-    params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`")),
+    params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`", pattern = r"^(?!(.*/)?\.\.?(/|$))[^/\\\x00-\x1f\x7f-\x9f]+(/[^/\\\x00-\x1f\x7f-\x9f]+)*$", max_length = 1000)),
     responses((status = 200, body = KnowledgeDocument), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn show_document(
     State(state): State<AppState>,
@@ -176,7 +178,7 @@ pub async fn show_document(
 /// Uploads a document's bytes; the server detects the type (Markdown, text,
 /// HTML, PDF, CSV) from the path, the `Content-Type` and the bytes.
 #[utoipa::path(put, path = "/v1/knowledge/sources/{name}/documents/{path}", tag = "knowledge",
-    params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`")),
+    params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`", pattern = r"^(?!(.*/)?\.\.?(/|$))[^/\\\x00-\x1f\x7f-\x9f]+(/[^/\\\x00-\x1f\x7f-\x9f]+)*$", max_length = 1000)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file's bytes"),
     responses((status = 200, body = IngestOutcome),
         (status = 404, body = crate::error::ErrorBody),
@@ -278,7 +280,7 @@ fn too_large(path: &str, limit: usize) -> ApiError {
 }
 
 #[utoipa::path(delete, path = "/v1/knowledge/sources/{name}/documents/{path}", tag = "knowledge",
-    params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`")),
+    params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`", pattern = r"^(?!(.*/)?\.\.?(/|$))[^/\\\x00-\x1f\x7f-\x9f]+(/[^/\\\x00-\x1f\x7f-\x9f]+)*$", max_length = 1000)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete_document(
     State(state): State<AppState>,

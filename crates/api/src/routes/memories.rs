@@ -31,6 +31,8 @@ pub struct CreateMemory {
         max_length = 200
     )]
     pub namespace: String,
+    /// Not blank; at most 10,000 characters.
+    #[schema(pattern = r"\S", max_length = 10000)]
     pub content: String,
     /// `fact` (default), `preference`, `summary` or `note`.
     #[serde(default)]
@@ -50,6 +52,7 @@ pub struct CreateMemory {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemory {
+    #[schema(pattern = r"\S", max_length = 10000)]
     pub content: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
@@ -85,6 +88,7 @@ pub struct MemoryListParams {
     #[param(pattern = r"^(fact|preference|summary|note)$")]
     pub kind: Option<String>,
     /// Records after this id (the previous page's `next_after`).
+    #[param(pattern = r"^mem_[0-9a-f]{32}$")]
     pub after: Option<String>,
     /// 1..=1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
@@ -111,9 +115,16 @@ pub struct MemoryDetail {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchMemories {
+    /// Not blank; at most 10,000 bytes.
+    #[schema(pattern = r"\S", max_length = 10000)]
     pub query: String,
     /// One namespace to search; or use `namespaces`.
+    #[schema(
+        pattern = r"^(?!(.*/)?\.\.?(/|$))[A-Za-z0-9._@-]{1,100}(/[A-Za-z0-9._@-]{1,100})*$",
+        max_length = 200
+    )]
     pub namespace: Option<String>,
+    /// Namespaces to search (patterned as `namespace`).
     #[serde(default)]
     pub namespaces: Vec<String>,
     /// 1..=100, default 10.

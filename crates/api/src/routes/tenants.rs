@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 pub struct CreateTenant {
     /// 1-100 characters; unique.
     #[schema(
-        pattern = r"^\s*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+        pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
         max_length = 100
     )]
     pub name: String,
@@ -48,8 +48,10 @@ pub struct TenantList {
 }
 
 fn check_name(name: &str) -> Result<&str, ApiError> {
+    // The limit holds for the name as sent, as the document says.
+    let too_long = name.chars().count() > 100;
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if name.is_empty() || too_long || name.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "a tenant name is 1-100 characters, without control characters",
         ));

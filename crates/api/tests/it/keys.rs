@@ -72,6 +72,32 @@ async fn the_admin_key_creates_tenants_and_their_keys() {
         .err(404, "not_found");
 }
 
+/// The 100-character limit the OpenAPI document declares holds for the
+/// name as sent, padding included (schemathesis found it held only after
+/// trimming).
+#[tokio::test]
+async fn names_over_the_declared_length_are_refused_even_when_padded() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    let padded = format!(" {}", "n".repeat(100));
+    admin
+        .post("/v1/tenants", json!({ "name": padded }))
+        .await
+        .err(400, "invalid_request");
+    admin
+        .post("/v1/keys", json!({ "name": padded }))
+        .await
+        .err(400, "invalid_request");
+    let exact = format!(" {} ", "n".repeat(98));
+    assert_eq!(
+        admin
+            .post("/v1/tenants", json!({ "name": exact }))
+            .await
+            .status,
+        201
+    );
+}
+
 #[tokio::test]
 async fn scopes_limit_a_key_to_its_areas() {
     let app = TestApp::start().await;

@@ -1,0 +1,89 @@
+//! Rules between fields that the server enforces and `utoipa`'s derives
+//! cannot state, added to the generated document so a client generated
+//! from it never sends what the server refuses.
+
+use serde_json::{json, Value};
+
+/// A model route, `provider/model` (as `roster_core::route` parses it).
+pub const ROUTE_PATTERN: &str = r"^\s*[A-Za-z0-9_-]+/.*\S.*$";
+/// A memory namespace (as `roster_core::record` validates it).
+pub const NAMESPACE_PATTERN: &str =
+    r"^(?!(.*/)?\.\.?(/|$))[A-Za-z0-9._@-]{1,100}(/[A-Za-z0-9._@-]{1,100})*$";
+
+/// `items` of an array property, or of the array inside a nullable one.
+fn set_items(property: &mut Value, items: &Value) {
+    if let Some(object) = property.as_object_mut() {
+        object.insert("items".into(), items.clone());
+    }
+}
+
+/// The OpenAPI document served at `/openapi.json`.
+pub fn document() -> Value {
+    use utoipa::OpenApi;
+    let mut doc = serde_json::to_value(crate::ApiDoc::openapi()).unwrap_or(Value::Null);
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return doc;
+    };
+    // A list is given whole or changed by additions and removals, not both.
+    if let Some(update) = schemas
+        .get_mut("UpdateAgent")
+        .and_then(Value::as_object_mut)
+    {
+        update.insert(
+            "not".into(),
+            json!({ "anyOf": [
+                { "required": ["tools", "add_tools"] },
+                { "required": ["tools", "remove_tools"] },
+                { "required": ["knowledge", "add_knowledge"] },
+                { "required": ["knowledge", "remove_knowledge"] },
+            ]}),
+        );
+    }
+    // Items of lists, which the derives leave unconstrained.
+    let route = json!({ "type": "string", "pattern": ROUTE_PATTERN });
+    for agent in ["CreateAgent", "UpdateAgent"] {
+        if let Some(fallbacks) = schemas
+            .get_mut(agent)
+            .and_then(|s| s.pointer_mut("/properties/fallbacks"))
+        {
+            set_items(fallbacks, &route);
+        }
+    }
+    let namespace = json!({ "type": "string", "pattern": NAMESPACE_PATTERN, "maxLength": 200 });
+    if let Some(namespaces) = schemas
+        .get_mut("SearchMemories")
+        .and_then(|s| s.pointer_mut("/properties/namespaces"))
+    {
+        set_items(namespaces, &namespace);
+    }
+    // A budget sets at least one of its limits (DELETE removes it).
+    if let Some(budget) = schemas.get_mut("SetBudget").and_then(Value::as_object_mut) {
+        budget.insert(
+            "anyOf".into(),
+            json!([{ "required": ["tokens_per_day"] }, { "required": ["cost_usd_per_day"] }]),
+        );
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_field_rules_are_in_the_document() {
+        let doc = document();
+        let update = &doc["components"]["schemas"]["UpdateAgent"];
+        assert_eq!(update["not"]["anyOf"].as_array().map(Vec::len), Some(4));
+        let budget = &doc["components"]["schemas"]["SetBudget"];
+        assert_eq!(budget["anyOf"].as_array().map(Vec::len), Some(2));
+        let fallbacks = &doc["components"]["schemas"]["UpdateAgent"]["properties"]["fallbacks"];
+        assert_eq!(fallbacks["items"]["pattern"], ROUTE_PATTERN);
+        let namespaces =
+            &doc["components"]["schemas"]["SearchMemories"]["properties"]["namespaces"];
+        assert_eq!(namespaces["items"]["pattern"], NAMESPACE_PATTERN);
+    }
+}
