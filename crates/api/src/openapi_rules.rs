@@ -63,8 +63,57 @@ pub fn document() -> Value {
     if let Some(budget) = schemas.get_mut("SetBudget").and_then(Value::as_object_mut) {
         budget.insert(
             "anyOf".into(),
-            json!([{ "required": ["tokens_per_day"] }, { "required": ["cost_usd_per_day"] }]),
+            json!([
+                { "required": ["tokens_per_day"], "properties": { "tokens_per_day": { "type": "integer" } } },
+                { "required": ["cost_usd_per_day"], "properties": { "cost_usd_per_day": { "type": "number" } } },
+            ]),
         );
+    }
+    // A memory change changes something.
+    if let Some(update) = schemas
+        .get_mut("UpdateMemory")
+        .and_then(Value::as_object_mut)
+    {
+        update.insert(
+            "anyOf".into(),
+            json!([
+                { "required": ["content"], "properties": { "content": { "type": "string" } } },
+                { "required": ["metadata"], "properties": { "metadata": { "not": { "type": "null" } } } },
+                { "required": ["expires_at"] },
+            ]),
+        );
+    }
+    // A search names where: one namespace or a non-empty list.
+    if let Some(search) = schemas
+        .get_mut("SearchMemories")
+        .and_then(Value::as_object_mut)
+    {
+        search.insert(
+            "anyOf".into(),
+            json!([
+                { "required": ["namespace"], "properties": { "namespace": { "type": "string" } } },
+                { "required": ["namespaces"], "properties": { "namespaces": { "minItems": 1 } } },
+            ]),
+        );
+    }
+    // An MCP server is one of: a catalogue entry, a command, a URL.
+    if let Some(server) = schemas
+        .get_mut("McpServerInput")
+        .and_then(Value::as_object_mut)
+    {
+        let given = |field: &str| json!({ "required": [field], "properties": { field: { "type": "string" } } });
+        server.insert(
+            "oneOf".into(),
+            json!([given("from"), given("command"), given("url")]),
+        );
+    }
+    // A SQL source offers at least one table.
+    if let Some(allow) = schemas
+        .get_mut("SqlSourceInput")
+        .and_then(|s| s.pointer_mut("/properties/allow"))
+        .and_then(Value::as_object_mut)
+    {
+        allow.insert("minItems".into(), json!(1));
     }
     doc
 }

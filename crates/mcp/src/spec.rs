@@ -54,6 +54,7 @@ pub struct McpServerInput {
     pub allow: Option<Vec<String>>,
     /// Longest one tool call may take, in seconds (default 60).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3600)]
     pub timeout_secs: Option<u64>,
 }
 

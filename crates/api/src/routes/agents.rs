@@ -33,7 +33,9 @@ pub struct CreateAgent {
     pub tools: Vec<String>,
     #[serde(default)]
     pub memory_blocks: Vec<MemoryBlockSpec>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_steps: Option<u32>,
+    #[schema(minimum = 256, maximum = 10000000)]
     pub context_tokens: Option<u32>,
     /// Long-term memory settings (namespace, searched namespaces, recall).
     pub memory: Option<MemorySettings>,
@@ -66,7 +68,9 @@ pub struct UpdateAgent {
     pub add_knowledge: Option<Vec<String>>,
     /// Knowledge sources removed from the current list (each must be on it).
     pub remove_knowledge: Option<Vec<String>>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_steps: Option<u32>,
+    #[schema(minimum = 256, maximum = 10000000)]
     pub context_tokens: Option<u32>,
     pub memory: Option<MemorySettings>,
     pub knowledge: Option<Vec<String>>,

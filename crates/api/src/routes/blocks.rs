@@ -36,6 +36,9 @@ use utoipa::{IntoParams, ToSchema};
 pub struct OwnerParams {
     /// `agent`, `user:NAME` or `session:ses_…`; see the module notes for
     /// the default.
+    #[param(
+        pattern = r"^(agent|user:(?!(.*/)?\.\.?(/|$))[A-Za-z0-9._@-]{1,100}|session:ses_[0-9a-f]{32})$"
+    )]
     pub owner: Option<String>,
 }
 

@@ -17,11 +17,11 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct SetBudget {
     /// Tokens (in + out) per UTC day; absent: no token limit.
-    #[schema(nullable = false, minimum = 1)]
+    #[schema(minimum = 1)]
     pub tokens_per_day: Option<i64>,
     /// US dollars per UTC day, from the configured model prices; absent:
     /// no cost limit.
-    #[schema(nullable = false, exclusive_minimum = 0.0, exclusive_maximum = 1e9)]
+    #[schema(minimum = 0.000001, exclusive_maximum = 1e9)]
     pub cost_usd_per_day: Option<f64>,
 }
 
@@ -78,14 +78,16 @@ async fn set(
     }
     let cost = match body.cost_usd_per_day {
         None => None,
-        Some(usd) if usd.is_finite() && usd > 0.0 && usd < 1e9 =>
+        // At least one micro-dollar, the unit a cost is kept in: a smaller
+        // positive value would round to a budget of nothing.
+        Some(usd) if (0.000_001..1e9).contains(&usd) =>
         {
             #[allow(clippy::cast_possible_truncation)]
             Some((usd * 1e6).round() as i64)
         }
         Some(_) => {
             return Err(ApiError::invalid(
-                "cost_usd_per_day must be a positive number of dollars",
+                "cost_usd_per_day must be at least 0.000001 dollars (and below 1e9)",
             ))
         }
     };

@@ -51,7 +51,10 @@ pub struct DocumentPage {
 #[serde(deny_unknown_fields)]
 pub struct SearchKnowledge {
     /// Not blank; at most 10,000 bytes.
-    #[schema(pattern = r"\S", max_length = 10000)]
+    #[schema(
+        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+        max_length = 10000
+    )]
     pub query: String,
     /// Source names; all of the tenant's sources when omitted.
     #[serde(default)]
@@ -310,6 +313,11 @@ pub async fn search(
     let limit = body.limit.unwrap_or(5);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 100"));
+    }
+    // Checked before anything is looked up, so the answer does not depend
+    // on whether the tenant has sources yet.
+    if body.query.trim().is_empty() {
+        return Err(ApiError::invalid("query must not be empty"));
     }
     let sources = if body.sources.is_empty() {
         state.store.list_sources(&principal.tenant).await?

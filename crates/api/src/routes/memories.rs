@@ -32,7 +32,10 @@ pub struct CreateMemory {
     )]
     pub namespace: String,
     /// Not blank; at most 10,000 characters.
-    #[schema(pattern = r"\S", max_length = 10000)]
+    #[schema(
+        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+        max_length = 10000
+    )]
     pub content: String,
     /// `fact` (default), `preference`, `summary` or `note`.
     #[serde(default)]
@@ -40,6 +43,8 @@ pub struct CreateMemory {
     pub kind: Option<String>,
     /// With a key already used in the namespace, that record is updated.
     #[serde(default)]
+    /// 1-200 bytes without control characters.
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]+$", max_length = 200)]
     pub key: Option<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -52,7 +57,10 @@ pub struct CreateMemory {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemory {
-    #[schema(pattern = r"\S", max_length = 10000)]
+    #[schema(
+        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+        max_length = 10000
+    )]
     pub content: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
@@ -116,7 +124,10 @@ pub struct MemoryDetail {
 #[serde(deny_unknown_fields)]
 pub struct SearchMemories {
     /// Not blank; at most 10,000 bytes.
-    #[schema(pattern = r"\S", max_length = 10000)]
+    #[schema(
+        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+        max_length = 10000
+    )]
     pub query: String,
     /// One namespace to search; or use `namespaces`.
     #[schema(
