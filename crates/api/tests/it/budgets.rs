@@ -23,6 +23,27 @@ fn priced(app: &TestApp) {
     );
 }
 
+/// A cost under one micro-dollar (the unit costs are kept in) used to be
+/// stored as a budget of nothing; it is refused.
+#[tokio::test]
+async fn a_cost_budget_under_one_micro_dollar_is_refused() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    for tiny in [5e-324, 1e-9, 0.000_000_9] {
+        admin
+            .put("/v1/budgets/tenant", json!({ "cost_usd_per_day": tiny }))
+            .await
+            .err(400, "invalid_request");
+    }
+    let set = admin
+        .put(
+            "/v1/budgets/tenant",
+            json!({ "cost_usd_per_day": 0.000_001 }),
+        )
+        .await;
+    assert_eq!(set.ok(200)["cost_usd_per_day"], json!(0.000_001));
+}
+
 #[tokio::test]
 async fn a_tenant_token_budget_stops_runs_once_used_up() {
     let app = TestApp::start().await;
