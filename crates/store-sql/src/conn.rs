@@ -204,18 +204,6 @@ impl Conn<'_> {
             )))
         })
     }
-
-    /// Statements without arguments or results, run as one batch (PostgreSQL:
-    /// the simple query protocol). Used for locks and session settings.
-    pub async fn batch(&mut self, text: &str) -> Mapped<()> {
-        match self {
-            Conn::Sqlite(c) => Ok(c.execute_batch(text)?),
-            Conn::Postgres(c) => {
-                sqlx::raw_sql(text).execute(&mut **c).await?;
-                Ok(())
-            }
-        }
-    }
 }
 
 fn bind<'q>(
