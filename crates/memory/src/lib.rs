@@ -22,7 +22,7 @@ mod search;
 pub use error::MemoryError;
 pub use knowledge::{IngestFailure, IngestOutcome, KnowledgeRequest, KnowledgeResults, PassageHit};
 pub use roster_ingest::ChunkOptions;
-pub use search::{MemoryHit, SearchMode, SearchRequest, SearchResults};
+pub use search::{MemoryHit, SearchMode, SearchRequest, SearchResults, MAX_QUERY_BYTES};
 
 use roster_embed::DynEmbedder;
 use roster_index::SearchIndex;

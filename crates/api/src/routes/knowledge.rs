@@ -319,6 +319,12 @@ pub async fn search(
     if body.query.trim().is_empty() {
         return Err(ApiError::invalid("query must not be empty"));
     }
+    if body.query.len() > roster_memory::MAX_QUERY_BYTES {
+        return Err(ApiError::invalid(format!(
+            "query is longer than {} bytes",
+            roster_memory::MAX_QUERY_BYTES
+        )));
+    }
     let sources = if body.sources.is_empty() {
         state.store.list_sources(&principal.tenant).await?
     } else {
