@@ -152,6 +152,9 @@ async fn bad_memory_calls_are_told_to_the_model(db: Db) {
     }
     assert!(records(&store, &fx).await.is_empty());
     memory.shutdown().await;
+    // Stopped, so its worker (whose model has no answers left) cannot take
+    // the next run from the shared store.
+    rt.shutdown().await;
 
     // Without long-term memory on the server, the tools say so.
     let model = ScriptedModel::new(vec![calls(vec![write("w", "something")]), text("ok")]);
