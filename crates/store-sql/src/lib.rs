@@ -45,12 +45,14 @@ pub mod sqlite;
 mod store;
 mod text;
 
-pub use conn::{Arg, Conn, DbError, OnUnique};
-pub use db::{BoxFuture, Db, Faults, Work};
-pub use row::{Column, Row};
-pub(crate) use store::store_impl;
-pub use store::{Own, SqlStore};
-pub use text::{Dialect, Sql};
+pub use db::Faults;
+pub use store::SqlStore;
+
+pub(crate) use conn::{Arg, Conn, OnUnique};
+pub(crate) use db::Db;
+pub(crate) use row::Row;
+pub(crate) use store::{store_impl, Own};
+pub(crate) use text::Sql;
 
 use roster_store::*;
 use std::sync::Arc;
