@@ -23,11 +23,11 @@ pub struct ConfigChange {
     pub removed: Vec<String>,
     /// The old value (other fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub from: Option<Value>,
     /// The new value (other fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub to: Option<Value>,
 }
 
