@@ -1,26 +1,14 @@
 //! Tenants, API keys, agents and their memory blocks.
 
-use super::rows::{self, AGENT_COLUMNS, BLOCK_COLUMNS, BLOCK_VERSION_COLUMNS, KEY_COLUMNS};
+use super::rows::{self, AGENT_COLUMNS};
 use super::{Conn, OnUnique};
 use chrono::Utc;
 use roster_core::agent::{Agent, AgentConfig, NewAgent};
-use roster_core::memory::{MemoryBlock, MemoryBlockVersion};
 use roster_core::{AgentId, KeyId, TenantId};
 use roster_store::millis;
 use roster_store::{AgentRef, ApiKeyRecord, NewApiKey, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
-
-pub(crate) async fn ensure_tenant(c: &mut Conn<'_>, tenant: &TenantId, name: &str) -> Result<()> {
-    c.exec(
-        crate::sql!(
-            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING"
-        ),
-        crate::args![tenant, name, Utc::now()],
-    )
-    .await?;
-    Ok(())
-}
 
 pub(crate) async fn insert_api_key(
     c: &mut Conn<'_>,
@@ -40,54 +28,6 @@ pub(crate) async fn insert_api_key(
         name: key.name.clone(),
         is_admin: key.is_admin,
     })
-}
-
-pub(crate) async fn find_api_key(c: &mut Conn<'_>, hash: &str) -> Result<Option<ApiKeyRecord>> {
-    Ok(c.opt(
-        crate::sql!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
-        ),
-        crate::args![hash],
-        rows::key_record,
-    )
-    .await?)
-}
-
-pub(crate) async fn get_key(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    id: &KeyId,
-) -> Result<Option<ApiKeyRecord>> {
-    Ok(c.opt(
-        crate::sql!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL"
-        ),
-        crate::args![tenant, id],
-        rows::key_record,
-    )
-    .await?)
-}
-
-pub(crate) async fn count_admin_keys(c: &mut Conn<'_>, tenant: &TenantId) -> Result<i64> {
-    Ok(c.one(
-        crate::sql!(
-            "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND is_admin = TRUE AND revoked_at IS NULL"
-        ),
-        crate::args![tenant],
-        |row| row.get(0),
-    )
-    .await?)
-}
-
-pub(crate) async fn revoke_admin_keys(c: &mut Conn<'_>, tenant: &TenantId) -> Result<()> {
-    c.exec(
-        crate::sql!(
-            "UPDATE api_keys SET revoked_at = $2 WHERE tenant_id = $1 AND is_admin = TRUE AND revoked_at IS NULL"
-        ),
-        crate::args![tenant, Utc::now()],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Runs inside a transaction. Makes `key` the tenant's only admin key:
@@ -188,21 +128,10 @@ pub(crate) async fn create_agent(
     for block in &agent.memory_blocks {
         super::blocks::put_agent_block(c, tenant, &id, block, "create", principal, now).await?;
     }
-    get_agent(c, tenant, &AgentRef::Id(id))
+    let created = get_agent(c, tenant, &AgentRef::Id(id))
         .await?
-        .ok_or_else(|| StoreError::Database("agent vanished after insert".into()))
-}
-
-pub(crate) async fn list_agents(c: &mut Conn<'_>, tenant: &TenantId) -> Result<Vec<Agent>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT {AGENT_COLUMNS} FROM agents a JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.current_version
-             WHERE a.tenant_id = $1 AND a.deleted_at IS NULL ORDER BY a.name"
-        ),
-        crate::args![tenant],
-        rows::agent,
-    )
-    .await?)
+        .ok_or_else(|| StoreError::Database("agent vanished after insert".into()))?;
+    audit_agent(c, tenant, "agent.create", principal, created).await
 }
 
 pub(crate) async fn get_agent(
@@ -227,23 +156,6 @@ pub(crate) async fn get_agent(
         ),
     };
     Ok(c.opt(sql, crate::args![tenant, value], rows::agent).await?)
-}
-
-pub(crate) async fn get_agent_version(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    agent: &AgentId,
-    version: i64,
-) -> Result<Option<Agent>> {
-    Ok(c.opt(
-        crate::sql!(
-            "SELECT {AGENT_COLUMNS} FROM agents a JOIN agent_versions v ON v.agent_id = a.id
-             WHERE a.tenant_id = $1 AND a.id = $2 AND v.version = $3"
-        ),
-        crate::args![tenant, agent, version],
-        rows::agent,
-    )
-    .await?)
 }
 
 /// Runs inside a transaction; the agent row is locked so concurrent updates
@@ -290,86 +202,32 @@ pub(crate) async fn delete_agent(
     c: &mut Conn<'_>,
     tenant: &TenantId,
     agent: &AgentId,
+    principal: &str,
 ) -> Result<bool> {
+    let Some(found) = get_agent(c, tenant, &AgentRef::Id(agent.clone())).await? else {
+        return Ok(false);
+    };
     let changed = c
         .exec(
-            crate::sql!(
-                "UPDATE agents SET deleted_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
-            ),
+            crate::sql!("UPDATE agents SET deleted_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"),
             crate::args![tenant, agent, Utc::now()],
         )
         .await?;
+    if changed > 0 {
+        audit_agent(c, tenant, "agent.delete", principal, found).await?;
+    }
     Ok(changed > 0)
 }
 
-pub(crate) async fn list_memory_blocks(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    agent: &AgentId,
-) -> Result<Vec<MemoryBlock>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT {BLOCK_COLUMNS} FROM memory_blocks WHERE tenant_id = $1 AND agent_id = $2 AND owner = 'agent' ORDER BY label"
-        ),
-        crate::args![tenant, agent],
-        rows::block,
-    )
-    .await?)
-}
-
-pub(crate) async fn memory_block_history(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    agent: &AgentId,
-) -> Result<Vec<MemoryBlockVersion>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT {BLOCK_VERSION_COLUMNS} FROM memory_block_versions
-             WHERE tenant_id = $1 AND agent_id = $2 AND owner = 'agent' ORDER BY label, version"
-        ),
-        crate::args![tenant, agent],
-        rows::block_version,
-    )
-    .await?)
-}
-
 /// Each agent change appends its audit event in the same transaction.
-pub(crate) async fn create_agent_audited(
+pub(crate) async fn audit_agent(
     c: &mut Conn<'_>,
     tenant: &TenantId,
-    agent: &NewAgent,
+    action: &str,
     principal: &str,
+    agent: Agent,
 ) -> Result<Agent> {
-    let created = create_agent(c, tenant, agent, principal).await?;
-    let event = crate::agent_event("agent.create", principal, &created);
+    let event = crate::agent_event(action, principal, &agent);
     super::audit::append(c, tenant, &[event]).await?;
-    Ok(created)
-}
-
-pub(crate) async fn update_agent_audited(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    agent: &AgentId,
-    config: &AgentConfig,
-    principal: &str,
-) -> Result<Agent> {
-    let updated = update_agent(c, tenant, agent, config).await?;
-    let event = crate::agent_event("agent.update", principal, &updated);
-    super::audit::append(c, tenant, &[event]).await?;
-    Ok(updated)
-}
-
-pub(crate) async fn delete_agent_audited(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    agent: &AgentId,
-    principal: &str,
-) -> Result<bool> {
-    let found = get_agent(c, tenant, &AgentRef::Id(agent.clone())).await?;
-    let deleted = delete_agent(c, tenant, agent).await?;
-    if let (true, Some(found)) = (deleted, found) {
-        let event = crate::agent_event("agent.delete", principal, &found);
-        super::audit::append(c, tenant, &[event]).await?;
-    }
-    Ok(deleted)
+    Ok(agent)
 }

@@ -76,43 +76,10 @@ pub(crate) async fn insert(
     Ok(())
 }
 
-pub(crate) async fn list_approvals(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    status: Option<&str>,
-    limit: i64,
-) -> Result<Vec<Approval>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT {COLUMNS} FROM approvals WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2)
-             ORDER BY created_at DESC, id DESC LIMIT $3"
-        ),
-        &[tenant.into(), status.into(), Arg::Limit(limit)],
-        approval,
-    )
-    .await?)
-}
-
 pub(crate) async fn get(c: &mut Conn<'_>, tenant: &TenantId, id: &str) -> Result<Option<Approval>> {
     Ok(c.opt(
         crate::sql!("SELECT {COLUMNS} FROM approvals WHERE tenant_id = $1 AND id = $2"),
         crate::args![tenant, id],
-        approval,
-    )
-    .await?)
-}
-
-pub(crate) async fn approval_for_call(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    run: &RunId,
-    call_id: &str,
-) -> Result<Option<Approval>> {
-    Ok(c.opt(
-        crate::sql!(
-            "SELECT {COLUMNS} FROM approvals WHERE tenant_id = $1 AND run_id = $2 AND call_id = $3"
-        ),
-        crate::args![tenant, run, call_id],
         approval,
     )
     .await?)
@@ -265,36 +232,17 @@ pub(crate) async fn cancel(c: &mut Conn<'_>, tenant: &TenantId, run: &RunId) -> 
 
 crate::store_impl! {
     impl crate::ApprovalStore {
+        read list_approvals(tenant: &TenantId, status: Option<&str>, limit: i64) -> Vec<Approval> = |c| c.all(
+            crate::sql!("SELECT {COLUMNS} FROM approvals WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2)
+                         ORDER BY created_at DESC, id DESC LIMIT $3"),
+            &[(&tenant).into(), status.as_deref().into(), Arg::Limit(limit)], approval).await;
         read get_approval(tenant: &TenantId, id: &str) -> Option<Approval> = |c| get(c, &tenant, &id).await;
-        read approval_for_call(tenant: &TenantId, run: &RunId, call_id: &str) -> Option<Approval> = |c| approval_for_call(c, &tenant, &run, &call_id).await;
+        read approval_for_call(tenant: &TenantId, run: &RunId, call_id: &str) -> Option<Approval> = |c| c.opt(
+            crate::sql!("SELECT {COLUMNS} FROM approvals WHERE tenant_id = $1 AND run_id = $2 AND call_id = $3"),
+            crate::args![&tenant, &run, &call_id], approval).await;
+        write decide_approval(tenant: &TenantId, id: &str, decision: ApprovalDecision, by: &str, note: Option<&str>, audit: NewAuditEvent) -> Approval =
+            |c| decide(c, &tenant, &id, decision, &by, note.as_deref(), &audit).await;
         write expire_approvals(now: DateTime<Utc>) -> Vec<(TenantId, Approval)> = |c| expire(c, now).await;
         write cancel_approvals(tenant: &TenantId, run: &RunId) -> usize = |c| cancel(c, &tenant, &run).await;
-    }
-    extra {
-        async fn list_approvals(
-            &self,
-            tenant: &TenantId,
-            status: Option<&str>,
-            limit: i64,
-        ) -> Result<Vec<Approval>> {
-            let status = status.map(str::to_owned);
-            super::store::run!(self.read("list_approvals", [tenant], |c| {
-                list_approvals(c, &tenant, status.as_deref(), limit).await
-            }))
-        }
-        async fn decide_approval(
-            &self,
-            tenant: &TenantId,
-            id: &str,
-            decision: ApprovalDecision,
-            by: &str,
-            note: Option<&str>,
-            audit: NewAuditEvent,
-        ) -> Result<Approval> {
-            let note = note.map(str::to_owned);
-            super::store::run!(self.write("decide_approval", [tenant, id, by], |c| {
-                decide(c, &tenant, &id, decision, &by, note.as_deref(), &audit).await
-            }))
-        }
     }
 }

@@ -9,24 +9,6 @@ use roster_store::{NewAuditEvent, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-pub(crate) async fn budgets(c: &mut Conn<'_>, tenant: &TenantId) -> Result<Vec<Budget>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT scope, tokens_per_day, cost_micros_per_day, updated_at FROM budgets WHERE tenant_id = $1 ORDER BY scope"
-        ),
-        crate::args![tenant],
-        |row| {
-            Ok(Budget {
-                scope: row.get(0)?,
-                tokens_per_day: row.get(1)?,
-                cost_micros_per_day: row.get(2)?,
-                updated_at: Some(row.time(3)?),
-            })
-        },
-    )
-    .await?)
-}
-
 pub(crate) async fn set_budget(
     c: &mut Conn<'_>,
     tenant: &TenantId,
@@ -66,28 +48,6 @@ pub(crate) async fn delete_budget(
         super::audit::append(c, tenant, std::slice::from_ref(audit)).await?;
     }
     Ok(n > 0)
-}
-
-pub(crate) async fn spent_since(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    agent: Option<&AgentId>,
-    since: DateTime<Utc>,
-) -> Result<Spent> {
-    Ok(c.one(
-        crate::sql!(
-            "SELECT CAST(COALESCE(SUM(tokens_in + tokens_out), 0) AS BIGINT), CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM ledger
-             WHERE tenant_id = $1 AND created_at >= $2 AND ($3 IS NULL OR agent_id = $3)"
-        ),
-        crate::args![tenant, since, agent],
-        |row| {
-            Ok(Spent {
-                tokens: row.get(0)?,
-                cost_micros: row.get(1)?,
-            })
-        },
-    )
-    .await?)
 }
 
 const SUMS: &str = "COUNT(*), CAST(COALESCE(SUM(tokens_in), 0) AS BIGINT), CAST(COALESCE(SUM(tokens_out), 0) AS BIGINT), CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT)";
@@ -160,22 +120,19 @@ fn ledger_sum(row: &Row<'_>) -> Result<LedgerSum> {
 
 crate::store_impl! {
     impl crate::BudgetStore {
-        read budgets(tenant: &TenantId) -> Vec<Budget> = |c| budgets(c, &tenant).await;
+        read budgets(tenant: &TenantId) -> Vec<Budget> = |c| c.all(
+            crate::sql!("SELECT scope, tokens_per_day, cost_micros_per_day, updated_at FROM budgets WHERE tenant_id = $1 ORDER BY scope"),
+            crate::args![&tenant],
+            |row| Ok(Budget { scope: row.get(0)?, tokens_per_day: row.get(1)?, cost_micros_per_day: row.get(2)?, updated_at: Some(row.time(3)?) }),
+        ).await;
         write set_budget(tenant: &TenantId, budget: Budget, audit: NewAuditEvent) -> Budget = |c| set_budget(c, &tenant, budget, &audit).await;
         write delete_budget(tenant: &TenantId, scope: &str, audit: NewAuditEvent) -> bool = |c| delete_budget(c, &tenant, &scope, &audit).await;
         read ledger_summary(tenant: &TenantId, query: &LedgerSummaryQuery) -> Vec<LedgerSum> = |c| ledger_summary(c, &tenant, &query).await;
-    }
-    extra {
-        async fn spent_since(
-            &self,
-            tenant: &TenantId,
-            agent: Option<&AgentId>,
-            since: DateTime<Utc>,
-        ) -> Result<Spent> {
-            let agent = agent.cloned();
-            super::store::run!(self.read("spent_since", [tenant], |c| {
-                spent_since(c, &tenant, agent.as_ref(), since).await
-            }))
-        }
+        read spent_since(tenant: &TenantId, agent: Option<&AgentId>, since: DateTime<Utc>) -> Spent = |c| c.one(
+            crate::sql!("SELECT CAST(COALESCE(SUM(tokens_in + tokens_out), 0) AS BIGINT), CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM ledger
+                         WHERE tenant_id = $1 AND created_at >= $2 AND ($3 IS NULL OR agent_id = $3)"),
+            crate::args![&tenant, since, agent.as_ref()],
+            |row| Ok(Spent { tokens: row.get(0)?, cost_micros: row.get(1)? }),
+        ).await;
     }
 }

@@ -3,7 +3,7 @@
 //! and its event are stored together or not at all.
 
 use super::audit::append;
-use super::keys;
+use super::keys::{self, key_info_row, KEY_INFO_COLUMNS};
 use super::{Arg, Conn, Row};
 use chrono::Utc;
 use roster_core::{KeyId, TenantId};
@@ -83,28 +83,10 @@ pub(crate) async fn create_tenant(
         .ok_or_else(|| StoreError::NotFound(format!("tenant {id}")))
 }
 
-pub(crate) async fn list_tenants(c: &mut Conn<'_>) -> Result<Vec<TenantRecord>> {
-    Ok(c.all(
-        crate::sql!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at, id"),
-        &[],
-        tenant,
-    )
-    .await?)
-}
-
 pub(crate) async fn get_tenant(c: &mut Conn<'_>, id: &TenantId) -> Result<Option<TenantRecord>> {
     Ok(c.opt(
         crate::sql!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"),
         crate::args![id],
-        tenant,
-    )
-    .await?)
-}
-
-pub(crate) async fn tenant_by_name(c: &mut Conn<'_>, name: &str) -> Result<Option<TenantRecord>> {
-    Ok(c.opt(
-        crate::sql!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"),
-        crate::args![name],
         tenant,
     )
     .await?)
@@ -211,21 +193,14 @@ pub(crate) async fn list_audit(
     tenant: &TenantId,
     query: &AuditQuery,
 ) -> Result<Vec<AuditEvent>> {
-    // Written twice: "contains" is `strpos` on PostgreSQL and `instr` on SQLite.
-    let statement = crate::sql_pick!(
-        postgres: "SELECT seq, id, at, actor, action, resource, decision, detail FROM audit_events
-         WHERE tenant_id = $1 AND seq > $2 AND at >= $3 AND at <= $4
-           AND ($5 IS NULL OR action = $5 OR substr(action, 1, length($5) + 1) = $5 || '.')
-           AND ($6 IS NULL OR strpos(actor, $6) > 0)
-         ORDER BY seq LIMIT $7",
-        sqlite: "SELECT seq, id, at, actor, action, resource, decision, detail FROM audit_events
-         WHERE tenant_id = $1 AND seq > $2 AND at >= $3 AND at <= $4
-           AND ($5 IS NULL OR action = $5 OR substr(action, 1, length($5) + 1) = $5 || '.')
-           AND ($6 IS NULL OR instr(actor, $6) > 0)
-         ORDER BY seq LIMIT $7",
-    );
     Ok(c.all(
-        statement,
+        crate::sql!(
+            "SELECT seq, id, at, actor, action, resource, decision, detail FROM audit_events
+             WHERE tenant_id = $1 AND seq > $2 AND at >= $3 AND at <= $4
+               AND ($5 IS NULL OR action = $5 OR substr(action, 1, length($5) + 1) = $5 || '.')
+               AND ($6 IS NULL OR strpos(actor, $6) > 0)
+             ORDER BY seq LIMIT $7"
+        ),
         &[
             tenant.into(),
             query.after.unwrap_or(0).into(),
@@ -243,14 +218,20 @@ pub(crate) async fn list_audit(
 crate::store_impl! {
     impl crate::GovernanceStore {
         write create_tenant(id: &TenantId, name: &str, audit: NewAuditEvent) -> TenantRecord = |c| create_tenant(c, &id, &name, &audit).await;
-        read list_tenants() -> Vec<TenantRecord> = |c| list_tenants(c).await;
+        read list_tenants() -> Vec<TenantRecord> = |c| c.all(
+            crate::sql!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at, id"), &[], tenant).await;
         read get_tenant(id: &TenantId) -> Option<TenantRecord> = |c| get_tenant(c, &id).await;
-        read find_tenant_by_name(name: &str) -> Option<TenantRecord> = |c| tenant_by_name(c, &name).await;
+        read find_tenant_by_name(name: &str) -> Option<TenantRecord> = |c| c.opt(
+            crate::sql!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"), crate::args![&name], tenant).await;
         write create_key(tenant: &TenantId, key: NewKey, audit: NewAuditEvent) -> KeyInfo = |c| keys::create_key(c, &tenant, &key, &audit).await;
-        read list_keys(tenant: &TenantId) -> Vec<KeyInfo> = |c| keys::list_keys(c, &tenant).await;
+        read list_keys(tenant: &TenantId) -> Vec<KeyInfo> = |c| c.all(
+            crate::sql!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"),
+            crate::args![&tenant], key_info_row).await;
         read key_info(tenant: &TenantId, id: &KeyId) -> Option<KeyInfo> = |c| keys::key_info(c, &tenant, &id).await;
-        read find_key(id: &KeyId) -> Option<KeyInfo> = |c| keys::find_key(c, &id).await;
-        read key_by_hash(key_hash: &str) -> Option<KeyInfo> = |c| keys::key_by_hash(c, &key_hash).await;
+        read find_key(id: &KeyId) -> Option<KeyInfo> = |c| c.opt(
+            crate::sql!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE id = $1"), crate::args![&id], key_info_row).await;
+        read key_by_hash(key_hash: &str) -> Option<KeyInfo> = |c| c.opt(
+            crate::sql!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_hash = $1"), crate::args![&key_hash], key_info_row).await;
         write revoke_key(tenant: &TenantId, id: &KeyId, audit: NewAuditEvent) -> KeyInfo = |c| keys::revoke_key(c, &tenant, &id, &audit).await;
         read policies(tenant: &TenantId) -> PolicySnapshot = |c| policies(c, &tenant).await;
         read policy_revision(tenant: &TenantId) -> i64 = |c| revision(c, &tenant).await;

@@ -27,6 +27,7 @@ pub(crate) async fn create(
     c: &mut Conn<'_>,
     tenant: &TenantId,
     new: &NewIntegration,
+    audit: NewAuditEvent,
 ) -> Result<Integration> {
     let now = millis(Utc::now());
     let config = serde_json::to_string(&new.config)?;
@@ -45,24 +46,26 @@ pub(crate) async fn create(
             new.kind, new.name
         )));
     }
+    super::audit::append(c, tenant, &[audit]).await?;
     get(c, tenant, &new.kind, &new.name)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("{} `{}`", new.kind, new.name)))
 }
 
-pub(crate) async fn list(
+pub(crate) async fn delete(
     c: &mut Conn<'_>,
     tenant: &TenantId,
     kind: &str,
-) -> Result<Vec<Integration>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT {COLUMNS} FROM integrations WHERE tenant_id = $1 AND kind = $2 ORDER BY name"
-        ),
-        crate::args![tenant, kind],
-        integration,
-    )
-    .await?)
+    name: &str,
+    audit: NewAuditEvent,
+) -> Result<bool> {
+    let sql =
+        crate::sql!("DELETE FROM integrations WHERE tenant_id = $1 AND kind = $2 AND name = $3");
+    let deleted = c.exec(sql, crate::args![tenant, kind, name]).await? > 0;
+    if deleted {
+        super::audit::append(c, tenant, &[audit]).await?;
+    }
+    Ok(deleted)
 }
 
 pub(crate) async fn get(
@@ -81,28 +84,13 @@ pub(crate) async fn get(
     .await?)
 }
 
-pub(crate) async fn delete(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    kind: &str,
-    name: &str,
-) -> Result<bool> {
-    let n = c
-        .exec(
-            crate::sql!(
-                "DELETE FROM integrations WHERE tenant_id = $1 AND kind = $2 AND name = $3"
-            ),
-            crate::args![tenant, kind, name],
-        )
-        .await?;
-    Ok(n > 0)
-}
-
 crate::store_impl! {
     impl crate::IntegrationStore {
-        write create_integration(tenant: &TenantId, new: NewIntegration, audit: NewAuditEvent) -> Integration = |c| { let created = create(c, &tenant, &new).await?; super::audit::append(c, &tenant, &[audit]).await?; Ok(created) };
-        read list_integrations(tenant: &TenantId, kind: &str) -> Vec<Integration> = |c| list(c, &tenant, &kind).await;
+        write create_integration(tenant: &TenantId, new: NewIntegration, audit: NewAuditEvent) -> Integration = |c| create(c, &tenant, &new, audit).await;
+        read list_integrations(tenant: &TenantId, kind: &str) -> Vec<Integration> = |c| c.all(
+            crate::sql!("SELECT {COLUMNS} FROM integrations WHERE tenant_id = $1 AND kind = $2 ORDER BY name"),
+            crate::args![&tenant, &kind], integration).await;
         read get_integration(tenant: &TenantId, kind: &str, name: &str) -> Option<Integration> = |c| get(c, &tenant, &kind, &name).await;
-        write delete_integration(tenant: &TenantId, kind: &str, name: &str, audit: NewAuditEvent) -> bool = |c| { let deleted = delete(c, &tenant, &kind, &name).await?; if deleted { super::audit::append(c, &tenant, &[audit]).await?; } Ok(deleted) };
+        write delete_integration(tenant: &TenantId, kind: &str, name: &str, audit: NewAuditEvent) -> bool = |c| delete(c, &tenant, &kind, &name, audit).await;
     }
 }

@@ -67,32 +67,6 @@ pub(crate) async fn create_jobs(
     Ok(())
 }
 
-pub(crate) async fn queued(c: &mut Conn<'_>, limit: i64) -> Result<Vec<MemoryJob>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT {COLUMNS} FROM memory_jobs WHERE status = 'queued' ORDER BY id LIMIT $1"
-        ),
-        &[super::Arg::Limit(limit)],
-        job,
-    )
-    .await?)
-}
-
-pub(crate) async fn for_run(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    run: &RunId,
-) -> Result<Vec<MemoryJob>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT {COLUMNS} FROM memory_jobs WHERE run_id = $1 AND tenant_id = $2 ORDER BY strategy"
-        ),
-        crate::args![run, tenant],
-        job,
-    )
-    .await?)
-}
-
 /// Locks the job row (on PostgreSQL) and checks it is still queued.
 async fn lock_queued(c: &mut Conn<'_>, tenant: &TenantId, id: &str) -> Result<()> {
     let status: Option<String> = c
@@ -173,8 +147,12 @@ pub(crate) async fn finish(
 
 crate::store_impl! {
     impl crate::JobStore {
-        read queued_memory_jobs(limit: i64) -> Vec<MemoryJob> = |c| queued(c, limit).await;
-        read memory_jobs_for_run(tenant: &TenantId, run: &RunId) -> Vec<MemoryJob> = |c| for_run(c, &tenant, &run).await;
+        read queued_memory_jobs(limit: i64) -> Vec<MemoryJob> = |c| c.all(
+            crate::sql!("SELECT {COLUMNS} FROM memory_jobs WHERE status = 'queued' ORDER BY id LIMIT $1"),
+            &[super::Arg::Limit(limit)], job).await;
+        read memory_jobs_for_run(tenant: &TenantId, run: &RunId) -> Vec<MemoryJob> = |c| c.all(
+            crate::sql!("SELECT {COLUMNS} FROM memory_jobs WHERE run_id = $1 AND tenant_id = $2 ORDER BY strategy"),
+            crate::args![&run, &tenant], job).await;
         write record_job_output(tenant: &TenantId, job: &str, output: serde_json::Value, ledger: Vec<NewLedgerEntry>) -> () = |c| record_output(c, &tenant, &job, &output, &ledger).await;
         write fail_job_attempt(tenant: &TenantId, job: &str, error: &str, give_up: bool, ledger: Vec<NewLedgerEntry>) -> () = |c| fail_attempt(c, &tenant, &job, &error, give_up, &ledger).await;
         write finish_memory_job(tenant: &TenantId, job: &str, writes: Vec<MemoryWrite>) -> MemoryWritten = |c| finish(c, &tenant, &job, &writes).await;

@@ -9,10 +9,10 @@ use roster_store::{KeyInfo, NewAuditEvent, NewKey, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-const KEY_INFO_COLUMNS: &str =
+pub(crate) const KEY_INFO_COLUMNS: &str =
     "id, tenant_id, name, kind, is_admin, scopes, expires_at, created_at, revoked_at, user_id, act_for";
 
-fn key_info_row(row: &Row<'_>) -> Result<KeyInfo> {
+pub(crate) fn key_info_row(row: &Row<'_>) -> Result<KeyInfo> {
     let scopes: Option<String> = row.get(5)?;
     let act_for: Option<String> = row.get(10)?;
     Ok(KeyInfo {
@@ -67,17 +67,6 @@ pub(crate) async fn create_key(
         .ok_or_else(|| StoreError::NotFound(format!("key {}", new.id)))
 }
 
-pub(crate) async fn list_keys(c: &mut Conn<'_>, tenant: &TenantId) -> Result<Vec<KeyInfo>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"
-        ),
-        crate::args![tenant],
-        key_info_row,
-    )
-    .await?)
-}
-
 pub(crate) async fn key_info(
     c: &mut Conn<'_>,
     tenant: &TenantId,
@@ -86,24 +75,6 @@ pub(crate) async fn key_info(
     Ok(c.opt(
         crate::sql!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2"),
         crate::args![tenant, id],
-        key_info_row,
-    )
-    .await?)
-}
-
-pub(crate) async fn find_key(c: &mut Conn<'_>, id: &KeyId) -> Result<Option<KeyInfo>> {
-    Ok(c.opt(
-        crate::sql!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE id = $1"),
-        crate::args![id],
-        key_info_row,
-    )
-    .await?)
-}
-
-pub(crate) async fn key_by_hash(c: &mut Conn<'_>, hash: &str) -> Result<Option<KeyInfo>> {
-    Ok(c.opt(
-        crate::sql!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_hash = $1"),
-        crate::args![hash],
         key_info_row,
     )
     .await?)

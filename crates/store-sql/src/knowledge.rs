@@ -80,18 +80,6 @@ pub(crate) async fn create_source(
         .ok_or_else(|| StoreError::NotFound("source".into()))
 }
 
-pub(crate) async fn list_sources(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-) -> Result<Vec<KnowledgeSource>> {
-    Ok(c.all(
-        crate::sql!("SELECT {SOURCE_COLUMNS} FROM knowledge_sources s WHERE s.tenant_id = $1 ORDER BY s.name"),
-        crate::args![tenant],
-        source,
-    )
-    .await?)
-}
-
 pub(crate) async fn get_source(
     c: &mut Conn<'_>,
     tenant: &TenantId,
@@ -149,29 +137,6 @@ pub(super) async fn lock_source(
     .ok_or_else(|| StoreError::NotFound("knowledge source".into()))
 }
 
-pub(crate) async fn list_documents(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    source: &SourceId,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<KnowledgeDocument>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT {DOCUMENT_COLUMNS} FROM knowledge_documents
-             WHERE tenant_id = $1 AND source_id = $2 AND path > $3 ORDER BY path LIMIT $4"
-        ),
-        &[
-            tenant.into(),
-            source.into(),
-            after.into(),
-            super::Arg::Limit(limit),
-        ],
-        document,
-    )
-    .await?)
-}
-
 pub(crate) async fn get_document(
     c: &mut Conn<'_>,
     tenant: &TenantId,
@@ -222,10 +187,14 @@ pub(crate) async fn fail_document(
 crate::store_impl! {
     impl crate::KnowledgeStore {
         write create_source(tenant: &TenantId, name: &str, description: &str) -> KnowledgeSource = |c| create_source(c, &tenant, &name, &description).await;
-        read list_sources(tenant: &TenantId) -> Vec<KnowledgeSource> = |c| list_sources(c, &tenant).await;
-        read get_source(tenant: &TenantId, name: &str) -> Option<KnowledgeSource> = |c| get_source( c, &tenant, &name ) .await;
+        read list_sources(tenant: &TenantId) -> Vec<KnowledgeSource> = |c| c.all(
+            crate::sql!("SELECT {SOURCE_COLUMNS} FROM knowledge_sources s WHERE s.tenant_id = $1 ORDER BY s.name"), crate::args![&tenant], source).await;
+        read get_source(tenant: &TenantId, name: &str) -> Option<KnowledgeSource> = |c| get_source(c, &tenant, &name).await;
         write delete_source(tenant: &TenantId, source: &SourceId) -> i64 = |c| knowledge_chunks::delete_source(c, &tenant, &source).await;
-        read list_documents(tenant: &TenantId, source: &SourceId, after: &str, limit: i64) -> Vec<KnowledgeDocument> = |c| list_documents(c, &tenant, &source, &after, limit).await;
+        read list_documents(tenant: &TenantId, source: &SourceId, after: &str, limit: i64) -> Vec<KnowledgeDocument> = |c| c.all(
+            crate::sql!("SELECT {DOCUMENT_COLUMNS} FROM knowledge_documents
+                         WHERE tenant_id = $1 AND source_id = $2 AND path > $3 ORDER BY path LIMIT $4"),
+            &[(&tenant).into(), (&source).into(), after.as_str().into(), super::Arg::Limit(limit)], document).await;
         read get_document(tenant: &TenantId, source: &SourceId, path: &str) -> Option<KnowledgeDocument> = |c| get_document(c, &tenant, &source, &path).await;
         write put_document(tenant: &TenantId, version: NewDocumentVersion) -> DocumentPut = |c| knowledge_chunks::put_document(c, &tenant, &version).await;
         write fail_document(tenant: &TenantId, source: &SourceId, path: &str, error: DocumentError) -> KnowledgeDocument = |c| fail_document(c, &tenant, &source, &path, &error).await;

@@ -151,27 +151,6 @@ pub(crate) async fn upgrade_session(
     ))
 }
 
-pub(crate) async fn list_agent_versions(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    agent: &AgentId,
-) -> Result<Vec<AgentVersion>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT version, config, created_at FROM agent_versions WHERE tenant_id = $1 AND agent_id = $2 ORDER BY version DESC"
-        ),
-        crate::args![tenant, agent],
-        |row| {
-            Ok(AgentVersion {
-                version: row.get(0)?,
-                config: row.json(1)?,
-                created_at: row.time(2)?,
-            })
-        },
-    )
-    .await?)
-}
-
 pub(crate) async fn update_agent_from(
     c: &mut Conn<'_>,
     tenant: &TenantId,
@@ -225,7 +204,13 @@ async fn scrub_log(db: &Db) {
 crate::store_impl! {
     impl crate::LifecycleStore {
         write upgrade_session(tenant: &TenantId, session: &SessionId, audit: NewAuditEvent) -> (Session, i64) = |c| upgrade_session(c, &tenant, &session, &audit).await;
-        read list_agent_versions(tenant: &TenantId, agent: &AgentId) -> Vec<AgentVersion> = |c| list_agent_versions(c, &tenant, &agent).await;
+        read list_agent_versions(tenant: &TenantId, agent: &AgentId) -> Vec<AgentVersion> = |c| c.all(
+            crate::sql!("SELECT version, config, created_at FROM agent_versions WHERE tenant_id = $1 AND agent_id = $2 ORDER BY version DESC"),
+            crate::args![&tenant, &agent],
+            |row| Ok(AgentVersion { version: row.get(0)?, config: row.json(1)?, created_at: row.time(2)? }),
+        ).await;
+        write update_agent_from(tenant: &TenantId, agent: &AgentId, base: i64, config: AgentConfig, action: &str, principal: &str) -> Agent =
+            |c| update_agent_from(c, &tenant, &agent, base, &config, &action, &principal).await;
     }
     extra {
         async fn delete_session(
@@ -239,20 +224,6 @@ crate::store_impl! {
             }))?;
             scrub_log(&self.db).await;
             Ok(deleted)
-        }
-        async fn update_agent_from(
-            &self,
-            tenant: &TenantId,
-            agent: &AgentId,
-            base: i64,
-            config: AgentConfig,
-            action: &str,
-            principal: &str,
-        ) -> Result<Agent> {
-            let (action, principal) = (action.to_owned(), principal.to_owned());
-            super::store::run!(self.write("update_agent_from", [tenant, agent], |c| {
-                update_agent_from(c, &tenant, &agent, base, &config, &action, &principal).await
-            }))
         }
     }
 }

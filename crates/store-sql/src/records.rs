@@ -191,33 +191,6 @@ pub(crate) async fn log_all(
     Ok(last)
 }
 
-pub(crate) async fn get_memory(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    id: &MemoryId,
-) -> Result<Option<MemoryRecord>> {
-    Ok(c.opt(
-        crate::sql!("SELECT {COLUMNS} FROM memories WHERE tenant_id = $1 AND id = $2"),
-        crate::args![tenant, id],
-        record,
-    )
-    .await?)
-}
-
-pub(crate) async fn get_memories(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    ids: &[MemoryId],
-) -> Result<Vec<MemoryRecord>> {
-    let ids: Vec<String> = ids.iter().map(MemoryId::to_string).collect();
-    Ok(c.all(
-        crate::sql!("SELECT {COLUMNS} FROM memories WHERE tenant_id = $1 AND id = ANY($2)"),
-        crate::args![tenant, &ids],
-        record,
-    )
-    .await?)
-}
-
 /// `list_memories`' statement, with the `users/NAME` filter's list of
 /// names (`$8`) read as a table named `u` with a `value` column.
 fn list_sql(users: &str, order: &str) -> String {
@@ -268,38 +241,24 @@ pub(crate) async fn list_memories(
     .await?)
 }
 
-pub(crate) async fn memory_history(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    id: &MemoryId,
-) -> Result<Vec<MemoryRecordVersion>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT version, content, metadata, operation, principal, run_id, created_at FROM memory_versions
-             WHERE tenant_id = $1 AND memory_id = $2 ORDER BY version"
-        ),
-        crate::args![tenant, id],
-        |row| {
-            Ok(MemoryRecordVersion {
-                version: row.get(0)?,
-                content: row.get(1)?,
-                metadata: row.json(2)?,
-                operation: row.get(3)?,
-                principal: row.get(4)?,
-                run_id: row.get::<Option<String>>(5)?.map(RunId::from_stored),
-                created_at: row.time(6)?,
-            })
-        },
-    )
-    .await?)
-}
-
 crate::store_impl! {
     impl crate::RecordStore {
         write write_memories(tenant: &TenantId, writes: Vec<MemoryWrite>) -> MemoryWritten = |c| write_memories(c, &tenant, &writes).await;
-        read get_memory(tenant: &TenantId, id: &MemoryId) -> Option<MemoryRecord> = |c| get_memory(c, &tenant, &id).await;
-        read get_memories(tenant: &TenantId, ids: &[MemoryId]) -> Vec<MemoryRecord> = |c| get_memories(c, &tenant, &ids).await;
+        read get_memory(tenant: &TenantId, id: &MemoryId) -> Option<MemoryRecord> = |c| c.opt(
+            crate::sql!("SELECT {COLUMNS} FROM memories WHERE tenant_id = $1 AND id = $2"), crate::args![&tenant, &id], record).await;
+        read get_memories(tenant: &TenantId, ids: &[MemoryId]) -> Vec<MemoryRecord> = |c| {
+            let ids: Vec<String> = ids.iter().map(MemoryId::to_string).collect();
+            c.all(crate::sql!("SELECT {COLUMNS} FROM memories WHERE tenant_id = $1 AND id = ANY($2)"), crate::args![&tenant, &ids], record).await
+        };
         read list_memories(tenant: &TenantId, query: &MemoryQuery) -> Vec<MemoryRecord> = |c| list_memories(c, &tenant, &query).await;
-        read memory_history(tenant: &TenantId, id: &MemoryId) -> Vec<MemoryRecordVersion> = |c| memory_history(c, &tenant, &id).await;
+        read memory_history(tenant: &TenantId, id: &MemoryId) -> Vec<MemoryRecordVersion> = |c| c.all(
+            crate::sql!("SELECT version, content, metadata, operation, principal, run_id, created_at FROM memory_versions
+                         WHERE tenant_id = $1 AND memory_id = $2 ORDER BY version"),
+            crate::args![&tenant, &id],
+            |row| Ok(MemoryRecordVersion {
+                version: row.get(0)?, content: row.get(1)?, metadata: row.json(2)?, operation: row.get(3)?,
+                principal: row.get(4)?, run_id: row.get::<Option<String>>(5)?.map(RunId::from_stored), created_at: row.time(6)?,
+            }),
+        ).await;
     }
 }

@@ -1,11 +1,10 @@
 //! Runs, steps, events and the ledger: run creation and the reads.
 
-use super::rows::{self, LEDGER_COLUMNS, RUN_COLUMNS, STEP_COLUMNS};
+use super::rows::{self, LEDGER_COLUMNS, RUN_COLUMNS};
 use super::{Arg, Conn};
 use chrono::Utc;
-use roster_core::event::SequencedEvent;
 use roster_core::ledger::LedgerEntry;
-use roster_core::run::{Run, RunStatus, Step};
+use roster_core::run::{Run, RunStatus};
 use roster_core::{RunId, SessionId, TenantId};
 use roster_store::{from_millis, millis};
 use roster_store::{BusyPolicy, CreatedRun, LedgerQuery, NewRun, StoreError};
@@ -118,34 +117,6 @@ pub(crate) async fn create_run(
     }))
 }
 
-pub(crate) async fn get_run(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    id: &RunId,
-) -> Result<Option<Run>> {
-    Ok(c.opt(
-        crate::sql!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2"),
-        crate::args![tenant, id],
-        rows::run,
-    )
-    .await?)
-}
-
-pub(crate) async fn list_runs(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    session: &SessionId,
-) -> Result<Vec<Run>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND session_id = $2 ORDER BY id"
-        ),
-        crate::args![tenant, session],
-        rows::run,
-    )
-    .await?)
-}
-
 pub(crate) async fn next_queued_run(
     c: &mut Conn<'_>,
     tenant: &TenantId,
@@ -160,36 +131,6 @@ pub(crate) async fn next_queued_run(
         .await?;
     // A run waiting for approval holds its session: later runs wait behind it.
     Ok(first.filter(|run| run.status != RunStatus::AwaitingApproval))
-}
-
-pub(crate) async fn list_steps(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    run: &RunId,
-) -> Result<Vec<Step>> {
-    Ok(c.all(
-        crate::sql!(
-            "SELECT {STEP_COLUMNS} FROM steps WHERE run_id = $1 AND tenant_id = $2 ORDER BY n"
-        ),
-        crate::args![run, tenant],
-        rows::step,
-    )
-    .await?)
-}
-
-pub(crate) async fn list_events(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    run: &RunId,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<SequencedEvent>> {
-    Ok(c.all(
-        crate::sql!("SELECT seq, body FROM run_events WHERE run_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"),
-        &[run.into(), tenant.into(), after.into(), Arg::Limit(limit)],
-        rows::event,
-    )
-    .await?)
 }
 
 pub(crate) async fn list_ledger(
@@ -217,16 +158,6 @@ pub(crate) async fn list_ledger(
             query.until.map_or(i64::MAX, millis).into(),
         ],
         rows::ledger_entry,
-    )
-    .await?)
-}
-
-/// Across tenants: the system principal's view, used only by recovery.
-pub(crate) async fn unfinished_runs(c: &mut Conn<'_>) -> Result<Vec<(TenantId, Run)>> {
-    Ok(c.all(
-        crate::sql!("SELECT tenant_id, {RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running', 'awaiting_approval') ORDER BY id"),
-        &[],
-        |row| Ok((TenantId::from_stored(row.get(0)?), rows::run_from(row, 1)?)),
     )
     .await?)
 }

@@ -69,21 +69,6 @@ pub(crate) async fn list_sessions(
     .await?)
 }
 
-pub(crate) async fn list_items(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    session: &SessionId,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<Item>> {
-    Ok(c.all(
-        crate::sql!("SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"),
-        &[session.into(), tenant.into(), after.into(), super::Arg::Limit(limit)],
-        rows::item,
-    )
-    .await?)
-}
-
 /// The newest `limit` items, ascending.
 pub(crate) async fn tail_items(
     c: &mut Conn<'_>,
@@ -126,23 +111,11 @@ pub(crate) async fn latest_summary(
     .await?)
 }
 
-pub(crate) async fn items_by_seq(
-    c: &mut Conn<'_>,
-    tenant: &TenantId,
-    session: &SessionId,
-    seqs: &[i64],
-) -> Result<Vec<Item>> {
-    Ok(c.all(
-        crate::sql!("SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 AND seq = ANY($3) ORDER BY seq"),
-        crate::args![session, tenant, seqs],
-        rows::item,
-    )
-    .await?)
-}
-
 crate::store_impl! {
     impl crate::ContextStore {
         read latest_summary(tenant: &TenantId, session: &SessionId) -> Option<SessionSummary> = |c| latest_summary(c, &tenant, &session).await;
-        read items_by_seq(tenant: &TenantId, session: &SessionId, seqs: &[i64]) -> Vec<Item> = |c| items_by_seq(c, &tenant, &session, &seqs).await;
+        read items_by_seq(tenant: &TenantId, session: &SessionId, seqs: &[i64]) -> Vec<Item> = |c| c.all(
+            crate::sql!("SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 AND seq = ANY($3) ORDER BY seq"),
+            crate::args![&session, &tenant, &seqs], rows::item).await;
     }
 }

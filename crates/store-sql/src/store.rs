@@ -1,10 +1,14 @@
 //! [`SqlStore`]: the store traits implemented once for both backends.
 
 use super::db::{Db, Faults};
-use super::{agents, journal, runs, sessions};
+use super::rows::{self, AGENT_COLUMNS, BLOCK_COLUMNS, BLOCK_VERSION_COLUMNS, ITEM_COLUMNS};
+use super::rows::{KEY_COLUMNS, RUN_COLUMNS, STEP_COLUMNS};
+use super::{agents, journal, runs, sessions, Arg};
 use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use crate::*;
+use crate::{args, sql};
+use chrono::Utc;
 use roster_core::agent::{Agent, AgentConfig, NewAgent};
 use roster_core::event::SequencedEvent;
 use roster_core::item::Item;
@@ -57,12 +61,14 @@ impl SqlStore {
     }
 }
 
-/// The store traits' methods as a table, one line each:
-/// `read|write name(params) -> T = |c| shared_code(c, …).await;` runs the
-/// shared code on a read connection or in a write transaction, with the
-/// method's name for fault injection. Borrowed arguments are copied first
-/// ([`Own`]), because a SQLite write runs on the writer thread. Methods that
-/// need more than one call are written out under `extra`.
+/// The store traits' methods as a table, one entry each:
+/// `read|write name(params) -> T = |c| body;` runs the body on a read
+/// connection or in a write transaction, with the method's name for fault
+/// injection. A body is one statement (`c.opt(sql!(…), args![…], row).await`)
+/// or a call of the concern's shared code; its error is converted with `?`.
+/// Borrowed arguments are copied first ([`Own`]), because a SQLite write
+/// runs on the writer thread. Methods that do more than run on one
+/// connection (a scrub after the write, pgvector) are written under `extra`.
 macro_rules! store_impl {
     (impl $trait:path {
         $( $(#[$doc:meta])* $how:ident $name:ident ( $($param:ident : $ty:ty),* $(,)? ) -> $ret:ty = |$c:ident| $body:expr; )*
@@ -72,7 +78,7 @@ macro_rules! store_impl {
             $( $(#[$doc])* async fn $name(&self, $($param: $ty),*) -> $crate::StoreResult<$ret> {
                 $(let $param = $crate::Own::own($param);)*
                 self.db
-                    .$how(stringify!($name), move |$c| Box::pin(async move { $body }))
+                    .$how(stringify!($name), move |$c| Box::pin(async move { Ok($body?) }))
                     .await
             } )*
             $($($extra)*)?
@@ -108,10 +114,13 @@ where
     }
 }
 
-impl Own for Option<&str> {
-    type Owned = Option<String>;
-    fn own(self) -> Option<String> {
-        self.map(str::to_owned)
+impl<T: ?Sized + ToOwned> Own for Option<&T>
+where
+    T::Owned: Send + 'static,
+{
+    type Owned = Option<T::Owned>;
+    fn own(self) -> Self::Owned {
+        self.map(T::to_owned)
     }
 }
 
@@ -141,6 +150,7 @@ owned_as_is!(
     serde_json::Value,
     roster_core::agent::AgentConfig,
     roster_core::agent::NewAgent,
+    crate::ApprovalDecision,
     crate::BlockChange,
     crate::BlockWrite,
     crate::Budget,
@@ -157,50 +167,77 @@ owned_as_is!(
 
 crate::store_impl! {
     impl Store {
-        write ensure_tenant(tenant: &TenantId, name: &str) -> () = |c| agents::ensure_tenant(c, &tenant, &name).await;
+        write ensure_tenant(tenant: &TenantId, name: &str) -> () = |c| c.exec(
+            sql!("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING"),
+            args![&tenant, &name, Utc::now()]).await.map(drop);
         write insert_api_key(tenant: &TenantId, key: NewApiKey) -> ApiKeyRecord = |c| agents::insert_api_key(c, &tenant, &key).await;
-        read find_api_key(key_hash: &str) -> Option<ApiKeyRecord> = |c| agents::find_api_key(c, &key_hash).await;
-        read count_admin_keys(tenant: &TenantId) -> i64 = |c| agents::count_admin_keys(c, &tenant).await;
-        write revoke_admin_keys(tenant: &TenantId) -> () = |c| agents::revoke_admin_keys(c, &tenant).await;
+        read find_api_key(key_hash: &str) -> Option<ApiKeyRecord> = |c| c.opt(
+            sql!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"),
+            args![&key_hash], rows::key_record).await;
+        read count_admin_keys(tenant: &TenantId) -> i64 = |c| c.one(
+            sql!("SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND is_admin = TRUE AND revoked_at IS NULL"),
+            args![&tenant], |row| row.get(0)).await;
+        write revoke_admin_keys(tenant: &TenantId) -> () = |c| c.exec(
+            sql!("UPDATE api_keys SET revoked_at = $2 WHERE tenant_id = $1 AND is_admin = TRUE AND revoked_at IS NULL"),
+            args![&tenant, Utc::now()]).await.map(drop);
         write set_admin_key(tenant: &TenantId, key: NewApiKey) -> ApiKeyRecord = |c| agents::set_admin_key(c, &tenant, &key).await;
-        read get_key(tenant: &TenantId, id: &KeyId) -> Option<ApiKeyRecord> = |c| agents::get_key(c, &tenant, &id).await;
-        write create_agent(tenant: &TenantId, agent: NewAgent, principal: &str) -> Agent = |c| agents::create_agent_audited(c, &tenant, &agent, &principal).await;
-        read list_agents(tenant: &TenantId) -> Vec<Agent> = |c| agents::list_agents(c, &tenant).await;
+        read get_key(tenant: &TenantId, id: &KeyId) -> Option<ApiKeyRecord> = |c| c.opt(
+            sql!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL"),
+            args![&tenant, &id], rows::key_record).await;
+        write create_agent(tenant: &TenantId, agent: NewAgent, principal: &str) -> Agent = |c| agents::create_agent(c, &tenant, &agent, &principal).await;
+        read list_agents(tenant: &TenantId) -> Vec<Agent> = |c| c.all(
+            sql!("SELECT {AGENT_COLUMNS} FROM agents a JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.current_version
+                  WHERE a.tenant_id = $1 AND a.deleted_at IS NULL ORDER BY a.name"),
+            args![&tenant], rows::agent).await;
         read get_agent(tenant: &TenantId, agent: &AgentRef) -> Option<Agent> = |c| agents::get_agent(c, &tenant, &agent).await;
-        read get_agent_version(tenant: &TenantId, agent: &AgentId, version: i64) -> Option<Agent> = |c| agents::get_agent_version(c, &tenant, &agent, version).await;
-        write update_agent(tenant: &TenantId, agent: &AgentId, config: AgentConfig, principal: &str) -> Agent = |c| agents::update_agent_audited(c, &tenant, &agent, &config, &principal).await;
-        write delete_agent(tenant: &TenantId, agent: &AgentId, principal: &str) -> bool = |c| agents::delete_agent_audited(c, &tenant, &agent, &principal).await;
-        read list_memory_blocks(tenant: &TenantId, agent: &AgentId) -> Vec<MemoryBlock> = |c| agents::list_memory_blocks(c, &tenant, &agent).await;
-        read memory_block_history(tenant: &TenantId, agent: &AgentId) -> Vec<MemoryBlockVersion> = |c| agents::memory_block_history(c, &tenant, &agent).await;
-        read get_session(tenant: &TenantId, session: &SessionId) -> Option<Session> = |c| sessions::get_session( c, &tenant, &session ) .await;
+        read get_agent_version(tenant: &TenantId, agent: &AgentId, version: i64) -> Option<Agent> = |c| c.opt(
+            sql!("SELECT {AGENT_COLUMNS} FROM agents a JOIN agent_versions v ON v.agent_id = a.id
+                  WHERE a.tenant_id = $1 AND a.id = $2 AND v.version = $3"),
+            args![&tenant, &agent, version], rows::agent).await;
+        write update_agent(tenant: &TenantId, agent: &AgentId, config: AgentConfig, principal: &str) -> Agent = |c| {
+            let updated = agents::update_agent(c, &tenant, &agent, &config).await?;
+            agents::audit_agent(c, &tenant, "agent.update", &principal, updated).await
+        };
+        write delete_agent(tenant: &TenantId, agent: &AgentId, principal: &str) -> bool = |c| agents::delete_agent(c, &tenant, &agent, &principal).await;
+        read list_memory_blocks(tenant: &TenantId, agent: &AgentId) -> Vec<MemoryBlock> = |c| c.all(
+            sql!("SELECT {BLOCK_COLUMNS} FROM memory_blocks WHERE tenant_id = $1 AND agent_id = $2 AND owner = 'agent' ORDER BY label"),
+            args![&tenant, &agent], rows::block).await;
+        read memory_block_history(tenant: &TenantId, agent: &AgentId) -> Vec<MemoryBlockVersion> = |c| c.all(
+            sql!("SELECT {BLOCK_VERSION_COLUMNS} FROM memory_block_versions
+                  WHERE tenant_id = $1 AND agent_id = $2 AND owner = 'agent' ORDER BY label, version"),
+            args![&tenant, &agent], rows::block_version).await;
+        read get_session(tenant: &TenantId, session: &SessionId) -> Option<Session> = |c| sessions::get_session(c, &tenant, &session).await;
         read list_sessions(tenant: &TenantId, query: &SessionQuery) -> Vec<Session> = |c| sessions::list_sessions(c, &tenant, &query).await;
-        read list_items(tenant: &TenantId, session: &SessionId, after: i64, limit: i64) -> Vec<Item> = |c| sessions::list_items( c, &tenant, &session, after, limit ) .await;
-        read tail_items(tenant: &TenantId, session: &SessionId, limit: i64) -> Vec<Item> = |c| sessions::tail_items( c, &tenant, &session, limit ) .await;
-        write create_run(tenant: &TenantId, run: NewRun) -> CreatedRun = |c| runs::create_run( c, &tenant, &run ) .await;
-        read get_run(tenant: &TenantId, run: &RunId) -> Option<Run> = |c| runs::get_run( c, &tenant, &run ) .await;
-        read list_runs(tenant: &TenantId, session: &SessionId) -> Vec<Run> = |c| runs::list_runs( c, &tenant, &session ) .await;
-        read list_steps(tenant: &TenantId, run: &RunId) -> Vec<Step> = |c| runs::list_steps( c, &tenant, &run ) .await;
+        read list_items(tenant: &TenantId, session: &SessionId, after: i64, limit: i64) -> Vec<Item> = |c| c.all(
+            sql!("SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"),
+            &[(&session).into(), (&tenant).into(), after.into(), Arg::Limit(limit)], rows::item).await;
+        read tail_items(tenant: &TenantId, session: &SessionId, limit: i64) -> Vec<Item> = |c| sessions::tail_items(c, &tenant, &session, limit).await;
+        write create_run(tenant: &TenantId, run: NewRun) -> CreatedRun = |c| runs::create_run(c, &tenant, &run).await;
+        read get_run(tenant: &TenantId, run: &RunId) -> Option<Run> = |c| c.opt(
+            sql!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2"),
+            args![&tenant, &run], rows::run).await;
+        read list_runs(tenant: &TenantId, session: &SessionId) -> Vec<Run> = |c| c.all(
+            sql!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND session_id = $2 ORDER BY id"),
+            args![&tenant, &session], rows::run).await;
+        read list_steps(tenant: &TenantId, run: &RunId) -> Vec<Step> = |c| c.all(
+            sql!("SELECT {STEP_COLUMNS} FROM steps WHERE run_id = $1 AND tenant_id = $2 ORDER BY n"),
+            args![&run, &tenant], rows::step).await;
         read next_queued_run(tenant: &TenantId, session: &SessionId) -> Option<Run> = |c| runs::next_queued_run(c, &tenant, &session).await;
-        write commit(tenant: &TenantId, write: JournalWrite) -> Committed = |c| journal::commit(c, &tenant, &write) .await;
-        read list_events(tenant: &TenantId, run: &RunId, after: i64, limit: i64) -> Vec<SequencedEvent> = |c| runs::list_events( c, &tenant, &run, after, limit ) .await;
-        read list_ledger(tenant: &TenantId, query: &LedgerQuery) -> Vec<LedgerEntry> = |c| runs::list_ledger( c, &tenant, &query ) .await;
-        read unfinished_runs() -> Vec<(TenantId, Run)> = |c| runs::unfinished_runs(c).await;
+        write commit(tenant: &TenantId, write: JournalWrite) -> Committed = |c| journal::commit(c, &tenant, &write).await;
+        read list_events(tenant: &TenantId, run: &RunId, after: i64, limit: i64) -> Vec<SequencedEvent> = |c| c.all(
+            sql!("SELECT seq, body FROM run_events WHERE run_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"),
+            &[(&run).into(), (&tenant).into(), after.into(), Arg::Limit(limit)], rows::event).await;
+        read list_ledger(tenant: &TenantId, query: &LedgerQuery) -> Vec<LedgerEntry> = |c| runs::list_ledger(c, &tenant, &query).await;
+        /// Across tenants: the system principal's view, used only by recovery.
+        read unfinished_runs() -> Vec<(TenantId, Run)> = |c| c.all(
+            sql!("SELECT tenant_id, {RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running', 'awaiting_approval') ORDER BY id"),
+            &[], |row| Ok((TenantId::from_stored(row.get(0)?), rows::run_from(row, 1)?))).await;
+        write create_session_for(tenant: &TenantId, agent: &AgentId, agent_version: i64, user: Option<&str>) -> Session =
+            |c| sessions::create_session(c, &tenant, &agent, agent_version, user.as_deref()).await;
     }
     extra {
         fn backend(&self) -> &'static str {
             self.db.backend()
-        }
-        async fn create_session_for(
-            &self,
-            tenant: &TenantId,
-            agent: &AgentId,
-            agent_version: i64,
-            user: Option<&str>,
-        ) -> StoreResult<Session> {
-            let user = user.map(str::to_owned);
-            run!(self.write("create_session", [tenant, agent], |c| {
-                sessions::create_session(c, &tenant, &agent, agent_version, user.as_deref()).await
-            }))
         }
     }
 }

@@ -10,7 +10,9 @@
 //!   SQLite has one writer, so every write is already serialised;
 //! - `= ANY($N)` and `<> ALL($N)` (an array parameter) become
 //!   `IN (SELECT value FROM json_each(?N))` and `NOT IN (…)`; the executor
-//!   binds list arguments to SQLite as a JSON array.
+//!   binds list arguments to SQLite as a JSON array;
+//! - `strpos(` (substring position) becomes SQLite's `instr(`, which takes
+//!   the same arguments and answers the same 1-based position or 0.
 //!
 //! Statements that really differ are written twice with [`Sql::pick`]; the
 //! unit tests below render every rule for both dialects.
@@ -89,7 +91,7 @@ macro_rules! sql_pick {
 
 /// Rewrites PostgreSQL spelling into SQLite's (see the module docs).
 pub(crate) fn to_sqlite(postgres: &str) -> String {
-    let text = strip_row_locks(postgres);
+    let text = strip_row_locks(postgres).replace("strpos(", "instr(");
     let mut out = String::with_capacity(text.len() + 32);
     let mut rest = text.as_str();
     while let Some(at) = rest.find(['$', '=', '<']) {
@@ -175,6 +177,13 @@ mod tests {
         let (pg, lite) = both(sql!("SELECT a FROM t WHERE b = $2 AND c = $10 AND d = $1"));
         assert_eq!(pg, "SELECT a FROM t WHERE b = $2 AND c = $10 AND d = $1");
         assert_eq!(lite, "SELECT a FROM t WHERE b = ?2 AND c = ?10 AND d = ?1");
+    }
+
+    #[test]
+    fn substring_position_is_instr_on_sqlite() {
+        let (pg, lite) = both(sql!("SELECT a FROM t WHERE strpos(actor, $1) > 0"));
+        assert_eq!(pg, "SELECT a FROM t WHERE strpos(actor, $1) > 0");
+        assert_eq!(lite, "SELECT a FROM t WHERE instr(actor, ?1) > 0");
     }
 
     #[test]
