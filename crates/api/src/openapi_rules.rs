@@ -19,8 +19,7 @@ fn set_items(property: &mut Value, items: &Value) {
 
 /// The OpenAPI document served at `/openapi.json`.
 pub fn document() -> Value {
-    use utoipa::OpenApi;
-    let mut doc = serde_json::to_value(crate::ApiDoc::openapi()).unwrap_or(Value::Null);
+    let mut doc = serde_json::to_value(crate::router::openapi()).unwrap_or(Value::Null);
     let Some(schemas) = doc
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)

@@ -71,7 +71,7 @@ pub async fn list(
     Ok(axum::Json(FileList { data }))
 }
 
-#[utoipa::path(get, path = "/v1/sessions/{id}/files/{path}", tag = "files",
+#[utoipa::path(get, path = "/v1/sessions/{id}/files/{*path}", tag = "files",
     params(("id" = String, Path), ("path" = String, Path, description = "relative path, may contain `/`")),
     responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
@@ -87,7 +87,7 @@ pub async fn download(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes))
 }
 
-#[utoipa::path(put, path = "/v1/sessions/{id}/files/{path}", tag = "files",
+#[utoipa::path(put, path = "/v1/sessions/{id}/files/{*path}", tag = "files",
     params(("id" = String, Path), ("path" = String, Path, description = "relative path, may contain `/`")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file's bytes"),
     responses((status = 200, body = FileWritten), (status = 400, body = crate::error::ErrorBody),
@@ -116,7 +116,7 @@ pub async fn upload(
     }))
 }
 
-#[utoipa::path(delete, path = "/v1/sessions/{id}/files/{path}", tag = "files",
+#[utoipa::path(delete, path = "/v1/sessions/{id}/files/{*path}", tag = "files",
     params(("id" = String, Path), ("path" = String, Path, description = "relative path, may contain `/`")),
     responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete(

@@ -161,7 +161,7 @@ pub async fn list_documents(
     Ok(axum::Json(DocumentPage { data, next_after }))
 }
 
-#[utoipa::path(get, path = "/v1/knowledge/sources/{name}/documents/{path}", tag = "knowledge",
+#[utoipa::path(get, path = "/v1/knowledge/sources/{name}/documents/{*path}", tag = "knowledge",
     params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`", pattern = r"^(?!(.*/)?\.\.?(/|$))[^/\\\x00-\x1f\x7f-\x9f]+(/[^/\\\x00-\x1f\x7f-\x9f]+)*$", max_length = 1000)),
     responses((status = 200, body = KnowledgeDocument), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn show_document(
@@ -180,7 +180,7 @@ pub async fn show_document(
 
 /// Uploads a document's bytes; the server detects the type (Markdown, text,
 /// HTML, PDF, CSV) from the path, the `Content-Type` and the bytes.
-#[utoipa::path(put, path = "/v1/knowledge/sources/{name}/documents/{path}", tag = "knowledge",
+#[utoipa::path(put, path = "/v1/knowledge/sources/{name}/documents/{*path}", tag = "knowledge",
     params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`", pattern = r"^(?!(.*/)?\.\.?(/|$))[^/\\\x00-\x1f\x7f-\x9f]+(/[^/\\\x00-\x1f\x7f-\x9f]+)*$", max_length = 1000)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file's bytes"),
     responses((status = 200, body = IngestOutcome),
@@ -282,7 +282,7 @@ fn too_large(path: &str, limit: usize) -> ApiError {
     )
 }
 
-#[utoipa::path(delete, path = "/v1/knowledge/sources/{name}/documents/{path}", tag = "knowledge",
+#[utoipa::path(delete, path = "/v1/knowledge/sources/{name}/documents/{*path}", tag = "knowledge",
     params(("name" = String, Path), ("path" = String, Path, description = "document path; may contain `/`", pattern = r"^(?!(.*/)?\.\.?(/|$))[^/\\\x00-\x1f\x7f-\x9f]+(/[^/\\\x00-\x1f\x7f-\x9f]+)*$", max_length = 1000)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete_document(
