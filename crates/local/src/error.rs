@@ -1,0 +1,31 @@
+use thiserror::Error;
+
+/// What can go wrong loading or running a local model.
+#[derive(Debug, Error)]
+pub enum LocalError {
+    /// The file cannot be read or is not a GGUF model we can run.
+    #[error("cannot load the model `{path}`: {message}")]
+    Load { path: String, message: String },
+    /// The prompt and the answer's room do not fit the context window.
+    #[error("the prompt has {prompt} tokens; with {reserve} for the answer that is over the model's context of {context}")]
+    ContextOverflow {
+        prompt: usize,
+        reserve: usize,
+        context: usize,
+    },
+    /// The chat template cannot be rendered for these messages.
+    #[error("the model's chat template failed: {0}")]
+    Template(String),
+    /// The model failed while running (a tensor error).
+    #[error("the model failed: {0}")]
+    Inference(String),
+    /// The caller stopped the generation.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl LocalError {
+    pub(crate) fn inference(e: impl std::fmt::Display) -> Self {
+        LocalError::Inference(e.to_string())
+    }
+}
