@@ -37,7 +37,11 @@ impl ProviderConfig {
                 .filter(|v| !v.is_empty())
                 .map_or_else(|| self.kind.to_string(), str::to_owned),
             region: or_unknown(&self.region),
-            hosting: or_unknown(&self.hosting),
+            hosting: match self.kind {
+                // It runs inside this process.
+                ProviderKind::Local if self.hosting.is_none() => "local".to_owned(),
+                _ => or_unknown(&self.hosting),
+            },
         }
     }
 }
@@ -50,6 +54,8 @@ pub enum ProviderKind {
     Openai,
     /// Anthropic Messages.
     Anthropic,
+    /// A GGUF model run inside Roster (`model_file`).
+    Local,
 }
 
 impl fmt::Display for ProviderKind {
@@ -57,6 +63,7 @@ impl fmt::Display for ProviderKind {
         f.write_str(match self {
             ProviderKind::Openai => "openai",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Local => "local",
         })
     }
 }
@@ -122,6 +129,27 @@ pub struct ProviderConfig {
     /// `resource.hosting`.
     #[serde(default)]
     pub hosting: Option<String>,
+    /// Local: the GGUF file to run.
+    #[serde(default)]
+    pub model_file: Option<std::path::PathBuf>,
+    /// Local: the model's name in routes (`NAME/MODEL`); default the file's
+    /// name without `.gguf`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Local: threads that run the model (default: 1 on machines of up to
+    /// two cores, half the cores above that).
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Local sampling: 0 (the default) always takes the likeliest token.
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Local: text that ends an answer.
+    #[serde(default)]
+    pub stop: Vec<String>,
 }
 
 pub(crate) const OPENAI_DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -153,6 +181,8 @@ impl fmt::Debug for ProviderConfig {
             .field("patience_secs", &self.patience_secs)
             .field("max_tokens", &self.max_tokens)
             .field("stream", &self.stream)
+            .field("model_file", &self.model_file)
+            .field("model", &self.model)
             .finish()
     }
 }
@@ -178,6 +208,13 @@ impl ProviderConfig {
             vendor: None,
             region: None,
             hosting: None,
+            model_file: None,
+            model: None,
+            threads: None,
+            temperature: None,
+            top_p: None,
+            seed: None,
+            stop: Vec::new(),
         }
     }
 
@@ -196,6 +233,7 @@ impl ProviderConfig {
         match self.kind {
             ProviderKind::Openai => OPENAI_DEFAULT_BASE_URL.to_owned(),
             ProviderKind::Anthropic => ANTHROPIC_DEFAULT_BASE_URL.to_owned(),
+            ProviderKind::Local => String::new(),
         }
     }
 

@@ -147,6 +147,8 @@ pub enum ConfigError {
     InvalidHeader { provider: String, header: String },
     #[error("provider `{provider}`: cannot build HTTP client: {reason}")]
     Client { provider: String, reason: String },
+    #[error("provider `{provider}`: {reason}")]
+    LocalModel { provider: String, reason: String },
 }
 
 /// A read that got nothing for `after`.

@@ -46,6 +46,7 @@ fn build_with_env(
     Ok(match config.kind {
         ProviderKind::Openai => Arc::new(OpenAiProvider::with_key(config, key)?),
         ProviderKind::Anthropic => Arc::new(AnthropicProvider::with_key(config, key)?),
+        ProviderKind::Local => Arc::new(crate::local::LocalProvider::new(config)?),
     })
 }
 

@@ -6,6 +6,7 @@ mod common;
 
 mod anthropic;
 mod custom_provider;
+mod local;
 mod openai;
 mod openai_errors;
 mod patience;

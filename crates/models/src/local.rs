@@ -1,0 +1,244 @@
+//! The `local` provider: a GGUF model run inside this process
+//! (`roster-local`), behind the same trait as the wire clients.
+//!
+//! Weights are loaded once per file and shared by every provider naming it.
+//! Calls take turns on the model in arrival order (a fair queue); a call
+//! that is dropped while waiting leaves the queue, and one dropped while
+//! generating stops at the next token.
+
+use crate::config::{ProviderAttributes, ProviderConfig};
+use crate::error::ConfigError;
+use crate::request::{ChatMessage, ChatRequest, ChatResponse, Usage};
+use crate::{ModelProvider, ProviderError};
+use roster_local::{Finish, LocalError, Message, Model, Sampling};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::{mpsc, Semaphore};
+
+/// Tokens an answer may have when the request and the config set none.
+const DEFAULT_MAX_TOKENS: u32 = 1024;
+
+pub struct LocalProvider {
+    name: String,
+    model_name: String,
+    model: Arc<Model>,
+    /// One generation at a time; tokio's semaphore serves waiters in order.
+    turn: Arc<Semaphore>,
+    sampling: Sampling,
+    attributes: ProviderAttributes,
+}
+
+/// Threads for a model: one on machines of up to two cores (measured: a
+/// second decode thread made tokens slower there), half the cores above.
+fn default_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores <= 2 {
+        1
+    } else {
+        cores / 2
+    }
+}
+
+/// Each file is loaded once per process, whichever providers name it.
+fn shared_model(path: &Path, threads: usize) -> Result<Arc<Model>, LocalError> {
+    static LOADED: Mutex<Option<HashMap<PathBuf, Weak<Model>>>> = Mutex::new(None);
+    let key = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let mut loaded = LOADED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let loaded = loaded.get_or_insert_with(HashMap::new);
+    if let Some(model) = loaded.get(&key).and_then(Weak::upgrade) {
+        return Ok(model);
+    }
+    let model = Arc::new(Model::load(path, threads)?);
+    loaded.insert(key, Arc::downgrade(&model));
+    Ok(model)
+}
+
+impl LocalProvider {
+    /// Loads the model `config.model_file` names.
+    pub fn new(config: ProviderConfig) -> Result<Self, ConfigError> {
+        let fail = |reason: String| ConfigError::LocalModel {
+            provider: config.name.clone(),
+            reason,
+        };
+        let path = config.model_file.clone().ok_or_else(|| {
+            fail("a local provider needs `model_file`, the path of a GGUF model".into())
+        })?;
+        let started = std::time::Instant::now();
+        let model = shared_model(&path, config.threads.unwrap_or_else(default_threads))
+            .map_err(|e| fail(e.to_string()))?;
+        let model_name = config.model.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .map_or_else(|| "model".to_owned(), |s| s.to_string_lossy().into_owned())
+        });
+        tracing::info!(
+            provider = %config.name,
+            model = %model_name,
+            architecture = %model.info().architecture,
+            context = model.info().context,
+            load_ms = started.elapsed().as_millis() as u64,
+            "local model loaded"
+        );
+        Ok(Self {
+            name: config.name.clone(),
+            model_name,
+            model,
+            turn: Arc::new(Semaphore::new(1)),
+            sampling: Sampling {
+                max_tokens: config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize,
+                temperature: config.temperature.unwrap_or(0.0),
+                top_p: config.top_p,
+                seed: config.seed.unwrap_or(0),
+                stop: config.stop.clone(),
+                ..Sampling::default()
+            },
+            attributes: config.attributes(),
+        })
+    }
+
+    /// The model's name in routes.
+    pub fn model_name(&self) -> &str {
+        &self.model_name
+    }
+
+    /// The conversation as chat-template messages. Tool calls and results
+    /// are written as text until the tool protocol of the local model
+    /// exists.
+    fn messages(req: &ChatRequest) -> Vec<Message> {
+        let mut out = Vec::with_capacity(req.messages.len() + 1);
+        if !req.system.trim().is_empty() {
+            out.push(Message::new("system", req.system.clone()));
+        }
+        for message in &req.messages {
+            out.push(match message {
+                ChatMessage::User { text } => Message::new("user", text.clone()),
+                ChatMessage::Assistant { text, tool_calls } => {
+                    let mut content = text.clone();
+                    for call in tool_calls {
+                        content.push_str(&format!(
+                            "\n<tool_call>{}</tool_call>",
+                            serde_json::json!({ "name": call.name, "arguments": call.arguments })
+                        ));
+                    }
+                    Message::new("assistant", content)
+                }
+                ChatMessage::ToolResult { name, output, .. } => {
+                    Message::new("tool", format!("{name}: {output}"))
+                }
+            });
+        }
+        out
+    }
+}
+
+/// Sets the flag when dropped: the generation thread stops at its next token.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn provider_error(e: LocalError) -> ProviderError {
+    match e {
+        LocalError::ContextOverflow { .. } => ProviderError::ContextOverflow {
+            message: e.to_string(),
+        },
+        LocalError::Cancelled => ProviderError::Cancelled,
+        LocalError::Template(_) => ProviderError::BadRequest {
+            message: e.to_string(),
+        },
+        LocalError::Load { .. } | LocalError::Inference(_) => ProviderError::InvalidResponse {
+            message: e.to_string(),
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl ModelProvider for LocalProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn chat(
+        &self,
+        req: &ChatRequest,
+        on_text: &(dyn for<'t> Fn(&'t str) + Send + Sync),
+    ) -> Result<ChatResponse, ProviderError> {
+        if req.model != self.model_name {
+            return Err(ProviderError::NotFound {
+                message: format!(
+                    "the local provider `{}` runs `{}`, not `{}`",
+                    self.name, self.model_name, req.model
+                ),
+            });
+        }
+        let prompt = self
+            .model
+            .render(&Self::messages(req))
+            .map_err(provider_error)?;
+        let mut sampling = self.sampling.clone();
+        if let Some(max) = req.max_tokens {
+            sampling.max_tokens = max as usize;
+        }
+        let waiting = self.turn.available_permits() == 0;
+        if waiting {
+            tracing::info!(provider = %self.name, "waiting for the local model, busy with another call");
+        }
+        let _turn = self
+            .turn
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ProviderError::Cancelled)?;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(cancelled.clone());
+        let (deltas, mut received) = mpsc::unbounded_channel::<String>();
+        let model = self.model.clone();
+        let stream = req.stream;
+        let generation = tokio::task::spawn_blocking(move || {
+            model.generate(&prompt, &sampling, &cancelled, &mut |text: &str| {
+                if stream {
+                    let _ = deltas.send(text.to_owned());
+                }
+            })
+        });
+        while let Some(delta) = received.recv().await {
+            on_text(&delta);
+        }
+        let generated = generation
+            .await
+            .map_err(|e| ProviderError::InvalidResponse {
+                message: format!("the local model stopped: {e}"),
+            })?
+            .map_err(provider_error)?;
+        Ok(ChatResponse {
+            text: generated.text,
+            tool_calls: Vec::new(),
+            usage: Usage {
+                input_tokens: u32::try_from(generated.prompt_tokens).unwrap_or(u32::MAX),
+                output_tokens: u32::try_from(generated.output_tokens).unwrap_or(u32::MAX),
+            },
+            stop_reason: Some(
+                match generated.finish {
+                    Finish::Stop => "stop",
+                    Finish::Length => "length",
+                }
+                .to_owned(),
+            ),
+        })
+    }
+
+    fn attributes(&self) -> ProviderAttributes {
+        self.attributes.clone()
+    }
+
+    /// A local model has no outages to wait out: a failure is final.
+    fn max_retries(&self) -> Option<u32> {
+        Some(0)
+    }
+}

@@ -1,0 +1,141 @@
+//! The `local` provider with the real SmolLM2-135M-Instruct model, read from
+//! the file `ROSTER_TEST_LOCAL_MODEL` names (`.ci/run` obtains it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use roster_models::{
+    build_provider, ChatMessage, ChatRequest, ModelProvider, ProviderConfig, ProviderError,
+};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn model_file() -> Option<String> {
+    match std::env::var("ROSTER_TEST_LOCAL_MODEL") {
+        Ok(path) => Some(path),
+        Err(_) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set ROSTER_TEST_LOCAL_MODEL"
+            );
+            eprintln!("skipped: set ROSTER_TEST_LOCAL_MODEL to a SmolLM2-135M-Instruct GGUF file");
+            None
+        }
+    }
+}
+
+fn provider(extra: &str) -> Option<Arc<dyn ModelProvider>> {
+    let path = model_file()?;
+    let table: toml::Value = toml::from_str(&format!(
+        "kind = \"local\"\nmodel_file = {path:?}\nmodel = \"smollm2\"\n{extra}"
+    ))
+    .unwrap();
+    let mut config: ProviderConfig = table.try_into().unwrap();
+    config.name = "local".into();
+    Some(build_provider(config).unwrap())
+}
+
+fn ask(text: &str, max_tokens: u32, stream: bool) -> ChatRequest {
+    ChatRequest {
+        model: "smollm2".into(),
+        system: "You are a helpful assistant.".into(),
+        messages: vec![ChatMessage::User { text: text.into() }],
+        max_tokens: Some(max_tokens),
+        stream,
+        ..ChatRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn answers_stream_and_count_real_tokens() {
+    let Some(local) = provider("") else { return };
+    assert_eq!(local.attributes().hosting, "local");
+    let pieces = Mutex::new(Vec::new());
+    let answer = local
+        .chat(
+            &ask("What is the capital of France?", 30, true),
+            &|t: &str| {
+                pieces.lock().unwrap().push(t.to_owned());
+            },
+        )
+        .await
+        .unwrap();
+    let pieces = pieces.into_inner().unwrap();
+    assert!(!answer.text.trim().is_empty());
+    assert_eq!(pieces.concat(), answer.text);
+    assert!(answer.usage.input_tokens > 10, "{:?}", answer.usage);
+    assert!(answer.usage.output_tokens >= 1 && answer.usage.output_tokens <= 30);
+    // Without streaming nothing is pushed, and greedy decoding repeats.
+    let quiet = local
+        .chat(
+            &ask("What is the capital of France?", 30, false),
+            &|_: &str| panic!("no deltas without streaming"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(quiet.text, answer.text);
+}
+
+#[tokio::test]
+async fn another_model_name_is_not_found_and_the_file_must_exist() {
+    let Some(local) = provider("") else { return };
+    let mut request = ask("Hi", 5, false);
+    request.model = "gpt-4o".into();
+    let refused = local.chat(&request, &|_: &str| {}).await;
+    assert!(
+        matches!(refused, Err(ProviderError::NotFound { .. })),
+        "{refused:?}"
+    );
+    let mut config = ProviderConfig::new("broken", roster_models::ProviderKind::Local, "");
+    config.model_file = Some("/nonexistent/model.gguf".into());
+    let error = build_provider(config)
+        .err()
+        .expect("a missing file is refused");
+    assert!(
+        error.to_string().contains("/nonexistent/model.gguf"),
+        "{error}"
+    );
+    let no_file = build_provider(ProviderConfig::new(
+        "bare",
+        roster_models::ProviderKind::Local,
+        "",
+    ));
+    assert!(no_file
+        .err()
+        .expect("refused")
+        .to_string()
+        .contains("model_file"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_take_turns_and_a_dropped_call_frees_the_model() {
+    let Some(local) = provider("") else { return };
+    // A long answer, abandoned after a moment: the model must not go on
+    // generating it for nobody.
+    let long = ask("Write a very long story about a dragon.", 400, true);
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(300), local.chat(&long, &|_: &str| {})).await;
+    assert!(abandoned.is_err(), "the long answer was still running");
+    let started = std::time::Instant::now();
+    let (hello, goodbye) = (ask("Say hello.", 8, false), ask("Say goodbye.", 8, false));
+    let (a, b) = tokio::join!(
+        local.chat(&hello, &|_: &str| {}),
+        local.chat(&goodbye, &|_: &str| {}),
+    );
+    assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+    // Two 8-token answers, not the rest of a 400-token story first.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_prompt_over_the_context_is_a_context_overflow() {
+    let Some(local) = provider("") else { return };
+    let huge = ask(&"lorem ipsum ".repeat(5000), 10, false);
+    let result = local.chat(&huge, &|_: &str| {}).await;
+    assert!(
+        matches!(result, Err(ProviderError::ContextOverflow { .. })),
+        "{result:?}"
+    );
+}
