@@ -41,6 +41,30 @@ pub struct AppState {
     pub integrations: Option<Integrations>,
     /// The code sandbox whose workspaces `/v1/sessions/{id}/files` serves.
     pub sandbox: Option<std::sync::Arc<roster_sandbox::Sandbox>>,
+    /// The providers and models this server offers (`GET /v1/models`), and
+    /// the route of agents created without one.
+    pub models: std::sync::Arc<ModelCatalogue>,
+}
+
+/// What `GET /v1/models` answers.
+#[derive(Clone, Debug, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct ModelCatalogue {
+    /// Route (`provider/model`) of agents created without a model; none
+    /// means a model must be given.
+    pub default: Option<String>,
+    pub providers: Vec<ProviderEntry>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ProviderEntry {
+    pub name: String,
+    pub vendor: String,
+    /// `local` for a model running inside this server.
+    pub hosting: String,
+    pub region: String,
+    /// The models it is known to serve; empty when its endpoint decides
+    /// (any model the vendor has).
+    pub models: Vec<String>,
 }
 
 #[derive(Clone)]

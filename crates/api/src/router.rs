@@ -5,7 +5,7 @@
 
 use crate::routes::{
     agents, approvals, audit, blocks, budgets, files, http_services, index, keys, knowledge,
-    ledger, mcp, memories, policies, runs, sessions, sql, tenants,
+    ledger, mcp, memories, models, policies, runs, sessions, sql, tenants,
 };
 use crate::{auth, codes::Code, openapi_rules, ApiError, AppState, MAX_BODY_BYTES, MAX_SPEC_BYTES};
 use axum::extract::DefaultBodyLimit;
@@ -22,6 +22,7 @@ fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::memory))
         .routes(routes!(agents::versions))
         .routes(routes!(agents::rollback))
+        .routes(routes!(models::list))
         .routes(routes!(blocks::list, blocks::add))
         .routes(routes!(blocks::show, blocks::set, blocks::remove))
         .routes(routes!(sessions::create, sessions::list))

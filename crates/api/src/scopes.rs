@@ -5,7 +5,7 @@ use axum::http::Method;
 
 /// Every area, with the first path segments under `/v1` that belong to it.
 pub const AREAS: &[(&str, &[&str])] = &[
-    ("agents", &["agents"]),
+    ("agents", &["agents", "models"]),
     ("sessions", &["sessions", "runs"]),
     ("memories", &["memories"]),
     ("knowledge", &["knowledge", "index"]),

@@ -91,31 +91,32 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, LocalError> {
         .ok_or_else(|| load_error(path, "no general.architecture"))?;
     let (widened, mut reader) =
         widen(&content, &mut file, &device).map_err(|e| load_error(path, e))?;
-    let network =
-        match architecture.as_str() {
-            "llama" => Network::Llama(
-                quantized_llama::ModelWeights::from_gguf(widened, &mut reader, &device)
-                    .map_err(|e| load_error(path, e))?,
-            ),
-            "qwen2" => Network::Qwen2(
-                quantized_qwen2::ModelWeights::from_gguf(widened, &mut reader, &device)
-                    .map_err(|e| load_error(path, e))?,
-            ),
-            "qwen3" => Network::Qwen3(
-                quantized_qwen3::ModelWeights::from_gguf(widened, &mut reader, &device)
-                    .map_err(|e| load_error(path, e))?,
-            ),
-            "gemma3" => Network::Gemma3(
-                quantized_gemma3::ModelWeights::from_gguf(widened, &mut reader, &device)
-                    .map_err(|e| load_error(path, e))?,
-            ),
-            other => return Err(load_error(
+    let network = match architecture.as_str() {
+        "llama" => Network::Llama(
+            quantized_llama::ModelWeights::from_gguf(widened, &mut reader, &device)
+                .map_err(|e| load_error(path, e))?,
+        ),
+        "qwen2" => Network::Qwen2(
+            quantized_qwen2::ModelWeights::from_gguf(widened, &mut reader, &device)
+                .map_err(|e| load_error(path, e))?,
+        ),
+        "qwen3" => Network::Qwen3(
+            quantized_qwen3::ModelWeights::from_gguf(widened, &mut reader, &device)
+                .map_err(|e| load_error(path, e))?,
+        ),
+        "gemma3" => Network::Gemma3(
+            quantized_gemma3::ModelWeights::from_gguf(widened, &mut reader, &device)
+                .map_err(|e| load_error(path, e))?,
+        ),
+        other => {
+            return Err(load_error(
                 path,
                 format!(
                     "architecture `{other}` is not supported (llama, qwen2, qwen3 and gemma3 are)"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let declared = number(&metadata, &format!("{architecture}.context_length")).unwrap_or(2048);
     let context = if architecture == "llama" {
         declared.min(LLAMA_MAX_POSITIONS)

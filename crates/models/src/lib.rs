@@ -69,6 +69,12 @@ pub trait ModelProvider: Send + Sync {
         }
     }
 
+    /// The models this provider is known to serve (a local provider's
+    /// file); empty when the provider's own endpoint decides.
+    fn models(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// How many times the router may retry a retryable error on this provider.
     /// `None` means the router's own policy decides.
     fn max_retries(&self) -> Option<u32> {

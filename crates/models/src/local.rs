@@ -14,7 +14,7 @@ use roster_local::{Finish, LocalError, Message, Model, Sampling};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Semaphore};
 
 /// Tokens an answer may have when the request and the config set none.
@@ -41,19 +41,20 @@ fn default_threads() -> usize {
     }
 }
 
-/// Each file is loaded once per process, whichever providers name it.
+/// Each file is loaded once per process, whichever providers name it, and
+/// stays loaded (a configuration check and the server share one load).
 fn shared_model(path: &Path, threads: usize) -> Result<Arc<Model>, LocalError> {
-    static LOADED: Mutex<Option<HashMap<PathBuf, Weak<Model>>>> = Mutex::new(None);
+    static LOADED: Mutex<Option<HashMap<PathBuf, Arc<Model>>>> = Mutex::new(None);
     let key = path.canonicalize().unwrap_or_else(|_| path.to_owned());
     let mut loaded = LOADED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let loaded = loaded.get_or_insert_with(HashMap::new);
-    if let Some(model) = loaded.get(&key).and_then(Weak::upgrade) {
-        return Ok(model);
+    if let Some(model) = loaded.get(&key) {
+        return Ok(model.clone());
     }
     let model = Arc::new(Model::load(path, threads)?);
-    loaded.insert(key, Arc::downgrade(&model));
+    loaded.insert(key, model.clone());
     Ok(model)
 }
 
@@ -235,6 +236,10 @@ impl ModelProvider for LocalProvider {
 
     fn attributes(&self) -> ProviderAttributes {
         self.attributes.clone()
+    }
+
+    fn models(&self) -> Vec<String> {
+        vec![self.model_name.clone()]
     }
 
     /// A local model has no outages to wait out: a failure is final.

@@ -16,6 +16,12 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Route of agents created without a model; with no provider configured
+    /// it is the built-in local model's.
+    pub default_model: Option<String>,
+    /// `false` keeps the built-in local model off even when no provider is
+    /// configured.
+    pub builtin_model: Option<bool>,
     /// Turns text into vectors for hybrid search; without it search is
     /// full-text only.
     pub embedder: Option<roster_embed::EmbedderConfig>,

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_memory;
+mod builtin_model;
 mod client;
 mod config;
 mod serve;
@@ -67,6 +68,8 @@ enum Command {
     Budget(client::BudgetArgs),
     /// Model calls summed by day, agent, provider, model.
     Ledger(client::LedgerArgs),
+    /// The providers and models the server offers, and its default model.
+    Models(client::ModelsArgs),
     /// Measure the runtime's own per-turn cost with an instant in-process model.
     Bench(bench::BenchArgs),
 }
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
             Command::Approvals(cmd) => client::approvals(cmd).await,
             Command::Budget(cmd) => client::budget(cmd).await,
             Command::Ledger(cmd) => client::ledger(cmd).await,
+            Command::Models(args) => client::models(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -77,9 +77,37 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     bootstrap_admin_key(&store, &data_dir).await?;
 
     let env = |name: &str| std::env::var(name).ok();
-    let registry = ProviderRegistry::from_config(file.provider_configs(), &env)
+    let mut registry = ProviderRegistry::from_config(file.provider_configs(), &env)
         .context("invalid provider configuration")?;
+    let mut default_model = file.default_model.clone();
+    if registry.names().is_empty() && file.builtin_model != Some(false) {
+        match builtin_provider(&data_dir) {
+            Ok(provider) => {
+                registry.insert(provider);
+                default_model.get_or_insert_with(crate::builtin_model::route);
+            }
+            // The server still serves: everything but model calls works.
+            Err(e) => eprintln!("roster: the built-in model is not available: {e:#}"),
+        }
+    }
     let providers = registry.names();
+    let catalogue = roster_api::ModelCatalogue {
+        default: default_model,
+        providers: providers
+            .iter()
+            .filter_map(|name| registry.get(name))
+            .map(|p| {
+                let attributes = p.attributes();
+                roster_api::ProviderEntry {
+                    name: p.name().to_owned(),
+                    vendor: attributes.vendor,
+                    hosting: attributes.hosting,
+                    region: attributes.region,
+                    models: p.models(),
+                }
+            })
+            .collect(),
+    };
     let router = Arc::new(Router::new(Arc::new(registry), file.retry.to_policy()?));
     let embedder = match &file.embedder {
         Some(config) => Some(
@@ -195,6 +223,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         runtime: runtime.clone(),
         max_document_bytes,
         sandbox,
+        models: Arc::new(catalogue),
         integrations: Some(roster_api::Integrations {
             mcp: mcp.clone(),
             sql: sql.clone(),
@@ -382,6 +411,19 @@ fn approval_expiry_secs(file: &FileConfig) -> Result<u64> {
         "the approval expiry must be between 1 second and a year, not {expiry_secs} s"
     );
     Ok(expiry_secs)
+}
+
+/// The local provider running the built-in model, fetched first if needed.
+fn builtin_provider(data_dir: &std::path::Path) -> Result<Arc<dyn roster_models::ModelProvider>> {
+    let file = crate::builtin_model::obtain(&crate::builtin_model::cache_dir(data_dir))?;
+    let mut config = roster_models::ProviderConfig::new(
+        crate::builtin_model::PROVIDER,
+        roster_models::ProviderKind::Local,
+        "",
+    );
+    config.model_file = Some(file);
+    config.model = Some(crate::builtin_model::MODEL.to_owned());
+    Ok(roster_models::build_provider(config)?)
 }
 
 /// Everything about the settings that can be checked without starting

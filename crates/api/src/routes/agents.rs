@@ -24,9 +24,11 @@ pub struct CreateAgent {
     pub name: String,
     #[serde(default)]
     pub instructions: String,
-    /// Route `provider/model`, e.g. `openai/gpt-4.1-mini`.
+    /// Route `provider/model`, e.g. `openai/gpt-4.1-mini`; unset, the
+    /// server's default model (`GET /v1/models`), if it has one.
     #[schema(pattern = r"^\s*[A-Za-z0-9_-]+/.*\S.*$")]
-    pub model: String,
+    #[serde(default)]
+    pub model: Option<String>,
     #[serde(default)]
     pub fallbacks: Vec<String>,
     #[serde(default)]
@@ -255,9 +257,18 @@ pub async fn create(
     Json(body): Json<CreateAgent>,
 ) -> Result<(StatusCode, axum::Json<AgentChanged>), ApiError> {
     validate_agent_name(&body.name)?;
+    let model = match (body.model, &state.models.default) {
+        (Some(model), _) => model,
+        (None, Some(default)) => default.clone(),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "`model` is required: this server has no default model (see GET /v1/models)",
+            ))
+        }
+    };
     let config = AgentConfig {
         instructions: body.instructions,
-        model: body.model,
+        model,
         fallbacks: body.fallbacks,
         tools: body.tools,
         max_steps: body.max_steps.unwrap_or(DEFAULT_MAX_STEPS),

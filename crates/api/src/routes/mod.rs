@@ -13,6 +13,7 @@ pub mod knowledge;
 pub mod ledger;
 pub mod mcp;
 pub mod memories;
+pub mod models;
 pub mod policies;
 pub mod runs;
 pub mod sessions;

@@ -107,9 +107,10 @@ fn memory_settings(flags: &ConfigFlags) -> Result<Option<Value>> {
 struct CreateArgs {
     /// The agent's name (letters, digits, `-`, `_`, `.`).
     name: String,
-    /// Model route `provider/model`, e.g. `openai/gpt-4.1-mini`.
+    /// Model route `provider/model`, e.g. `openai/gpt-4.1-mini`; unset,
+    /// the server's default model (`roster models`).
     #[arg(long, value_name = "ROUTE")]
-    model: String,
+    model: Option<String>,
     #[command(flatten)]
     config: ConfigFlags,
     /// A memory block pinned to the context, `LABEL[:SCOPE]=VALUE`
@@ -208,7 +209,9 @@ async fn create_agent(conn: &Connection, args: CreateArgs) -> Result<()> {
     let blocks = memory_blocks(&args.blocks, &args.block_limits)?;
     let mut body = Map::new();
     body.insert("name".into(), json!(args.name));
-    body.insert("model".into(), json!(args.model));
+    if let Some(model) = &args.model {
+        body.insert("model".into(), json!(model));
+    }
     if let Some(instructions) = instructions(&args.config)? {
         body.insert("instructions".into(), json!(instructions));
     }

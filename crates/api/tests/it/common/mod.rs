@@ -189,6 +189,7 @@ impl TestApp {
             integrations: Some(integrations),
             sandbox,
             max_document_bytes: 4 * 1024 * 1024,
+            models: Default::default(),
         };
         let app = roster_api::app(state.clone());
         let server = tokio::spawn(async move {

@@ -54,27 +54,33 @@ impl Server {
         extra_env: &[(&str, &str)],
         admin_key: Option<&str>,
     ) -> Server {
-        let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
+        let mut command = serve_command(data_dir);
         command
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(data_dir)
             .env("OPENAI_API_KEY", "sk-test")
-            .env("OPENAI_BASE_URL", openai_base_url)
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("ROSTER_DATABASE_URL")
-            .env("ROSTER_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .env("OPENAI_BASE_URL", openai_base_url);
         match admin_key {
             Some(key) => command.env("ROSTER_ADMIN_KEY", key),
             None => command.env_remove("ROSTER_ADMIN_KEY"),
         };
+        Self::spawn(command, data_dir, extra_env).await
+    }
+
+    /// Starts `roster serve` with no model provider configured and no
+    /// provider key in its environment: the server offers its built-in
+    /// model, found in `model_cache`.
+    pub async fn start_without_providers(data_dir: &Path, model_cache: &Path) -> Server {
+        let mut command = serve_command(data_dir);
+        command
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .env("ROSTER_ADMIN_KEY", ADMIN_KEY)
+            .env("ROSTER_MODEL_CACHE", model_cache);
+        Self::spawn(command, data_dir, &[]).await
+    }
+
+    async fn spawn(mut command: Command, data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        command.args(["--listen", &format!("127.0.0.1:{port}")]);
         for (k, v) in extra_env {
             command.env(k, v);
         }
@@ -120,6 +126,21 @@ impl Server {
             key: key.to_owned(),
         }
     }
+}
+
+/// `roster serve --data-dir DIR` with the environment every test server
+/// shares; the listen address is added when it is spawned.
+fn serve_command(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
+    command
+        .args(["serve", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ROSTER_DATABASE_URL")
+        .env("ROSTER_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    command
 }
 
 impl Drop for Server {
