@@ -262,7 +262,8 @@ pub async fn create(
         (None, Some(default)) => default.clone(),
         (None, None) => {
             return Err(ApiError::invalid(
-                "`model` is required: this server has no default model (see GET /v1/models)",
+                "`model` is required: this server has no default model; give a route \
+                 (`--model provider/model` in the CLI; `roster models` or GET /v1/models lists them)",
             ))
         }
     };

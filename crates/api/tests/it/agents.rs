@@ -328,3 +328,21 @@ fn without_change_report(answer: &Value) -> Value {
     }
     agent
 }
+
+#[tokio::test]
+async fn an_agent_without_a_model_needs_a_server_default() {
+    // This server has no default model (`GET /v1/models` says so).
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    let models = admin.get("/v1/models").await;
+    assert_eq!(models.status, 200);
+    assert_eq!(models.body["default"], Value::Null, "{}", models.body);
+    let refused = admin.post("/v1/agents", json!({"name": "nomodel"})).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "invalid_request");
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("default model"));
+    assert_eq!(admin.get("/v1/agents/nomodel").await.status, 404);
+}
