@@ -182,3 +182,44 @@ fn a_prompt_over_the_context_is_a_typed_error() {
         "{result:?}"
     );
 }
+
+/// Token ids llama.cpp (llama-cpp-python 0.3.36, `tokenize(text, special=True)`)
+/// gives for the same file: the reference this tokenizer must match.
+const LLAMA_CPP_IDS: &[(&str, &[u32])] = &[
+    (
+        "Hello, world! It's 2026-12-07.",
+        &[
+            19556, 28, 905, 17, 657, 506, 216, 34, 32, 34, 38, 29, 33, 34, 29, 32, 39, 30,
+        ],
+    ),
+    (
+        "  leading spaces and\ttabs\nnew lines",
+        &[216, 2899, 5600, 284, 197, 100, 7366, 198, 2241, 3204],
+    ),
+    (
+        "naïve café — 東京 🚀",
+        &[
+            3546, 46494, 37366, 1841, 17097, 247, 126, 16736, 122, 15107, 244, 218,
+        ],
+    ),
+    ("1234567", &[33, 34, 35, 36, 37, 38, 39]),
+];
+
+/// The rendered chat prompt for one question, and llama.cpp's ids for it.
+const CHAT_IDS: &[u32] = &[
+    1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407,
+    19712, 8182, 2, 198, 1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531,
+    198,
+];
+
+#[test]
+fn token_ids_match_llama_cpp() {
+    let Some(model) = model() else { return };
+    for (text, ids) in LLAMA_CPP_IDS {
+        assert_eq!(model.encode(text).unwrap(), *ids, "{text:?}");
+    }
+    let prompt = model
+        .render(&[Message::new("user", "What is the capital of France?")])
+        .unwrap();
+    assert_eq!(model.encode(&prompt).unwrap(), CHAT_IDS, "{prompt:?}");
+}
