@@ -43,7 +43,18 @@ enum Phase {
     Failed {
         error: RunError,
     },
+    /// Stopped before running `calls`, which get error results so the
+    /// history never holds a call without its result.
+    Stopped {
+        calls: Vec<ToolCall>,
+        error: RunError,
+    },
 }
+
+/// The same tool calls this many times in a row stop the run: a model that
+/// repeats itself exactly (small local models do) would otherwise loop
+/// until `max_steps`, paying for every turn.
+pub const REPEATED_CALLS_LIMIT: u32 = 3;
 
 /// The next thing the runner must do.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,6 +71,20 @@ pub struct RunMachine {
     max_steps: u32,
     model_calls: u32,
     phase: Phase,
+    /// The last reply's calls as (name, arguments), and how many replies in
+    /// a row made exactly them.
+    #[serde(default)]
+    last_calls: Vec<(String, serde_json::Value)>,
+    #[serde(default)]
+    repeats: u32,
+}
+
+/// A call as the repeat guard compares it: its name and its arguments as
+/// JSON (so spacing does not matter), or as text when they are not JSON.
+fn signature(call: &ToolCall) -> (String, serde_json::Value) {
+    let arguments = serde_json::from_str(&call.arguments)
+        .unwrap_or_else(|_| serde_json::Value::String(call.arguments.clone()));
+    (call.name.clone(), arguments)
 }
 
 impl RunMachine {
@@ -68,6 +93,8 @@ impl RunMachine {
             max_steps: max_steps.max(1),
             model_calls: 0,
             phase: Phase::NeedModel,
+            last_calls: Vec::new(),
+            repeats: 0,
         }
     }
 
@@ -83,7 +110,7 @@ impl RunMachine {
                     .collect(),
             ),
             Phase::Completed { output } => Action::Complete(output.clone()),
-            Phase::Failed { error } => Action::Fail(error.clone()),
+            Phase::Failed { error } | Phase::Stopped { error, .. } => Action::Fail(error.clone()),
         }
     }
 
@@ -96,6 +123,28 @@ impl RunMachine {
             return;
         }
         self.model_calls += 1;
+        let calls: Vec<_> = reply.tool_calls.iter().map(signature).collect();
+        if !calls.is_empty() && calls == self.last_calls {
+            self.repeats += 1;
+        } else {
+            self.repeats = 1;
+            self.last_calls = calls;
+        }
+        if self.repeats >= REPEATED_CALLS_LIMIT {
+            let names: Vec<&str> = reply.tool_calls.iter().map(|c| c.name.as_str()).collect();
+            self.phase = Phase::Stopped {
+                calls: reply.tool_calls.clone(),
+                error: RunError::new(
+                    "repeated_tool_call",
+                    format!(
+                        "the model made the same call ({}) with the same arguments {} times in a row; the run was stopped",
+                        names.join(", "),
+                        self.repeats
+                    ),
+                ),
+            };
+            return;
+        }
         self.phase = if reply.tool_calls.is_empty() {
             Phase::Completed {
                 output: reply.text.clone(),
@@ -150,6 +199,7 @@ impl RunMachine {
                 Action::CallTools(calls) => calls,
                 _ => Vec::new(),
             },
+            Phase::Stopped { calls, .. } => calls.clone(),
             _ => Vec::new(),
         }
     }
@@ -279,6 +329,89 @@ mod tests {
         let stored = serde_json::to_value(&journal[0]).expect("step json");
         let parsed: StepOutput = serde_json::from_value(stored).expect("step parse");
         assert_eq!(parsed, journal[0]);
+    }
+
+    fn call_with(id: &str, arguments: &str) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            name: "search".into(),
+            arguments: arguments.into(),
+        }
+    }
+
+    #[test]
+    fn the_same_call_three_times_in_a_row_stops_the_run() {
+        let mut m = RunMachine::new(20);
+        for (n, arguments) in [r#"{"q":"x"}"#, r#"{ "q" : "x" }"#].iter().enumerate() {
+            m.on_model_reply(&reply("", vec![call_with(&format!("c{n}"), arguments)]));
+            assert_eq!(
+                m.next_action(),
+                Action::CallTools(vec![call_with(&format!("c{n}"), arguments)])
+            );
+            m.on_tool_outcome(&ToolOutcome {
+                call_id: format!("c{n}"),
+                name: "search".into(),
+                output: "none".into(),
+                is_error: false,
+            });
+        }
+        m.on_model_reply(&reply("", vec![call_with("c2", r#"{"q":"x"}"#)]));
+        match m.next_action() {
+            Action::Fail(e) => {
+                assert_eq!(e.code, "repeated_tool_call");
+                assert!(
+                    e.message.contains("search") && e.message.contains("3 times"),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("expected the guard, got {other:?}"),
+        }
+        // The third call is not run, and gets an error result.
+        assert_eq!(m.dangling_calls(), vec![call_with("c2", r#"{"q":"x"}"#)]);
+        // Replayed from the journal, the machine stops at the same point.
+        let journal = vec![
+            StepOutput::ModelCall(reply("", vec![call_with("c0", r#"{"q":"x"}"#)])),
+            StepOutput::ToolCall(ToolOutcome {
+                call_id: "c0".into(),
+                name: "search".into(),
+                output: "none".into(),
+                is_error: false,
+            }),
+            StepOutput::ModelCall(reply("", vec![call_with("c1", r#"{"q":"x"}"#)])),
+            StepOutput::ToolCall(ToolOutcome {
+                call_id: "c1".into(),
+                name: "search".into(),
+                output: "none".into(),
+                is_error: false,
+            }),
+            StepOutput::ModelCall(reply("", vec![call_with("c2", r#"{"q":"x"}"#)])),
+        ];
+        assert_eq!(replay(20, &journal), m);
+    }
+
+    #[test]
+    fn different_arguments_or_an_answer_between_reset_the_guard() {
+        let mut m = RunMachine::new(20);
+        for (n, arguments) in [
+            r#"{"q":"x"}"#,
+            r#"{"q":"x"}"#,
+            r#"{"q":"y"}"#,
+            r#"{"q":"y"}"#,
+        ]
+        .iter()
+        .enumerate()
+        {
+            m.on_model_reply(&reply("", vec![call_with(&format!("c{n}"), arguments)]));
+            assert!(matches!(m.next_action(), Action::CallTools(_)), "call {n}");
+            m.on_tool_outcome(&ToolOutcome {
+                call_id: format!("c{n}"),
+                name: "search".into(),
+                output: "r".into(),
+                is_error: false,
+            });
+        }
+        assert_eq!(m.next_action(), Action::CallModel);
     }
 
     #[test]

@@ -26,7 +26,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         repeat_penalty: 1.0,
         ..Sampling::default()
     };
-    let answer = model.generate(&prompt, &sampling, &AtomicBool::new(false), &mut |_: &str| {})?;
+    let answer = model.generate(
+        &prompt,
+        &sampling,
+        &AtomicBool::new(false),
+        &mut |_: &str| {},
+    )?;
     let decoded = answer.output_tokens.saturating_sub(1) as f64;
     println!(
         "{}",

@@ -18,6 +18,7 @@ on_both_backends!(
     made_up_call_ids_never_collide,
     parallel_calls_run_concurrently,
     max_steps_fails_with_every_call_answered,
+    the_same_call_three_times_in_a_row_stops_the_run,
     arguments_failing_the_schema_are_refused_then_the_run_stops,
 );
 
@@ -140,9 +141,12 @@ async fn max_steps_fails_with_every_call_answered(db: Db) {
     let n = counter.clone();
     model.set_fallback(move |_| {
         let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Different arguments each time: the same calls repeated would be
+        // stopped earlier, by the repeated-call guard.
+        let (a, b) = (format!(r#"{{"x": "a{i}"}}"#), format!(r#"{{"x": "b{i}"}}"#));
         calls(vec![
-            call(&format!("a{i}"), "probe", "{}"),
-            call(&format!("b{i}"), "probe", "{}"),
+            call(&format!("a{i}"), "probe", &a),
+            call(&format!("b{i}"), "probe", &b),
         ])
     });
     let probe = ProbeTool::new("probe", false);
@@ -167,6 +171,38 @@ async fn max_steps_fails_with_every_call_answered(db: Db) {
     // The session goes on.
     model.push(text("stopped"));
     let next = submit(&rt, &fx, "enough").await;
+    finished(&rt, &fx, &next.id, RunStatus::Completed).await;
+    assert_valid_request(&model.request(3).messages);
+}
+
+/// A model that makes the same call with the same arguments three times in
+/// a row is stopped: the third call is not run and gets an error result,
+/// and the session goes on.
+async fn the_same_call_three_times_in_a_row_stops_the_run(db: Db) {
+    let model = ScriptedModel::new(vec![]);
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = counter.clone();
+    model.set_fallback(move |_| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        calls(vec![call(&format!("r{i}"), "probe", r#"{"x": "same"}"#)])
+    });
+    let probe = ProbeTool::new("probe", false);
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&["probe"])).await;
+    let rt = runtime(store.clone(), model.clone(), vec![probe.clone()]);
+    let run = submit(&rt, &fx, "loop on one call").await;
+    let failed = finished(&rt, &fx, &run.id, RunStatus::Failed).await;
+    let error = failed.error.expect("an error");
+    assert_eq!(error.code, "repeated_tool_call");
+    assert!(error.message.contains("probe"), "{}", error.message);
+    assert_eq!(model.request_count(), 3);
+    assert_eq!(probe.executions(), 2);
+    let items = contents(&store, &fx).await;
+    assert_history_closed(&items);
+    assert_eq!(results(&items).len(), 3);
+
+    model.push(text("fine"));
+    let next = submit(&rt, &fx, "something else").await;
     finished(&rt, &fx, &next.id, RunStatus::Completed).await;
     assert_valid_request(&model.request(3).messages);
 }
@@ -198,7 +234,13 @@ async fn arguments_failing_the_schema_are_refused_then_the_run_stops(db: Db) {
     let n = counter.clone();
     model.set_fallback(move |_| {
         let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        calls(vec![call(&format!("bad{i}"), "probe", r#"{"x": []}"#)])
+        // Different bad arguments each time (the same ones repeated would
+        // meet the repeated-call guard first).
+        calls(vec![call(
+            &format!("bad{i}"),
+            "probe",
+            &format!(r#"{{"x": [{i}]}}"#),
+        )])
     });
     let run = submit(&rt, &fx, "again").await;
     let failed = finished(&rt, &fx, &run.id, RunStatus::Failed).await;
