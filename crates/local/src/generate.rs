@@ -275,9 +275,13 @@ impl<'s> StopScan<'s> {
             .iter()
             .filter(|s| !s.is_empty())
             .filter_map(|s| {
-                self.text[self.released.saturating_sub(s.len())..]
-                    .find(s.as_str())
-                    .map(|at| at + self.released.saturating_sub(s.len()))
+                // A stop can only begin in what was held back, at most its
+                // own length before the released end.
+                let mut from = self.released.saturating_sub(s.len());
+                while !self.text.is_char_boundary(from) {
+                    from -= 1;
+                }
+                self.text[from..].find(s.as_str()).map(|at| at + from)
             })
             .min();
         if let Some(at) = first_stop {
@@ -362,6 +366,16 @@ mod tests {
         let (_, text, stopped) = scan(&["\n\n", "User:"], &["one User: two\n\nthree"]);
         assert!(stopped);
         assert_eq!(text, "one ");
+    }
+
+    #[test]
+    fn the_search_for_a_stop_starts_on_a_character() {
+        // Released "日日" is 6 bytes; a 2-byte stop would start its search
+        // at byte 4, inside the second character.
+        let (seen, text, stopped) = scan(&["ab"], &["日日", "xab"]);
+        assert!(stopped);
+        assert_eq!(text, "日日x");
+        assert_eq!(seen.concat(), "日日x");
     }
 
     #[test]
