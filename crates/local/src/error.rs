@@ -26,6 +26,17 @@ pub enum LocalError {
 
 impl LocalError {
     pub(crate) fn inference(e: impl std::fmt::Display) -> Self {
-        LocalError::Inference(e.to_string())
+        LocalError::Inference(first_line(e))
     }
+}
+
+/// candle's errors carry a backtrace after their message when
+/// `RUST_BACKTRACE` is set; an error shown to a user is one line.
+pub(crate) fn first_line(e: impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
 }

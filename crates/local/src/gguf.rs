@@ -73,7 +73,7 @@ pub(crate) struct Loaded {
 fn load_error(path: &Path, message: impl std::fmt::Display) -> LocalError {
     LocalError::Load {
         path: path.display().to_string(),
-        message: message.to_string(),
+        message: crate::error::first_line(message),
     }
 }
 

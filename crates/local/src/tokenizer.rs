@@ -34,7 +34,7 @@ const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p
 fn error(message: impl std::fmt::Display) -> LocalError {
     LocalError::Load {
         path: "tokenizer".into(),
-        message: message.to_string(),
+        message: crate::error::first_line(message),
     }
 }
 

@@ -68,6 +68,26 @@ impl LocalProvider {
         let path = config.model_file.clone().ok_or_else(|| {
             fail("a local provider needs `model_file`, the path of a GGUF model".into())
         })?;
+        // Settings first: a typo should not cost a model load.
+        if let Some(t) = config.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+            return Err(fail(format!(
+                "temperature must be between 0 and 2, not {t}"
+            )));
+        }
+        if let Some(p) = config.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            return Err(fail(format!(
+                "top_p must be above 0 and at most 1, not {p}"
+            )));
+        }
+        if config.threads == Some(0) || config.threads.is_some_and(|t| t > 256) {
+            return Err(fail("threads must be between 1 and 256".into()));
+        }
+        if config.max_tokens == Some(0) {
+            return Err(fail("max_tokens must be at least 1".into()));
+        }
+        if config.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+            return Err(fail("model must not be blank".into()));
+        }
         let started = std::time::Instant::now();
         let model = shared_model(&path, config.threads.unwrap_or_else(default_threads))
             .map_err(|e| fail(e.to_string()))?;

@@ -139,3 +139,34 @@ async fn a_prompt_over_the_context_is_a_context_overflow() {
         "{result:?}"
     );
 }
+
+/// Runs without the model: what is refused before any file is read, and a
+/// file that is not a GGUF model.
+#[test]
+fn bad_settings_and_files_that_are_not_models_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("notes.gguf");
+    std::fs::write(&garbage, b"these are not weights").unwrap();
+    let with = |edit: &dyn Fn(&mut ProviderConfig)| {
+        let mut config = ProviderConfig::new("bad", roster_models::ProviderKind::Local, "");
+        config.model_file = Some(garbage.clone());
+        edit(&mut config);
+        build_provider(config).err().expect("refused").to_string()
+    };
+    let cases: [(&dyn Fn(&mut ProviderConfig), &str); 6] = [
+        (&|_| {}, "notes.gguf"),
+        (&|c| c.temperature = Some(-1.0), "temperature"),
+        (&|c| c.top_p = Some(1.5), "top_p"),
+        (&|c| c.threads = Some(0), "threads"),
+        (&|c| c.max_tokens = Some(0), "max_tokens"),
+        (&|c| c.model = Some(" ".into()), "model"),
+    ];
+    for (edit, word) in cases {
+        let message = with(edit);
+        assert!(
+            message.contains(word) && message.contains("`bad`"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "{message}");
+    }
+}
