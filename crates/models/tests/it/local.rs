@@ -153,7 +153,8 @@ fn bad_settings_and_files_that_are_not_models_are_refused_clearly() {
         edit(&mut config);
         build_provider(config).err().expect("refused").to_string()
     };
-    let cases: [(&dyn Fn(&mut ProviderConfig), &str); 6] = [
+    type Edit<'a> = &'a dyn Fn(&mut ProviderConfig);
+    let cases: [(Edit, &str); 6] = [
         (&|_| {}, "notes.gguf"),
         (&|c| c.temperature = Some(-1.0), "temperature"),
         (&|c| c.top_p = Some(1.5), "top_p"),
