@@ -28,6 +28,7 @@
 mod anthropic;
 mod embeddings;
 pub mod escape;
+pub mod local_model;
 mod openai;
 mod outage;
 pub mod peers;

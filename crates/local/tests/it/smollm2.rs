@@ -2,23 +2,14 @@ use roster_local::{Finish, LocalError, Message, Model, Sampling};
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
-/// The model, loaded once for the whole binary; `None` (with a notice)
-/// outside CI when no file is named.
+/// The model, loaded once for the whole binary; `None` outside CI when no
+/// file is named.
 fn model() -> Option<&'static Model> {
     static MODEL: OnceLock<Option<Model>> = OnceLock::new();
     MODEL
-        .get_or_init(|| match std::env::var("ROSTER_TEST_LOCAL_MODEL") {
-            Ok(path) => Some(Model::load(std::path::Path::new(&path), 1).expect("load the model")),
-            Err(_) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "CI must set ROSTER_TEST_LOCAL_MODEL"
-                );
-                eprintln!(
-                    "skipped: set ROSTER_TEST_LOCAL_MODEL to a SmolLM2-135M-Instruct GGUF file"
-                );
-                None
-            }
+        .get_or_init(|| {
+            roster_testkit::local_model::local_model_file()
+                .map(|path| Model::load(&path, 1).expect("load the model"))
         })
         .as_ref()
 }

@@ -8,24 +8,11 @@ use roster_models::{
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn model_file() -> Option<String> {
-    match std::env::var("ROSTER_TEST_LOCAL_MODEL") {
-        Ok(path) => Some(path),
-        Err(_) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set ROSTER_TEST_LOCAL_MODEL"
-            );
-            eprintln!("skipped: set ROSTER_TEST_LOCAL_MODEL to a SmolLM2-135M-Instruct GGUF file");
-            None
-        }
-    }
-}
-
 fn provider(extra: &str) -> Option<Arc<dyn ModelProvider>> {
-    let path = model_file()?;
+    let path = roster_testkit::local_model::local_model_file()?;
     let table: toml::Value = toml::from_str(&format!(
-        "kind = \"local\"\nmodel_file = {path:?}\nmodel = \"smollm2\"\n{extra}"
+        "kind = \"local\"\nmodel_file = {:?}\nmodel = \"smollm2\"\n{extra}",
+        path.display().to_string()
     ))
     .unwrap();
     let mut config: ProviderConfig = table.try_into().unwrap();

@@ -10,23 +10,11 @@ use common::Server;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-fn model_file() -> Option<std::path::PathBuf> {
-    match std::env::var_os("ROSTER_TEST_LOCAL_MODEL") {
-        Some(path) => Some(path.into()),
-        None => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set ROSTER_TEST_LOCAL_MODEL"
-            );
-            eprintln!("skipped: set ROSTER_TEST_LOCAL_MODEL to a SmolLM2-135M-Instruct GGUF file");
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn with_no_provider_the_built_in_model_answers_a_chat() {
-    let Some(model) = model_file() else { return };
+    let Some(model) = roster_testkit::local_model::local_model_file() else {
+        return;
+    };
     let cache = tempfile::tempdir().expect("tempdir");
     std::os::unix::fs::symlink(&model, cache.path().join("SmolLM2-135M-Instruct.Q4_1.gguf"))
         .expect("link the model into the cache");
