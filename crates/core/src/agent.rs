@@ -48,6 +48,22 @@ pub struct AgentConfig {
     /// values are state, edited without a new version).
     #[serde(default)]
     pub memory_blocks: Vec<BlockDef>,
+    /// Whether the first model call of each run must call a tool.
+    #[serde(default)]
+    pub tool_choice: ToolChoice,
+}
+
+/// Whether a model call may answer in prose or must call one of its tools.
+/// `required` applies to the first model call of a run only, so the run
+/// can still finish with an answer once the tools have run (a model forced
+/// on every step would call tools forever). Small local models rarely
+/// decide to call a tool on their own; `required` makes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    #[default]
+    Auto,
+    Required,
 }
 
 /// Most memory blocks one agent version pins.
@@ -153,6 +169,12 @@ impl AgentConfig {
             ));
         }
         self.memory.validate()?;
+        if self.tool_choice == ToolChoice::Required && self.tools.is_empty() {
+            return Err(ValidationError::new(
+                "tool_choice",
+                "`required` needs at least one tool",
+            ));
+        }
         if self.knowledge.len() > 32 {
             return Err(ValidationError::new("knowledge", "at most 32 sources"));
         }
@@ -422,6 +444,7 @@ mod tests {
             knowledge_recall: DEFAULT_KNOWLEDGE_RECALL,
             context: ContextSettings::default(),
             memory_blocks: vec![],
+            tool_choice: Default::default(),
         };
         assert!(config.validate(&["a", "b"]).is_ok());
         assert!(config.validate(&["a"]).is_err());

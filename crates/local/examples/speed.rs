@@ -5,7 +5,7 @@
 //! (`scripts/local_model_bench.sh` runs it beside llama.cpp on the same
 //! prompt.)
 
-use roster_local::{Message, Model, Sampling};
+use roster_local::{Message, Model, Offer, Sampling};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let answer = model.generate(
         &prompt,
+        Offer::default(),
         &sampling,
         &AtomicBool::new(false),
         &mut |_: &str| {},

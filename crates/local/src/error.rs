@@ -19,6 +19,16 @@ pub enum LocalError {
     /// The model failed while running (a tensor error).
     #[error("the model failed: {0}")]
     Inference(String),
+    /// The tool-call grammar could not be built or followed (a tool's
+    /// schema the engine refuses even leniently).
+    #[error("tool call constraint: {0}")]
+    Constraint(String),
+    /// The answer's token limit ran out in the middle of a tool call; the
+    /// half-written call is not returned.
+    #[error(
+        "the token limit ({limit}) ran out in the middle of a tool call, which ended with `{tail}`"
+    )]
+    UnfinishedToolCall { limit: usize, tail: String },
     /// The caller stopped the generation.
     #[error("cancelled")]
     Cancelled,

@@ -1,8 +1,11 @@
 //! Running the model: prompt in, tokens out, streamed as text.
 
+use crate::constrain::{CallConstraint, Constraints};
 use crate::detokenize::Detokenizer;
 use crate::gguf::{self, ModelInfo, Network};
 use crate::template::{self, Message};
+use crate::tools::{Offer, ToolCall, CALL_START};
+use crate::vocabulary::Vocabulary;
 use crate::{tokenizer, LocalError};
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling as Sampler};
@@ -53,12 +56,17 @@ pub enum Finish {
     Stop,
     /// The token limit was reached.
     Length,
+    /// The model called tools; [`Generated::tool_calls`] has the calls.
+    ToolCalls,
 }
 
 /// An answer and what it cost.
 #[derive(Debug, Clone)]
 pub struct Generated {
+    /// The prose of the answer (without the calls).
     pub text: String,
+    /// Calls of offered tools, each valid for its tool's schema.
+    pub tool_calls: Vec<ToolCall>,
     pub prompt_tokens: usize,
     pub output_tokens: usize,
     pub finish: Finish,
@@ -75,6 +83,7 @@ pub struct Model {
     tokenizer: Tokenizer,
     network: Mutex<Network>,
     pool: rayon::ThreadPool,
+    constraints: Constraints,
 }
 
 impl Model {
@@ -98,7 +107,10 @@ impl Model {
                 path: path.display().to_string(),
                 message: e.to_string(),
             })?;
+        let vocabulary =
+            Vocabulary::new(&loaded.metadata, tokenizer.clone(), &loaded.info.stop_ids);
         Ok(Self {
+            constraints: Constraints::new(vocabulary),
             info: loaded.info,
             tokenizer,
             network: Mutex::new(loaded.network),
@@ -128,15 +140,25 @@ impl Model {
         )
     }
 
-    /// Continues `prompt`, calling `on_text` with each piece of new text.
-    /// Checks `cancelled` between tokens.
+    /// Continues `prompt`, calling `on_text` with each piece of new text
+    /// (never any of a tool call). With tools offered, the model may call
+    /// them in the [`crate::tools`] format, held to their schemas (and must,
+    /// when the offer says so). Checks `cancelled` between tokens.
     pub fn generate(
         &self,
         prompt: &str,
+        offer: Offer<'_>,
         sampling: &Sampling,
         cancelled: &AtomicBool,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Generated, LocalError> {
+        let forced;
+        let prompt = if offer.required && !offer.tools.is_empty() {
+            forced = format!("{prompt}{CALL_START}");
+            forced.as_str()
+        } else {
+            prompt
+        };
         let prompt_ids = self.encode(prompt)?;
         let room = self.info.context.saturating_sub(prompt_ids.len());
         if room == 0 {
@@ -147,8 +169,24 @@ impl Model {
             });
         }
         let limit = sampling.max_tokens.min(room);
-        self.pool
-            .install(|| self.run(&prompt_ids, limit, sampling, cancelled, on_text))
+        // Built before the first token, so a schema the engine refuses
+        // fails the call at once rather than after the prose.
+        let constraint = if offer.tools.is_empty() {
+            None
+        } else {
+            Some(self.constraints.for_tools(offer.tools)?)
+        };
+        let required = offer.required && constraint.is_some();
+        self.pool.install(|| {
+            self.run(
+                &prompt_ids,
+                limit,
+                sampling,
+                (constraint, required),
+                cancelled,
+                on_text,
+            )
+        })
     }
 
     fn run(
@@ -156,6 +194,7 @@ impl Model {
         prompt_ids: &[u32],
         limit: usize,
         sampling: &Sampling,
+        (mut constraint, required): (Option<CallConstraint>, bool),
         cancelled: &AtomicBool,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Generated, LocalError> {
@@ -184,14 +223,28 @@ impl Model {
         let started = Instant::now();
         let mut logits = step(&mut network, prompt_ids, 0)?;
         let prefill = started.elapsed();
-        let mut output = StopScan::new(&sampling.stop);
+        // The call marker is watched for like a stop sequence, so none of
+        // it is streamed as prose.
+        let mut stops = sampling.stop.clone();
+        let call_marker = constraint.as_ref().map(|_| {
+            stops.push(CALL_START.to_owned());
+            stops.len() - 1
+        });
+        let mut output = StopScan::new(&stops);
         let mut detokenizer = Detokenizer::new(&self.tokenizer);
         let mut generated: Vec<u32> = Vec::new();
         let mut finish = Finish::Length;
+        // Set once the model writes the call marker (at once when a call
+        // is required: the prompt ends with the marker).
+        let mut calling: Option<CallConstraint> = if required { constraint.take() } else { None };
+        let mut tool_calls = Vec::new();
         while generated.len() < limit {
             if cancelled.load(Ordering::Relaxed) {
                 return Err(LocalError::Cancelled);
             }
+            // The penalty applies inside calls too: a small model left to
+            // fill a free-text argument otherwise repeats one phrase until
+            // the token limit (seen with SmolLM2-135M).
             if sampling.repeat_penalty > 1.0 && !generated.is_empty() {
                 let recent = &generated[generated.len().saturating_sub(REPEAT_WINDOW)..];
                 logits = candle_transformers::utils::apply_repeat_penalty(
@@ -201,16 +254,45 @@ impl Model {
                 )
                 .map_err(LocalError::inference)?;
             }
+            if let Some(call) = calling.as_mut() {
+                let mut values: Vec<f32> = logits.to_vec1().map_err(LocalError::inference)?;
+                call.mask(&mut values)?;
+                let size = values.len();
+                logits =
+                    Tensor::from_vec(values, size, &Device::Cpu).map_err(LocalError::inference)?;
+            }
             let token = sampler.sample(&logits).map_err(LocalError::inference)?;
-            if self.info.stop_ids.contains(&token) {
+            if calling.is_none() && self.info.stop_ids.contains(&token) {
                 finish = Finish::Stop;
                 break;
             }
             generated.push(token);
-            if let Some(delta) = detokenizer.push(token) {
-                if output.push(&delta, on_text) {
-                    finish = Finish::Stop;
+            if let Some(call) = calling.as_mut() {
+                call.accept(token)?;
+                if call.finished() {
+                    tool_calls = call.calls()?;
+                    finish = Finish::ToolCalls;
                     break;
+                }
+            } else if let Some(delta) = detokenizer.push(token) {
+                match output.push(&delta, on_text) {
+                    Some(hit) if Some(hit) == call_marker => {
+                        let mut call = constraint.take().ok_or_else(|| {
+                            LocalError::Constraint("the call marker was seen twice".into())
+                        })?;
+                        call.feed(&output.after_stop);
+                        if call.finished() {
+                            tool_calls = call.calls()?;
+                            finish = Finish::ToolCalls;
+                            break;
+                        }
+                        calling = Some(call);
+                    }
+                    Some(_) => {
+                        finish = Finish::Stop;
+                        break;
+                    }
+                    None => {}
                 }
             }
             if generated.len() < limit {
@@ -218,9 +300,15 @@ impl Model {
                 logits = step(&mut network, &[token], position)?;
             }
         }
+        if let Some(call) = calling.as_ref().filter(|_| finish == Finish::Length) {
+            return Err(LocalError::UnfinishedToolCall {
+                limit,
+                tail: call.tail(60),
+            });
+        }
         if finish == Finish::Length {
             if let Some(rest) = detokenizer.finish() {
-                if output.push(&rest, on_text) {
+                if output.push(&rest, on_text).is_some() {
                     finish = Finish::Stop;
                 }
             }
@@ -228,6 +316,7 @@ impl Model {
         output.flush(on_text);
         Ok(Generated {
             text: output.text,
+            tool_calls,
             prompt_tokens: prompt_ids.len(),
             output_tokens: generated.len(),
             finish,
@@ -255,6 +344,8 @@ struct StopScan<'s> {
     stops: &'s [String],
     text: String,
     released: usize,
+    /// What came after the stop sequence in the delta that completed it.
+    after_stop: String,
 }
 
 impl<'s> StopScan<'s> {
@@ -263,31 +354,36 @@ impl<'s> StopScan<'s> {
             stops,
             text: String::new(),
             released: 0,
+            after_stop: String::new(),
         }
     }
 
-    /// Adds text; true when a stop sequence appeared (the answer is cut
-    /// before it).
-    fn push(&mut self, delta: &str, on_text: &mut (dyn FnMut(&str) + Send)) -> bool {
+    /// Adds text; the index of the stop sequence that appeared, if one did
+    /// (the answer is cut before it).
+    fn push(&mut self, delta: &str, on_text: &mut (dyn FnMut(&str) + Send)) -> Option<usize> {
         self.text.push_str(delta);
         let first_stop = self
             .stops
             .iter()
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| {
+            .enumerate()
+            .filter(|(_, s)| !s.is_empty())
+            .filter_map(|(index, s)| {
                 // A stop can only begin in what was held back, at most its
                 // own length before the released end.
                 let mut from = self.released.saturating_sub(s.len());
                 while !self.text.is_char_boundary(from) {
                     from -= 1;
                 }
-                self.text[from..].find(s.as_str()).map(|at| at + from)
+                self.text[from..]
+                    .find(s.as_str())
+                    .map(|at| (at + from, index, s.len()))
             })
             .min();
-        if let Some(at) = first_stop {
+        if let Some((at, index, length)) = first_stop {
+            self.after_stop = self.text[at + length..].to_owned();
             self.text.truncate(at);
             self.flush(on_text);
-            return true;
+            return Some(index);
         }
         let held = self
             .stops
@@ -300,7 +396,7 @@ impl<'s> StopScan<'s> {
             on_text(&self.text[self.released..safe]);
             self.released = safe;
         }
-        false
+        None
     }
 
     fn flush(&mut self, on_text: &mut (dyn FnMut(&str) + Send)) {
@@ -333,7 +429,10 @@ mod tests {
         let mut seen = Vec::new();
         let mut stopped = false;
         for delta in deltas {
-            if scan.push(delta, &mut |t: &str| seen.push(t.to_owned())) {
+            if scan
+                .push(delta, &mut |t: &str| seen.push(t.to_owned()))
+                .is_some()
+            {
                 stopped = true;
                 break;
             }

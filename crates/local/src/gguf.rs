@@ -198,6 +198,17 @@ fn widen(
     Ok((widened, buffer))
 }
 
+/// `tokenizer.ggml.token_type`: 1 normal, 3 control, 4 user-defined, …
+pub(crate) fn token_types(
+    metadata: &std::collections::HashMap<String, gguf_file::Value>,
+) -> Vec<i32> {
+    metadata
+        .get("tokenizer.ggml.token_type")
+        .and_then(|v| v.to_vec().ok())
+        .map(|v| v.iter().map(|t| t.to_i32().unwrap_or(1)).collect())
+        .unwrap_or_default()
+}
+
 pub(crate) fn string(
     metadata: &std::collections::HashMap<String, gguf_file::Value>,
     key: &str,

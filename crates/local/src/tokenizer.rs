@@ -93,11 +93,7 @@ pub(crate) fn from_metadata(metadata: &HashMap<String, Value>) -> Result<Tokeniz
         .filter_map(|m| m.split_once(' '))
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
         .collect();
-    let types: Vec<i32> = metadata
-        .get("tokenizer.ggml.token_type")
-        .and_then(|v| v.to_vec().ok())
-        .map(|v| v.iter().map(|t| t.to_i32().unwrap_or(1)).collect())
-        .unwrap_or_default();
+    let types = crate::gguf::token_types(metadata);
     let vocab: Vocab = tokens
         .iter()
         .enumerate()

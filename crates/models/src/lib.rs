@@ -32,7 +32,7 @@ pub use local::LocalProvider;
 pub use openai::OpenAiProvider;
 pub use patience::{sleep_until, Outage, Pause, Sleep};
 pub use registry::{build_provider, ProviderRegistry};
-pub use request::{ChatMessage, ChatRequest, ChatResponse, ToolSpec, Usage};
+pub use request::{ChatMessage, ChatRequest, ChatResponse, ToolChoice, ToolSpec, Usage};
 pub use retry::{RetryPolicy, DEFAULT_PATIENCE};
 pub use router::{Attempt, Router};
 

@@ -8,8 +8,10 @@
 
 use crate::config::{ProviderAttributes, ProviderConfig};
 use crate::error::ConfigError;
-use crate::request::{ChatMessage, ChatRequest, ChatResponse, Usage};
+use crate::request::{ChatMessage, ChatRequest, ChatResponse, ToolChoice, Usage};
 use crate::{ModelProvider, ProviderError};
+use roster_core::item::ToolCall;
+use roster_local::tools::{self, ToolSpec};
 use roster_local::{Finish, LocalError, Message, Model, Sampling};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -125,33 +127,77 @@ impl LocalProvider {
         &self.model_name
     }
 
-    /// The conversation as chat-template messages. Tool calls and results
-    /// are written as text until the tool protocol of the local model
-    /// exists.
-    fn messages(req: &ChatRequest) -> Vec<Message> {
+    /// The conversation as chat-template messages: the tools are described
+    /// in the system message, earlier calls are written in the format the
+    /// model is asked to use, and results come back as `tool` messages (or,
+    /// with `results_as_user`, as user messages, for templates that refuse
+    /// other roles).
+    fn messages(req: &ChatRequest, results_as_user: bool) -> Vec<Message> {
         let mut out = Vec::with_capacity(req.messages.len() + 1);
-        if !req.system.trim().is_empty() {
-            out.push(Message::new("system", req.system.clone()));
+        let mut system = req.system.trim().to_owned();
+        if !req.tools.is_empty() {
+            if !system.is_empty() {
+                system.push_str("\n\n");
+            }
+            system.push_str(&tools::instructions(&tool_specs(req)));
+        }
+        if !system.is_empty() {
+            out.push(Message::new("system", system));
         }
         for message in &req.messages {
             out.push(match message {
                 ChatMessage::User { text } => Message::new("user", text.clone()),
                 ChatMessage::Assistant { text, tool_calls } => {
+                    let calls: Vec<tools::ToolCall> = tool_calls
+                        .iter()
+                        .map(|call| tools::ToolCall {
+                            name: call.name.clone(),
+                            arguments: serde_json::from_str(&call.arguments)
+                                .unwrap_or_else(|_| serde_json::json!({})),
+                        })
+                        .collect();
                     let mut content = text.clone();
-                    for call in tool_calls {
-                        content.push_str(&format!(
-                            "\n<tool_call>{}</tool_call>",
-                            serde_json::json!({ "name": call.name, "arguments": call.arguments })
-                        ));
+                    if !calls.is_empty() {
+                        content.push_str(&tools::render_calls(&calls));
                     }
                     Message::new("assistant", content)
                 }
-                ChatMessage::ToolResult { name, output, .. } => {
-                    Message::new("tool", format!("{name}: {output}"))
+                ChatMessage::ToolResult {
+                    name,
+                    output,
+                    is_error,
+                    ..
+                } => {
+                    let outcome = if *is_error { "failed" } else { "returned" };
+                    if results_as_user {
+                        Message::new("user", format!("The tool {name} {outcome}: {output}"))
+                    } else if *is_error {
+                        Message::new("tool", format!("error: {output}"))
+                    } else {
+                        Message::new("tool", output.clone())
+                    }
                 }
             });
         }
         out
+    }
+
+    /// The prompt for `req`, falling back to results as user messages when
+    /// the file's template refuses the `tool` role.
+    fn prompt(&self, req: &ChatRequest) -> Result<String, ProviderError> {
+        match self.model.render(&Self::messages(req, false)) {
+            Err(LocalError::Template(_))
+                if req
+                    .messages
+                    .iter()
+                    .any(|m| matches!(m, ChatMessage::ToolResult { .. })) =>
+            {
+                self.model
+                    .render(&Self::messages(req, true))
+                    .map_err(provider_error)
+            }
+            other => other.map_err(provider_error),
+        }
     }
 }
 
@@ -173,7 +219,10 @@ fn provider_error(e: LocalError) -> ProviderError {
         LocalError::Template(_) => ProviderError::BadRequest {
             message: e.to_string(),
         },
-        LocalError::Load { .. } | LocalError::Inference(_) => ProviderError::InvalidResponse {
+        LocalError::Load { .. }
+        | LocalError::Inference(_)
+        | LocalError::Constraint(_)
+        | LocalError::UnfinishedToolCall { .. } => ProviderError::InvalidResponse {
             message: e.to_string(),
         },
     }
@@ -198,10 +247,9 @@ impl ModelProvider for LocalProvider {
                 ),
             });
         }
-        let prompt = self
-            .model
-            .render(&Self::messages(req))
-            .map_err(provider_error)?;
+        let prompt = self.prompt(req)?;
+        let tools = tool_specs(req);
+        let required = req.tool_choice == ToolChoice::Required;
         let mut sampling = self.sampling.clone();
         if let Some(max) = req.max_tokens {
             sampling.max_tokens = max as usize;
@@ -222,11 +270,20 @@ impl ModelProvider for LocalProvider {
         let model = self.model.clone();
         let stream = req.stream;
         let generation = tokio::task::spawn_blocking(move || {
-            model.generate(&prompt, &sampling, &cancelled, &mut |text: &str| {
-                if stream {
-                    let _ = deltas.send(text.to_owned());
-                }
-            })
+            model.generate(
+                &prompt,
+                tools::Offer {
+                    tools: &tools,
+                    required,
+                },
+                &sampling,
+                &cancelled,
+                &mut |text: &str| {
+                    if stream {
+                        let _ = deltas.send(text.to_owned());
+                    }
+                },
+            )
         });
         while let Some(delta) = received.recv().await {
             on_text(&delta);
@@ -237,9 +294,21 @@ impl ModelProvider for LocalProvider {
                 message: format!("the local model stopped: {e}"),
             })?
             .map_err(provider_error)?;
+        // Ids unique within the conversation, as results are matched by id.
+        let batch = uuid::Uuid::now_v7().simple().to_string();
+        let tool_calls: Vec<ToolCall> = generated
+            .tool_calls
+            .iter()
+            .enumerate()
+            .map(|(i, call)| ToolCall {
+                id: format!("call_{}_{i}", &batch[batch.len() - 12..]),
+                name: call.name.clone(),
+                arguments: call.arguments.to_string(),
+            })
+            .collect();
         Ok(ChatResponse {
             text: generated.text,
-            tool_calls: Vec::new(),
+            tool_calls,
             usage: Usage {
                 input_tokens: u32::try_from(generated.prompt_tokens).unwrap_or(u32::MAX),
                 output_tokens: u32::try_from(generated.output_tokens).unwrap_or(u32::MAX),
@@ -248,6 +317,7 @@ impl ModelProvider for LocalProvider {
                 match generated.finish {
                     Finish::Stop => "stop",
                     Finish::Length => "length",
+                    Finish::ToolCalls => "tool_calls",
                 }
                 .to_owned(),
             ),
@@ -266,4 +336,15 @@ impl ModelProvider for LocalProvider {
     fn max_retries(&self) -> Option<u32> {
         Some(0)
     }
+}
+
+fn tool_specs(req: &ChatRequest) -> Vec<ToolSpec> {
+    req.tools
+        .iter()
+        .map(|t| ToolSpec {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            parameters: t.parameters.clone(),
+        })
+        .collect()
 }

@@ -4,6 +4,7 @@
 //! Owns no wire format. Must never grow provider-specific fields: each
 //! provider module converts from and to these types.
 
+pub use roster_core::agent::ToolChoice;
 use roster_core::item::ToolCall;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,9 @@ pub struct ChatRequest {
     pub system: String,
     pub messages: Vec<ChatMessage>,
     pub tools: Vec<ToolSpec>,
+    /// `Required`: the answer must call one of `tools`.
+    #[serde(default)]
+    pub tool_choice: ToolChoice,
     pub max_tokens: Option<u32>,
     pub stream: bool,
 }

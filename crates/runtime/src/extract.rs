@@ -385,6 +385,7 @@ impl Scheduler {
             FORMAT
         };
         let request = ChatRequest {
+            tool_choice: Default::default(),
             model: String::new(),
             system: format!(
                 "{}\n\n{format}",

@@ -7,7 +7,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use roster_core::agent::{
-    validate_agent_name, Agent, AgentConfig, ContextSettings, MemorySettings, NewAgent,
+    validate_agent_name, Agent, AgentConfig, ContextSettings, MemorySettings, NewAgent, ToolChoice,
     DEFAULT_CONTEXT_TOKENS, DEFAULT_KNOWLEDGE_RECALL, DEFAULT_MAX_STEPS,
 };
 use roster_core::agent_diff::{diff, ConfigChange};
@@ -48,6 +48,9 @@ pub struct CreateAgent {
     pub knowledge_recall: Option<u32>,
     /// Summarising old history (`summarize`, default on; `summary_model`).
     pub context: Option<ContextSettings>,
+    /// `auto` (default) or `required`: the first model call of each run
+    /// must call one of the agent's tools.
+    pub tool_choice: Option<ToolChoice>,
 }
 
 /// Fields to change; each PATCH that changes something stores a new
@@ -78,6 +81,8 @@ pub struct UpdateAgent {
     pub knowledge: Option<Vec<String>>,
     pub knowledge_recall: Option<u32>,
     pub context: Option<ContextSettings>,
+    /// `required`: the first model call of each run must call a tool.
+    pub tool_choice: Option<ToolChoice>,
     /// Memory blocks to add to the current ones (a label the agent has is
     /// refused; remove it in the same request to replace it).
     #[serde(default)]
@@ -268,6 +273,7 @@ pub async fn create(
         }
     };
     let config = AgentConfig {
+        tool_choice: body.tool_choice.unwrap_or_default(),
         instructions: body.instructions,
         model,
         fallbacks: body.fallbacks,
@@ -451,6 +457,9 @@ fn apply(body: &UpdateAgent, mut config: AgentConfig) -> Result<AgentConfig, Api
     }
     if let Some(v) = &body.context {
         config.context = v.clone();
+    }
+    if let Some(v) = body.tool_choice {
+        config.tool_choice = v;
     }
     Ok(config)
 }

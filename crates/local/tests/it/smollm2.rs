@@ -1,4 +1,4 @@
-use roster_local::{Finish, LocalError, Message, Model, Sampling};
+use roster_local::{Finish, LocalError, Message, Model, Offer, Sampling};
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
@@ -59,6 +59,7 @@ fn a_chat_answer_streams_in_pieces_that_add_up() {
     let answer = model
         .generate(
             &prompt,
+            Offer::default(),
             &sampling,
             &AtomicBool::new(false),
             &mut |t: &str| pieces.push(t.to_owned()),
@@ -86,6 +87,7 @@ fn the_token_limit_and_stop_sequences_end_the_answer() {
     let short = model
         .generate(
             &prompt,
+            Offer::default(),
             &Sampling {
                 max_tokens: 5,
                 ..Sampling::default()
@@ -99,6 +101,7 @@ fn the_token_limit_and_stop_sequences_end_the_answer() {
     let full = model
         .generate(
             &prompt,
+            Offer::default(),
             &Sampling {
                 max_tokens: 60,
                 ..Sampling::default()
@@ -116,6 +119,7 @@ fn the_token_limit_and_stop_sequences_end_the_answer() {
     let stopped = model
         .generate(
             &prompt,
+            Offer::default(),
             &Sampling {
                 max_tokens: 60,
                 stop: vec![stop],
@@ -144,14 +148,20 @@ fn sampling_with_a_seed_repeats_and_cancel_stops() {
         ..Sampling::default()
     };
     let a = model
-        .generate(&prompt, &warm, &never, &mut |_: &str| {})
+        .generate(&prompt, Offer::default(), &warm, &never, &mut |_: &str| {})
         .unwrap();
     let b = model
-        .generate(&prompt, &warm, &never, &mut |_: &str| {})
+        .generate(&prompt, Offer::default(), &warm, &never, &mut |_: &str| {})
         .unwrap();
     assert_eq!(a.text, b.text);
     let cancelled = AtomicBool::new(true);
-    let stopped = model.generate(&prompt, &warm, &cancelled, &mut |_: &str| {});
+    let stopped = model.generate(
+        &prompt,
+        Offer::default(),
+        &warm,
+        &cancelled,
+        &mut |_: &str| {},
+    );
     assert!(matches!(stopped, Err(LocalError::Cancelled)));
 }
 
@@ -161,6 +171,7 @@ fn a_prompt_over_the_context_is_a_typed_error() {
     let long = "word ".repeat(5000);
     let result = model.generate(
         &long,
+        Offer::default(),
         &Sampling::default(),
         &AtomicBool::new(false),
         &mut |_: &str| {},
@@ -213,4 +224,141 @@ fn token_ids_match_llama_cpp() {
         .render(&[Message::new("user", "What is the capital of France?")])
         .unwrap();
     assert_eq!(model.encode(&prompt).unwrap(), CHAT_IDS, "{prompt:?}");
+}
+
+fn calculator_and_weather() -> Vec<roster_local::ToolSpec> {
+    vec![
+        roster_local::ToolSpec {
+            name: "add".into(),
+            description: "Adds two whole numbers.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"], "additionalProperties": false}),
+        },
+        roster_local::ToolSpec {
+            name: "get_weather".into(),
+            description: "The current weather in a city.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}}, "required": ["city", "unit"], "additionalProperties": false}),
+        },
+    ]
+}
+
+/// Checks a call against the tools above: a known name, every required
+/// argument, no other argument, each of the right type or value.
+fn assert_valid(call: &roster_local::ToolCall) {
+    let args = call.arguments.as_object().expect("arguments are an object");
+    match call.name.as_str() {
+        "add" => {
+            assert_eq!(args.len(), 2, "{args:?}");
+            assert!(args["a"].is_i64() && args["b"].is_i64(), "{args:?}");
+        }
+        "get_weather" => {
+            assert_eq!(args.len(), 2, "{args:?}");
+            assert!(args["city"].is_string(), "{args:?}");
+            assert!(
+                ["celsius", "fahrenheit"].contains(&args["unit"].as_str().unwrap_or("")),
+                "{args:?}"
+            );
+        }
+        other => panic!("a call of a tool never offered: {other}"),
+    }
+}
+
+fn with_tools(
+    model: &Model,
+    tools: &[roster_local::ToolSpec],
+    question: &str,
+    required: bool,
+    max_tokens: usize,
+) -> (Result<roster_local::Generated, LocalError>, String) {
+    let system = format!(
+        "You are a helpful assistant.\n\n{}",
+        roster_local::tools::instructions(tools)
+    );
+    let prompt = model
+        .render(&[
+            Message::new("system", system),
+            Message::new("user", question),
+        ])
+        .unwrap();
+    let mut streamed = String::new();
+    let answer = model.generate(
+        &prompt,
+        Offer { tools, required },
+        &Sampling {
+            max_tokens,
+            ..Sampling::default()
+        },
+        &AtomicBool::new(false),
+        &mut |t: &str| streamed.push_str(t),
+    );
+    (answer, streamed)
+}
+
+#[test]
+fn a_required_call_names_an_offered_tool_with_valid_arguments() {
+    let Some(model) = model() else { return };
+    let tools = calculator_and_weather();
+    for question in ["What is 3 plus 4?", "Is it raining in Oslo?", "Hello"] {
+        let (answer, streamed) = with_tools(model, &tools, question, true, 120);
+        let answer = answer.unwrap();
+        assert_eq!(answer.finish, Finish::ToolCalls, "{answer:?}");
+        assert!(!answer.tool_calls.is_empty(), "{answer:?}");
+        answer.tool_calls.iter().for_each(assert_valid);
+        assert!(
+            !streamed.contains("<tool_call>") && !streamed.contains('{'),
+            "{streamed}"
+        );
+    }
+}
+
+#[test]
+fn an_enum_holds_the_model_to_the_listed_values() {
+    let Some(model) = model() else { return };
+    let tools = vec![roster_local::ToolSpec {
+        name: "memory_append".into(),
+        description: "Append text to one of your memory blocks.".into(),
+        parameters: serde_json::json!({"type": "object", "properties": {"label": {"type": "string", "enum": ["notes"]}, "content": {"type": "string"}}, "required": ["label", "content"], "additionalProperties": false}),
+    }];
+    let (answer, _) = with_tools(
+        model,
+        &tools,
+        "Remember in your notes that my favourite colour is green.",
+        true,
+        200,
+    );
+    let answer = answer.unwrap();
+    assert!(!answer.tool_calls.is_empty(), "{answer:?}");
+    for call in &answer.tool_calls {
+        assert_eq!(call.name, "memory_append");
+        assert_eq!(call.arguments["label"], "notes", "{call:?}");
+        assert!(call.arguments["content"].is_string(), "{call:?}");
+    }
+}
+
+#[test]
+fn offered_tools_leave_prose_answers_clean() {
+    let Some(model) = model() else { return };
+    let tools = calculator_and_weather();
+    let (answer, streamed) = with_tools(model, &tools, "Tell me a joke.", false, 60);
+    let answer = answer.unwrap();
+    // Called or not (the model's choice), a call is valid and its markup
+    // is never part of the prose.
+    answer.tool_calls.iter().for_each(assert_valid);
+    assert_eq!(streamed, answer.text);
+    assert!(!answer.text.contains("<tool_call>"));
+}
+
+#[test]
+fn a_call_cut_by_the_token_limit_is_an_error_not_a_broken_call() {
+    let Some(model) = model() else { return };
+    let (answer, _) = with_tools(
+        model,
+        &calculator_and_weather(),
+        "What is 3 plus 4?",
+        true,
+        4,
+    );
+    assert!(
+        matches!(answer, Err(LocalError::UnfinishedToolCall { limit: 4, .. })),
+        "{answer:?}"
+    );
 }

@@ -8,7 +8,7 @@
 use super::convert;
 use crate::error::ProviderError;
 use crate::error_body::{quote, retry_after, ErrorBody};
-use crate::request::{tokens, ChatRequest, ChatResponse, Usage};
+use crate::request::{tokens, ChatRequest, ChatResponse, ToolChoice, Usage};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use roster_core::item::ToolCall;
@@ -30,6 +30,9 @@ pub(crate) fn request_body(req: &ChatRequest, max_tokens: u32, stream: bool) -> 
             .iter()
             .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
             .collect();
+        if req.tool_choice == ToolChoice::Required {
+            body["tool_choice"] = json!({"type": "any"});
+        }
     }
     if stream {
         body["stream"] = json!(true);

@@ -22,6 +22,7 @@ fn call(id: &str, args: &str) -> ToolCall {
 #[test]
 fn request_body_shapes_messages_and_tools() {
     let req = ChatRequest {
+        tool_choice: Default::default(),
         model: "gpt".into(),
         system: "be brief".into(),
         messages: vec![

@@ -7,7 +7,7 @@
 
 use crate::error::ProviderError;
 use crate::error_body::{quote, retry_after, ErrorBody};
-use crate::request::{tokens, ChatMessage, ChatRequest, ChatResponse, Usage};
+use crate::request::{tokens, ChatMessage, ChatRequest, ChatResponse, ToolChoice, Usage};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use roster_core::item::ToolCall;
@@ -33,6 +33,9 @@ pub(crate) fn request_body(req: &ChatRequest, max_tokens: Option<u32>, stream: b
                 }})
             })
             .collect();
+        if req.tool_choice == ToolChoice::Required {
+            body["tool_choice"] = json!("required");
+        }
     }
     if let Some(max) = max_tokens {
         body["max_tokens"] = json!(max);

@@ -78,6 +78,11 @@ struct ConfigFlags {
     /// Upper bound on model calls in one run.
     #[arg(long, value_name = "N")]
     max_steps: Option<u32>,
+    /// `required`: the first model call of each run must call one of the
+    /// agent's tools (small local models seldom decide to on their own);
+    /// `auto` lets the model choose.
+    #[arg(long, value_name = "CHOICE", value_parser = ["auto", "required"])]
+    tool_choice: Option<String>,
     /// Token budget for the assembled context.
     #[arg(long, value_name = "N")]
     context_tokens: Option<u32>,
@@ -220,6 +225,9 @@ async fn create_agent(conn: &Connection, args: CreateArgs) -> Result<()> {
     body.insert("memory_blocks".into(), Value::Array(blocks));
     if let Some(n) = args.config.max_steps {
         body.insert("max_steps".into(), json!(n));
+    }
+    if let Some(choice) = &args.config.tool_choice {
+        body.insert("tool_choice".into(), json!(choice));
     }
     if let Some(n) = args.config.context_tokens {
         body.insert("context_tokens".into(), json!(n));
@@ -395,6 +403,9 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
     }
     if let Some(n) = args.config.max_steps {
         body.insert("max_steps".into(), json!(n));
+    }
+    if let Some(choice) = &args.config.tool_choice {
+        body.insert("tool_choice".into(), json!(choice));
     }
     if let Some(n) = args.config.context_tokens {
         body.insert("context_tokens".into(), json!(n));

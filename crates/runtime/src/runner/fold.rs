@@ -120,6 +120,7 @@ impl RunState<'_> {
         };
         let budget = self.agent.config.context_tokens;
         let request = ChatRequest {
+            tool_choice: Default::default(),
             model: String::new(),
             system: INSTRUCTIONS.to_owned(),
             messages: vec![ChatMessage::User {

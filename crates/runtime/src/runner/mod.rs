@@ -30,7 +30,7 @@ use roster_core::machine::{replay, Action, ModelCallInput, ModelReply, RunMachin
 use roster_core::run::{Run, RunError, RunStatus, StepKind, StepStatus};
 use roster_core::tokens::estimate_tokens;
 use roster_core::TenantId;
-use roster_models::{Attempt, ChatRequest, ToolSpec};
+use roster_models::{Attempt, ChatRequest, ToolChoice, ToolSpec};
 use roster_store::{JournalWrite, RunTransition, Session, StepWrite, StoreError};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -282,7 +282,14 @@ impl RunState<'_> {
     }
 
     fn tool_specs(&self) -> Vec<ToolSpec> {
-        self.tools.specs().cloned().collect()
+        let labels: Vec<&str> = self
+            .agent
+            .config
+            .memory_blocks
+            .iter()
+            .map(|b| b.label.as_str())
+            .collect();
+        self.tools.specs_for(&labels)
     }
 
     /// One model step, in phases: admit (budget and route policy, before
@@ -415,7 +422,15 @@ impl RunState<'_> {
             passages: passages.iter().map(|p| p.citation.clone()).collect(),
             summary_through: through,
         };
+        // Only the run's first call is held to `required`: forced on every
+        // step, the model could never give its answer.
+        let tool_choice = if self.machine.model_calls() == 0 && !tools.is_empty() {
+            self.agent.config.tool_choice
+        } else {
+            ToolChoice::Auto
+        };
         let request = ChatRequest {
+            tool_choice,
             model: String::new(),
             system,
             messages,

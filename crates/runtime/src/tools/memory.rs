@@ -34,6 +34,18 @@ pub struct ReplaceArgs {
     pub new: String,
 }
 
+/// `spec` with its `label` limited to `labels` (unchanged when the agent
+/// has no blocks: the tool then answers that there are none).
+pub fn with_labels(spec: &ToolSpec, labels: &[&str]) -> ToolSpec {
+    let mut spec = spec.clone();
+    if !labels.is_empty() {
+        if let Some(label) = spec.parameters.pointer_mut("/properties/label") {
+            label["enum"] = serde_json::json!(labels);
+        }
+    }
+    spec
+}
+
 impl MemoryTool {
     pub fn name(self) -> &'static str {
         match self {
@@ -96,6 +108,17 @@ mod tests {
         assert_eq!(spec.parameters["additionalProperties"], json!(false));
         let spec = MemoryTool::Replace.spec();
         assert_eq!(spec.parameters["required"], json!(["label", "old", "new"]));
+    }
+
+    #[test]
+    fn the_label_lists_the_agents_blocks() {
+        let spec = with_labels(&MemoryTool::Append.spec(), &["notes", "persona"]);
+        assert_eq!(
+            spec.parameters["properties"]["label"]["enum"],
+            json!(["notes", "persona"])
+        );
+        let none = with_labels(&MemoryTool::Append.spec(), &[]);
+        assert!(none.parameters["properties"]["label"].get("enum").is_none());
     }
 
     #[test]

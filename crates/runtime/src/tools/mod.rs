@@ -101,6 +101,19 @@ impl ResolvedTools {
     pub fn specs(&self) -> impl Iterator<Item = &ToolSpec> {
         self.tools.values().map(|t| &t.spec)
     }
+
+    /// The specs as this agent's model sees them: the memory tools' `label`
+    /// lists the blocks the agent has, so a model (and the local model's
+    /// constrained decoding) names a block that exists.
+    pub fn specs_for(&self, block_labels: &[&str]) -> Vec<ToolSpec> {
+        self.tools
+            .values()
+            .map(|t| match t.kind {
+                ToolKind::Memory(_) => memory::with_labels(&t.spec, block_labels),
+                _ => t.spec.clone(),
+            })
+            .collect()
+    }
 }
 
 impl ToolRegistry {

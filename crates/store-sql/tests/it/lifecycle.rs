@@ -29,6 +29,7 @@ fn audit(action: &str, resource: &str) -> NewAuditEvent {
 
 fn config(model: &str) -> AgentConfig {
     AgentConfig {
+        tool_choice: Default::default(),
         instructions: String::new(),
         model: model.into(),
         fallbacks: vec![],

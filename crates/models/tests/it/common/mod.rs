@@ -40,6 +40,7 @@ pub fn anthropic(server: &FakeModelServer) -> AnthropicProvider {
 
 pub fn request(stream: bool) -> ChatRequest {
     ChatRequest {
+        tool_choice: Default::default(),
         model: "test-model".into(),
         system: "You are terse.".into(),
         messages: vec![ChatMessage::User {
