@@ -462,6 +462,26 @@ mod tests {
     }
 
     #[test]
+    fn a_required_tool_choice_needs_a_tool() {
+        let mut config: AgentConfig = serde_json::from_value(
+            serde_json::json!({"instructions": "", "model": "openai/m", "tool_choice": "required"}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let err = config.validate(&["a"]).expect_err("no tools");
+        assert_eq!(err.field, "tool_choice");
+        config.tools = vec!["a".into()];
+        assert!(config.validate(&["a"]).is_ok());
+        let older: AgentConfig =
+            serde_json::from_value(serde_json::json!({"instructions": "", "model": "openai/m"}))
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            older.tool_choice,
+            ToolChoice::Auto,
+            "stored versions read as auto"
+        );
+    }
+
+    #[test]
     fn blocks_are_checked_and_listed_once() {
         use crate::blocks::BlockScope;
         let mut config: AgentConfig =

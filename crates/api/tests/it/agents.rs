@@ -346,3 +346,41 @@ async fn an_agent_without_a_model_needs_a_server_default() {
         .contains("default model"));
     assert_eq!(admin.get("/v1/agents/nomodel").await.status, 404);
 }
+
+#[tokio::test]
+async fn tool_choice_is_set_shown_and_changed() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    let refused = admin
+        .post(
+            "/v1/agents",
+            json!({"name": "forced", "model": "openai/m", "tool_choice": "required"}),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("tool_choice"));
+    let odd = admin
+        .post(
+            "/v1/agents",
+            json!({"name": "forced", "model": "openai/m", "tools": ["memory_append"], "tool_choice": "always"}),
+        )
+        .await;
+    assert_eq!(odd.status, 400, "{}", odd.body);
+    let created = admin
+        .post(
+            "/v1/agents",
+            json!({"name": "forced", "model": "openai/m", "tools": ["memory_append"], "tool_choice": "required"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["config"]["tool_choice"], "required");
+    let changed = admin
+        .patch("/v1/agents/forced", json!({"tool_choice": "auto"}))
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["config"]["tool_choice"], "auto");
+    assert_eq!(changed.body["version"], 2);
+}

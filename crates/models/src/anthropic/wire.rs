@@ -192,6 +192,25 @@ pub(crate) fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> P
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ToolChoice, ToolSpec};
+
+    #[test]
+    fn a_required_tool_choice_is_any_tool() {
+        let mut req = ChatRequest {
+            tools: vec![ToolSpec {
+                name: "lookup".into(),
+                description: "d".into(),
+                parameters: json!({"type": "object"}),
+            }],
+            ..ChatRequest::default()
+        };
+        assert!(request_body(&req, 10, false).get("tool_choice").is_none());
+        req.tool_choice = ToolChoice::Required;
+        assert_eq!(
+            request_body(&req, 10, false)["tool_choice"],
+            json!({"type": "any"})
+        );
+    }
 
     #[test]
     fn parses_text_and_tool_use_blocks() {

@@ -61,6 +61,15 @@ fn request_body_shapes_messages_and_tools() {
         json!({"role": "tool", "tool_call_id": "c1", "content": "42"})
     );
     assert_eq!(body["tools"][0]["type"], "function");
+    assert!(body.get("tool_choice").is_none(), "auto is the default");
+    let required = ChatRequest {
+        tool_choice: crate::ToolChoice::Required,
+        ..req.clone()
+    };
+    assert_eq!(
+        request_body(&required, None, false)["tool_choice"],
+        "required"
+    );
     assert_eq!(body["max_tokens"], 100);
     assert_eq!(body["stream_options"]["include_usage"], true);
 

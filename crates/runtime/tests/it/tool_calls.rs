@@ -20,7 +20,33 @@ on_both_backends!(
     max_steps_fails_with_every_call_answered,
     the_same_call_three_times_in_a_row_stops_the_run,
     arguments_failing_the_schema_are_refused_then_the_run_stops,
+    a_required_tool_choice_holds_only_the_runs_first_call,
 );
+
+async fn a_required_tool_choice_holds_only_the_runs_first_call(db: Db) {
+    let model = ScriptedModel::new(vec![
+        calls(vec![call("c1", "probe", r#"{"x":"1"}"#)]),
+        text("done"),
+        calls(vec![call("c2", "probe", r#"{"x":"2"}"#)]),
+        text("again"),
+    ]);
+    let probe = ProbeTool::new("probe", false);
+    let store = db.open().await;
+    let mut agent = config(&["probe"]);
+    agent.tool_choice = roster_core::agent::ToolChoice::Required;
+    let fx = Fixture::new(&store, agent).await;
+    let rt = runtime(store.clone(), model.clone(), vec![probe.clone()]);
+    for (run_input, output) in [("go", "done"), ("more", "again")] {
+        let run = submit(&rt, &fx, run_input).await;
+        let done = finished(&rt, &fx, &run.id, RunStatus::Completed).await;
+        assert_eq!(done.output.as_deref(), Some(output));
+    }
+    let choices: Vec<_> = (0..4).map(|i| model.request(i).tool_choice).collect();
+    use roster_core::agent::ToolChoice::{Auto, Required};
+    // Each run's first call must call a tool; the one after the results
+    // is free to answer.
+    assert_eq!(choices, vec![Required, Auto, Required, Auto]);
+}
 
 async fn bad_calls_are_told_to_the_model(db: Db) {
     let model = ScriptedModel::new(vec![
