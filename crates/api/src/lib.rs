@@ -53,6 +53,29 @@ pub struct ModelCatalogue {
     /// means a model must be given.
     pub default: Option<String>,
     pub providers: Vec<ProviderEntry>,
+    /// The provider objects, asked for their queues on each request.
+    #[serde(skip)]
+    pub live: LiveProviders,
+}
+
+/// The configured providers themselves (not serialised).
+#[derive(Clone, Default)]
+pub struct LiveProviders(pub Vec<std::sync::Arc<dyn roster_models::ModelProvider>>);
+
+impl std::fmt::Debug for LiveProviders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|p| p.name()))
+            .finish()
+    }
+}
+
+/// A provider that serves one call at a time (the in-process model): how
+/// many calls it is running and how many wait their turn, in arrival order.
+#[derive(Clone, Copy, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ModelQueue {
+    pub running: usize,
+    pub waiting: usize,
 }
 
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -65,6 +88,9 @@ pub struct ProviderEntry {
     /// The models it is known to serve; empty when its endpoint decides
     /// (any model the vendor has).
     pub models: Vec<String>,
+    /// Now, for a provider that runs calls in turn; absent for remote ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<ModelQueue>,
 }
 
 #[derive(Clone)]

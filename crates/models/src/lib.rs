@@ -36,6 +36,15 @@ pub use request::{ChatMessage, ChatRequest, ChatResponse, ToolChoice, ToolSpec, 
 pub use retry::{RetryPolicy, DEFAULT_PATIENCE};
 pub use router::{Attempt, Router};
 
+/// How busy a provider that serves calls in turn is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Calls generating now.
+    pub running: usize,
+    /// Calls waiting for their turn.
+    pub waiting: usize,
+}
+
 /// A model provider: one wire client for one configured endpoint.
 ///
 /// Implementations must be stateless between calls (they may hold an HTTP
@@ -73,6 +82,12 @@ pub trait ModelProvider: Send + Sync {
     /// file); empty when the provider's own endpoint decides.
     fn models(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Calls generating and waiting for a provider that runs one call at a
+    /// time (the in-process model); `None` for remote providers.
+    fn queue(&self) -> Option<QueueDepth> {
+        None
     }
 
     /// How many times the router may retry a retryable error on this provider.

@@ -15,7 +15,7 @@ use roster_local::tools::{self, ToolSpec};
 use roster_local::{Finish, LocalError, Message, Model, Sampling};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -28,6 +28,8 @@ pub struct LocalProvider {
     model: Arc<Model>,
     /// One generation at a time; tokio's semaphore serves waiters in order.
     turn: Arc<Semaphore>,
+    /// Calls waiting for their turn (shown by `GET /v1/models`).
+    waiting: Arc<AtomicUsize>,
     sampling: Sampling,
     attributes: ProviderAttributes,
 }
@@ -110,6 +112,7 @@ impl LocalProvider {
             model_name,
             model,
             turn: Arc::new(Semaphore::new(1)),
+            waiting: Arc::new(AtomicUsize::new(0)),
             sampling: Sampling {
                 max_tokens: config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize,
                 temperature: config.temperature.unwrap_or(0.0),
@@ -201,6 +204,22 @@ impl LocalProvider {
     }
 }
 
+/// One call counted as waiting for as long as it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Sets the flag when dropped: the generation thread stops at its next token.
 struct CancelOnDrop(Arc<AtomicBool>);
 
@@ -254,16 +273,24 @@ impl ModelProvider for LocalProvider {
         if let Some(max) = req.max_tokens {
             sampling.max_tokens = max as usize;
         }
-        let waiting = self.turn.available_permits() == 0;
-        if waiting {
-            tracing::info!(provider = %self.name, "waiting for the local model, busy with another call");
-        }
-        let _turn = self
-            .turn
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ProviderError::Cancelled)?;
+        let busy = self.turn.available_permits() == 0;
+        let _turn = {
+            // Counted while waiting, however the wait ends (a cancelled
+            // run drops this future mid-wait).
+            let _waiting = Waiting::start(&self.waiting);
+            if busy {
+                tracing::info!(
+                    provider = %self.name,
+                    ahead = self.waiting.load(Ordering::Relaxed),
+                    "waiting for the local model, busy with another call"
+                );
+            }
+            self.turn
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| ProviderError::Cancelled)?
+        };
         let cancelled = Arc::new(AtomicBool::new(false));
         let _cancel = CancelOnDrop(cancelled.clone());
         let (deltas, mut received) = mpsc::unbounded_channel::<String>();
@@ -330,6 +357,13 @@ impl ModelProvider for LocalProvider {
 
     fn models(&self) -> Vec<String> {
         vec![self.model_name.clone()]
+    }
+
+    fn queue(&self) -> Option<crate::QueueDepth> {
+        Some(crate::QueueDepth {
+            running: 1 - self.turn.available_permits().min(1),
+            waiting: self.waiting.load(Ordering::Relaxed),
+        })
     }
 
     /// A local model has no outages to wait out: a failure is final.

@@ -104,9 +104,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                     hosting: attributes.hosting,
                     region: attributes.region,
                     models: p.models(),
+                    queue: None,
                 }
             })
             .collect(),
+        live: roster_api::LiveProviders(
+            providers
+                .iter()
+                .filter_map(|name| registry.get(name))
+                .collect(),
+        ),
     };
     let router = Arc::new(Router::new(Arc::new(registry), file.retry.to_policy()?));
     let embedder = match &file.embedder {

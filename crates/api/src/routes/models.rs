@@ -1,4 +1,5 @@
-//! The providers and models this server offers.
+//! The providers and models this server offers, and how busy the ones
+//! that serve calls in turn (the in-process model) are right now.
 
 use crate::auth::Principal;
 use crate::{AppState, ModelCatalogue};
@@ -10,5 +11,18 @@ pub async fn list(
     State(state): State<AppState>,
     _principal: Principal,
 ) -> axum::Json<ModelCatalogue> {
-    axum::Json(state.models.as_ref().clone())
+    let mut catalogue = state.models.as_ref().clone();
+    for entry in &mut catalogue.providers {
+        entry.queue = catalogue
+            .live
+            .0
+            .iter()
+            .find(|p| p.name() == entry.name)
+            .and_then(|p| p.queue())
+            .map(|q| crate::ModelQueue {
+                running: q.running,
+                waiting: q.waiting,
+            });
+    }
+    axum::Json(catalogue)
 }

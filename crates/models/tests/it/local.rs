@@ -158,3 +158,35 @@ fn bad_settings_and_files_that_are_not_models_are_refused_clearly() {
         assert!(!message.contains('\n'), "{message}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_shows_who_generates_and_who_waits_and_a_cancelled_wait_leaves_it() {
+    let Some(local) = provider("") else { return };
+    let depth = |l: &Arc<dyn ModelProvider>| l.queue().map(|q| (q.running, q.waiting));
+    assert_eq!(depth(&local), Some((0, 0)));
+    let long = ask("Write a very long story about a dragon.", 200, true);
+    let (first, second) = (long.clone(), long.clone());
+    let generating = {
+        let local = local.clone();
+        tokio::spawn(async move { local.chat(&first, &|_: &str| {}).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = {
+        let local = local.clone();
+        tokio::spawn(async move { local.chat(&second, &|_: &str| {}).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(depth(&local), Some((1, 1)), "one generating, one waiting");
+    // Cancel the waiting call (a cancelled run drops its model call).
+    waiting.abort();
+    let _ = waiting.await;
+    assert_eq!(
+        depth(&local),
+        Some((1, 0)),
+        "a cancelled wait leaves the queue"
+    );
+    generating.abort();
+    let _ = generating.await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(depth(&local), Some((0, 0)));
+}

@@ -36,6 +36,13 @@ async fn with_no_provider_the_built_in_model_answers_a_chat() {
             && l.contains("default")),
         "{models}"
     );
+    // The in-process model shows its queue; nothing runs yet.
+    let (_, catalogue) = server.client().get("/v1/models").await;
+    assert_eq!(
+        catalogue["providers"][0]["queue"],
+        serde_json::json!({"running": 0, "waiting": 0}),
+        "{catalogue}"
+    );
     let (ok, out, err) = common::cli(&server, &["agent", "create", "helper"]);
     assert!(ok, "{out}{err}");
     let (_, agent) = server.client().get("/v1/agents/helper").await;
