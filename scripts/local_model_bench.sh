@@ -2,7 +2,9 @@
 # The local model beside llama.cpp, same file, prompt and thread count, in
 # one run:  scripts/local_model_bench.sh MODEL.gguf [THREADS]
 # llama.cpp comes from the PyPI source package llama-cpp-python (built with
-# cmake); its virtualenv is kept in ~/.cache/roster/llama-venv.
+# cmake); its virtualenv is kept in ~/.cache/roster/llama-venv. pip passes
+# CMAKE_ARGS on to the build: where the native build crashes (it did on an
+# AMX machine), docs/PERFORMANCE.md gives the flags used instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="$1"

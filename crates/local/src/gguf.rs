@@ -1,11 +1,10 @@
 //! Reading a GGUF file: what the model is, and its weights ready to run.
 
+use crate::llama::Llama;
 use crate::LocalError;
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use candle_transformers::models::{
-    quantized_gemma3, quantized_llama, quantized_qwen2, quantized_qwen3,
-};
+use candle_transformers::models::{quantized_gemma3, quantized_qwen2, quantized_qwen3};
 use std::io::{Cursor, Seek};
 use std::path::Path;
 
@@ -31,18 +30,20 @@ pub struct ModelInfo {
 /// Generations take turns on it (one decode thread is the fastest on small
 /// machines anyway); each starts with [`Network::reset`].
 pub(crate) enum Network {
-    Llama(quantized_llama::ModelWeights),
+    Llama(Llama),
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
     Gemma3(quantized_gemma3::ModelWeights),
 }
 
 impl Network {
-    /// Forgets the previous generation's cache. The llama, qwen2 and gemma3
-    /// networks also drop it when fed from position 0.
+    /// Forgets the previous generation's cache. The qwen2 and gemma3
+    /// networks drop it when fed from position 0.
     pub(crate) fn reset(&mut self) {
-        if let Network::Qwen3(m) = self {
-            m.clear_kv_cache();
+        match self {
+            Network::Qwen3(m) => m.clear_kv_cache(),
+            Network::Llama(m) => m.clear(),
+            Network::Qwen2(_) | Network::Gemma3(_) => {}
         }
     }
 
@@ -60,9 +61,6 @@ impl Network {
         }
     }
 }
-
-/// The most positions `quantized_llama` has rotary tables for.
-const LLAMA_MAX_POSITIONS: usize = quantized_llama::MAX_SEQ_LEN;
 
 pub(crate) struct Loaded {
     pub info: ModelInfo,
@@ -89,40 +87,16 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, LocalError> {
     let metadata = content.metadata.clone();
     let architecture = string(&metadata, "general.architecture")
         .ok_or_else(|| load_error(path, "no general.architecture"))?;
-    let (widened, mut reader) =
-        widen(&content, &mut file, &device).map_err(|e| load_error(path, e))?;
-    let network = match architecture.as_str() {
-        "llama" => Network::Llama(
-            quantized_llama::ModelWeights::from_gguf(widened, &mut reader, &device)
-                .map_err(|e| load_error(path, e))?,
-        ),
-        "qwen2" => Network::Qwen2(
-            quantized_qwen2::ModelWeights::from_gguf(widened, &mut reader, &device)
-                .map_err(|e| load_error(path, e))?,
-        ),
-        "qwen3" => Network::Qwen3(
-            quantized_qwen3::ModelWeights::from_gguf(widened, &mut reader, &device)
-                .map_err(|e| load_error(path, e))?,
-        ),
-        "gemma3" => Network::Gemma3(
-            quantized_gemma3::ModelWeights::from_gguf(widened, &mut reader, &device)
-                .map_err(|e| load_error(path, e))?,
-        ),
-        other => {
-            return Err(load_error(
-                path,
-                format!(
-                    "architecture `{other}` is not supported (llama, qwen2, qwen3 and gemma3 are)"
-                ),
-            ))
-        }
-    };
     let declared = number(&metadata, &format!("{architecture}.context_length")).unwrap_or(2048);
-    let context = if architecture == "llama" {
-        declared.min(LLAMA_MAX_POSITIONS)
-    } else {
-        declared
+    let network = match architecture.as_str() {
+        // Roster's own network: read straight from the file.
+        "llama" => Network::Llama(
+            Llama::from_gguf(&content, &mut file, declared).map_err(|e| load_error(path, e))?,
+        ),
+        _ => widened_network(&architecture, &content, &mut file, &device)
+            .map_err(|e| load_error(path, e))?,
     };
+    let context = declared;
     let tokens = metadata
         .get("tokenizer.ggml.tokens")
         .and_then(|v| v.to_vec().ok())
@@ -167,9 +141,42 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, LocalError> {
     })
 }
 
+/// The network of an architecture candle implements, from its weights
+/// widened to F16 (loaded as F32 by candle's dense layers).
+fn widened_network(
+    architecture: &str,
+    content: &gguf_file::Content,
+    file: &mut std::fs::File,
+    device: &Device,
+) -> candle_core::Result<Network> {
+    if !matches!(architecture, "qwen2" | "qwen3" | "gemma3") {
+        candle_core::bail!(
+            "architecture `{architecture}` is not supported (llama, qwen2, qwen3 and gemma3 are)"
+        );
+    }
+    let (widened, mut reader) = widen(content, file, device)?;
+    Ok(match architecture {
+        "qwen2" => Network::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
+            widened,
+            &mut reader,
+            device,
+        )?),
+        "qwen3" => Network::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
+            widened,
+            &mut reader,
+            device,
+        )?),
+        _ => Network::Gemma3(quantized_gemma3::ModelWeights::from_gguf(
+            widened,
+            &mut reader,
+            device,
+        )?),
+    })
+}
+
 /// The same model with every quantized tensor stored as F16, as an
 /// in-memory GGUF the architectures' loaders read.
-fn widen(
+pub(crate) fn widen(
     content: &gguf_file::Content,
     file: &mut std::fs::File,
     device: &Device,

@@ -20,6 +20,7 @@ mod detokenize;
 mod error;
 mod generate;
 mod gguf;
+mod llama;
 mod template;
 mod tokenizer;
 pub mod tools;

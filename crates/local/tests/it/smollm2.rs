@@ -19,10 +19,7 @@ fn the_file_describes_the_model() {
     let Some(model) = model() else { return };
     let info = model.info();
     assert_eq!(info.architecture, "llama");
-    assert_eq!(
-        info.context, 4096,
-        "8,192 in the file, capped by the network's rotary table"
-    );
+    assert_eq!(info.context, 8192, "as the file declares");
     assert!(info
         .chat_template
         .as_deref()
@@ -168,7 +165,7 @@ fn sampling_with_a_seed_repeats_and_cancel_stops() {
 #[test]
 fn a_prompt_over_the_context_is_a_typed_error() {
     let Some(model) = model() else { return };
-    let long = "word ".repeat(5000);
+    let long = "word ".repeat(9000);
     let result = model.generate(
         &long,
         Offer::default(),
@@ -179,7 +176,7 @@ fn a_prompt_over_the_context_is_a_typed_error() {
     assert!(
         matches!(
             result,
-            Err(LocalError::ContextOverflow { context: 4096, .. })
+            Err(LocalError::ContextOverflow { context: 8192, .. })
         ),
         "{result:?}"
     );
