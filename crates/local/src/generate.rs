@@ -159,7 +159,12 @@ impl Model {
         } else {
             prompt
         };
-        let prompt_ids = self.encode(prompt)?;
+        let mut prompt_ids = self.encode(prompt)?;
+        if let Some(bos) = self.info.bos_id {
+            if prompt_ids.first() != Some(&bos) {
+                prompt_ids.insert(0, bos);
+            }
+        }
         let room = self.info.context.saturating_sub(prompt_ids.len());
         if room == 0 {
             return Err(LocalError::ContextOverflow {

@@ -20,6 +20,9 @@ pub struct ModelInfo {
     /// The Jinja chat template, when the file has one.
     pub chat_template: Option<String>,
     pub bos_token: Option<String>,
+    /// Put before every prompt that does not start with it, as the file
+    /// asks (`tokenizer.ggml.add_bos_token`; Gemma's does, SmolLM2's not).
+    pub bos_id: Option<u32>,
     pub eos_token: Option<String>,
     /// Token ids that end an answer (the end-of-sequence token, and the
     /// end-of-turn token of chat templates such as ChatML's `<|im_end|>`).
@@ -131,6 +134,12 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, LocalError> {
         context,
         chat_template: string(&metadata, "tokenizer.chat_template"),
         bos_token: token("tokenizer.ggml.bos_token_id"),
+        bos_id: metadata
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.to_bool().ok())
+            .filter(|add| *add)
+            .and_then(|_| number(&metadata, "tokenizer.ggml.bos_token_id"))
+            .and_then(|id| u32::try_from(id).ok()),
         eos_token: token("tokenizer.ggml.eos_token_id"),
         stop_ids,
     };

@@ -21,6 +21,7 @@ mod error;
 mod generate;
 mod gguf;
 mod llama;
+mod sentencepiece;
 mod template;
 mod tokenizer;
 pub mod tools;

@@ -69,12 +69,16 @@ fn pre_tokenizer(pre: &str, add_space: bool) -> Result<PreTokenizerWrapper, Loca
 }
 
 /// Builds the tokenizer of a byte-level BPE (`tokenizer.ggml.model` =
-/// `gpt2`) GGUF file.
+/// `gpt2`) GGUF file, or of a SentencePiece one (`llama`, see
+/// `sentencepiece`).
 pub(crate) fn from_metadata(metadata: &HashMap<String, Value>) -> Result<Tokenizer, LocalError> {
     let model = string(metadata, "tokenizer.ggml.model").unwrap_or_default();
+    if model == "llama" {
+        return crate::sentencepiece::from_metadata(metadata);
+    }
     if model != "gpt2" {
         return Err(error(format!(
-            "tokenizer `{model}` is not supported: only byte-level BPE (`gpt2`) vocabularies are"
+            "tokenizer `{model}` is not supported: byte-level BPE (`gpt2`) and SentencePiece (`llama`) vocabularies are"
         )));
     }
     let list = |key: &str| -> Result<&Vec<Value>, LocalError> {
@@ -111,6 +115,13 @@ pub(crate) fn from_metadata(metadata: &HashMap<String, Value>) -> Result<Tokeniz
         .unwrap_or(false);
     tokenizer.with_pre_tokenizer(Some(pre_tokenizer(&pre, add_space)?));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
+    add_whole_tokens(&mut tokenizer, &tokens, &types);
+    Ok(tokenizer)
+}
+
+/// Control and user-defined tokens (`<|im_start|>`, `<start_of_turn>`) are
+/// matched whole in text, never split.
+pub(crate) fn add_whole_tokens(tokenizer: &mut Tokenizer, tokens: &[String], types: &[i32]) {
     let special: Vec<AddedToken> = tokens
         .iter()
         .zip(types.iter())
@@ -118,5 +129,4 @@ pub(crate) fn from_metadata(metadata: &HashMap<String, Value>) -> Result<Tokeniz
         .map(|(t, _)| AddedToken::from(t.clone(), true))
         .collect();
     tokenizer.add_special_tokens(&special);
-    Ok(tokenizer)
 }

@@ -15,6 +15,8 @@ use toktrie::{TokRxInfo, TokTrie, TokenId, TokenizerEnv};
 /// GGUF token types that are matched whole, never as text.
 const CONTROL: i32 = 3;
 const USER_DEFINED: i32 = 4;
+/// A SentencePiece byte piece, `<0xE6>`.
+const BYTE: i32 = 6;
 
 /// GPT-2's byte-to-character table, inverted: the printable Latin-1 bytes
 /// stand for themselves, every other byte for the code point 256 + its
@@ -59,6 +61,8 @@ pub(crate) fn token_bytes(metadata: &HashMap<String, Value>) -> Vec<Vec<u8>> {
         .unwrap_or_default();
     let types = crate::gguf::token_types(metadata);
     let table = byte_of_char();
+    let sentencepiece =
+        crate::gguf::string(metadata, "tokenizer.ggml.model").as_deref() == Some("llama");
     tokens
         .iter()
         .enumerate()
@@ -68,6 +72,16 @@ pub(crate) fn token_bytes(metadata: &HashMap<String, Value>) -> Vec<Vec<u8>> {
                 let mut bytes = vec![TokTrie::SPECIAL_TOKEN_MARKER];
                 bytes.extend_from_slice(token.as_bytes());
                 return bytes;
+            }
+            if sentencepiece {
+                let byte = token
+                    .strip_prefix("<0x")
+                    .and_then(|t| t.strip_suffix('>'))
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+                return match byte {
+                    Some(byte) if kind == BYTE => vec![byte],
+                    _ => token.replace(crate::sentencepiece::SPACE, " ").into_bytes(),
+                };
             }
             // A token outside the table is not byte-level; its own UTF-8
             // is the best reading of it.
@@ -139,6 +153,42 @@ mod tests {
         assert_eq!(table.get(&'Ċ'), Some(&b'\n'));
         assert_eq!(table.get(&'ĉ'), Some(&b'\t'));
         assert_eq!(table.get(&'a'), Some(&b'a'));
+    }
+
+    #[test]
+    fn sentencepiece_pieces_become_their_bytes() {
+        let metadata: HashMap<String, Value> = [
+            (
+                "tokenizer.ggml.model".to_owned(),
+                Value::String("llama".into()),
+            ),
+            (
+                "tokenizer.ggml.tokens".to_owned(),
+                Value::Array(
+                    ["<start_of_turn>", "\u{2581}world", "<0x0A>", "Ġx"]
+                        .iter()
+                        .map(|s| Value::String((*s).to_owned()))
+                        .collect(),
+                ),
+            ),
+            (
+                "tokenizer.ggml.token_type".to_owned(),
+                Value::Array(vec![
+                    Value::I32(3),
+                    Value::I32(1),
+                    Value::I32(6),
+                    Value::I32(1),
+                ]),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let bytes = token_bytes(&metadata);
+        assert_eq!(bytes[0][0], TokTrie::SPECIAL_TOKEN_MARKER);
+        assert_eq!(bytes[1], b" world");
+        assert_eq!(bytes[2], b"\n");
+        // Not GPT-2's table: `Ġ` is just a character here.
+        assert_eq!(bytes[3], "Ġx".as_bytes());
     }
 
     #[test]

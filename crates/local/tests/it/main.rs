@@ -2,4 +2,5 @@
 //! `ROSTER_TEST_LOCAL_MODEL` names (`.ci/run` obtains it as a user would).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod gemma3;
 mod smollm2;
