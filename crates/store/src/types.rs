@@ -67,9 +67,15 @@ pub struct SessionQuery {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BusyPolicy {
+    /// Wait behind the runs in progress (the default).
     #[default]
     Queue,
+    /// Refuse (`409 session_busy`) while a run is in progress.
     Reject,
+    /// Cancel the runs in progress (their tool calls closed, as by
+    /// `POST /v1/runs/{id}/cancel`), then run this input. A retry with the
+    /// same idempotency key cancels nothing.
+    Interrupt,
 }
 
 #[derive(Clone, Debug)]

@@ -75,7 +75,8 @@ pub struct PostMessage {
     /// Answer 202 with the run at once; follow it with `/v1/runs/{id}`.
     #[serde(default)]
     pub background: bool,
-    /// What to do if the session has a run in progress: `queue` (default) or `reject` (409).
+    /// What to do if the session has a run in progress: `queue` (default),
+    /// `reject` (409), or `interrupt` (cancel it, then run this).
     #[serde(default)]
     pub if_busy: BusyPolicy,
 }

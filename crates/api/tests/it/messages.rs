@@ -290,3 +290,25 @@ async fn reject_policy_refuses_a_busy_session() {
         .collect();
     assert!(!texts.iter().any(|t| t == "now!"), "{texts:?}");
 }
+
+#[tokio::test]
+async fn interrupt_policy_cancels_the_busy_run_and_answers() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    let session = admin.agent_session("bot").await;
+    app.fake.push(Reply::text("never").hang());
+    let busy = admin
+        .message(&session, json!({"content": "slow", "background": true}))
+        .await;
+    let busy_run = busy.ok(202)["run"]["id"].as_str().unwrap().to_owned();
+    eventually(|| async { (app.fake.request_count() == 1).then_some(()) }).await;
+
+    app.fake.push(Reply::text("right away"));
+    let done = admin
+        .message(&session, json!({"content": "now!", "if_busy": "interrupt"}))
+        .await;
+    let done = done.ok(200);
+    assert_eq!(done["run"]["status"], "completed", "{done}");
+    assert_eq!(done["run"]["output"], "right away");
+    assert_eq!(admin.wait_run(&busy_run).await["status"], "cancelled");
+}

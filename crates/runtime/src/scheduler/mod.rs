@@ -146,6 +146,7 @@ impl Runtime {
         self.inner
             .check_input(tenant, session, &submission.input)
             .await?;
+        let interrupt = submission.if_busy == BusyPolicy::Interrupt;
         let created = self
             .inner
             .services
@@ -163,9 +164,42 @@ impl Runtime {
             .await?;
         if let CreatedRun::Created(run) = &created {
             self.inner.services.bus.open(&run.id);
+            if interrupt {
+                self.interrupt_before(tenant, session, run).await?;
+            }
             self.inner.kick(tenant, session);
         }
         Ok(created)
+    }
+
+    /// `if_busy: interrupt`: cancels the session's unfinished runs queued
+    /// before `run`. Done after `run` is stored, so a retried request (same
+    /// idempotency key, `Existing`) never cancels the run it refers to, and
+    /// `run` waits behind the cancelled ones only until they have closed
+    /// their tool calls.
+    async fn interrupt_before(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        run: &Run,
+    ) -> Result<(), RuntimeError> {
+        let earlier: Vec<Run> = self
+            .inner
+            .services
+            .store
+            .list_runs(tenant, session)
+            .await?
+            .into_iter()
+            .filter(|r| r.id != run.id && !r.status.is_finished() && r.created_at <= run.created_at)
+            .collect();
+        for older in earlier {
+            match self.cancel(tenant, &older.id).await {
+                // It finished on its own meanwhile: nothing to interrupt.
+                Ok(_) | Err(RuntimeError::AlreadyFinished(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Cancels a queued or running run and returns it as it ended.

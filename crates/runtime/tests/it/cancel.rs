@@ -16,7 +16,79 @@ on_both_backends!(
     cancelling_while_a_tool_blocks_closes_every_call,
     cancelling_an_interrupted_run_before_it_resumes,
     cancel_racing_the_start_of_a_run,
+    an_interrupting_message_cancels_the_runs_ahead_then_runs,
+    a_retried_interrupting_message_cancels_nothing,
 );
+
+fn interrupting(text: &str, key: Option<&str>) -> roster_runtime::Submission {
+    roster_runtime::Submission {
+        idempotency_key: key.map(str::to_owned),
+        if_busy: roster_store::BusyPolicy::Interrupt,
+        ..input(text)
+    }
+}
+
+async fn an_interrupting_message_cancels_the_runs_ahead_then_runs(db: Db) {
+    let model = ScriptedModel::new(vec![
+        calls(vec![call("c1", "slow", "{}")]),
+        text("the new answer"),
+    ]);
+    let slow = ProbeTool::blocking("slow", false);
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&["slow"])).await;
+    let rt = runtime(store.clone(), model.clone(), vec![slow.clone()]);
+    let running = submit(&rt, &fx, "long job").await;
+    let queued = submit(&rt, &fx, "queued behind it").await;
+    wait_until("the slow tool runs", || slow.executions() == 1).await;
+
+    let created = rt
+        .submit(&fx.tenant, &fx.session, interrupting("stop, do this", None))
+        .await
+        .expect("submit");
+    let roster_store::CreatedRun::Created(new) = created else {
+        panic!("a new run");
+    };
+    finished(&rt, &fx, &running.id, RunStatus::Cancelled).await;
+    finished(&rt, &fx, &queued.id, RunStatus::Cancelled).await;
+    let done = finished(&rt, &fx, &new.id, RunStatus::Completed).await;
+    assert_eq!(done.output.as_deref(), Some("the new answer"));
+    // The interrupted run's call was closed; the model saw a valid history.
+    let items = contents(&store, &fx).await;
+    assert_history_closed(&items);
+    assert_valid_request(&model.request(1).messages);
+    assert_eq!(
+        model.request_count(),
+        2,
+        "the queued run never reached the model"
+    );
+}
+
+async fn a_retried_interrupting_message_cancels_nothing(db: Db) {
+    let (model, gate) = ScriptedModel::gated(vec![text("done")]);
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&[])).await;
+    let rt = runtime(store.clone(), model.clone(), vec![]);
+    let first = rt
+        .submit(&fx.tenant, &fx.session, interrupting("go", Some("k1")))
+        .await
+        .expect("submit");
+    let roster_store::CreatedRun::Created(first) = first else {
+        panic!("a new run");
+    };
+    wait_until("the run is at the model", || model.request_count() == 1).await;
+    // The client retries the same request: it gets the same run, still
+    // running, not a cancelled one.
+    let again = rt
+        .submit(&fx.tenant, &fx.session, interrupting("go", Some("k1")))
+        .await
+        .expect("submit");
+    assert!(
+        matches!(&again, roster_store::CreatedRun::Existing(r) if r.id == first.id),
+        "{again:?}"
+    );
+    gate.add_permits(1);
+    finished(&rt, &fx, &first.id, RunStatus::Completed).await;
+}
 
 async fn cancelling_a_queued_run_means_it_never_starts(db: Db) {
     let (model, gate) = ScriptedModel::gated(vec![text("first")]);
