@@ -51,6 +51,10 @@ pub struct AgentConfig {
     /// Whether the first model call of each run must call a tool.
     #[serde(default)]
     pub tool_choice: ToolChoice,
+    /// What a message does when its session has a run in progress, unless
+    /// the message says.
+    #[serde(default)]
+    pub if_busy: crate::run::BusyPolicy,
 }
 
 /// Whether a model call may answer in prose or must call one of its tools.
@@ -433,6 +437,7 @@ mod tests {
     #[test]
     fn tools_must_be_known_and_listed_once() {
         let mut config = AgentConfig {
+            if_busy: Default::default(),
             instructions: String::new(),
             model: "openai/m".into(),
             fallbacks: vec![],

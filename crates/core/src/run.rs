@@ -5,6 +5,21 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// What to do when a session already has a run in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BusyPolicy {
+    /// Wait behind the runs in progress (the default).
+    #[default]
+    Queue,
+    /// Refuse (`409 session_busy`) while a run is in progress.
+    Reject,
+    /// Cancel the runs in progress (their tool calls closed, as by
+    /// `POST /v1/runs/{id}/cancel`), then run this input. A retry with the
+    /// same idempotency key cancels nothing.
+    Interrupt,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {

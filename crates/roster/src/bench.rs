@@ -95,6 +95,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let tenant = TenantId::from_stored("ten_bench".into());
     store.ensure_tenant(&tenant, "bench").await?;
     let config = AgentConfig {
+        if_busy: Default::default(),
         tool_choice: Default::default(),
         instructions: "You answer questions about the weather.".into(),
         model: "instant/m".into(),

@@ -24,8 +24,9 @@ pub struct RunRequest {
     pub input: String,
     /// A retry with the same key returns the first run (1-255 characters).
     pub idempotency_key: Option<String>,
-    /// What to do when the session has a run in progress.
-    pub if_busy: BusyPolicy,
+    /// What to do when the session has a run in progress; `None`: the
+    /// agent's `if_busy`.
+    pub if_busy: Option<BusyPolicy>,
 }
 
 impl Runtime {
@@ -59,7 +60,7 @@ impl Runtime {
             Submission {
                 input: request.input,
                 idempotency_key: request.idempotency_key,
-                if_busy: request.if_busy,
+                if_busy: request.if_busy.unwrap_or(agent.config.if_busy),
                 actor: Some(actor.label()),
             },
         )

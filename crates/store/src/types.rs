@@ -63,20 +63,7 @@ pub struct SessionQuery {
     pub limit: i64,
 }
 
-/// What to do when a session already has a run in progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BusyPolicy {
-    /// Wait behind the runs in progress (the default).
-    #[default]
-    Queue,
-    /// Refuse (`409 session_busy`) while a run is in progress.
-    Reject,
-    /// Cancel the runs in progress (their tool calls closed, as by
-    /// `POST /v1/runs/{id}/cancel`), then run this input. A retry with the
-    /// same idempotency key cancels nothing.
-    Interrupt,
-}
+pub use roster_core::run::BusyPolicy;
 
 #[derive(Clone, Debug)]
 pub struct NewRun {

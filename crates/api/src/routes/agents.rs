@@ -12,6 +12,7 @@ use roster_core::agent::{
 };
 use roster_core::agent_diff::{diff, ConfigChange};
 use roster_core::memory::{MemoryBlock, MemoryBlockSpec, MemoryBlockVersion};
+use roster_core::run::BusyPolicy;
 use roster_store::{AgentRef, AgentVersion, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -51,6 +52,9 @@ pub struct CreateAgent {
     /// `auto` (default) or `required`: the first model call of each run
     /// must call one of the agent's tools.
     pub tool_choice: Option<ToolChoice>,
+    /// What a message does when its session is busy and it does not say:
+    /// `queue` (default), `reject` or `interrupt`.
+    pub if_busy: Option<BusyPolicy>,
 }
 
 /// Fields to change; each PATCH that changes something stores a new
@@ -83,6 +87,8 @@ pub struct UpdateAgent {
     pub context: Option<ContextSettings>,
     /// `required`: the first model call of each run must call a tool.
     pub tool_choice: Option<ToolChoice>,
+    /// The default for messages to a busy session.
+    pub if_busy: Option<BusyPolicy>,
     /// Memory blocks to add to the current ones (a label the agent has is
     /// refused; remove it in the same request to replace it).
     #[serde(default)]
@@ -273,6 +279,7 @@ pub async fn create(
         }
     };
     let config = AgentConfig {
+        if_busy: body.if_busy.unwrap_or_default(),
         tool_choice: body.tool_choice.unwrap_or_default(),
         instructions: body.instructions,
         model,
@@ -460,6 +467,9 @@ fn apply(body: &UpdateAgent, mut config: AgentConfig) -> Result<AgentConfig, Api
     }
     if let Some(v) = body.tool_choice {
         config.tool_choice = v;
+    }
+    if let Some(v) = body.if_busy {
+        config.if_busy = v;
     }
     Ok(config)
 }

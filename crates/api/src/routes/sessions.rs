@@ -75,10 +75,11 @@ pub struct PostMessage {
     /// Answer 202 with the run at once; follow it with `/v1/runs/{id}`.
     #[serde(default)]
     pub background: bool,
-    /// What to do if the session has a run in progress: `queue` (default),
-    /// `reject` (409), or `interrupt` (cancel it, then run this).
+    /// What to do if the session has a run in progress: `queue`, `reject`
+    /// (409), or `interrupt` (cancel it, then run this); unset, the agent's
+    /// `if_busy` (itself `queue` unless set).
     #[serde(default)]
-    pub if_busy: BusyPolicy,
+    pub if_busy: Option<BusyPolicy>,
 }
 
 #[derive(Serialize, ToSchema)]

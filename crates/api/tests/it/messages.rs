@@ -261,12 +261,7 @@ async fn reject_policy_refuses_a_busy_session() {
     let app = TestApp::start().await;
     let admin = app.admin();
     let session = admin.agent_session("bot").await;
-    app.fake.push(Reply::text("never").hang());
-    let busy = admin
-        .message(&session, json!({"content": "slow", "background": true}))
-        .await;
-    let busy_run = busy.ok(202)["run"]["id"].as_str().unwrap().to_owned();
-    eventually(|| async { (app.fake.request_count() == 1).then_some(()) }).await;
+    let busy_run = start_a_hanging_run(&app, &admin, &session).await;
 
     let refused = admin
         .message(&session, json!({"content": "now!", "if_busy": "reject"}))
@@ -296,12 +291,7 @@ async fn interrupt_policy_cancels_the_busy_run_and_answers() {
     let app = TestApp::start().await;
     let admin = app.admin();
     let session = admin.agent_session("bot").await;
-    app.fake.push(Reply::text("never").hang());
-    let busy = admin
-        .message(&session, json!({"content": "slow", "background": true}))
-        .await;
-    let busy_run = busy.ok(202)["run"]["id"].as_str().unwrap().to_owned();
-    eventually(|| async { (app.fake.request_count() == 1).then_some(()) }).await;
+    let busy_run = start_a_hanging_run(&app, &admin, &session).await;
 
     app.fake.push(Reply::text("right away"));
     let done = admin
@@ -311,4 +301,52 @@ async fn interrupt_policy_cancels_the_busy_run_and_answers() {
     assert_eq!(done["run"]["status"], "completed", "{done}");
     assert_eq!(done["run"]["output"], "right away");
     assert_eq!(admin.wait_run(&busy_run).await["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn an_agents_if_busy_is_the_default_a_message_can_override() {
+    let app = TestApp::start().await;
+    let admin = app.admin();
+    let session = admin.agent_session("bot").await;
+    let changed = admin
+        .patch("/v1/agents/bot", json!({"if_busy": "reject"}))
+        .await;
+    assert_eq!(changed.ok(200)["config"]["if_busy"], "reject");
+    let busy_run = start_a_hanging_run(&app, &admin, &session).await;
+
+    // No `if_busy`: the agent's `reject`.
+    admin
+        .message(&session, json!({"content": "now!"}))
+        .await
+        .err(409, "session_busy");
+    // Said explicitly, the message's own policy wins.
+    let queued = admin
+        .message(
+            &session,
+            json!({"content": "after it", "if_busy": "queue", "background": true}),
+        )
+        .await;
+    let queued_run = queued.ok(202)["run"]["id"].as_str().unwrap().to_owned();
+    app.fake.push(Reply::text("done"));
+    admin
+        .post(&format!("/v1/runs/{busy_run}/cancel"), json!({}))
+        .await
+        .ok(200);
+    assert_eq!(admin.wait_run(&queued_run).await["status"], "completed");
+    admin
+        .patch("/v1/agents/bot", json!({"if_busy": "sometimes"}))
+        .await
+        .err(400, "invalid_request");
+}
+
+/// Starts a run in `session` whose model call never answers; its id, once
+/// the model has the request.
+async fn start_a_hanging_run(app: &TestApp, admin: &common::Client, session: &str) -> String {
+    app.fake.push(Reply::text("never").hang());
+    let busy = admin
+        .message(session, json!({"content": "slow", "background": true}))
+        .await;
+    let run = busy.ok(202)["run"]["id"].as_str().unwrap().to_owned();
+    eventually(|| async { (app.fake.request_count() == 1).then_some(()) }).await;
+    run
 }

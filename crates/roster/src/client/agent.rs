@@ -83,6 +83,11 @@ struct ConfigFlags {
     /// `auto` lets the model choose.
     #[arg(long, value_name = "CHOICE", value_parser = ["auto", "required"])]
     tool_choice: Option<String>,
+    /// What a message to a busy session does unless it says: `queue` (wait
+    /// behind the run in progress), `reject` (refuse) or `interrupt` (cancel
+    /// it, then run the message).
+    #[arg(long, value_name = "POLICY", value_parser = ["queue", "reject", "interrupt"])]
+    if_busy: Option<String>,
     /// Token budget for the assembled context.
     #[arg(long, value_name = "N")]
     context_tokens: Option<u32>,
@@ -228,6 +233,9 @@ async fn create_agent(conn: &Connection, args: CreateArgs) -> Result<()> {
     }
     if let Some(choice) = &args.config.tool_choice {
         body.insert("tool_choice".into(), json!(choice));
+    }
+    if let Some(policy) = &args.config.if_busy {
+        body.insert("if_busy".into(), json!(policy));
     }
     if let Some(n) = args.config.context_tokens {
         body.insert("context_tokens".into(), json!(n));
@@ -406,6 +414,9 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
     }
     if let Some(choice) = &args.config.tool_choice {
         body.insert("tool_choice".into(), json!(choice));
+    }
+    if let Some(policy) = &args.config.if_busy {
+        body.insert("if_busy".into(), json!(policy));
     }
     if let Some(n) = args.config.context_tokens {
         body.insert("context_tokens".into(), json!(n));

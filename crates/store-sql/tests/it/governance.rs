@@ -498,6 +498,7 @@ fn new_agent() -> NewAgent {
     NewAgent {
         name: "helper".into(),
         config: AgentConfig {
+            if_busy: Default::default(),
             tool_choice: Default::default(),
             instructions: String::new(),
             model: "openai/m".into(),

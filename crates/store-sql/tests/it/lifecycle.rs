@@ -29,6 +29,7 @@ fn audit(action: &str, resource: &str) -> NewAuditEvent {
 
 fn config(model: &str) -> AgentConfig {
     AgentConfig {
+        if_busy: Default::default(),
         tool_choice: Default::default(),
         instructions: String::new(),
         model: model.into(),

@@ -40,6 +40,7 @@ fn new_agent(name: &str) -> NewAgent {
     NewAgent {
         name: name.into(),
         config: AgentConfig {
+            if_busy: Default::default(),
             tool_choice: Default::default(),
             instructions: "Be helpful.".into(),
             model: "openai/gpt-4.1-mini".into(),

@@ -21,6 +21,7 @@ fn agent() -> NewAgent {
     NewAgent {
         name: "helper".into(),
         config: AgentConfig {
+            if_busy: Default::default(),
             tool_choice: Default::default(),
             instructions: "Be helpful.".into(),
             model: "openai/m".into(),

@@ -17,6 +17,7 @@ use serde_json::json;
 
 fn config(model: &str) -> AgentConfig {
     AgentConfig {
+        if_busy: Default::default(),
         tool_choice: Default::default(),
         instructions: "Be helpful.".into(),
         model: model.into(),

@@ -96,6 +96,7 @@ impl Db {
 
 pub fn config(tools: &[&str]) -> AgentConfig {
     AgentConfig {
+        if_busy: Default::default(),
         tool_choice: Default::default(),
         instructions: "Be helpful.".into(),
         model: format!("{}/test-model", model::PROVIDER),
