@@ -207,7 +207,7 @@ mod tests {
         .collect();
         let tokenizer = crate::tokenizer::from_metadata(&metadata).expect("tokenizer");
         let end = u32::try_from(tokens.len() - 1).unwrap_or(0);
-        Constraints::new(Vocabulary::new(&metadata, tokenizer, &[end]))
+        Constraints::new(Vocabulary::new(&metadata, Arc::new(tokenizer), &[end]))
     }
 
     fn tools() -> Vec<ToolSpec> {

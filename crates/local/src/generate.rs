@@ -11,7 +11,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling as Sampler};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokenizers::Tokenizer;
 
@@ -80,7 +80,8 @@ pub struct Generated {
 /// the network, in the model's own thread pool.
 pub struct Model {
     info: ModelInfo,
-    tokenizer: Tokenizer,
+    /// Shared with the tool-call grammar's vocabulary.
+    tokenizer: Arc<Tokenizer>,
     network: Mutex<Network>,
     pool: rayon::ThreadPool,
     constraints: Constraints,
@@ -92,13 +93,15 @@ impl Model {
     /// matrix products that stall whenever a worker is descheduled.
     pub fn load(path: &Path, threads: usize) -> Result<Self, LocalError> {
         let loaded = gguf::load(path)?;
-        let tokenizer = tokenizer::from_metadata(&loaded.metadata).map_err(|e| match e {
-            LocalError::Load { message, .. } => LocalError::Load {
-                path: path.display().to_string(),
-                message,
+        let tokenizer = Arc::new(tokenizer::from_metadata(&loaded.metadata).map_err(
+            |e| match e {
+                LocalError::Load { message, .. } => LocalError::Load {
+                    path: path.display().to_string(),
+                    message,
+                },
+                other => other,
             },
-            other => other,
-        })?;
+        )?);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("roster-local-{i}"))

@@ -62,12 +62,15 @@ pub(crate) struct Llama {
     len: usize,
 }
 
-/// `x · wᵀ` for `x` of shape `(rows, in)` (F32) and `w` of shape
-/// `(out, in)` (F16); the product comes back in F32.
+/// `x · wᵀ` for `x` of shape `(rows, in)` and `w` of shape `(out, in)`,
+/// both F16 (an input feeding several weights is converted once, by
+/// [`half`]); the product comes back in F32.
 fn linear(x: &Tensor, w: &Weight) -> Result<Tensor> {
-    x.to_dtype(DType::F16)?
-        .matmul(&w.t()?)?
-        .to_dtype(DType::F32)
+    x.matmul(&w.t()?)?.to_dtype(DType::F32)
+}
+
+fn half(x: &Tensor) -> Result<Tensor> {
+    x.to_dtype(DType::F16)
 }
 
 impl Llama {
@@ -203,21 +206,25 @@ impl Llama {
             head_dim: self.head_dim,
         };
         for layer in &mut self.layers {
-            let normed = candle_nn::ops::rms_norm(&x, &layer.attention_norm, self.eps)?;
+            let normed = half(&candle_nn::ops::rms_norm(
+                &x,
+                &layer.attention_norm,
+                self.eps,
+            )?)?;
             let attended =
                 layer
                     .attention
                     .forward(&normed, &shape, position, (&cos, &sin), mask.as_ref())?;
             x = (x + attended)?;
-            let normed = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.eps)?;
+            let normed = half(&candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.eps)?)?;
             let gate = candle_nn::ops::silu(&linear(&normed, &layer.gate)?)?;
             let up = linear(&normed, &layer.up)?;
-            x = (x + linear(&(gate * up)?, &layer.down)?)?;
+            x = (x + linear(&half(&(gate * up)?)?, &layer.down)?)?;
         }
         self.len = position + count;
         let last = x.i(count - 1)?.unsqueeze(0)?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, self.eps)?;
-        linear(&last, &self.output)
+        linear(&half(&last)?, &self.output)
     }
 }
 
@@ -228,7 +235,7 @@ struct Shape {
 }
 
 impl Attention {
-    /// `x`: `(n, hidden)` for positions `position..position + n`.
+    /// `x`: `(n, hidden)`, F16, for positions `position..position + n`.
     fn forward(
         &mut self,
         x: &Tensor,
@@ -273,7 +280,7 @@ impl Attention {
             .reshape((shape.heads, count, shape.head_dim))?
             .transpose(0, 1)?
             .reshape((count, hidden))?;
-        linear(&out, &self.wo)
+        linear(&half(&out)?, &self.wo)
     }
 }
 

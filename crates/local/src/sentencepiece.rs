@@ -9,6 +9,7 @@
 //! their bytes (`<0xE6>`).
 
 use crate::gguf::token_types;
+use crate::tokenizer::error;
 use crate::LocalError;
 use candle_core::quantized::gguf_file::Value;
 use std::collections::HashMap;
@@ -22,13 +23,6 @@ use tokenizers::{DecoderWrapper, NormalizerWrapper, Tokenizer};
 
 /// SentencePiece's space.
 pub(crate) const SPACE: char = '\u{2581}';
-
-fn error(message: impl std::fmt::Display) -> LocalError {
-    LocalError::Load {
-        path: "tokenizer".into(),
-        message: crate::error::first_line(message),
-    }
-}
 
 /// Merges that rebuild every piece from two others, highest score first
 /// (ties: the lower id of the joined piece first).

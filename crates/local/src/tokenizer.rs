@@ -31,7 +31,7 @@ const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{
 /// Llama 3's split: as Qwen2's, with digits in groups of up to three.
 const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
-fn error(message: impl std::fmt::Display) -> LocalError {
+pub(crate) fn error(message: impl std::fmt::Display) -> LocalError {
     LocalError::Load {
         path: "tokenizer".into(),
         message: crate::error::first_line(message),

@@ -9,6 +9,7 @@
 use crate::gguf::number;
 use candle_core::quantized::gguf_file::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokenizers::Tokenizer;
 use toktrie::{TokRxInfo, TokTrie, TokenId, TokenizerEnv};
 
@@ -97,13 +98,13 @@ pub(crate) fn token_bytes(metadata: &HashMap<String, Value>) -> Vec<Vec<u8>> {
 /// The model's tokenizer in the shape llguidance asks for.
 pub(crate) struct Vocabulary {
     trie: TokTrie,
-    tokenizer: Tokenizer,
+    tokenizer: Arc<Tokenizer>,
 }
 
 impl Vocabulary {
     pub(crate) fn new(
         metadata: &HashMap<String, Value>,
-        tokenizer: Tokenizer,
+        tokenizer: Arc<Tokenizer>,
         stop_ids: &[u32],
     ) -> Self {
         let words = token_bytes(metadata);
