@@ -87,7 +87,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => Self::not_found(&what),
-            StoreError::Conflict(message) => Self::new(crate::codes::Code::Conflict, message),
+            StoreError::Conflict(message) | StoreError::LimitReached(message) => {
+                Self::new(crate::codes::Code::Conflict, message)
+            }
             StoreError::SessionBusy(session) => Self::new(
                 crate::codes::Code::SessionBusy,
                 format!(

@@ -5,7 +5,7 @@
 
 use crate::routes::{
     agents, approvals, audit, blocks, budgets, files, http_services, index, keys, knowledge,
-    ledger, mcp, memories, models, policies, runs, sessions, sql, tenants,
+    ledger, mcp, memories, models, policies, run_tree, runs, sessions, sql, tenants,
 };
 use crate::{auth, codes::Code, openapi_rules, ApiError, AppState, MAX_BODY_BYTES, MAX_SPEC_BYTES};
 use axum::extract::DefaultBodyLimit;
@@ -37,6 +37,7 @@ fn v1() -> OpenApiRouter<AppState> {
                 .layer(DefaultBodyLimit::disable()),
         )
         .routes(routes!(runs::show))
+        .routes(routes!(run_tree::tree))
         .routes(routes!(runs::cancel))
         .routes(routes!(runs::retry))
         .routes(routes!(runs::events))

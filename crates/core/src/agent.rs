@@ -17,6 +17,10 @@ pub const DEFAULT_CONTEXT_TOKENS: u32 = 32_000;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentConfig {
     pub instructions: String,
+    /// What the agent does, in a sentence: other agents that have it as a
+    /// tool (`agent:NAME`) read it (the start of `instructions` when empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
     /// Route `provider/model`.
     pub model: String,
     /// Routes tried in order when the primary one fails with a retryable error.
@@ -158,6 +162,12 @@ impl AgentConfig {
             return Err(ValidationError::new(
                 "instructions",
                 "longer than 200000 bytes",
+            ));
+        }
+        if self.description.len() > 2_000 {
+            return Err(ValidationError::new(
+                "description",
+                "longer than 2000 bytes",
             ));
         }
         if self.max_steps == 0 || self.max_steps > 1_000 {
@@ -437,6 +447,7 @@ mod tests {
     #[test]
     fn tools_must_be_known_and_listed_once() {
         let mut config = AgentConfig {
+            description: Default::default(),
             if_busy: Default::default(),
             instructions: String::new(),
             model: "openai/m".into(),

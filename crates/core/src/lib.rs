@@ -11,6 +11,7 @@ pub mod actor;
 pub mod agent;
 pub mod agent_diff;
 pub mod blocks;
+pub mod delegation;
 pub mod error;
 pub mod event;
 pub mod ids;

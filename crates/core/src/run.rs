@@ -18,6 +18,18 @@ pub enum BusyPolicy {
     /// `POST /v1/runs/{id}/cancel`), then run this input. A retry with the
     /// same idempotency key cancels nothing.
     Interrupt,
+    /// Like `interrupt`, and the cancelled runs' items (their input, replies
+    /// and tool calls) leave the history the model sees: the new input is
+    /// answered as if they had never been sent. They stay in the session's
+    /// item list, their runs marked `rolled_back`.
+    Rollback,
+}
+
+impl BusyPolicy {
+    /// Whether this policy stops the session's runs in progress.
+    pub fn stops_earlier_runs(self) -> bool {
+        matches!(self, BusyPolicy::Interrupt | BusyPolicy::Rollback)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -100,6 +112,26 @@ pub struct Run {
     /// tries the model call again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<RunWait>,
+    /// The run whose `if_busy: interrupt` or `rollback` stopped this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_by: Option<RunId>,
+    /// Its items are left out of the history the model sees (`if_busy:
+    /// rollback`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rolled_back: bool,
+    /// The run that started this one (a delegation or a hand-off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_run_id: Option<RunId>,
+    /// Delegation hops from the run a person or a system started.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: u32,
+    /// For a hand-off: the session its result is delivered to when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_to: Option<SessionId>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What a running run is waiting for, and until when. Persisted with the

@@ -90,11 +90,13 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         router,
         tools,
         memory: memory.clone(),
+        delegation: Default::default(),
     });
 
     let tenant = TenantId::from_stored("ten_bench".into());
     store.ensure_tenant(&tenant, "bench").await?;
     let config = AgentConfig {
+        description: Default::default(),
         if_busy: Default::default(),
         tool_choice: Default::default(),
         instructions: "You answer questions about the weather.".into(),
@@ -223,6 +225,7 @@ async fn turn(runtime: &Runtime, tenant: &TenantId, session: &SessionId) -> Resu
                 input: USER_TEXT.into(),
                 idempotency_key: None,
                 if_busy: BusyPolicy::Queue,
+                parent: None,
                 actor: None,
             },
         )
@@ -258,6 +261,7 @@ async fn prefill(
                 idempotency_key: None,
                 if_busy: BusyPolicy::Queue,
                 actor: None,
+                parent: None,
             },
         )
         .await?;

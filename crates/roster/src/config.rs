@@ -40,6 +40,9 @@ pub struct FileConfig {
     /// Retries of failed model calls and the patience through outages.
     #[serde(default)]
     pub retry: RetrySettings,
+    /// How deep and wide agents may delegate to agents.
+    #[serde(default)]
+    pub delegation: DelegationSettings,
     /// Model prices for the ledger's costs and cost budgets, by
     /// `provider/model` or `provider/*`, in US dollars per million tokens.
     #[serde(default)]
@@ -53,6 +56,42 @@ pub struct FileConfig {
     /// The stdio MCP servers tenants may enable, and their limits.
     #[serde(default)]
     pub mcp: crate::walls::McpSettings,
+}
+
+/// `[delegation]`: agents that call agents. `max_depth` counts hops from the
+/// run a person or a system started (default 3: A → B → C → D, and no
+/// further); `max_children` caps the runs one run may start (default 16).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DelegationSettings {
+    pub max_depth: u32,
+    pub max_children: u32,
+}
+
+impl Default for DelegationSettings {
+    fn default() -> Self {
+        let limits = roster_core::delegation::DelegationLimits::default();
+        Self {
+            max_depth: limits.max_depth,
+            max_children: limits.max_children,
+        }
+    }
+}
+
+impl DelegationSettings {
+    pub fn limits(&self) -> Result<roster_core::delegation::DelegationLimits> {
+        if self.max_depth > 32 || self.max_children == 0 || self.max_children > 1_000 {
+            anyhow::bail!(
+                "[delegation]: max_depth must be 0-32 and max_children 1-1000 (got {} and {})",
+                self.max_depth,
+                self.max_children
+            );
+        }
+        Ok(roster_core::delegation::DelegationLimits {
+            max_depth: self.max_depth,
+            max_children: self.max_children,
+        })
+    }
 }
 
 /// `[approvals]`: how long a request waits before it is denied.

@@ -35,7 +35,7 @@ enum Command {
     /// Run the server (embedded SQLite store unless --database-url is given).
     Serve(serve::ServeArgs),
     /// Create, list, show, update and delete agents.
-    Agent(client::AgentArgs),
+    Agent(Box<client::AgentArgs>),
     /// An agent's pinned memory blocks: list, show, set, add, remove.
     Block(client::BlockArgs),
     /// Chat with an agent interactively, streaming its replies.
@@ -95,7 +95,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
-            Command::Agent(cmd) => client::agent(cmd).await,
+            Command::Agent(cmd) => client::agent(*cmd).await,
             Command::Block(cmd) => client::block(cmd).await,
             Command::Chat(args) => client::chat(args).await,
             Command::Session(cmd) => client::session(cmd).await,

@@ -193,6 +193,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         router,
         tools,
         memory: Some(memory.clone()),
+        delegation: file.delegation.limits()?,
     });
 
     runtime

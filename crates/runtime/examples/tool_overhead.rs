@@ -30,6 +30,7 @@ async fn main() {
         agent_id: AgentId::generate(),
         session_id: SessionId::generate(),
         run_id: RunId::generate(),
+        call_id: "call_1".into(),
     };
     let entries = vec!["echo".to_owned(), "memory_search".to_owned()];
     let raw = r#"{"text":"the weather in Paris is sunny"}"#;

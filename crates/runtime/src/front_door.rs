@@ -62,6 +62,7 @@ impl Runtime {
                 idempotency_key: request.idempotency_key,
                 if_busy: request.if_busy.unwrap_or(agent.config.if_busy),
                 actor: Some(actor.label()),
+                parent: None,
             },
         )
         .await
@@ -125,28 +126,50 @@ impl Runtime {
             .user
             .clone()
             .unwrap_or_else(|| actor.key_name.clone());
-        let request = PolicyRequest {
-            tenant: actor.tenant.as_str(),
-            actor: roster_policy::Actor::User {
+        self.decide_invoke(
+            &actor.tenant,
+            roster_policy::Actor::User {
                 id: &key_id,
                 name: &actor.key_name,
                 kind: &actor.kind,
             },
+            agent,
+            &user,
+            &actor.label(),
+            &session.id,
+        )
+        .await
+    }
+
+    /// The `invoke_agent` decision for `principal` (a key's holder or a
+    /// calling agent), audited as `chain`; anything but allow refuses.
+    pub(crate) async fn decide_invoke(
+        &self,
+        tenant: &roster_core::TenantId,
+        principal: roster_policy::Actor<'_>,
+        agent: &Agent,
+        user: &str,
+        chain: &str,
+        session: &SessionId,
+    ) -> Result<(), RuntimeError> {
+        let request = PolicyRequest {
+            tenant: tenant.as_str(),
+            actor: principal,
             action: roster_policy::Action::InvokeAgent,
             resource: Resource::Agent { name: &agent.name },
-            user: &user,
+            user,
             arguments: None,
             facts: None,
         };
         let decision = self
             .governance()
             .decide(
-                &actor.tenant,
+                tenant,
                 &request,
                 crate::governance::Subject {
-                    actor: &actor.label(),
+                    actor: chain,
                     resource: &format!("agent:{}", agent.name),
-                    at: json!({ "session": session.id }),
+                    at: json!({ "session": session }),
                 },
             )
             .await?;

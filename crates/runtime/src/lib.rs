@@ -15,6 +15,7 @@ mod bus;
 mod caches;
 mod context;
 mod decisions;
+mod delegation;
 mod error;
 mod extract;
 mod front_door;

@@ -16,6 +16,10 @@ use roster_store::{DynStore, Session};
 use std::sync::Arc;
 
 pub(crate) struct Services {
+    /// The scheduler that owns these services, for what starts other runs
+    /// (delegation, a hand-off's delivered result). Weak: it owns us.
+    pub(crate) scheduler: std::sync::Weak<crate::scheduler::Scheduler>,
+    pub(crate) delegation: roster_core::delegation::DelegationLimits,
     pub(crate) store: DynStore,
     pub(crate) memory: Option<Arc<MemoryService>>,
     pub(crate) router: Arc<Router>,
@@ -27,8 +31,29 @@ pub(crate) struct Services {
 }
 
 impl Services {
+    /// Sends a commit's events to live subscribers of `run`, and has a
+    /// hand-off result the commit queued taken up by its session's worker.
+    pub(crate) fn publish(
+        &self,
+        tenant: &TenantId,
+        run: &RunId,
+        committed: &roster_store::Committed,
+    ) {
+        self.publish_events(run, &committed.events);
+        if let Some(delivered) = &committed.delivered {
+            if let Some(scheduler) = self.scheduler.upgrade() {
+                self.bus.open(&delivered.id);
+                scheduler.kick(tenant, &delivered.session_id);
+            }
+        }
+    }
+
     /// Sends committed events to live subscribers of `run`.
-    pub(crate) fn publish(&self, run: &RunId, events: &[roster_core::event::SequencedEvent]) {
+    pub(crate) fn publish_events(
+        &self,
+        run: &RunId,
+        events: &[roster_core::event::SequencedEvent],
+    ) {
         for e in events {
             self.bus.publish(
                 run,

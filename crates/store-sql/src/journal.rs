@@ -12,8 +12,10 @@ use chrono::Utc;
 use roster_core::event::SequencedEvent;
 use roster_core::item::{Item, ItemContent};
 use roster_core::ledger::NewLedgerEntry;
-use roster_core::TenantId;
+use roster_core::run::{RunError, RunStatus};
+use roster_core::{RunId, SessionId, TenantId};
 use roster_store::{check_writable, events_for, from_millis, millis};
+use roster_store::{BusyPolicy, CreatedRun, NewRun, RunParent};
 use roster_store::{Committed, JournalWrite, RunTransition, StepWrite, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -26,20 +28,38 @@ pub(crate) async fn commit(
 ) -> Result<Committed> {
     let now = millis(Utc::now());
     let run = write.run_id.as_str();
-    let (status, input, first_seq): (String, String, Option<i64>) = c
+    let found: RunHead = c
         .opt(
             crate::sql_pick!(
-                postgres: "SELECT r.status, r.input, r.first_seq FROM runs r JOIN sessions s ON s.id = r.session_id AND s.tenant_id = r.tenant_id
+                postgres: "SELECT r.status, r.input, r.first_seq, r.rolled_back, r.deliver_to, r.depth, r.parent_run_id
+                           FROM runs r JOIN sessions s ON s.id = r.session_id AND s.tenant_id = r.tenant_id
                            WHERE r.id = $1 AND r.tenant_id = $2 AND r.session_id = $3
                            FOR UPDATE OF r, s",
-                sqlite: "SELECT status, input, first_seq FROM runs WHERE id = $1 AND tenant_id = $2 AND session_id = $3",
+                sqlite: "SELECT status, input, first_seq, rolled_back, deliver_to, depth, parent_run_id FROM runs WHERE id = $1 AND tenant_id = $2 AND session_id = $3",
             ),
             crate::args![run, tenant, &write.session_id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            |row| {
+                Ok(RunHead {
+                    status: row.get(0)?,
+                    input: row.get(1)?,
+                    first_seq: row.get(2)?,
+                    rolled_back: row.get(3)?,
+                    deliver_to: row.get(4)?,
+                    depth: row.get(5)?,
+                    parent_run_id: row.get(6)?,
+                })
+            },
         )
         .await?
         .ok_or_else(|| StoreError::NotFound("run".into()))?;
-    check_writable(run, &status, write)?;
+    let RunHead {
+        status,
+        input,
+        first_seq,
+        ..
+    } = &found;
+    let (input, first_seq) = (input.clone(), *first_seq);
+    check_writable(run, status, write)?;
 
     let mut items = Vec::with_capacity(write.items.len() + 1);
     let mut next_item: Option<i64> = None;
@@ -166,18 +186,134 @@ pub(crate) async fn commit(
     } else {
         super::records::write_memories(c, tenant, &write.memory_writes).await?
     };
-    if matches!(write.transition, Some(RunTransition::Finish { .. })) {
+    // A rolled-back run's items are out of the history: nothing of them is
+    // searched or extracted into memory.
+    if matches!(write.transition, Some(RunTransition::Finish { .. })) && !found.rolled_back {
         if let Some((first, last)) = run_items(c, tenant, write).await? {
             super::jobs::create_jobs(c, tenant, write, first, last, now).await?;
             let reference = format!("{}:{first}:{last}", write.session_id);
             super::records::log_all(c, tenant, "items", &[reference], now).await?;
         }
     }
+    let delivered = match (&write.transition, &found.deliver_to) {
+        (
+            Some(RunTransition::Finish {
+                status,
+                output,
+                error,
+            }),
+            Some(to),
+        ) => {
+            let result = HandOffResult {
+                run,
+                status: *status,
+                output: output.as_deref(),
+                error: error.as_ref(),
+            };
+            deliver(
+                c,
+                tenant,
+                write,
+                &found,
+                &SessionId::from_stored(to.clone()),
+                &result,
+            )
+            .await?
+        }
+        _ => None,
+    };
     Ok(Committed {
+        delivered,
         items,
         events,
         memories,
     })
+}
+
+/// The columns of the run a write is for, read (and on PostgreSQL locked)
+/// first.
+struct RunHead {
+    status: String,
+    input: String,
+    first_seq: Option<i64>,
+    rolled_back: bool,
+    deliver_to: Option<String>,
+    depth: i64,
+    parent_run_id: Option<String>,
+}
+
+/// How a handed-off run ended.
+struct HandOffResult<'a> {
+    run: &'a str,
+    status: RunStatus,
+    output: Option<&'a str>,
+    error: Option<&'a RunError>,
+}
+
+/// Queues a handed-off run's result as a new input of the session that
+/// handed it off, in the transaction that finishes it: delivered exactly
+/// once (its idempotency key is the run's), or never if that session is gone
+/// or the run that handed it off was cancelled (whoever cancelled it wants
+/// nothing more of it).
+async fn deliver(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    write: &JournalWrite,
+    found: &RunHead,
+    to: &SessionId,
+    result: &HandOffResult<'_>,
+) -> Result<Option<roster_core::run::Run>> {
+    if let Some(parent) = &found.parent_run_id {
+        let status: Option<String> = c
+            .opt(
+                crate::sql!("SELECT status FROM runs WHERE id = $1 AND tenant_id = $2"),
+                crate::args![parent.as_str(), tenant],
+                |row| row.get(0),
+            )
+            .await?;
+        if status.as_deref() == Some(RunStatus::Cancelled.as_str()) {
+            return Ok(None);
+        }
+    }
+    let agent: Option<String> = c
+        .opt(
+            crate::sql!(
+                "SELECT a.name FROM sessions s JOIN agents a ON a.id = s.agent_id AND a.tenant_id = s.tenant_id
+                 WHERE s.id = $1 AND s.tenant_id = $2"
+            ),
+            crate::args![&write.session_id, tenant],
+            |row| row.get(0),
+        )
+        .await?;
+    let agent = agent.unwrap_or_else(|| "(deleted agent)".to_owned());
+    let input = roster_core::delegation::hand_off_input(
+        &agent,
+        result.run,
+        result.status,
+        result.output,
+        result.error,
+    );
+    let actor = format!("agent:{agent}");
+    let new = NewRun {
+        session_id: to.clone(),
+        input,
+        idempotency_key: Some(format!("handoff:{}", result.run)),
+        if_busy: BusyPolicy::Queue,
+        actor: Some(actor),
+        parent: Some(RunParent {
+            run_id: RunId::from_stored(result.run.to_owned()),
+            depth: u32::try_from(found.depth.saturating_sub(1)).unwrap_or(0),
+            deliver_to: None,
+            max_siblings: None,
+        }),
+    };
+    match super::runs::queue_run(c, tenant, &new).await {
+        Ok(CreatedRun::Created(run)) => Ok(Some(run)),
+        Ok(CreatedRun::Existing(_)) => Ok(None),
+        // The session that handed it off was deleted: nobody to tell.
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The newest item's `seq` in a session, 0 for none (see the events'

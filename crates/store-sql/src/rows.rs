@@ -41,7 +41,8 @@ pub(crate) fn agent(row: &Row<'_>) -> Result<Agent, StoreError> {
     })
 }
 
-pub(crate) const SESSION_COLUMNS: &str = "id, agent_id, agent_version, created_at, user_id";
+pub(crate) const SESSION_COLUMNS: &str =
+    "id, agent_id, agent_version, created_at, user_id, parent_session_id";
 
 pub(crate) fn session(row: &Row<'_>) -> Result<Session, StoreError> {
     Ok(Session {
@@ -50,6 +51,7 @@ pub(crate) fn session(row: &Row<'_>) -> Result<Session, StoreError> {
         agent_version: row.get(2)?,
         created_at: row.time(3)?,
         user: row.get(4)?,
+        parent_session_id: row.get::<Option<String>>(5)?.map(SessionId::from_stored),
     })
 }
 
@@ -67,7 +69,7 @@ pub(crate) fn item(row: &Row<'_>) -> Result<Item, StoreError> {
     })
 }
 
-pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at, actor, waiting";
+pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at, actor, waiting, interrupted_by, rolled_back, parent_run_id, depth, deliver_to";
 
 pub(crate) fn run(row: &Row<'_>) -> Result<Run, StoreError> {
     run_from(row, 0)
@@ -91,6 +93,13 @@ pub(crate) fn run_from(row: &Row<'_>, at: usize) -> Result<Run, StoreError> {
         finished_at: row.opt_time(at + 9)?,
         actor: row.get(at + 10)?,
         waiting: row.opt_json(at + 11)?,
+        interrupted_by: row.get::<Option<String>>(at + 12)?.map(RunId::from_stored),
+        rolled_back: row.get(at + 13)?,
+        parent_run_id: row.get::<Option<String>>(at + 14)?.map(RunId::from_stored),
+        depth: u32::try_from(row.get::<i64>(at + 15)?).unwrap_or(0),
+        deliver_to: row
+            .get::<Option<String>>(at + 16)?
+            .map(SessionId::from_stored),
     })
 }
 

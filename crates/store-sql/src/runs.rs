@@ -7,15 +7,51 @@ use roster_core::ledger::LedgerEntry;
 use roster_core::run::{Run, RunStatus};
 use roster_core::{RunId, SessionId, TenantId};
 use roster_store::{from_millis, millis};
-use roster_store::{BusyPolicy, CreatedRun, LedgerQuery, NewRun, StoreError};
+use roster_store::{BusyPolicy, CreatedRun, LedgerQuery, NewRun, RunParent, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// Runs inside a write transaction. On PostgreSQL the session row is locked
-/// first, so the idempotency and busy checks below cannot race another
-/// `create_run` on the same session from any node; SQLite's single writer
-/// already serialises them.
+/// Runs inside a write transaction: [`queue_run`], then the run starts in
+/// the same transaction when nothing is ahead of it in the session.
 pub(crate) async fn create_run(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    new: &NewRun,
+) -> Result<CreatedRun> {
+    let run = match queue_run(c, tenant, new).await? {
+        CreatedRun::Created(run) => run,
+        existing @ CreatedRun::Existing(_) => return Ok(existing),
+    };
+    let ahead: i64 = c
+        .one(
+            crate::sql!(
+                "SELECT COUNT(*) FROM runs WHERE session_id = $1 AND tenant_id = $2 AND id <> $3
+                 AND status IN ('queued', 'running', 'awaiting_approval')"
+            ),
+            crate::args![&run.session_id, tenant, &run.id],
+            |row| row.get(0),
+        )
+        .await?;
+    if ahead > 0 {
+        return Ok(CreatedRun::Created(run));
+    }
+    // Nothing ahead of it: it starts in the same transaction, saving the
+    // runner a commit (and an fsync) per turn.
+    let mut start = crate::JournalWrite::new(run.id.clone(), run.session_id.clone());
+    start.transition = Some(crate::RunTransition::Start);
+    super::journal::commit(c, tenant, &start).await?;
+    Ok(CreatedRun::Created(Run {
+        status: RunStatus::Running,
+        started_at: Some(run.created_at),
+        ..run
+    }))
+}
+
+/// Stores a `queued` run (or finds the one its idempotency key names). On
+/// PostgreSQL the session row is locked first, so the idempotency and busy
+/// checks below cannot race another `create_run` on the same session from
+/// any node; SQLite's single writer already serialises them.
+pub(crate) async fn queue_run(
     c: &mut Conn<'_>,
     tenant: &TenantId,
     new: &NewRun,
@@ -41,6 +77,9 @@ pub(crate) async fn create_run(
         if let Some(run) = existing {
             return Ok(CreatedRun::Existing(run));
         }
+    }
+    if let Some(parent) = &new.parent {
+        check_siblings(c, tenant, parent).await?;
     }
     if new.if_busy == BusyPolicy::Reject {
         let busy: i64 = c
@@ -68,11 +107,17 @@ pub(crate) async fn create_run(
         finished_at: None,
         actor: new.actor.clone(),
         waiting: None,
+        interrupted_by: None,
+        rolled_back: false,
+        parent_run_id: new.parent.as_ref().map(|p| p.run_id.clone()),
+        depth: new.parent.as_ref().map_or(0, |p| p.depth),
+        deliver_to: new.parent.as_ref().and_then(|p| p.deliver_to.clone()),
     };
     c.exec(
         crate::sql!(
-            "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at, actor)
-             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8)"
+            "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at, actor,
+                               parent_run_id, depth, deliver_to)
+             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11)"
         ),
         crate::args![
             &run.id,
@@ -82,7 +127,10 @@ pub(crate) async fn create_run(
             version,
             &new.idempotency_key,
             now,
-            &new.actor
+            &new.actor,
+            run.parent_run_id.as_ref(),
+            i64::from(run.depth),
+            run.deliver_to.as_ref()
         ],
     )
     .await?;
@@ -92,29 +140,53 @@ pub(crate) async fn create_run(
         crate::args![&run.id, tenant, event.as_str(), now],
     )
     .await?;
-    let ahead: i64 = c
-        .one(
+    if new.if_busy.stops_earlier_runs() {
+        // Recorded with the new run, so recovery cancels what a crash left
+        // before the runtime could.
+        c.exec(
             crate::sql!(
-                "SELECT COUNT(*) FROM runs WHERE session_id = $1 AND tenant_id = $2 AND id <> $3
-                 AND status IN ('queued', 'running', 'awaiting_approval')"
+                "UPDATE runs SET interrupted_by = $3, rolled_back = $4
+                 WHERE session_id = $1 AND tenant_id = $2 AND id <> $3
+                   AND status IN ('queued', 'running', 'awaiting_approval')"
             ),
-            crate::args![&run.session_id, tenant, &run.id],
+            crate::args![
+                &run.session_id,
+                tenant,
+                &run.id,
+                new.if_busy == BusyPolicy::Rollback
+            ],
+        )
+        .await?;
+    }
+    Ok(CreatedRun::Created(run))
+}
+
+/// Refuses a run past its parent's `max_siblings`. The parent's row is
+/// locked first (PostgreSQL), so runs it starts at once are counted in turn.
+async fn check_siblings(c: &mut Conn<'_>, tenant: &TenantId, parent: &RunParent) -> Result<()> {
+    let Some(max) = parent.max_siblings else {
+        return Ok(());
+    };
+    c.opt(
+        crate::sql!("SELECT id FROM runs WHERE id = $1 AND tenant_id = $2 FOR UPDATE"),
+        crate::args![&parent.run_id, tenant],
+        |row| row.get::<String>(0),
+    )
+    .await?
+    .ok_or_else(|| StoreError::NotFound("run".into()))?;
+    let started: i64 = c
+        .one(
+            crate::sql!("SELECT COUNT(*) FROM runs WHERE tenant_id = $1 AND parent_run_id = $2"),
+            crate::args![tenant, &parent.run_id],
             |row| row.get(0),
         )
         .await?;
-    if ahead > 0 {
-        return Ok(CreatedRun::Created(run));
+    if started >= i64::from(max) {
+        return Err(StoreError::LimitReached(format!(
+            "this run already started {started} agent runs, the most allowed is {max}"
+        )));
     }
-    // Nothing ahead of it: it starts in the same transaction, saving the
-    // runner a commit (and an fsync) per turn.
-    let mut start = crate::JournalWrite::new(run.id.clone(), run.session_id.clone());
-    start.transition = Some(crate::RunTransition::Start);
-    super::journal::commit(c, tenant, &start).await?;
-    Ok(CreatedRun::Created(Run {
-        status: RunStatus::Running,
-        started_at: Some(from_millis(now)),
-        ..run
-    }))
+    Ok(())
 }
 
 pub(crate) async fn next_queued_run(

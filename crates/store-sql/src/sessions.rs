@@ -22,11 +22,60 @@ pub(crate) async fn create_session(
         agent_id: agent.clone(),
         agent_version: version,
         user: user.map(str::to_owned),
+        parent_session_id: None,
         created_at: from_millis(millis(Utc::now())),
     };
     c.exec(
         crate::sql!("INSERT INTO sessions (id, tenant_id, agent_id, agent_version, created_at, user_id) VALUES ($1, $2, $3, $4, $5, $6)"),
         crate::args![&session.id, tenant, agent, version, session.created_at, user],
+    )
+    .await?;
+    Ok(session)
+}
+
+/// The callee's session under `parent` (one per caller session and callee
+/// agent), made by the first call.
+pub(crate) async fn delegate_session(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    parent: &SessionId,
+    agent: &AgentId,
+    version: i64,
+) -> Result<Session> {
+    // The caller's session row is locked first (PostgreSQL), so two calls
+    // at once make one delegate session, not a unique-index error.
+    let user: Option<String> = c
+        .opt(
+            crate::sql!("SELECT user_id FROM sessions WHERE tenant_id = $1 AND id = $2 FOR UPDATE"),
+            crate::args![tenant, parent],
+            |row| row.get(0),
+        )
+        .await?
+        .ok_or_else(|| StoreError::NotFound("session".into()))?;
+    let found = c
+        .opt(
+            crate::sql!("SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND parent_session_id = $2 AND agent_id = $3"),
+            crate::args![tenant, parent, agent],
+            rows::session,
+        )
+        .await?;
+    if let Some(found) = found {
+        return Ok(found);
+    }
+    let session = Session {
+        id: SessionId::generate(),
+        agent_id: agent.clone(),
+        agent_version: version,
+        user,
+        parent_session_id: Some(parent.clone()),
+        created_at: from_millis(millis(Utc::now())),
+    };
+    c.exec(
+        crate::sql!(
+            "INSERT INTO sessions (id, tenant_id, agent_id, agent_version, created_at, user_id, parent_session_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ),
+        crate::args![&session.id, tenant, agent, version, session.created_at, &session.user, parent],
     )
     .await?;
     Ok(session)
@@ -69,7 +118,9 @@ pub(crate) async fn list_sessions(
     .await?)
 }
 
-/// The newest `limit` items, ascending.
+/// The newest `limit` items of the history the model sees, ascending: the
+/// items of rolled-back runs are left out (few runs per session are, so the
+/// subquery is a short list read by the `runs_by_session` index).
 pub(crate) async fn tail_items(
     c: &mut Conn<'_>,
     tenant: &TenantId,
@@ -78,7 +129,11 @@ pub(crate) async fn tail_items(
 ) -> Result<Vec<Item>> {
     let mut items = c
         .all(
-            crate::sql!("SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 ORDER BY seq DESC LIMIT $3"),
+            crate::sql!(
+                "SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2
+                 AND (run_id IS NULL OR run_id NOT IN (SELECT id FROM runs WHERE session_id = $1 AND rolled_back))
+                 ORDER BY seq DESC LIMIT $3"
+            ),
             &[session.into(), tenant.into(), super::Arg::Limit(limit)],
             rows::item,
         )

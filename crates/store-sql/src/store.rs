@@ -211,6 +211,11 @@ crate::store_impl! {
         read list_items(tenant: &TenantId, session: &SessionId, after: i64, limit: i64) -> Vec<Item> = |c| c.all(
             sql!("SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"),
             &[(&session).into(), (&tenant).into(), after.into(), Arg::Limit(limit)], rows::item).await;
+        read history_after(tenant: &TenantId, session: &SessionId, after: i64, limit: i64) -> Vec<Item> = |c| c.all(
+            sql!("SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 AND seq > $3
+                  AND (run_id IS NULL OR run_id NOT IN (SELECT id FROM runs WHERE session_id = $1 AND rolled_back))
+                  ORDER BY seq LIMIT $4"),
+            &[(&session).into(), (&tenant).into(), after.into(), Arg::Limit(limit)], rows::item).await;
         read tail_items(tenant: &TenantId, session: &SessionId, limit: i64) -> Vec<Item> = |c| sessions::tail_items(c, &tenant, &session, limit).await;
         write create_run(tenant: &TenantId, run: NewRun) -> CreatedRun = |c| runs::create_run(c, &tenant, &run).await;
         read get_run(tenant: &TenantId, run: &RunId) -> Option<Run> = |c| c.opt(
@@ -234,6 +239,32 @@ crate::store_impl! {
             &[], |row| Ok((TenantId::from_stored(row.get(0)?), rows::run_from(row, 1)?))).await;
         write create_session_for(tenant: &TenantId, agent: &AgentId, agent_version: i64, user: Option<&str>) -> Session =
             |c| sessions::create_session(c, &tenant, &agent, agent_version, user.as_deref()).await;
+        write delegate_session(tenant: &TenantId, parent: &SessionId, agent: &AgentId, agent_version: i64) -> Session =
+            |c| sessions::delegate_session(c, &tenant, &parent, &agent, agent_version).await;
+        read child_runs(tenant: &TenantId, parents: &[RunId]) -> Vec<Run> = |c| {
+            let parents: Vec<String> = parents.iter().map(|r| r.to_string()).collect();
+            c.all(
+                sql!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND parent_run_id = ANY($2) ORDER BY id"),
+                args![&tenant, &parents], rows::run).await
+        };
+        read find_child_run(tenant: &TenantId, parent: &RunId, idempotency_key: &str) -> Option<Run> = |c| c.opt(
+            sql!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND parent_run_id = $2 AND idempotency_key = $3"),
+            args![&tenant, &parent, idempotency_key.as_str()], rows::run).await;
+        read run_usage(tenant: &TenantId, runs: &[RunId]) -> Vec<RunUsage> = |c| {
+            let runs: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+            c.all(
+                sql!("SELECT run_id, CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(tokens_in), 0) AS BIGINT),
+                             CAST(COALESCE(SUM(tokens_out), 0) AS BIGINT), CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT)
+                      FROM ledger WHERE tenant_id = $1 AND run_id = ANY($2) GROUP BY run_id"),
+                args![&tenant, &runs],
+                |row| Ok(RunUsage {
+                    run_id: RunId::from_stored(row.get(0)?),
+                    model_calls: row.get(1)?,
+                    tokens_in: row.get(2)?,
+                    tokens_out: row.get(3)?,
+                    cost_micros: row.get(4)?,
+                })).await
+        };
     }
     extra {
         fn backend(&self) -> &'static str {

@@ -9,6 +9,9 @@ pub enum StoreError {
     /// The session has an active or queued run and the caller asked not to queue.
     #[error("session {0} already has an active run")]
     SessionBusy(String),
+    /// A limit on what may be created was reached (the message says which).
+    #[error("{0}")]
+    LimitReached(String),
     #[error("configuration: {0}")]
     Config(String),
     #[error("stored data is unreadable: {0}")]

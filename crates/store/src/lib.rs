@@ -161,14 +161,48 @@ pub trait Store:
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<Item>>;
-    /// The newest `limit` items, ascending. Cost depends on `limit`, never on
-    /// the session's length.
+    /// Like [`Store::list_items`], without the items of rolled-back runs:
+    /// the history the model sees.
+    async fn history_after(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Item>>;
+    /// The newest `limit` items of the history the model sees (items of
+    /// rolled-back runs left out), ascending. Cost depends on `limit`, never
+    /// on the session's length.
     async fn tail_items(
         &self,
         tenant: &TenantId,
         session: &SessionId,
         limit: i64,
     ) -> StoreResult<Vec<Item>>;
+
+    /// The callee's session under the caller's session `parent` (one per
+    /// caller session and callee agent, working for the same user), made by
+    /// the first call.
+    async fn delegate_session(
+        &self,
+        tenant: &TenantId,
+        parent: &SessionId,
+        agent: &AgentId,
+        agent_version: i64,
+    ) -> StoreResult<Session>;
+    /// Runs started by any of `parents` (delegations and hand-offs), oldest
+    /// first.
+    async fn child_runs(&self, tenant: &TenantId, parents: &[RunId]) -> StoreResult<Vec<Run>>;
+    /// The run `parent` started with `idempotency_key`, if it did.
+    async fn find_child_run(
+        &self,
+        tenant: &TenantId,
+        parent: &RunId,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<Run>>;
+    /// Model usage and cost of each of `runs` from the ledger (runs without
+    /// a ledger row are absent).
+    async fn run_usage(&self, tenant: &TenantId, runs: &[RunId]) -> StoreResult<Vec<RunUsage>>;
 
     // --- runs and the journal ---
     async fn create_run(&self, tenant: &TenantId, run: NewRun) -> StoreResult<CreatedRun>;

@@ -49,6 +49,10 @@ pub struct Session {
     /// Who the session works for, when the caller said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// For a delegate session: the caller's session it belongs to (one per
+    /// caller session and callee agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_session_id: Option<SessionId>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -73,6 +77,35 @@ pub struct NewRun {
     pub if_busy: BusyPolicy,
     /// Who submits it (`key:key_…`), the head of every step's actor chain.
     pub actor: Option<String>,
+    /// The run that started it, for a run another agent's run delegated.
+    pub parent: Option<RunParent>,
+}
+
+/// What a run's model calls used and cost, summed from the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RunUsage {
+    #[serde(skip)]
+    pub run_id: RunId,
+    pub model_calls: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    /// Millionths of a US dollar (0 for routes without a price).
+    pub cost_micros: i64,
+}
+
+/// Where a delegated run comes from.
+#[derive(Clone, Debug)]
+pub struct RunParent {
+    pub run_id: RunId,
+    /// Hops from the run a person or a system started (that one is 0).
+    pub depth: u32,
+    /// For a hand-off: the session its result is delivered to, as a new
+    /// input, in the transaction that finishes it.
+    pub deliver_to: Option<SessionId>,
+    /// Most runs the parent may start: checked in the transaction that
+    /// stores this one (`LimitReached` past it), so calls made at once
+    /// cannot all slip under it.
+    pub max_siblings: Option<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -231,6 +264,9 @@ impl JournalWrite {
 /// What a commit produced: the stored items and every persisted event.
 #[derive(Clone, Debug, Default)]
 pub struct Committed {
+    /// A hand-off's result, queued in the caller's session by this write
+    /// (the write that finished the handed-off run).
+    pub delivered: Option<Run>,
     pub items: Vec<Item>,
     pub events: Vec<SequencedEvent>,
     /// Memory records the write changed, and the search log position that

@@ -44,6 +44,9 @@ pub struct ToolCallContext {
     pub agent_id: roster_core::AgentId,
     pub session_id: roster_core::SessionId,
     pub run_id: roster_core::RunId,
+    /// The model's id of this call: stable across a crash and the call's
+    /// retry, so a tool can make its effect once per call.
+    pub call_id: String,
 }
 
 /// Default time a call may take before the runner gives up on it.

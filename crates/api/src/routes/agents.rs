@@ -25,6 +25,10 @@ pub struct CreateAgent {
     pub name: String,
     #[serde(default)]
     pub instructions: String,
+    /// What the agent does, in a sentence; agents that have it as a tool
+    /// (`agent:NAME`) read it.
+    #[serde(default)]
+    pub description: String,
     /// Route `provider/model`, e.g. `openai/gpt-4.1-mini`; unset, the
     /// server's default model (`GET /v1/models`), if it has one.
     #[schema(pattern = r"^\s*[A-Za-z0-9_-]+/.*\S.*$")]
@@ -53,7 +57,7 @@ pub struct CreateAgent {
     /// must call one of the agent's tools.
     pub tool_choice: Option<ToolChoice>,
     /// What a message does when its session is busy and it does not say:
-    /// `queue` (default), `reject` or `interrupt`.
+    /// `queue` (default), `reject`, `interrupt` or `rollback`.
     pub if_busy: Option<BusyPolicy>,
 }
 
@@ -65,6 +69,7 @@ pub struct CreateAgent {
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgent {
     pub instructions: Option<String>,
+    pub description: Option<String>,
     #[schema(pattern = r"^\s*[A-Za-z0-9_-]+/.*\S.*$")]
     pub model: Option<String>,
     pub fallbacks: Option<Vec<String>>,
@@ -282,6 +287,7 @@ pub async fn create(
         if_busy: body.if_busy.unwrap_or_default(),
         tool_choice: body.tool_choice.unwrap_or_default(),
         instructions: body.instructions,
+        description: body.description,
         model,
         fallbacks: body.fallbacks,
         tools: body.tools,
@@ -470,6 +476,9 @@ fn apply(body: &UpdateAgent, mut config: AgentConfig) -> Result<AgentConfig, Api
     }
     if let Some(v) = body.if_busy {
         config.if_busy = v;
+    }
+    if let Some(v) = &body.description {
+        config.description.clone_from(v);
     }
     Ok(config)
 }

@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod memories;
 pub mod models;
 pub mod policies;
+pub mod run_tree;
 pub mod runs;
 pub mod sessions;
 pub mod sql;

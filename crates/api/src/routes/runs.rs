@@ -23,9 +23,17 @@ pub struct RunDetail {
     /// Memory extraction jobs the run's completion queued (run after it, in
     /// the background).
     pub memory_jobs: Vec<roster_store::MemoryJob>,
+    /// The runs it started (agents it asked, tasks it handed off), oldest
+    /// first; `GET /v1/runs/{id}/tree` follows them all the way down. A
+    /// running run whose child awaits approval waits with it.
+    pub children: Vec<super::run_tree::ChildRun>,
 }
 
-async fn find(state: &AppState, principal: &Principal, id: &str) -> Result<Run, ApiError> {
+pub(crate) async fn find(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<Run, ApiError> {
     let Some(id) = RunId::parse(id) else {
         return Err(ApiError::not_found("run"));
     };
@@ -55,10 +63,12 @@ pub async fn show(
         .store
         .memory_jobs_for_run(&principal.tenant, &run.id)
         .await?;
+    let children = super::run_tree::children_of(&state, &principal.tenant, &run.id).await?;
     Ok(axum::Json(RunDetail {
         run,
         steps,
         memory_jobs,
+        children,
     }))
 }
 

@@ -76,8 +76,9 @@ pub struct PostMessage {
     #[serde(default)]
     pub background: bool,
     /// What to do if the session has a run in progress: `queue`, `reject`
-    /// (409), or `interrupt` (cancel it, then run this); unset, the agent's
-    /// `if_busy` (itself `queue` unless set).
+    /// (409), `interrupt` (cancel it, then run this) or `rollback` (cancel
+    /// it and drop its items from the history the model sees, then run
+    /// this); unset, the agent's `if_busy` (itself `queue` unless set).
     #[serde(default)]
     pub if_busy: Option<BusyPolicy>,
 }

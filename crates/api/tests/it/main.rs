@@ -10,6 +10,7 @@ mod approvals;
 mod auth_and_errors;
 mod budgets;
 mod cancel;
+mod delegation;
 mod entry_points;
 mod failures;
 mod isolation;

@@ -203,6 +203,7 @@ async fn filesystem_server_reads_files_and_the_allow_list_holds() {
         agent_id: roster_core::AgentId::generate(),
         session_id: roster_core::SessionId::generate(),
         run_id: roster_core::RunId::generate(),
+        call_id: "call_1".into(),
     };
     let out = read
         .call(

@@ -179,6 +179,7 @@ fn ctx(tenant: &TenantId) -> ToolCallContext {
         agent_id: roster_core::AgentId::generate(),
         session_id: roster_core::SessionId::generate(),
         run_id: roster_core::RunId::generate(),
+        call_id: "call_1".into(),
     }
 }
 

@@ -69,6 +69,10 @@ struct ConfigFlags {
     /// Read the instructions from a file (`-` for stdin).
     #[arg(long, value_name = "PATH")]
     instructions_file: Option<PathBuf>,
+    /// What the agent does, in a sentence: agents that have it as a tool
+    /// (`--tool agent:NAME`) read it.
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
     /// A fallback route `provider/model`, tried in order (repeatable).
     #[arg(long = "fallback", value_name = "ROUTE")]
     fallbacks: Vec<String>,
@@ -84,9 +88,10 @@ struct ConfigFlags {
     #[arg(long, value_name = "CHOICE", value_parser = ["auto", "required"])]
     tool_choice: Option<String>,
     /// What a message to a busy session does unless it says: `queue` (wait
-    /// behind the run in progress), `reject` (refuse) or `interrupt` (cancel
-    /// it, then run the message).
-    #[arg(long, value_name = "POLICY", value_parser = ["queue", "reject", "interrupt"])]
+    /// behind the run in progress), `reject` (refuse), `interrupt` (cancel
+    /// it, then run the message) or `rollback` (cancel it and drop its items
+    /// from the history the model sees, then run the message).
+    #[arg(long, value_name = "POLICY", value_parser = ["queue", "reject", "interrupt", "rollback"])]
     if_busy: Option<String>,
     /// Token budget for the assembled context.
     #[arg(long, value_name = "N")]
@@ -224,6 +229,9 @@ async fn create_agent(conn: &Connection, args: CreateArgs) -> Result<()> {
     }
     if let Some(instructions) = instructions(&args.config)? {
         body.insert("instructions".into(), json!(instructions));
+    }
+    if let Some(description) = &args.config.description {
+        body.insert("description".into(), json!(description));
     }
     body.insert("fallbacks".into(), json!(args.config.fallbacks));
     body.insert("tools".into(), json!(args.config.tools));
@@ -393,6 +401,9 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
     if let Some(instructions) = instructions(&args.config)? {
         body.insert("instructions".into(), json!(instructions));
     }
+    if let Some(description) = &args.config.description {
+        body.insert("description".into(), json!(description));
+    }
     if args.no_fallbacks || !args.config.fallbacks.is_empty() {
         body.insert("fallbacks".into(), json!(args.config.fallbacks));
     }
@@ -439,7 +450,7 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
         body.insert("remove_memory_blocks".into(), json!(args.remove_blocks));
     }
     if body.is_empty() {
-        bail!("nothing to update: pass --model, --instructions, --instructions-file, --fallback, --no-fallbacks, --tool, --no-tools, --add-tool, --remove-tool, --max-steps, --context-tokens, --knowledge, --add-knowledge, --remove-knowledge, --memory, --add-block or --remove-block");
+        bail!("nothing to update: pass --model, --instructions, --instructions-file, --description, --fallback, --no-fallbacks, --tool, --no-tools, --add-tool, --remove-tool, --max-steps, --context-tokens, --knowledge, --add-knowledge, --remove-knowledge, --memory, --add-block or --remove-block");
     }
     let client = Client::new(conn)?;
     let value = client

@@ -36,6 +36,11 @@ pub struct ChatArgs {
     /// to a user makes its own user's sessions without it.
     #[arg(long, value_name = "ID", conflicts_with = "session")]
     user: Option<String>,
+    /// What each message does if the session has a run in progress (another
+    /// client's): `queue`, `reject`, `interrupt` or `rollback`; unset, the
+    /// agent's default.
+    #[arg(long, value_name = "POLICY", value_parser = ["queue", "reject", "interrupt", "rollback"])]
+    if_busy: Option<String>,
 }
 
 /// Tool calls and results are cut to this many characters.
@@ -120,6 +125,7 @@ pub async fn run(args: ChatArgs) -> Result<()> {
             client: &client,
             style,
             interactive,
+            if_busy: args.if_busy.as_deref(),
         };
         match turn.send(session.id.as_str(), text).await {
             Ok(true) => {}
@@ -168,6 +174,7 @@ struct Turn<'a> {
     client: &'a Client,
     style: Style,
     interactive: bool,
+    if_busy: Option<&'a str>,
 }
 
 /// How a run ended, from its `run_finished` event.
@@ -203,12 +210,16 @@ impl Turn<'_> {
     /// Posts one message and prints the run as it streams. `Ok(false)` when
     /// the run did not complete (its error is already printed).
     async fn send(&self, session: &str, text: &str) -> Result<bool> {
+        let mut body = json!({"content": text, "stream": true});
+        if let Some(policy) = self.if_busy {
+            body["if_busy"] = json!(policy);
+        }
         let response = self
             .client
             .stream(
                 Method::POST,
                 &["v1", "sessions", session, "messages"],
-                Some(&json!({"content": text, "stream": true})),
+                Some(&body),
                 None,
             )
             .await?;

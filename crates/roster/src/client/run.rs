@@ -1,4 +1,4 @@
-//! `roster run show|cancel|retry`.
+//! `roster run show|tree|cancel|retry`.
 
 use super::api_client::{decode, Client};
 use super::output::{hang, one_line, print_json, table, time};
@@ -26,7 +26,17 @@ enum RunCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Cancel a queued or running run (also while it waits for a provider).
+    /// Show a run and every run it started (agents it asked, tasks it
+    /// handed off), with statuses, actor chains and model usage.
+    Tree {
+        /// Run id.
+        id: String,
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a queued or running run (also while it waits for a provider),
+    /// and the runs it started.
     Cancel {
         /// Run id.
         id: String,
@@ -45,6 +55,43 @@ struct RunDetail {
     #[serde(flatten)]
     run: Run,
     steps: Vec<Step>,
+    #[serde(default)]
+    children: Vec<ChildRun>,
+}
+
+#[derive(Deserialize)]
+struct ChildRun {
+    id: String,
+    status: String,
+    agent: String,
+    mode: String,
+}
+
+#[derive(Deserialize)]
+struct RunTree {
+    root: RunNode,
+    runs: usize,
+    total: Usage,
+    truncated: bool,
+}
+
+#[derive(Deserialize)]
+struct RunNode {
+    id: String,
+    status: String,
+    agent: String,
+    mode: String,
+    actor: Option<String>,
+    usage: Usage,
+    children: Vec<RunNode>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    model_calls: i64,
+    tokens_in: i64,
+    tokens_out: i64,
+    cost_micros: i64,
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -57,6 +104,15 @@ pub async fn run(args: RunArgs) -> Result<()> {
             }
             let detail: RunDetail = decode(value)?;
             print!("{}", render(&detail));
+            Ok(())
+        }
+        RunCommand::Tree { id, json } => {
+            let value = client.get(&["v1", "runs", &id, "tree"], &[]).await?;
+            if json {
+                return print_json(&value);
+            }
+            let tree: RunTree = decode(value)?;
+            print!("{}", render_tree(&tree));
             Ok(())
         }
         RunCommand::Cancel { id } => {
@@ -85,6 +141,50 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
 }
 
+/// One line per run, indented under the run that started it, then the sums.
+fn render_tree(tree: &RunTree) -> String {
+    let mut out = String::new();
+    let mut stack = vec![(&tree.root, 0usize)];
+    while let Some((node, indent)) = stack.pop() {
+        out.push_str(&format!(
+            "{:indent$}{} {} [{}] {} — {}\n{:indent$}    by {}\n",
+            "",
+            node.id,
+            node.agent,
+            node.mode,
+            node.status,
+            usage(&node.usage),
+            "",
+            node.actor.as_deref().unwrap_or("unknown"),
+            indent = indent
+        ));
+        for child in node.children.iter().rev() {
+            stack.push((child, indent + 2));
+        }
+    }
+    out.push_str(&format!(
+        "\n{} run(s){}; total {}\n",
+        tree.runs,
+        if tree.truncated {
+            " (cut at 1,000)"
+        } else {
+            ""
+        },
+        usage(&tree.total)
+    ));
+    out
+}
+
+fn usage(u: &Usage) -> String {
+    format!(
+        "{} model call(s), {} tokens in, {} out, ${:.6}",
+        u.model_calls,
+        u.tokens_in,
+        u.tokens_out,
+        u.cost_micros as f64 / 1e6
+    )
+}
+
 fn render(detail: &RunDetail) -> String {
     const INDENT: usize = 10;
     let run = &detail.run;
@@ -96,6 +196,21 @@ fn render(detail: &RunDetail) -> String {
     line("session", run.session_id.as_str());
     line("status", run.status.as_str());
     line("version", &format!("agent version {}", run.agent_version));
+    if let Some(actor) = &run.actor {
+        line("actor", actor);
+    }
+    if let Some(parent) = &run.parent_run_id {
+        line("parent", parent.as_str());
+    }
+    for child in &detail.children {
+        line(
+            "child",
+            &format!(
+                "{} {} [{}] {}",
+                child.id, child.agent, child.mode, child.status
+            ),
+        );
+    }
     line("input", &run.input);
     if let Some(output) = &run.output {
         line("output", output);

@@ -74,7 +74,7 @@ impl RunState<'_> {
             // on every turn.
             self.services
                 .store
-                .list_items(self.tenant, &self.session.id, through, BACKLOG_ITEMS)
+                .history_after(self.tenant, &self.session.id, through, BACKLOG_ITEMS)
                 .await?
         } else {
             // Keep the newest half of the budget; fold what is older.

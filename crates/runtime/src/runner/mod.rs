@@ -111,7 +111,7 @@ pub(crate) async fn execute(
         });
         let cancelled = cancel.is_cancelled();
         match store.commit(tenant, start).await {
-            Ok(committed) => services.publish(&run.id, &committed.events),
+            Ok(committed) => services.publish(tenant, &run.id, &committed),
             // Cancelled while queued.
             Err(StoreError::Conflict(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -199,7 +199,7 @@ impl RunState<'_> {
         // turn under `roster bench`.
         let committed = self.services.store.commit(self.tenant, write).await?;
         self.window.append(&committed.items, window_limit());
-        self.services.publish(&self.run.id, &committed.events);
+        self.services.publish(self.tenant, &self.run.id, &committed);
         Ok(())
     }
 
@@ -642,6 +642,6 @@ async fn finish_without_agent(
         )),
     });
     let committed = services.store.commit(tenant, write).await?;
-    services.publish(&run.id, &committed.events);
+    services.publish(tenant, &run.id, &committed);
     Ok(())
 }

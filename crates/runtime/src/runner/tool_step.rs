@@ -94,7 +94,7 @@ impl RunState<'_> {
             .collect();
         write.approvals = pauses.into_iter().map(|(_, a)| a).collect();
         let committed = self.services.store.commit(self.tenant, write).await?;
-        self.services.publish(&self.run.id, &committed.events);
+        self.services.publish(self.tenant, &self.run.id, &committed);
         self.awaiting = true;
         Ok(())
     }
@@ -158,9 +158,9 @@ impl RunState<'_> {
                             input: json!({ "call": call, "actors": self.actor_chain(&call.name) }),
                         });
                         let committed = self.services.store.commit(self.tenant, started).await?;
-                        self.services.publish(&self.run.id, &committed.events);
+                        self.services.publish(self.tenant, &self.run.id, &committed);
                     }
-                    let ctx = self.call_context();
+                    let ctx = self.call_context(call);
                     let output = tokio::select! {
                         out = tokio::time::timeout(external.timeout(), external.call(&ctx, arguments)) => Some(out),
                         () = self.cancel.cancelled() => None,
@@ -378,12 +378,13 @@ impl RunState<'_> {
         })
     }
 
-    fn call_context(&self) -> ToolCallContext {
+    fn call_context(&self, call: &ToolCall) -> ToolCallContext {
         ToolCallContext {
             tenant: self.tenant.clone(),
             agent_id: self.agent.id.clone(),
             session_id: self.session.id.clone(),
             run_id: self.run.id.clone(),
+            call_id: call.id.clone(),
         }
     }
 
@@ -435,7 +436,7 @@ impl RunState<'_> {
         write.memory_writes = memory_writes;
         let committed = self.services.store.commit(self.tenant, write).await?;
         self.window.append(&committed.items, super::window_limit());
-        self.services.publish(&self.run.id, &committed.events);
+        self.services.publish(self.tenant, &self.run.id, &committed);
         Ok(committed.memories.log_id)
     }
 

@@ -155,7 +155,9 @@ impl Pause for RunPause<'_, '_> {
         write.wait = Some(WaitWrite::Set(wait.clone()));
         write.events = vec![RunEvent::Waiting { wait }];
         match state.services.store.commit(state.tenant, write).await {
-            Ok(committed) => state.services.publish(&state.run.id, &committed.events),
+            Ok(committed) => state
+                .services
+                .publish(state.tenant, &state.run.id, &committed),
             Err(error) => {
                 self.failed = Some(error);
                 return false;

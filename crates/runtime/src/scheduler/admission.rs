@@ -94,7 +94,7 @@ impl Runtime {
         match store.commit(tenant, write).await {
             Ok(committed) => {
                 self.inner.services.bus.open(&run.id);
-                self.inner.services.publish(&run.id, &committed.events);
+                self.inner.services.publish(tenant, &run.id, &committed);
             }
             Err(StoreError::Conflict(_)) => {
                 // Retried (or otherwise changed) meanwhile.

@@ -40,6 +40,8 @@ pub struct RuntimeOptions {
     /// Long-term memory; without it the memory record tools answer that
     /// long-term memory is not available, and nothing is recalled.
     pub memory: Option<Arc<MemoryService>>,
+    /// How deep and wide agents may delegate to agents.
+    pub delegation: roster_core::delegation::DelegationLimits,
 }
 
 /// An input for a session.
@@ -50,6 +52,8 @@ pub struct Submission {
     pub if_busy: BusyPolicy,
     /// Who submits it (`key:key_…`); recorded on the run.
     pub actor: Option<String>,
+    /// The run that started it, for a delegated run.
+    pub parent: Option<roster_store::RunParent>,
 }
 
 /// Largest accepted input, in bytes.
@@ -83,24 +87,32 @@ pub(crate) struct Scheduler {
 
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Self {
+        let mut tools = options.tools;
         Self {
-            inner: Arc::new(Scheduler {
-                services: Services {
-                    governance: crate::governance::Governance::new(options.store.clone()),
-                    store: options.store,
-                    memory: options.memory,
-                    router: options.router,
-                    tools: options.tools,
-                    bus: Bus::default(),
-                    block_locks: crate::caches::BlockLocks::default(),
-                    immutable: crate::caches::Immutable::default(),
-                },
-                workers: Mutex::new(HashMap::new()),
-                cancels: Mutex::new(HashMap::new()),
-                halt: CancellationToken::new(),
-                tasks: TaskTracker::new(),
-                extracting: std::sync::atomic::AtomicBool::new(false),
-                extraction_wakeups: std::sync::atomic::AtomicU64::new(0),
+            inner: Arc::new_cyclic(|scheduler| {
+                tools.add_provider(Arc::new(crate::tools::agents::AgentTools::new(
+                    scheduler.clone(),
+                )));
+                Scheduler {
+                    services: Services {
+                        scheduler: scheduler.clone(),
+                        delegation: options.delegation,
+                        governance: crate::governance::Governance::new(options.store.clone()),
+                        store: options.store,
+                        memory: options.memory,
+                        router: options.router,
+                        tools,
+                        bus: Bus::default(),
+                        block_locks: crate::caches::BlockLocks::default(),
+                        immutable: crate::caches::Immutable::default(),
+                    },
+                    workers: Mutex::new(HashMap::new()),
+                    cancels: Mutex::new(HashMap::new()),
+                    halt: CancellationToken::new(),
+                    tasks: TaskTracker::new(),
+                    extracting: std::sync::atomic::AtomicBool::new(false),
+                    extraction_wakeups: std::sync::atomic::AtomicU64::new(0),
+                }
             }),
         }
     }
@@ -146,7 +158,7 @@ impl Runtime {
         self.inner
             .check_input(tenant, session, &submission.input)
             .await?;
-        let interrupt = submission.if_busy == BusyPolicy::Interrupt;
+        let stops_earlier = submission.if_busy.stops_earlier_runs();
         let created = self
             .inner
             .services
@@ -159,40 +171,47 @@ impl Runtime {
                     idempotency_key: submission.idempotency_key,
                     if_busy: submission.if_busy,
                     actor: submission.actor,
+                    parent: submission.parent,
                 },
             )
             .await?;
         if let CreatedRun::Created(run) = &created {
             self.inner.services.bus.open(&run.id);
-            if interrupt {
-                self.interrupt_before(tenant, session, run).await?;
+            if stops_earlier {
+                self.stop_interrupted(tenant, session, &run.id).await?;
             }
             self.inner.kick(tenant, session);
         }
         Ok(created)
     }
 
-    /// `if_busy: interrupt`: cancels the session's unfinished runs queued
-    /// before `run`. Done after `run` is stored, so a retried request (same
-    /// idempotency key, `Existing`) never cancels the run it refers to, and
-    /// `run` waits behind the cancelled ones only until they have closed
-    /// their tool calls.
-    async fn interrupt_before(
+    /// `if_busy: interrupt` or `rollback`: cancels the session's unfinished
+    /// runs that the store marked, in the transaction that stored `by`, as
+    /// interrupted by it. A retried request (same idempotency key, an
+    /// `Existing` run) marks nothing, so it cancels nothing; `by` waits
+    /// behind the cancelled runs only until they have closed their tool
+    /// calls.
+    async fn stop_interrupted(
         &self,
         tenant: &TenantId,
         session: &SessionId,
-        run: &Run,
+        by: &RunId,
     ) -> Result<(), RuntimeError> {
-        let earlier: Vec<Run> = self
+        let interrupted: Vec<Run> = self
             .inner
             .services
             .store
             .list_runs(tenant, session)
             .await?
             .into_iter()
-            .filter(|r| r.id != run.id && !r.status.is_finished() && r.created_at <= run.created_at)
+            .filter(|r| r.interrupted_by.as_ref() == Some(by) && !r.status.is_finished())
             .collect();
-        for older in earlier {
+        // Queued ones are marked cancelled before any is waited for, so the
+        // worker that takes one while an earlier one closes never starts it.
+        for older in interrupted.iter().filter(|r| r.status == RunStatus::Queued) {
+            self.inner.cancel_early(&older.id);
+        }
+        for older in interrupted {
             match self.cancel(tenant, &older.id).await {
                 // It finished on its own meanwhile: nothing to interrupt.
                 Ok(_) | Err(RuntimeError::AlreadyFinished(_)) => {}
@@ -275,7 +294,34 @@ impl Runtime {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(run_id);
         }
+        self.cancel_children(tenant, run_id).await;
         Ok(ended)
+    }
+
+    /// Cancels the unfinished runs `parent` started (agents it called or
+    /// handed tasks to), and theirs in turn.
+    async fn cancel_children(&self, tenant: &TenantId, parent: &RunId) {
+        let children = match self
+            .inner
+            .services
+            .store
+            .child_runs(tenant, std::slice::from_ref(parent))
+            .await
+        {
+            Ok(children) => children,
+            Err(e) => {
+                tracing::warn!(run = %parent, error = %e, "cannot list the runs a cancelled run started");
+                return;
+            }
+        };
+        for child in children.iter().filter(|c| !c.status.is_finished()) {
+            match Box::pin(self.cancel(tenant, &child.id)).await {
+                Ok(_) | Err(RuntimeError::AlreadyFinished(_)) => {}
+                Err(e) => {
+                    tracing::warn!(run = %child.id, error = %e, "cannot cancel a run its cancelled parent started");
+                }
+            }
+        }
     }
 
     /// Journals `cancelled` for a run that never started.
@@ -288,7 +334,7 @@ impl Runtime {
         });
         match self.inner.services.store.commit(tenant, write).await {
             Ok(committed) => {
-                self.inner.services.publish(&run.id, &committed.events);
+                self.inner.services.publish(tenant, &run.id, &committed);
                 self.inner.services.bus.close(&run.id);
                 Ok(())
             }
@@ -403,6 +449,19 @@ impl Runtime {
     pub async fn recover(&self) -> Result<usize, RuntimeError> {
         self.inner.check_running()?;
         let runs = self.inner.services.store.unfinished_runs().await?;
+        // A crash came between storing an interrupting input and stopping
+        // the runs it interrupts: they are cancelled before any worker takes
+        // them (a queued one ends unstarted, a running one closes its calls).
+        for (tenant, run) in runs.iter().filter(|(_, r)| r.interrupted_by.is_some()) {
+            self.inner.cancel_early(&run.id);
+            if run.status == RunStatus::AwaitingApproval {
+                self.inner
+                    .services
+                    .store
+                    .cancel_approvals(tenant, &run.id)
+                    .await?;
+            }
+        }
         for (tenant, run) in &runs {
             self.inner.services.bus.open(&run.id);
             self.inner.kick(tenant, &run.session_id);
@@ -438,6 +497,18 @@ impl Runtime {
 }
 
 impl Scheduler {
+    /// Cancels `run`'s token, making one if no worker holds it yet: a worker
+    /// that takes the run from now on finds it cancelled (a queued run ends
+    /// unstarted), one executing it stops.
+    fn cancel_early(&self, run: &RunId) {
+        self.cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(run.clone())
+            .or_default()
+            .cancel();
+    }
+
     pub(super) fn check_running(&self) -> Result<(), RuntimeError> {
         if self.halt.is_cancelled() {
             Err(RuntimeError::ShuttingDown)

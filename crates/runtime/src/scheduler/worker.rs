@@ -20,7 +20,7 @@ const LOUD_AFTER: u32 = 5;
 impl Scheduler {
     /// Makes sure a worker serves the session: starts one, or tells the live
     /// one to look at the queue again before it exits.
-    pub(super) fn kick(self: &Arc<Self>, tenant: &TenantId, session: &SessionId) {
+    pub(crate) fn kick(self: &Arc<Self>, tenant: &TenantId, session: &SessionId) {
         let key = (tenant.clone(), session.clone());
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(wakeups) = workers.get_mut(&key) {

@@ -10,6 +10,7 @@
 //! only on the store, so their effect commits in the same transaction as
 //! their result: they run exactly once by construction.
 
+pub mod agents;
 pub mod memory;
 pub mod recall;
 

@@ -18,6 +18,8 @@ on_both_backends!(
     cancel_racing_the_start_of_a_run,
     an_interrupting_message_cancels_the_runs_ahead_then_runs,
     a_retried_interrupting_message_cancels_nothing,
+    a_rollback_drops_the_interrupted_runs_from_the_history,
+    an_interrupt_stored_before_a_crash_is_carried_out_on_recovery,
 );
 
 fn interrupting(text: &str, key: Option<&str>) -> roster_runtime::Submission {
@@ -26,6 +28,136 @@ fn interrupting(text: &str, key: Option<&str>) -> roster_runtime::Submission {
         if_busy: roster_store::BusyPolicy::Interrupt,
         ..input(text)
     }
+}
+
+/// Every user and assistant text the model was sent in request `i`.
+fn texts_sent(model: &ScriptedModel, i: usize) -> Vec<String> {
+    use roster_models::ChatMessage;
+    model
+        .request(i)
+        .messages
+        .iter()
+        .map(|m| match m {
+            ChatMessage::User { text } | ChatMessage::Assistant { text, .. } => text.clone(),
+            ChatMessage::ToolResult { output, .. } => output.clone(),
+        })
+        .collect()
+}
+
+async fn a_rollback_drops_the_interrupted_runs_from_the_history(db: Db) {
+    let model = ScriptedModel::new(vec![
+        text("first answer"),
+        calls(vec![call("c1", "slow", "{}")]),
+        text("the new answer"),
+        text("third answer"),
+    ]);
+    let slow = ProbeTool::blocking("slow", false);
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&["slow"])).await;
+    let rt = runtime(store.clone(), model.clone(), vec![slow.clone()]);
+    let kept = submit(&rt, &fx, "remember the kept question").await;
+    finished(&rt, &fx, &kept.id, RunStatus::Completed).await;
+    let running = submit(&rt, &fx, "the mistaken request").await;
+    let queued = submit(&rt, &fx, "a queued follow-up").await;
+    wait_until("the slow tool runs", || slow.executions() == 1).await;
+
+    let created = rt
+        .submit(
+            &fx.tenant,
+            &fx.session,
+            roster_runtime::Submission {
+                if_busy: roster_store::BusyPolicy::Rollback,
+                ..input("do this instead")
+            },
+        )
+        .await
+        .expect("submit");
+    let roster_store::CreatedRun::Created(new) = created else {
+        panic!("a new run");
+    };
+    let stopped = finished(&rt, &fx, &running.id, RunStatus::Cancelled).await;
+    assert!(stopped.rolled_back, "{stopped:?}");
+    assert_eq!(stopped.interrupted_by.as_ref(), Some(&new.id));
+    let never = finished(&rt, &fx, &queued.id, RunStatus::Cancelled).await;
+    assert!(never.rolled_back);
+    finished(&rt, &fx, &new.id, RunStatus::Completed).await;
+
+    // The new input is answered as if the rolled-back runs were never sent:
+    // the earlier completed turn stays, theirs is gone, calls and all.
+    let sent = texts_sent(&model, 2);
+    assert!(
+        sent.iter().any(|t| t == "remember the kept question"),
+        "{sent:?}"
+    );
+    assert!(sent.iter().any(|t| t == "first answer"), "{sent:?}");
+    assert!(!sent.iter().any(|t| t.contains("mistaken")), "{sent:?}");
+    assert!(request_results(&model.request(2)).is_empty());
+    assert_valid_request(&model.request(2).messages);
+    assert_eq!(sent.last().map(String::as_str), Some("do this instead"));
+    // And it stays gone for the turns after it.
+    let later = submit(&rt, &fx, "and then?").await;
+    finished(&rt, &fx, &later.id, RunStatus::Completed).await;
+    let sent = texts_sent(&model, 3);
+    assert!(!sent.iter().any(|t| t.contains("mistaken")), "{sent:?}");
+    assert!(sent.iter().any(|t| t == "the new answer"), "{sent:?}");
+    // The session's record keeps everything, closed.
+    let items = contents(&store, &fx).await;
+    assert_history_closed(&items);
+    assert!(items.iter().any(|i| matches!(i,
+        roster_core::item::ItemContent::UserMessage { text } if text == "the mistaken request")));
+    // A non-rolled-back interrupt is not marked.
+    assert!(
+        !store
+            .get_run(&fx.tenant, &kept.id)
+            .await
+            .expect("get")
+            .expect("run")
+            .rolled_back
+    );
+}
+
+async fn an_interrupt_stored_before_a_crash_is_carried_out_on_recovery(db: Db) {
+    let model = ScriptedModel::new(vec![text("fresh answer")]);
+    let slow = ProbeTool::new("slow", false);
+    let quick = ProbeTool::new("quick", false);
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&["slow", "quick"])).await;
+    let interrupted = common::journal::mid_tool(&store, &fx).await;
+    // The interrupting input was stored, then the process died before it
+    // cancelled anything.
+    let created = store
+        .create_run(
+            &fx.tenant,
+            roster_store::NewRun {
+                parent: Default::default(),
+                session_id: fx.session.clone(),
+                input: "stop that".into(),
+                idempotency_key: None,
+                if_busy: roster_store::BusyPolicy::Interrupt,
+                actor: None,
+            },
+        )
+        .await
+        .expect("create");
+    let roster_store::CreatedRun::Created(new) = created else {
+        panic!("a new run");
+    };
+    let rt = runtime(
+        store.clone(),
+        model.clone(),
+        vec![slow.clone(), quick.clone()],
+    );
+    rt.recover().await.expect("recover");
+    let stopped = finished(&rt, &fx, &interrupted, RunStatus::Cancelled).await;
+    assert_eq!(stopped.interrupted_by.as_ref(), Some(&new.id));
+    assert!(!stopped.rolled_back);
+    let done = finished(&rt, &fx, &new.id, RunStatus::Completed).await;
+    assert_eq!(done.output.as_deref(), Some("fresh answer"));
+    // The interrupted run resumed nothing: no tool ran, no model call of its own.
+    assert_eq!((slow.executions(), quick.executions()), (0, 0));
+    assert_eq!(model.request_count(), 1);
+    assert_history_closed(&contents(&store, &fx).await);
+    assert_valid_request(&model.request(0).messages);
 }
 
 async fn an_interrupting_message_cancels_the_runs_ahead_then_runs(db: Db) {

@@ -7,6 +7,7 @@ mod common;
 mod cancel;
 mod context_summary;
 mod context_window;
+mod delegation;
 mod events;
 mod extraction;
 mod failures;

@@ -753,6 +753,7 @@ async fn one_sql_query_tool_serves_all_of_an_agents_sources() {
         agent_id: roster_core::AgentId::generate(),
         session_id: roster_core::SessionId::generate(),
         run_id: roster_core::RunId::generate(),
+        call_id: "call_1".into(),
     };
     let out = tool
         .call(

@@ -52,6 +52,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_user_privacy",
         include_str!("../../migrations/sqlite/0012_user_privacy.sql"),
     ),
+    (
+        "0013_busy_sessions",
+        include_str!("../../migrations/sqlite/0013_busy_sessions.sql"),
+    ),
+    (
+        "0014_delegation",
+        include_str!("../../migrations/sqlite/0014_delegation.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -486,6 +486,7 @@ async fn agent_session(
 
 fn new_run(session: &roster_store::Session, actor: Option<&str>) -> NewRun {
     NewRun {
+        parent: Default::default(),
         session_id: session.id.clone(),
         input: "hi".into(),
         idempotency_key: None,
@@ -498,6 +499,7 @@ fn new_agent() -> NewAgent {
     NewAgent {
         name: "helper".into(),
         config: AgentConfig {
+            description: Default::default(),
             if_busy: Default::default(),
             tool_choice: Default::default(),
             instructions: String::new(),

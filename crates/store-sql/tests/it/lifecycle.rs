@@ -29,6 +29,7 @@ fn audit(action: &str, resource: &str) -> NewAuditEvent {
 
 fn config(model: &str) -> AgentConfig {
     AgentConfig {
+        description: Default::default(),
         if_busy: Default::default(),
         tool_choice: Default::default(),
         instructions: String::new(),
@@ -47,6 +48,7 @@ fn config(model: &str) -> AgentConfig {
 
 fn new_run(session: &roster_store::Session) -> NewRun {
     NewRun {
+        parent: Default::default(),
         session_id: session.id.clone(),
         input: "hello".into(),
         idempotency_key: None,

@@ -40,6 +40,7 @@ fn new_agent(name: &str) -> NewAgent {
     NewAgent {
         name: name.into(),
         config: AgentConfig {
+            description: Default::default(),
             if_busy: Default::default(),
             tool_choice: Default::default(),
             instructions: "Be helpful.".into(),
@@ -69,6 +70,7 @@ async fn agent(store: &DynStore, tenant: &TenantId) -> AgentId {
 
 fn new_run(session: &SessionId, key: Option<&str>, if_busy: BusyPolicy) -> NewRun {
     NewRun {
+        parent: Default::default(),
         session_id: session.clone(),
         input: "go".into(),
         idempotency_key: key.map(str::to_owned),

@@ -52,6 +52,7 @@ async fn tool_edit(
         .create_run(
             tenant,
             NewRun {
+                parent: Default::default(),
                 session_id: session.clone(),
                 input: "hi".into(),
                 idempotency_key: None,

@@ -21,6 +21,7 @@ fn agent() -> NewAgent {
     NewAgent {
         name: "helper".into(),
         config: AgentConfig {
+            description: Default::default(),
             if_busy: Default::default(),
             tool_choice: Default::default(),
             instructions: "Be helpful.".into(),
@@ -44,6 +45,7 @@ async fn submit(store: &DynStore, t: &TenantId, session: &SessionId, input: &str
         .create_run(
             t,
             NewRun {
+                parent: Default::default(),
                 session_id: session.clone(),
                 input: input.into(),
                 idempotency_key: None,

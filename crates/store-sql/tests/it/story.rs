@@ -17,6 +17,7 @@ use serde_json::json;
 
 fn config(model: &str) -> AgentConfig {
     AgentConfig {
+        description: Default::default(),
         if_busy: Default::default(),
         tool_choice: Default::default(),
         instructions: "Be helpful.".into(),
@@ -195,6 +196,7 @@ async fn story(store: DynStore) {
 
     // Runs: queued, idempotent by key, rejectable when busy.
     let new_run = |input: &str, key: Option<&str>, if_busy| NewRun {
+        parent: Default::default(),
         session_id: session.id.clone(),
         input: input.into(),
         idempotency_key: key.map(str::to_owned),
@@ -617,6 +619,7 @@ async fn concurrent_sessions(store: DynStore) {
                 .create_run(
                     &t,
                     NewRun {
+                        parent: Default::default(),
                         session_id: session.id.clone(),
                         input: "go".into(),
                         idempotency_key: None,

@@ -178,6 +178,7 @@ impl TestApp {
         .unwrap();
         memory.start();
         let runtime = Runtime::new(RuntimeOptions {
+            delegation: Default::default(),
             store: store.clone(),
             router: Arc::new(router),
             tools,

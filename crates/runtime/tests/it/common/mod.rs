@@ -96,6 +96,7 @@ impl Db {
 
 pub fn config(tools: &[&str]) -> AgentConfig {
     AgentConfig {
+        description: Default::default(),
         if_busy: Default::default(),
         tool_choice: Default::default(),
         instructions: "Be helpful.".into(),
@@ -174,6 +175,23 @@ pub fn runtime(
     runtime_with_retry(store, model, tools, no_retries())
 }
 
+/// Like [`runtime`], with these delegation limits and no other tools.
+pub fn runtime_with_limits(
+    store: DynStore,
+    model: Arc<dyn ModelProvider>,
+    delegation: roster_core::delegation::DelegationLimits,
+) -> Runtime {
+    let mut registry = ProviderRegistry::new();
+    registry.insert(model);
+    Runtime::new(RuntimeOptions {
+        delegation,
+        store,
+        router: Arc::new(Router::new(Arc::new(registry), no_retries())),
+        tools: ToolRegistry::with_builtins(),
+        memory: None,
+    })
+}
+
 /// No retries and no patience: a failed model call fails its run at once.
 pub fn no_retries() -> RetryPolicy {
     RetryPolicy {
@@ -197,6 +215,7 @@ pub fn runtime_with_retry(
         tool_registry.register(tool);
     }
     Runtime::new(RuntimeOptions {
+        delegation: Default::default(),
         store,
         router: Arc::new(Router::new(Arc::new(registry), retry)),
         tools: tool_registry,
@@ -223,6 +242,7 @@ pub async fn runtime_with_memory(
     registry.insert(model);
     let retry = no_retries();
     let runtime = Runtime::new(RuntimeOptions {
+        delegation: Default::default(),
         store,
         router: Arc::new(Router::new(Arc::new(registry), retry)),
         tools: ToolRegistry::with_builtins(),
@@ -233,6 +253,7 @@ pub async fn runtime_with_memory(
 
 pub fn input(text: &str) -> Submission {
     Submission {
+        parent: Default::default(),
         input: text.into(),
         idempotency_key: None,
         if_busy: BusyPolicy::Queue,
