@@ -3,7 +3,10 @@
 //! agent; `user` blocks keep one copy per user (e.g. `human`), `session`
 //! blocks one per session, each copy starting from the agent's value (its
 //! template) and versioned on its own. A session pins the copies of its own
-//! user and of itself, never another's.
+//! user and of itself, never another's. `shared` blocks belong to the
+//! tenant (a team's `project` block): created once, attached by label to
+//! each agent that lists it, one value every session of every such agent
+//! pins and edits.
 
 use crate::memory::MemoryBlock;
 use crate::record::validate_user_id;
@@ -23,7 +26,14 @@ pub enum BlockScope {
     User,
     /// One copy per session.
     Session,
+    /// The tenant's block of this label, one value for every agent that
+    /// attaches it.
+    Shared,
 }
+
+/// The `agent_id` under which the tenant's shared blocks are stored (no
+/// agent id looks like it: those are `agt_…`).
+pub const SHARED_BLOCKS: &str = "shared";
 
 impl BlockScope {
     pub fn as_str(self) -> &'static str {
@@ -31,6 +41,7 @@ impl BlockScope {
             BlockScope::Agent => "agent",
             BlockScope::User => "user",
             BlockScope::Session => "session",
+            BlockScope::Shared => "shared",
         }
     }
 
@@ -39,9 +50,10 @@ impl BlockScope {
             "agent" => Ok(BlockScope::Agent),
             "user" => Ok(BlockScope::User),
             "session" => Ok(BlockScope::Session),
+            "shared" => Ok(BlockScope::Shared),
             other => Err(ValidationError::new(
                 "scope",
-                format!("unknown block scope `{other}`: use agent, user or session"),
+                format!("unknown block scope `{other}`: use agent, user, session or shared"),
             )),
         }
     }
@@ -65,6 +77,8 @@ pub enum BlockOwner {
     Agent,
     User(String),
     Session(SessionId),
+    /// The tenant's shared block (stored under [`SHARED_BLOCKS`]).
+    Shared,
 }
 
 impl BlockOwner {
@@ -72,6 +86,7 @@ impl BlockOwner {
     pub fn for_session(scope: BlockScope, user: Option<&str>, session: &SessionId) -> Self {
         match (scope, user) {
             (BlockScope::Agent, _) => BlockOwner::Agent,
+            (BlockScope::Shared, _) => BlockOwner::Shared,
             (BlockScope::User, Some(user)) => BlockOwner::User(user.to_owned()),
             (BlockScope::User | BlockScope::Session, _) => BlockOwner::Session(session.clone()),
         }
@@ -86,6 +101,9 @@ impl BlockOwner {
         };
         if raw == "agent" {
             return Ok(BlockOwner::Agent);
+        }
+        if raw == "shared" {
+            return Ok(BlockOwner::Shared);
         }
         match raw.split_once(':') {
             Some(("user", user)) => {
@@ -108,6 +126,7 @@ impl fmt::Display for BlockOwner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BlockOwner::Agent => f.write_str("agent"),
+            BlockOwner::Shared => f.write_str("shared"),
             BlockOwner::User(user) => write!(f, "user:{user}"),
             BlockOwner::Session(session) => write!(f, "session:{session}"),
         }
@@ -137,6 +156,10 @@ pub fn effective_block(
     let own = rows.iter().find(|b| b.label == label && b.owner == *owner);
     if let Some(own) = own {
         return Some(own.clone());
+    }
+    if *owner == BlockOwner::Shared {
+        // A shared block has no template: it exists or it does not.
+        return None;
     }
     rows.iter()
         .find(|b| b.label == label && b.owner.is_agent())
@@ -193,6 +216,7 @@ mod tests {
     fn owners_round_trip_and_refuse_junk() {
         let session = SessionId::generate();
         for owner in [
+            BlockOwner::Shared,
             BlockOwner::Agent,
             BlockOwner::User("ada@example.com".into()),
             BlockOwner::Session(session),

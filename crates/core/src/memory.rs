@@ -20,7 +20,10 @@ pub struct MemoryBlockSpec {
     #[schema(minimum = 1, maximum = 100000)]
     pub limit: Option<u32>,
     /// Whose copy a session pins: `agent` (default; shared by all users),
-    /// `user` (one copy per user, starting from `value`) or `session`.
+    /// `user` (one copy per user, starting from `value`), `session`, or
+    /// `shared` (the tenant's block of this label, one value for every
+    /// agent that attaches it; `value` and `limit` make it when the first
+    /// agent attaches it and are not used after).
     #[serde(default)]
     pub scope: BlockScope,
 }

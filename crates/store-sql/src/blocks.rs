@@ -15,20 +15,38 @@ use roster_store::{BlockChange, BlockWrite, NewAuditEvent, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// The rows of `owners`, by label and owner.
+/// The `agent_id` a row of `owner` is stored under: the agent's, or for
+/// the tenant's shared blocks the tenant's id (unique per tenant, and no
+/// agent id looks like it), so every agent that attaches one reads and
+/// writes the same row.
+fn row_agent<'a>(tenant: &'a TenantId, agent: &'a AgentId, owner: &BlockOwner) -> &'a str {
+    if *owner == BlockOwner::Shared {
+        tenant.as_str()
+    } else {
+        agent.as_str()
+    }
+}
+
+/// The rows of `owners`, by label and owner (`shared`: the tenant's).
 pub(crate) async fn blocks_of(
     c: &mut Conn<'_>,
     tenant: &TenantId,
     agent: &AgentId,
     owners: &[BlockOwner],
 ) -> Result<Vec<MemoryBlock>> {
-    let owners: Vec<String> = owners.iter().map(ToString::to_string).collect();
+    let shared = owners.contains(&BlockOwner::Shared);
+    let owners: Vec<String> = owners
+        .iter()
+        .filter(|o| **o != BlockOwner::Shared)
+        .map(ToString::to_string)
+        .collect();
     Ok(c.all(
         crate::sql!(
             "SELECT {BLOCK_COLUMNS} FROM memory_blocks
-             WHERE tenant_id = $1 AND agent_id = $2 AND owner = ANY($3) ORDER BY label, owner"
+             WHERE tenant_id = $1 AND ((agent_id = $2 AND owner = ANY($3)) OR ($4 AND agent_id = $1 AND owner = 'shared'))
+             ORDER BY label, owner"
         ),
-        crate::args![tenant, agent, &owners],
+        crate::args![tenant, agent, &owners, shared],
         rows::block,
     )
     .await?)
@@ -41,13 +59,14 @@ pub(crate) async fn history(
     owner: &BlockOwner,
     label: &str,
 ) -> Result<Vec<MemoryBlockVersion>> {
+    let row_agent = row_agent(tenant, agent, owner);
     let owner = owner.to_string();
     Ok(c.all(
         crate::sql!(
             "SELECT {BLOCK_VERSION_COLUMNS} FROM memory_block_versions
              WHERE tenant_id = $1 AND agent_id = $2 AND owner = $3 AND label = $4 ORDER BY version"
         ),
-        crate::args![tenant, agent, &owner, label],
+        crate::args![tenant, row_agent, &owner, label],
         rows::block_version,
     )
     .await?)
@@ -62,15 +81,17 @@ pub(crate) async fn write_block(
     run: Option<&str>,
     now: i64,
 ) -> Result<()> {
+    let agent = row_agent(tenant, &block.agent_id, &block.owner);
     let owner = block.owner.to_string();
     let changed = if block.expected_version == 0 {
         c.exec(
             crate::sql!(
                 "INSERT INTO memory_blocks (agent_id, owner, label, tenant_id, value, char_limit, version, updated_at)
-                 SELECT $1, $2, $3, $4, $5, $6, 1, $7 WHERE EXISTS (SELECT 1 FROM agents WHERE id = $1 AND tenant_id = $4)
+                 SELECT $1, $2, $3, $4, $5, $6, 1, $7
+                 WHERE $2 = 'shared' OR EXISTS (SELECT 1 FROM agents WHERE id = $1 AND tenant_id = $4)
                  ON CONFLICT DO NOTHING"
             ),
-            crate::args![&block.agent_id, &owner, &block.label, tenant, &block.value, block.limit, now],
+            crate::args![agent, &owner, &block.label, tenant, &block.value, block.limit, now],
         )
         .await?
     } else {
@@ -81,7 +102,7 @@ pub(crate) async fn write_block(
             ),
             crate::args![
                 tenant,
-                &block.agent_id,
+                agent,
                 &owner,
                 &block.label,
                 &block.value,
@@ -101,7 +122,7 @@ pub(crate) async fn write_block(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ),
         crate::args![
-            &block.agent_id,
+            agent,
             &owner,
             &block.label,
             block.expected_version + 1,
@@ -128,6 +149,9 @@ pub(crate) async fn put_agent_block(
     principal: &str,
     now: i64,
 ) -> Result<()> {
+    if spec.scope == roster_core::blocks::BlockScope::Shared {
+        return attach_shared(c, tenant, spec, principal, now).await;
+    }
     let version: i64 = c
         .one(
             crate::sql!(
@@ -149,6 +173,39 @@ pub(crate) async fn put_agent_block(
         crate::args![agent, &spec.label, version, tenant, &spec.value, operation, principal, now],
     )
     .await?;
+    Ok(())
+}
+
+/// A `shared` block listed by an agent: the tenant's block of that label,
+/// made from this spec if it is the first agent to list it (a later
+/// agent's value and limit are not used: the block is already someone's
+/// memory).
+async fn attach_shared(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    spec: &MemoryBlockSpec,
+    principal: &str,
+    now: i64,
+) -> Result<()> {
+    let made = c
+        .exec(
+            crate::sql!(
+                "INSERT INTO memory_blocks (agent_id, owner, label, tenant_id, value, char_limit, version, updated_at)
+                 VALUES ($1, 'shared', $2, $1, $3, $4, 1, $5) ON CONFLICT DO NOTHING"
+            ),
+            crate::args![tenant, &spec.label, &spec.value, spec.limit(), now],
+        )
+        .await?;
+    if made == 1 {
+        c.exec(
+            crate::sql!(
+                "INSERT INTO memory_block_versions (agent_id, owner, label, version, tenant_id, value, operation, run_id, principal, created_at)
+                 VALUES ($1, 'shared', $2, 1, $1, $3, 'create', NULL, $4, $5)"
+            ),
+            crate::args![tenant, &spec.label, &spec.value, principal, now],
+        )
+        .await?;
+    }
     Ok(())
 }
 

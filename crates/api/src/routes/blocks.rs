@@ -114,11 +114,14 @@ impl Selection {
     /// to mean the agent's shared value.
     fn owner_of_one(&self, def: &BlockDef) -> Result<BlockOwner, ApiError> {
         let owner = self.owner(def);
-        if self.named && owner.is_agent() {
+        if self.named && (owner.is_agent() || owner == BlockOwner::Shared) {
             let has = match def.scope {
                 BlockScope::Agent => "one value shared by all users and sessions",
                 BlockScope::User => "one copy per user",
                 BlockScope::Session => "one copy per session: name the session",
+                BlockScope::Shared => {
+                    "one value, the tenant's, shared by every agent that attaches it"
+                }
             };
             return Err(ApiError::invalid(format!(
                 "block `{}` has {has} (scope {}); there is no copy of the one named",
@@ -132,6 +135,7 @@ impl Selection {
     /// The row of `def` this selection means.
     fn owner(&self, def: &BlockDef) -> BlockOwner {
         match (self.agent_only, def.scope, &self.session, &self.user) {
+            (_, BlockScope::Shared, _, _) => BlockOwner::Shared,
             (true, _, _, _) | (_, BlockScope::Agent, _, _) => BlockOwner::Agent,
             (_, scope, Some(session), _) => {
                 BlockOwner::for_session(scope, session.user.as_deref(), &session.id)
@@ -156,7 +160,7 @@ async fn select(
     };
     match owner.map(BlockOwner::parse).transpose()? {
         None => selection.user = principal.bound_user().map(str::to_owned),
-        Some(BlockOwner::Agent) => selection.agent_only = true,
+        Some(BlockOwner::Agent | BlockOwner::Shared) => selection.agent_only = true,
         Some(BlockOwner::User(user)) => {
             crate::identity::require_user(principal, &user)?;
             selection.user = Some(user);
@@ -218,7 +222,8 @@ pub async fn list(
     for def in &agent.config.memory_blocks {
         let copy = selection.owner(def);
         for row in found.iter().filter(|r| r.label == def.label) {
-            if row.owner.is_agent() || row.owner == copy {
+            let shared = def.scope == BlockScope::Shared;
+            if (row.owner.is_agent() && !shared) || row.owner == copy {
                 data.push(BlockView::of(row.clone(), def.scope));
             }
         }
@@ -289,7 +294,7 @@ pub async fn set(
     let selection = select(&state, &principal, &agent, params.owner.as_deref()).await?;
     let def = block_def(&agent, &label)?;
     let owner = selection.owner_of_one(def)?;
-    let needed = if owner.is_agent() {
+    let needed = if owner.is_agent() || owner == BlockOwner::Shared {
         "agents:write"
     } else {
         "memories:write"

@@ -130,8 +130,9 @@ struct CreateArgs {
     config: ConfigFlags,
     /// A memory block pinned to the context, `LABEL[:SCOPE]=VALUE`
     /// (repeatable). SCOPE: `agent` (default; one value for all users),
-    /// `user` (one copy per user, VALUE its template, e.g. `human:user=`)
-    /// or `session`.
+    /// `user` (one copy per user, VALUE its template, e.g. `human:user=`),
+    /// `session`, or `shared` (the tenant's block of that label, one value
+    /// for every agent that attaches it; VALUE is used only by the first).
     #[arg(long = "block", value_name = "LABEL[:SCOPE]=VALUE")]
     blocks: Vec<String>,
     /// A memory block's size limit in characters, `LABEL=N` (repeatable; a

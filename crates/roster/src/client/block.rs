@@ -121,8 +121,10 @@ pub(super) fn parse_block(raw: &str, flag: &str) -> Result<Map<String, Value>> {
         bail!("invalid {flag} `{raw}`: expected LABEL[:SCOPE]=VALUE");
     }
     if let Some(scope) = scope {
-        if !matches!(scope, "agent" | "user" | "session") {
-            bail!("invalid {flag} `{raw}`: the scope `{scope}` is not agent, user or session");
+        if !matches!(scope, "agent" | "user" | "session" | "shared") {
+            bail!(
+                "invalid {flag} `{raw}`: the scope `{scope}` is not agent, user, session or shared"
+            );
         }
     }
     let mut block = Map::new();

@@ -16,6 +16,8 @@ pub(crate) const MAX_INVALID_CALLS: u32 = 3;
 
 /// Tries of a memory edit that keeps losing its version check.
 const ATTEMPTS: usize = 8;
+/// Attempts of an edit of a shared block (see `memory_step`).
+const SHARED_ATTEMPTS: usize = 64;
 
 impl RunState<'_> {
     pub(super) async fn tool_steps(&mut self, calls: Vec<ToolCall>) -> Result<(), RuntimeError> {
@@ -451,13 +453,30 @@ impl RunState<'_> {
         edit: roster_core::memory::BlockEdit,
     ) -> Result<ToolOutcome, RuntimeError> {
         let owner = self.edited_owner(edit.label());
+        let shared = owner == roster_core::blocks::BlockOwner::Shared;
+        // A shared block is one row for every agent of the tenant: its edits
+        // in this process take one lock, whichever agent makes them, so they
+        // land one after the other, none refused as a conflict.
+        let lock_agent = if shared {
+            roster_core::AgentId::from_stored(self.tenant.to_string())
+        } else {
+            self.agent.id.clone()
+        };
         let _turn = self
             .services
             .block_locks
-            .of(self.tenant, &self.agent.id, edit.label(), &owner)
+            .of(self.tenant, &lock_agent, edit.label(), &owner)
             .lock()
             .await;
-        for _ in 0..ATTEMPTS {
+        // Across processes (several nodes) edits of one row meet as version
+        // conflicts: a shared block's are retried longer, backing off, so
+        // an append lands however many agents write at once.
+        let attempts = if shared { SHARED_ATTEMPTS } else { ATTEMPTS };
+        for attempt in 0..attempts {
+            if attempt > 0 && shared {
+                let backoff = 2u64 << attempt.min(6);
+                tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+            }
             let outcome = |output: String, is_error| ToolOutcome {
                 call_id: call.id.clone(),
                 name: call.name.clone(),
@@ -480,6 +499,17 @@ impl RunState<'_> {
             let value = match edit.apply(&block.value, block.limit) {
                 Ok(value) => value,
                 Err(message) => {
+                    // A replace whose `old` is gone (another edit changed
+                    // the block) gets the value as it is now, to retry on.
+                    let message = if matches!(edit, roster_core::memory::BlockEdit::Replace { .. })
+                    {
+                        format!(
+                            "{message}. The block now reads (version {}):\n{}",
+                            block.version, block.value
+                        )
+                    } else {
+                        message
+                    };
                     let result = outcome(message, true);
                     self.commit_tool_result(n, call, &result, None).await?;
                     return Ok(result);
@@ -501,7 +531,12 @@ impl RunState<'_> {
                 value,
                 limit: block.limit,
                 operation: edit.operation().to_owned(),
-                principal: format!("agent:{}", self.agent.id),
+                // A shared block's history says which agent, and for whom.
+                principal: if shared {
+                    self.actor_chain(&call.name)[..2].join(" > ")
+                } else {
+                    format!("agent:{}", self.agent.id)
+                },
             };
             match self.commit_tool_result(n, call, &result, Some(write)).await {
                 Ok(()) => return Ok(result),
