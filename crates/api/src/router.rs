@@ -5,7 +5,7 @@
 
 use crate::routes::{
     agents, approvals, audit, blocks, budgets, files, http_services, index, keys, knowledge,
-    ledger, mcp, memories, models, policies, run_tree, runs, sessions, sql, tenants,
+    ledger, mcp, memories, models, policies, run_tree, runs, schedules, sessions, sql, tenants,
 };
 use crate::{auth, codes::Code, openapi_rules, ApiError, AppState, MAX_BODY_BYTES, MAX_SPEC_BYTES};
 use axum::extract::DefaultBodyLimit;
@@ -43,6 +43,14 @@ fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::events))
         .routes(routes!(ledger::list))
         .routes(routes!(ledger::summary))
+        .routes(routes!(schedules::create, schedules::list))
+        .routes(routes!(
+            schedules::show,
+            schedules::update,
+            schedules::remove
+        ))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
         .routes(routes!(budgets::list))
         .routes(routes!(budgets::put_tenant, budgets::delete_tenant))
         .routes(routes!(budgets::put_agent, budgets::delete_agent))

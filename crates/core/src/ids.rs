@@ -64,6 +64,7 @@ typed_id!(KeyId, "key");
 typed_id!(MemoryId, "mem");
 typed_id!(SourceId, "src");
 typed_id!(DocumentId, "doc");
+typed_id!(ScheduleId, "sch");
 
 impl TenantId {
     /// The tenant the bootstrap admin key belongs to.

@@ -25,10 +25,13 @@ pub mod plain;
 pub mod record;
 pub mod route;
 pub mod run;
+pub mod schedule;
 pub mod tokens;
 
 pub use error::ValidationError;
-pub use ids::{AgentId, DocumentId, KeyId, MemoryId, RunId, SessionId, SourceId, TenantId};
+pub use ids::{
+    AgentId, DocumentId, KeyId, MemoryId, RunId, ScheduleId, SessionId, SourceId, TenantId,
+};
 
 /// The one timestamp type: UTC, stored with millisecond precision.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -43,6 +43,9 @@ pub struct FileConfig {
     /// How deep and wide agents may delegate to agents.
     #[serde(default)]
     pub delegation: DelegationSettings,
+    /// How schedules are fired.
+    #[serde(default)]
+    pub schedules: ScheduleSettings,
     /// Model prices for the ledger's costs and cost budgets, by
     /// `provider/model` or `provider/*`, in US dollars per million tokens.
     #[serde(default)]
@@ -56,6 +59,25 @@ pub struct FileConfig {
     /// The stdio MCP servers tenants may enable, and their limits.
     #[serde(default)]
     pub mcp: crate::walls::McpSettings,
+}
+
+/// `[schedules]`: due schedules are looked for every `tick_ms` (default
+/// 1000); a fire time more than `grace_secs` late (default 60) counts as
+/// missed and follows its schedule's catch-up policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSettings {
+    pub tick_ms: u64,
+    pub grace_secs: u64,
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        Self {
+            tick_ms: 1000,
+            grace_secs: 60,
+        }
+    }
 }
 
 /// `[delegation]`: agents that call agents. `max_depth` counts hops from the

@@ -42,8 +42,11 @@ enum Command {
     Chat(client::ChatArgs),
     /// Inspect sessions and their conversations.
     Session(client::SessionArgs),
-    /// Inspect and cancel runs.
+    /// Inspect and cancel runs, and read the tree of runs one started.
     Run(client::RunArgs),
+    /// Wake agents at set times: add (cron in a time zone, or --at), list,
+    /// show, pause, resume, remove.
+    Schedule(client::ScheduleArgs),
     /// Inspect and correct what agents remember long-term.
     Memory(client::MemoryArgs),
     /// Company documents for agents: add (file or directory), list, search, remove.
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
             Command::Chat(args) => client::chat(args).await,
             Command::Session(cmd) => client::session(cmd).await,
             Command::Run(cmd) => client::run(cmd).await,
+            Command::Schedule(cmd) => client::schedule(cmd).await,
             Command::Memory(cmd) => client::memory(cmd).await,
             Command::Knowledge(cmd) => client::knowledge(cmd).await,
             Command::Index(cmd) => client::index(cmd).await,

@@ -207,6 +207,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .recover()
         .await
         .context("cannot resume unfinished runs")?;
+    // After recovery: a firing's run queued before a crash is resumed, not
+    // fired again (its fire time is recorded).
+    runtime.start_schedules(
+        std::time::Duration::from_millis(file.schedules.tick_ms.max(10)),
+        std::time::Duration::from_secs(file.schedules.grace_secs),
+    );
     tracing::info!(
         %address, store = store.backend(), providers = ?providers, resumed,
         "roster is listening"

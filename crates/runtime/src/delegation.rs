@@ -133,7 +133,7 @@ impl Runtime {
             callee,
             &user,
             chain,
-            session,
+            serde_json::json!({ "session": session }),
         )
         .await
     }

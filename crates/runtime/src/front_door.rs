@@ -136,7 +136,7 @@ impl Runtime {
             agent,
             &user,
             &actor.label(),
-            &session.id,
+            json!({ "session": session.id }),
         )
         .await
     }
@@ -150,7 +150,7 @@ impl Runtime {
         agent: &Agent,
         user: &str,
         chain: &str,
-        session: &SessionId,
+        at: serde_json::Value,
     ) -> Result<(), RuntimeError> {
         let request = PolicyRequest {
             tenant: tenant.as_str(),
@@ -169,7 +169,7 @@ impl Runtime {
                 crate::governance::Subject {
                     actor: chain,
                     resource: &format!("agent:{}", agent.name),
-                    at: json!({ "session": session }),
+                    at,
                 },
             )
             .await?;

@@ -25,6 +25,7 @@ mod model_call;
 mod policy_changes;
 mod runner;
 mod scheduler;
+mod schedules;
 mod services;
 pub mod tools;
 
@@ -33,4 +34,4 @@ pub use context::MAX_CONTEXT_ITEMS;
 pub use error::RuntimeError;
 pub use front_door::RunRequest;
 pub use key_changes::{hash_key, user_not_allowed, IssuedKey, KeyRequest};
-pub use scheduler::{Runtime, RuntimeOptions, Submission};
+pub use scheduler::{Runtime, RuntimeOptions, Submission, MAX_INPUT_BYTES};

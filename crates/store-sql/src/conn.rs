@@ -295,7 +295,7 @@ macro_rules! id_args {
     };
 }
 
-id_args!(TenantId, AgentId, SessionId, RunId, KeyId, MemoryId, SourceId, DocumentId);
+id_args!(TenantId, AgentId, SessionId, RunId, KeyId, MemoryId, SourceId, DocumentId, ScheduleId);
 
 /// Millisecond timestamps, the store's one time format on both backends.
 impl<'a> From<chrono::DateTime<chrono::Utc>> for Arg<'a> {

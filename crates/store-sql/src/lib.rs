@@ -40,6 +40,7 @@ mod records;
 mod row;
 mod rows;
 mod runs;
+mod schedules;
 mod sessions;
 pub mod sqlite;
 mod store;

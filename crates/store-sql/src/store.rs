@@ -163,6 +163,9 @@ owned_as_is!(
     crate::NewKey,
     crate::NewRun,
     crate::RowKind,
+    roster_store::schedules::NewSchedule,
+    roster_store::schedules::FireRequest,
+    roster_core::schedule::Schedule,
 );
 
 crate::store_impl! {

@@ -18,6 +18,7 @@ mod jobs;
 mod knowledge;
 mod lifecycle;
 mod records;
+pub mod schedules;
 mod types;
 
 pub use approvals::*;
@@ -59,6 +60,7 @@ pub trait Store:
     + ApprovalStore
     + BudgetStore
     + LifecycleStore
+    + schedules::ScheduleStore
     + Send
     + Sync
     + 'static

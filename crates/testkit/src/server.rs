@@ -54,6 +54,9 @@ impl RecordedRequest {
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     queue: Mutex<VecDeque<Reply>>,
+    /// Answers a request the queue has no reply for (many concurrent
+    /// sessions whose replies depend on what each asked).
+    responder: Mutex<Option<ResponderFn>>,
     requests: Mutex<Vec<RecordedRequest>>,
     seq: AtomicU64,
     /// While set, every chat request is answered with this status.
@@ -71,6 +74,17 @@ pub struct FakeModelServer {
     pub(crate) shared: Arc<Shared>,
     pub(crate) addr: SocketAddr,
     pub(crate) listener: Arc<crate::outage::Listening>,
+}
+
+type Responder = Box<dyn Fn(&Value) -> Reply + Send + Sync>;
+
+/// The responder, shown by `Debug` as a name only.
+pub(crate) struct ResponderFn(Responder);
+
+impl std::fmt::Debug for ResponderFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponderFn")
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -119,6 +133,11 @@ impl FakeModelServer {
     /// protocol asks.
     pub fn push(&self, reply: Reply) {
         lock(&self.shared.queue).push_back(reply);
+    }
+
+    /// Answers requests the queue has no reply for with `f(request body)`.
+    pub fn respond_with(&self, f: impl Fn(&Value) -> Reply + Send + Sync + 'static) {
+        *lock(&self.shared.responder) = Some(ResponderFn(Box::new(f)));
     }
 
     pub fn push_all(&self, replies: impl IntoIterator<Item = Reply>) {
@@ -232,7 +251,9 @@ async fn handle(
             return finish(native_error(protocol, 400, &message), &request_id, false);
         }
     };
-    let Some(reply) = lock(&shared.queue).pop_front() else {
+    let queued = lock(&shared.queue).pop_front();
+    let reply = queued.or_else(|| lock(&shared.responder).as_ref().map(|f| (f.0)(&json)));
+    let Some(reply) = reply else {
         return finish(
             native_error(protocol, 500, NO_REPLY_LEFT),
             &request_id,

@@ -17,6 +17,7 @@ pub mod models;
 pub mod policies;
 pub mod run_tree;
 pub mod runs;
+pub mod schedules;
 pub mod sessions;
 pub mod sql;
 pub mod tenants;

@@ -178,6 +178,16 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         let put = b.send(put).await;
         assert!(put.status < 300, "{}", put.text);
     }
+    let schedule = b
+        .post(
+            "/v1/schedules",
+            json!({"agent": "zq-agent", "cron": "0 9 * * *", "input": "zq-scheduled-input"}),
+        )
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let agent_id = agent["id"].as_str().unwrap().to_owned();
     let key_id = key["id"].as_str().unwrap().to_owned();
     let none = |prefix: &str| format!("{prefix}_{}", "0".repeat(32));
@@ -190,6 +200,7 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         ("id", "memories", (memory.clone(), none("mem"))),
         ("id", "keys", (key_id.clone(), none("key"))),
         ("id", "approvals", (approval.clone(), none("apr"))),
+        ("id", "schedules", (schedule.clone(), none("sch"))),
         ("label", "*", pair("persona", "zq-nolabel")),
         ("owner", "*", pair("user:zq-user", "user:zq-nouser")),
         ("user", "*", pair("zq-user", "zq-nouser")),
@@ -228,6 +239,8 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         "zq-user".into(),
         "zq-reply".into(),
         "zq-input".into(),
+        "zq-scheduled-input".into(),
+        schedule,
         "zq-fact".into(),
         "zq-passage".into(),
         "zq-document".into(),

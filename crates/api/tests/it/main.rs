@@ -22,6 +22,7 @@ mod messages;
 mod openapi;
 mod outages;
 mod policies;
+mod schedules;
 mod shared_blocks;
 mod store_failure;
 mod streaming;

@@ -19,6 +19,7 @@ mod models;
 mod output;
 mod policy;
 mod run;
+mod schedule;
 mod session;
 mod source;
 
@@ -36,6 +37,7 @@ pub use memory::{index, run as memory, IndexArgs, MemoryArgs};
 pub use models::{models, ModelsArgs};
 pub use policy::{audit, policy, AuditArgs, PolicyArgs};
 pub use run::{run, RunArgs};
+pub use schedule::{schedule, ScheduleArgs};
 pub use session::{run as session, SessionArgs};
 pub use source::{run as source, SourceArgs};
 

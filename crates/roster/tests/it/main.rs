@@ -9,6 +9,7 @@ mod cli;
 mod e2e_chat;
 mod e2e_cli_lifecycle;
 mod e2e_crash;
+mod e2e_fleet;
 mod e2e_governance;
 mod e2e_http;
 mod e2e_knowledge;

@@ -17,6 +17,7 @@ mod queue;
 mod recall;
 mod recovery;
 mod recovery_batches;
+mod schedules;
 mod shared_blocks;
 mod store_errors;
 mod tool_calls;

@@ -60,6 +60,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_delegation",
         include_str!("../../migrations/sqlite/0014_delegation.sql"),
     ),
+    (
+        "0015_schedules",
+        include_str!("../../migrations/sqlite/0015_schedules.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -1,0 +1,202 @@
+//! The front door for runs a schedule starts. A firing acts for the key
+//! that made the schedule: it must still be valid, may still see the
+//! schedule's session, and must still be allowed to invoke the agent
+//! (`invoke_agent`, decided and audited with the chain `key:… >
+//! schedule:sch_…`) — or the firing is recorded as refused, with why. The
+//! store writes each firing in the transaction that starts its run, so a
+//! fire time fires once however many times (or processes) try it.
+
+use crate::error::RuntimeError;
+use crate::scheduler::Runtime;
+use chrono::{DateTime, Duration as Span, Utc};
+use roster_core::actor::Actor;
+use roster_core::run::Run;
+use roster_schedule::{plan, Timing};
+use roster_store::schedules::{DueSchedule, FireRequest};
+use roster_store::AgentRef;
+use std::time::Duration;
+
+/// Most due schedules read per query while catching up.
+const BATCH: i64 = 500;
+
+impl Runtime {
+    /// Fires every schedule due at `now` (and any that come due while it
+    /// works), each in its own transaction; returns the runs started.
+    pub async fn fire_due(
+        &self,
+        now: DateTime<Utc>,
+        grace: Duration,
+    ) -> Result<usize, RuntimeError> {
+        let grace = Span::from_std(grace).unwrap_or(Span::seconds(60));
+        let mut started = 0;
+        loop {
+            let due = self.store().due_schedules(now, BATCH).await?;
+            if due.is_empty() {
+                return Ok(started);
+            }
+            let count = due.len();
+            for schedule in due {
+                match self.fire_one(&schedule, now, grace).await {
+                    Ok(runs) => started += runs.len(),
+                    Err(e) => {
+                        tracing::warn!(schedule = %schedule.schedule.id, error = %e, "cannot fire a schedule; trying again next pass");
+                        // Leave it for the next pass rather than spin on it.
+                        if count < BATCH as usize {
+                            return Ok(started);
+                        }
+                    }
+                }
+            }
+            if count < BATCH as usize {
+                return Ok(started);
+            }
+        }
+    }
+
+    async fn fire_one(
+        &self,
+        due: &DueSchedule,
+        now: DateTime<Utc>,
+        grace: Span,
+    ) -> Result<Vec<Run>, RuntimeError> {
+        let schedule = &due.schedule;
+        let Some(due_at) = schedule.next_fire_at else {
+            return Ok(Vec::new());
+        };
+        let timing = Timing::parse(
+            schedule.cron.as_deref(),
+            schedule.at,
+            Some(&schedule.timezone),
+        )
+        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let planned = plan(&timing, due_at, now, grace, schedule.catch_up);
+        if planned.skipped > 0 {
+            tracing::info!(schedule = %schedule.id, skipped = planned.skipped, policy = schedule.catch_up.as_str(), "missed firings not caught up");
+        }
+        let chain_head = format!("key:{}", due.key_id);
+        let actor = format!("{chain_head} > schedule:{}", schedule.id);
+        let (refused, user) = if planned.fire.is_empty() {
+            (None, None)
+        } else {
+            match self.may_fire(due, &actor).await? {
+                Ok(user) => (None, user),
+                Err(reason) => {
+                    tracing::info!(schedule = %schedule.id, reason = %reason, "schedule firing refused");
+                    (Some(reason), None)
+                }
+            }
+        };
+        let runs = self
+            .store()
+            .fire_schedule(
+                &due.tenant,
+                FireRequest {
+                    schedule: schedule.id.clone(),
+                    due: due_at,
+                    fire: planned.fire,
+                    refused,
+                    next: planned.next,
+                    actor,
+                    user,
+                },
+            )
+            .await?;
+        for run in &runs {
+            self.inner.services.bus.open(&run.id);
+            self.inner.kick(&due.tenant, &run.session_id);
+        }
+        Ok(runs)
+    }
+
+    /// What the front door decides for a person's message, for the key
+    /// that made the schedule: `Ok(user new sessions work for)`, or why
+    /// not.
+    async fn may_fire(
+        &self,
+        due: &DueSchedule,
+        chain: &str,
+    ) -> Result<Result<Option<String>, String>, RuntimeError> {
+        let store = self.store();
+        let Some(key) = store.key_info(&due.tenant, &due.key_id).await? else {
+            return Ok(Err("the key that made the schedule no longer exists".into()));
+        };
+        if key.revoked_at.is_some() {
+            return Ok(Err("the key that made the schedule was revoked".into()));
+        }
+        if key.expires_at.is_some_and(|t| t <= Utc::now()) {
+            return Ok(Err("the key that made the schedule has expired".into()));
+        }
+        let actor = Actor {
+            tenant: due.tenant.clone(),
+            key_id: key.id.clone(),
+            key_name: key.name.clone(),
+            kind: key.kind.clone(),
+            is_admin: key.is_admin,
+            scopes: key.scopes.clone(),
+            user: key.user.clone(),
+            act_for: key.act_for.clone(),
+        };
+        let session = match &due.schedule.session_id {
+            Some(id) => match self.session_for(&actor, id).await {
+                Ok(session) => Some(session),
+                Err(RuntimeError::NotFound(_)) => {
+                    return Ok(Err("the schedule's session no longer exists".into()))
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let Some(agent) = store
+            .get_agent(&due.tenant, &AgentRef::Id(due.schedule.agent_id.clone()))
+            .await?
+        else {
+            return Ok(Err("the schedule's agent was deleted".into()));
+        };
+        let user = match &session {
+            Some(s) => s.user.clone(),
+            None => actor.bound_user().map(str::to_owned),
+        };
+        let decided_as = user.clone().unwrap_or_else(|| actor.key_name.clone());
+        let at = serde_json::json!({
+            "schedule": due.schedule.id,
+            "session": session.as_ref().map(|s| &s.id),
+        });
+        match self
+            .decide_invoke(
+                &due.tenant,
+                roster_policy::Actor::User {
+                    id: actor.key_id.as_str(),
+                    name: &actor.key_name,
+                    kind: &actor.kind,
+                },
+                &agent,
+                &decided_as,
+                chain,
+                at,
+            )
+            .await
+        {
+            Ok(()) => Ok(Ok(user)),
+            Err(RuntimeError::Denied(reason)) => Ok(Err(reason)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fires due schedules every `every`, with `grace` as the lateness past
+    /// which a fire time counts as missed; stops with the runtime.
+    pub fn start_schedules(&self, every: Duration, grace: Duration) {
+        let runtime = self.clone();
+        let halt = self.inner.halt.clone();
+        self.inner.tasks.spawn(async move {
+            loop {
+                if let Err(e) = runtime.fire_due(Utc::now(), grace).await {
+                    tracing::warn!(error = %e, "cannot read due schedules");
+                }
+                tokio::select! {
+                    () = halt.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+}
