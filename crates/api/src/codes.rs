@@ -51,6 +51,7 @@ error_codes! {
     Unauthorized = "unauthorized", UNAUTHORIZED, "No API key, or one that is not known.";
     KeyRevoked = "key_revoked", UNAUTHORIZED, "The API key has been revoked.";
     KeyExpired = "key_expired", UNAUTHORIZED, "The API key has expired.";
+    InvalidSignature = "invalid_signature", UNAUTHORIZED, "A hook delivery's signature is missing or wrong, its timestamp is outside the tolerance window, or the hook does not exist.";
     Forbidden = "forbidden", FORBIDDEN, "The operation needs the admin key.";
     InsufficientScope = "insufficient_scope", FORBIDDEN, "The key's scopes do not cover the operation.";
     UserNotAllowed = "user_not_allowed", FORBIDDEN, "The key may not act for the user the request names.";
@@ -72,6 +73,7 @@ error_codes! {
     DocumentTooLarge = "document_too_large", PAYLOAD_TOO_LARGE, "The document is larger than the server's per-document limit.";
     FileTooLarge = "file_too_large", PAYLOAD_TOO_LARGE, "The file is larger than the workspace's per-file limit.";
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The body must be JSON (`Content-Type: application/json`).";
+    RateLimited = "rate_limited", TOO_MANY_REQUESTS, "Too many deliveries to this hook; retry after the seconds `Retry-After` gives.";
     DatabaseError = "database_error", UNPROCESSABLE_ENTITY, "The source's database refused the query; the message is its error.";
     EmptyDocument = "empty_document", UNPROCESSABLE_ENTITY, "The document is empty.";
     BinaryContent = "binary_content", UNPROCESSABLE_ENTITY, "The document is binary data, not text of a supported kind.";
@@ -149,6 +151,7 @@ mod tests {
             ("unauthorized", 401),
             ("key_revoked", 401),
             ("key_expired", 401),
+            ("invalid_signature", 401),
             ("forbidden", 403),
             ("insufficient_scope", 403),
             ("user_not_allowed", 403),
@@ -170,6 +173,7 @@ mod tests {
             ("document_too_large", 413),
             ("file_too_large", 413),
             ("unsupported_media_type", 415),
+            ("rate_limited", 429),
             ("database_error", 422),
             ("empty_document", 422),
             ("binary_content", 422),

@@ -4,8 +4,9 @@
 //! documented operation goes unrouted. A group in `routes!` shares one path.
 
 use crate::routes::{
-    agents, approvals, audit, blocks, budgets, files, http_services, index, keys, knowledge,
+    agents, approvals, audit, blocks, budgets, files, hooks, http_services, index, keys, knowledge,
     ledger, mcp, memories, models, policies, run_tree, runs, schedules, sessions, sql, tenants,
+    triggers,
 };
 use crate::{auth, codes::Code, openapi_rules, ApiError, AppState, MAX_BODY_BYTES, MAX_SPEC_BYTES};
 use axum::extract::DefaultBodyLimit;
@@ -43,6 +44,8 @@ fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::events))
         .routes(routes!(ledger::list))
         .routes(routes!(ledger::summary))
+        .routes(routes!(triggers::create, triggers::list))
+        .routes(routes!(triggers::show, triggers::remove))
         .routes(routes!(schedules::create, schedules::list))
         .routes(routes!(
             schedules::show,
@@ -107,6 +110,9 @@ fn public() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(crate::healthz))
         .routes(routes!(crate::openapi_json))
+        // Signed deliveries: the signature stands in for a key, and the
+        // body is read (and bounded) by the handler.
+        .routes(routes!(hooks::deliver).layer(DefaultBodyLimit::disable()))
 }
 
 pub fn app(state: AppState) -> Router {

@@ -7,7 +7,7 @@ use axum::http::Method;
 pub const AREAS: &[(&str, &[&str])] = &[
     ("agents", &["agents", "models"]),
     ("sessions", &["sessions", "runs"]),
-    ("schedules", &["schedules"]),
+    ("schedules", &["schedules", "triggers"]),
     ("memories", &["memories"]),
     ("knowledge", &["knowledge", "index"]),
     ("tools", &["tools", "mcp", "sources"]),

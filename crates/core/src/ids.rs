@@ -65,6 +65,7 @@ typed_id!(MemoryId, "mem");
 typed_id!(SourceId, "src");
 typed_id!(DocumentId, "doc");
 typed_id!(ScheduleId, "sch");
+typed_id!(TriggerId, "trg");
 
 impl TenantId {
     /// The tenant the bootstrap admin key belongs to.

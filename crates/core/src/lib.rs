@@ -31,6 +31,7 @@ pub mod tokens;
 pub use error::ValidationError;
 pub use ids::{
     AgentId, DocumentId, KeyId, MemoryId, RunId, ScheduleId, SessionId, SourceId, TenantId,
+    TriggerId,
 };
 
 /// The one timestamp type: UTC, stored with millisecond precision.

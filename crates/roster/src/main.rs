@@ -47,6 +47,9 @@ enum Command {
     /// Wake agents at set times: add (cron in a time zone, or --at), list,
     /// show, pause, resume, remove.
     Schedule(client::ScheduleArgs),
+    /// Signed webhooks that start runs: add (prints the URL and secret),
+    /// list, show, remove.
+    Trigger(client::TriggerArgs),
     /// Inspect and correct what agents remember long-term.
     Memory(client::MemoryArgs),
     /// Company documents for agents: add (file or directory), list, search, remove.
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             Command::Session(cmd) => client::session(cmd).await,
             Command::Run(cmd) => client::run(cmd).await,
             Command::Schedule(cmd) => client::schedule(cmd).await,
+            Command::Trigger(cmd) => client::trigger(cmd).await,
             Command::Memory(cmd) => client::memory(cmd).await,
             Command::Knowledge(cmd) => client::knowledge(cmd).await,
             Command::Index(cmd) => client::index(cmd).await,

@@ -181,4 +181,80 @@ impl Runtime {
             ))),
         }
     }
+
+    /// What the front door decides for a person's message, for a run a
+    /// key's standing order starts (a schedule's firing, a trigger's
+    /// delivery): the key still valid, the session (if named) one it may
+    /// see, the agent live, `invoke_agent` allowed (decided and audited as
+    /// `chain`). `Ok(user new sessions work for)`, or why not.
+    pub(crate) async fn may_act_for(
+        &self,
+        tenant: &roster_core::TenantId,
+        key_id: &roster_core::KeyId,
+        agent: &roster_core::AgentId,
+        session: Option<&SessionId>,
+        chain: &str,
+        at: serde_json::Value,
+    ) -> Result<Result<Option<String>, String>, RuntimeError> {
+        let store = self.store();
+        let Some(key) = store.key_info(tenant, key_id).await? else {
+            return Ok(Err("the key that made it no longer exists".into()));
+        };
+        if key.revoked_at.is_some() {
+            return Ok(Err("the key that made it was revoked".into()));
+        }
+        if key.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
+            return Ok(Err("the key that made it has expired".into()));
+        }
+        let actor = Actor {
+            tenant: tenant.clone(),
+            key_id: key.id.clone(),
+            key_name: key.name.clone(),
+            kind: key.kind.clone(),
+            is_admin: key.is_admin,
+            scopes: key.scopes.clone(),
+            user: key.user.clone(),
+            act_for: key.act_for.clone(),
+        };
+        let session = match session {
+            Some(id) => match self.session_for(&actor, id).await {
+                Ok(session) => Some(session),
+                Err(RuntimeError::NotFound(_)) => {
+                    return Ok(Err("its session no longer exists".into()))
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let Some(agent) = store
+            .get_agent(tenant, &AgentRef::Id(agent.clone()))
+            .await?
+        else {
+            return Ok(Err("its agent was deleted".into()));
+        };
+        let user = match &session {
+            Some(s) => s.user.clone(),
+            None => actor.bound_user().map(str::to_owned),
+        };
+        let decided_as = user.clone().unwrap_or_else(|| actor.key_name.clone());
+        match self
+            .decide_invoke(
+                tenant,
+                roster_policy::Actor::User {
+                    id: actor.key_id.as_str(),
+                    name: &actor.key_name,
+                    kind: &actor.kind,
+                },
+                &agent,
+                &decided_as,
+                chain,
+                at,
+            )
+            .await
+        {
+            Ok(()) => Ok(Ok(user)),
+            Err(RuntimeError::Denied(reason)) => Ok(Err(reason)),
+            Err(e) => Err(e),
+        }
+    }
 }

@@ -28,6 +28,7 @@ mod scheduler;
 mod schedules;
 mod services;
 pub mod tools;
+mod triggers;
 
 pub use bus::LiveEvent;
 pub use context::MAX_CONTEXT_ITEMS;

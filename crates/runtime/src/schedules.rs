@@ -9,11 +9,9 @@
 use crate::error::RuntimeError;
 use crate::scheduler::Runtime;
 use chrono::{DateTime, Duration as Span, Utc};
-use roster_core::actor::Actor;
 use roster_core::run::Run;
 use roster_schedule::{plan, Timing};
 use roster_store::schedules::{DueSchedule, FireRequest};
-use roster_store::AgentRef;
 use std::time::Duration;
 
 /// Most due schedules read per query while catching up.
@@ -78,7 +76,18 @@ impl Runtime {
         let (refused, user) = if planned.fire.is_empty() {
             (None, None)
         } else {
-            match self.may_fire(due, &actor).await? {
+            let at = serde_json::json!({ "schedule": schedule.id, "session": schedule.session_id });
+            match self
+                .may_act_for(
+                    &due.tenant,
+                    &due.key_id,
+                    &schedule.agent_id,
+                    schedule.session_id.as_ref(),
+                    &actor,
+                    at,
+                )
+                .await?
+            {
                 Ok(user) => (None, user),
                 Err(reason) => {
                     tracing::info!(schedule = %schedule.id, reason = %reason, "schedule firing refused");
@@ -106,80 +115,6 @@ impl Runtime {
             self.inner.kick(&due.tenant, &run.session_id);
         }
         Ok(runs)
-    }
-
-    /// What the front door decides for a person's message, for the key
-    /// that made the schedule: `Ok(user new sessions work for)`, or why
-    /// not.
-    async fn may_fire(
-        &self,
-        due: &DueSchedule,
-        chain: &str,
-    ) -> Result<Result<Option<String>, String>, RuntimeError> {
-        let store = self.store();
-        let Some(key) = store.key_info(&due.tenant, &due.key_id).await? else {
-            return Ok(Err("the key that made the schedule no longer exists".into()));
-        };
-        if key.revoked_at.is_some() {
-            return Ok(Err("the key that made the schedule was revoked".into()));
-        }
-        if key.expires_at.is_some_and(|t| t <= Utc::now()) {
-            return Ok(Err("the key that made the schedule has expired".into()));
-        }
-        let actor = Actor {
-            tenant: due.tenant.clone(),
-            key_id: key.id.clone(),
-            key_name: key.name.clone(),
-            kind: key.kind.clone(),
-            is_admin: key.is_admin,
-            scopes: key.scopes.clone(),
-            user: key.user.clone(),
-            act_for: key.act_for.clone(),
-        };
-        let session = match &due.schedule.session_id {
-            Some(id) => match self.session_for(&actor, id).await {
-                Ok(session) => Some(session),
-                Err(RuntimeError::NotFound(_)) => {
-                    return Ok(Err("the schedule's session no longer exists".into()))
-                }
-                Err(e) => return Err(e),
-            },
-            None => None,
-        };
-        let Some(agent) = store
-            .get_agent(&due.tenant, &AgentRef::Id(due.schedule.agent_id.clone()))
-            .await?
-        else {
-            return Ok(Err("the schedule's agent was deleted".into()));
-        };
-        let user = match &session {
-            Some(s) => s.user.clone(),
-            None => actor.bound_user().map(str::to_owned),
-        };
-        let decided_as = user.clone().unwrap_or_else(|| actor.key_name.clone());
-        let at = serde_json::json!({
-            "schedule": due.schedule.id,
-            "session": session.as_ref().map(|s| &s.id),
-        });
-        match self
-            .decide_invoke(
-                &due.tenant,
-                roster_policy::Actor::User {
-                    id: actor.key_id.as_str(),
-                    name: &actor.key_name,
-                    kind: &actor.kind,
-                },
-                &agent,
-                &decided_as,
-                chain,
-                at,
-            )
-            .await
-        {
-            Ok(()) => Ok(Ok(user)),
-            Err(RuntimeError::Denied(reason)) => Ok(Err(reason)),
-            Err(e) => Err(e),
-        }
     }
 
     /// Fires due schedules every `every`, with `grace` as the lateness past

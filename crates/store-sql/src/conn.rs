@@ -295,7 +295,10 @@ macro_rules! id_args {
     };
 }
 
-id_args!(TenantId, AgentId, SessionId, RunId, KeyId, MemoryId, SourceId, DocumentId, ScheduleId);
+id_args!(
+    TenantId, AgentId, SessionId, RunId, KeyId, MemoryId, SourceId, DocumentId, ScheduleId,
+    TriggerId
+);
 
 /// Millisecond timestamps, the store's one time format on both backends.
 impl<'a> From<chrono::DateTime<chrono::Utc>> for Arg<'a> {

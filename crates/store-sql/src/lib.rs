@@ -45,6 +45,7 @@ mod sessions;
 pub mod sqlite;
 mod store;
 mod text;
+mod triggers;
 
 pub use db::Faults;
 pub use store::SqlStore;

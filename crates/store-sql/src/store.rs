@@ -166,6 +166,8 @@ owned_as_is!(
     roster_store::schedules::NewSchedule,
     roster_store::schedules::FireRequest,
     roster_core::schedule::Schedule,
+    roster_store::triggers::NewTrigger,
+    roster_store::triggers::Delivery,
 );
 
 crate::store_impl! {

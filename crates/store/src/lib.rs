@@ -19,6 +19,7 @@ mod knowledge;
 mod lifecycle;
 mod records;
 pub mod schedules;
+pub mod triggers;
 mod types;
 
 pub use approvals::*;
@@ -61,6 +62,7 @@ pub trait Store:
     + BudgetStore
     + LifecycleStore
     + schedules::ScheduleStore
+    + triggers::TriggerStore
     + Send
     + Sync
     + 'static

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod blocks;
 pub mod budgets;
 pub mod files;
+pub mod hooks;
 pub mod http_services;
 pub mod index;
 pub mod keys;
@@ -21,6 +22,7 @@ pub mod schedules;
 pub mod sessions;
 pub mod sql;
 pub mod tenants;
+pub mod triggers;
 
 /// The runtime's memory service, or `503 memory_unavailable`.
 pub(crate) fn memory_service(

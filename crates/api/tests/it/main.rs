@@ -27,5 +27,6 @@ mod shared_blocks;
 mod store_failure;
 mod streaming;
 mod tenancy;
+mod triggers;
 mod users;
 mod walls;

@@ -77,6 +77,11 @@ impl Client {
         url
     }
 
+    /// The server's URL as given, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.shown.trim_end_matches('/')
+    }
+
     pub async fn get(&self, segments: &[&str], query: &[(&str, String)]) -> Result<Value> {
         let url = self.url(segments, query);
         let response = self

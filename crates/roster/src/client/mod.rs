@@ -22,6 +22,7 @@ mod run;
 mod schedule;
 mod session;
 mod source;
+mod trigger;
 
 use std::path::PathBuf;
 
@@ -40,6 +41,7 @@ pub use run::{run, RunArgs};
 pub use schedule::{schedule, ScheduleArgs};
 pub use session::{run as session, SessionArgs};
 pub use source::{run as source, SourceArgs};
+pub use trigger::{trigger, TriggerArgs};
 
 /// Where the CLI finds its server and key. Flattened into every client
 /// command; `global` so the flags may also follow a nested subcommand

@@ -275,3 +275,80 @@ async fn twenty_sessions_append_to_one_shared_block_at_once() {
     assert_eq!(notes, expected, "{value}");
     assert_eq!(block["version"], 21);
 }
+
+#[tokio::test]
+async fn a_signed_webhook_starts_a_run_and_a_forged_one_is_refused() {
+    use hmac::{Hmac, Mac};
+    let model = FakeModelServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &model.openai_base_url(), &[]).await;
+    let api = server.client();
+    let (status, made) = api
+        .post(
+            "/v1/agents",
+            json!({"name": "triager", "model": "openai/m"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let (ok, out, err) = common::cli(
+        &server,
+        &[
+            "trigger",
+            "add",
+            "triager",
+            "--template",
+            "Alert: {{payload.alert}}",
+        ],
+    );
+    assert!(ok, "{err}");
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let (url, secret) = (field("url"), field("secret"));
+    assert!(
+        url.starts_with(&server.url) && secret.starts_with("whsec_"),
+        "{out}"
+    );
+    let body = br#"{"alert": "disk full on db-1"}"#;
+    let sign = |key: &str, at: i64| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("key");
+        mac.update(format!("{at}.").as_bytes());
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let now = chrono::Utc::now().timestamp();
+    let http = reqwest::Client::new();
+    let send = |signature: String| {
+        http.post(&url)
+            .header("content-type", "application/json")
+            .header("x-roster-timestamp", now.to_string())
+            .header("x-roster-signature", signature)
+            .body(body.to_vec())
+            .send()
+    };
+    let forged = send(sign("whsec_not-the-secret", now)).await.expect("send");
+    assert_eq!(forged.status(), 401);
+    model.push(Reply::text("paging the on-call engineer"));
+    let accepted = send(sign(&secret, now)).await.expect("send");
+    assert_eq!(accepted.status(), 202);
+    let accepted: Value = accepted.json().await.expect("json");
+    let run = accepted["run_id"].as_str().expect("run").to_owned();
+    let done = until("the hook's run", Duration::from_secs(20), || {
+        let api = server.client();
+        let run = run.clone();
+        async move {
+            let (_, r) = api.get(&format!("/v1/runs/{run}")).await;
+            (r["status"] == "completed").then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(done["input"], "Alert: disk full on db-1");
+    assert_eq!(
+        model.request_count(),
+        1,
+        "the forged delivery started nothing"
+    );
+}

@@ -64,6 +64,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_schedules",
         include_str!("../../migrations/sqlite/0015_schedules.sql"),
     ),
+    (
+        "0016_triggers",
+        include_str!("../../migrations/sqlite/0016_triggers.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
