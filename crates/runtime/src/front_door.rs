@@ -195,16 +195,22 @@ impl Runtime {
         session: Option<&SessionId>,
         chain: &str,
         at: serde_json::Value,
-    ) -> Result<Result<Option<String>, String>, RuntimeError> {
+    ) -> Result<Result<Option<String>, Refusal>, RuntimeError> {
         let store = self.store();
+        let gone = |why: &str| {
+            Ok(Err(Refusal {
+                reason: why.to_owned(),
+                lasting: true,
+            }))
+        };
         let Some(key) = store.key_info(tenant, key_id).await? else {
-            return Ok(Err("the key that made it no longer exists".into()));
+            return gone("the key that made it no longer exists");
         };
         if key.revoked_at.is_some() {
-            return Ok(Err("the key that made it was revoked".into()));
+            return gone("the key that made it was revoked");
         }
         if key.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
-            return Ok(Err("the key that made it has expired".into()));
+            return gone("the key that made it has expired");
         }
         let actor = Actor {
             tenant: tenant.clone(),
@@ -219,9 +225,7 @@ impl Runtime {
         let session = match session {
             Some(id) => match self.session_for(&actor, id).await {
                 Ok(session) => Some(session),
-                Err(RuntimeError::NotFound(_)) => {
-                    return Ok(Err("its session no longer exists".into()))
-                }
+                Err(RuntimeError::NotFound(_)) => return gone("its session no longer exists"),
                 Err(e) => return Err(e),
             },
             None => None,
@@ -230,7 +234,7 @@ impl Runtime {
             .get_agent(tenant, &AgentRef::Id(agent.clone()))
             .await?
         else {
-            return Ok(Err("its agent was deleted".into()));
+            return gone("its agent was deleted");
         };
         let user = match &session {
             Some(s) => s.user.clone(),
@@ -253,8 +257,19 @@ impl Runtime {
             .await
         {
             Ok(()) => Ok(Ok(user)),
-            Err(RuntimeError::Denied(reason)) => Ok(Err(reason)),
+            // A policy may change: the next time is decided again.
+            Err(RuntimeError::Denied(reason)) => Ok(Err(Refusal {
+                reason,
+                lasting: false,
+            })),
             Err(e) => Err(e),
         }
     }
+}
+
+/// Why a standing order's run may not start.
+pub(crate) struct Refusal {
+    pub(crate) reason: String,
+    /// It will not pass by itself (the key or agent is gone).
+    pub(crate) lasting: bool,
 }

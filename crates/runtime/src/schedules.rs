@@ -73,8 +73,8 @@ impl Runtime {
         }
         let chain_head = format!("key:{}", due.key_id);
         let actor = format!("{chain_head} > schedule:{}", schedule.id);
-        let (refused, user) = if planned.fire.is_empty() {
-            (None, None)
+        let (refused, user, pause) = if planned.fire.is_empty() {
+            (None, None, false)
         } else {
             let at = serde_json::json!({ "schedule": schedule.id, "session": schedule.session_id });
             match self
@@ -88,10 +88,10 @@ impl Runtime {
                 )
                 .await?
             {
-                Ok(user) => (None, user),
-                Err(reason) => {
-                    tracing::info!(schedule = %schedule.id, reason = %reason, "schedule firing refused");
-                    (Some(reason), None)
+                Ok(user) => (None, user, false),
+                Err(refusal) => {
+                    tracing::info!(schedule = %schedule.id, reason = %refusal.reason, paused = refusal.lasting, "schedule firing refused");
+                    (Some(refusal.reason), None, refusal.lasting)
                 }
             }
         };
@@ -104,6 +104,7 @@ impl Runtime {
                     due: due_at,
                     fire: planned.fire,
                     refused,
+                    pause,
                     next: planned.next,
                     actor,
                     user,

@@ -32,7 +32,7 @@ impl Runtime {
                 at,
             )
             .await?
-            .map_err(RuntimeError::Denied)?;
+            .map_err(|refusal| RuntimeError::Denied(refusal.reason))?;
         let (run, existed) = self
             .store()
             .deliver(

@@ -211,7 +211,7 @@ async fn fire(c: &mut Conn<'_>, tenant: &TenantId, request: &FireRequest) -> Res
     c.exec(
         crate::sql!(
             "UPDATE schedules SET next_fire_at = $3, fired_count = fired_count + $4,
-                    last_fired_at = COALESCE($5, last_fired_at)
+                    last_fired_at = COALESCE($5, last_fired_at), paused = (paused OR $6)
              WHERE tenant_id = $1 AND id = $2"
         ),
         crate::args![
@@ -219,7 +219,8 @@ async fn fire(c: &mut Conn<'_>, tenant: &TenantId, request: &FireRequest) -> Res
             found.id.as_str(),
             request.next.map(millis),
             i64::try_from(runs.len()).unwrap_or(i64::MAX),
-            last
+            last,
+            request.pause
         ],
     )
     .await?;

@@ -45,6 +45,9 @@ pub struct FireRequest {
     pub fire: Vec<DateTime<Utc>>,
     /// Instead of runs, record each fire time as refused, with this reason.
     pub refused: Option<String>,
+    /// Pause the schedule too: the refusal will not pass by itself (its
+    /// key or agent is gone), so it should not be retried every fire time.
+    pub pause: bool,
     /// Its next fire time after these (none: a one-off that is done).
     pub next: Option<DateTime<Utc>>,
     /// The runs' actor chain (`key:… > schedule:sch_…`).
