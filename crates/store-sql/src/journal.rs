@@ -31,11 +31,11 @@ pub(crate) async fn commit(
     let found: RunHead = c
         .opt(
             crate::sql_pick!(
-                postgres: "SELECT r.status, r.input, r.first_seq, r.rolled_back, r.deliver_to, r.depth, r.parent_run_id
+                postgres: "SELECT r.status, r.input, r.first_seq, r.rolled_back, r.deliver_to, r.depth, r.parent_run_id, r.actor
                            FROM runs r JOIN sessions s ON s.id = r.session_id AND s.tenant_id = r.tenant_id
                            WHERE r.id = $1 AND r.tenant_id = $2 AND r.session_id = $3
                            FOR UPDATE OF r, s",
-                sqlite: "SELECT status, input, first_seq, rolled_back, deliver_to, depth, parent_run_id FROM runs WHERE id = $1 AND tenant_id = $2 AND session_id = $3",
+                sqlite: "SELECT status, input, first_seq, rolled_back, deliver_to, depth, parent_run_id, actor FROM runs WHERE id = $1 AND tenant_id = $2 AND session_id = $3",
             ),
             crate::args![run, tenant, &write.session_id],
             |row| {
@@ -47,6 +47,7 @@ pub(crate) async fn commit(
                     deliver_to: row.get(4)?,
                     depth: row.get(5)?,
                     parent_run_id: row.get(6)?,
+                    actor: row.get(7)?,
                 })
             },
         )
@@ -240,6 +241,7 @@ struct RunHead {
     deliver_to: Option<String>,
     depth: i64,
     parent_run_id: Option<String>,
+    actor: Option<String>,
 }
 
 /// How a handed-off run ended.
@@ -293,7 +295,12 @@ async fn deliver(
         result.output,
         result.error,
     );
-    let actor = format!("agent:{agent}");
+    // The chain goes on from the task's own (`key:… > agent:caller`), so
+    // the result's run still answers to the key that started it all.
+    let actor = format!(
+        "{} > agent:{agent}",
+        found.actor.as_deref().unwrap_or("unknown")
+    );
     let new = NewRun {
         session_id: to.clone(),
         input,

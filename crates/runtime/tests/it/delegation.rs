@@ -322,6 +322,11 @@ async fn a_hand_off_returns_at_once_and_its_result_arrives_once(db: Db) {
     assert_eq!(delivered[0].parent_run_id.as_ref(), Some(&task.id));
     assert_eq!(delivered[0].output.as_deref(), Some("thanks for the 7"));
     assert_eq!(delivered[0].depth, 0);
+    assert_eq!(
+        delivered[0].actor.as_deref(),
+        Some("key:key_test > agent:helper > agent:researcher"),
+        "the result's run still answers to the key that started it all"
+    );
 
     // A restart delivers nothing again.
     let rt2 = runtime(store.clone(), model.clone(), vec![]);
