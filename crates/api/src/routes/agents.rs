@@ -253,6 +253,22 @@ async fn check_sources(
     Ok(())
 }
 
+/// An agent's name for answers that name it; its id if it was deleted.
+pub(crate) async fn name_of(
+    state: &AppState,
+    principal: &Principal,
+    agent: &roster_core::AgentId,
+) -> Result<String, ApiError> {
+    Ok(state
+        .store
+        .get_agent(
+            &principal.tenant,
+            &roster_store::AgentRef::Id(agent.clone()),
+        )
+        .await?
+        .map_or_else(|| agent.to_string(), |a| a.name))
+}
+
 pub(crate) async fn find(
     state: &AppState,
     principal: &Principal,

@@ -135,14 +135,7 @@ async fn view(
     principal: &Principal,
     schedule: Schedule,
 ) -> Result<ScheduleView, ApiError> {
-    let agent = state
-        .store
-        .get_agent(
-            &principal.tenant,
-            &roster_store::AgentRef::Id(schedule.agent_id.clone()),
-        )
-        .await?
-        .map_or_else(|| schedule.agent_id.to_string(), |a| a.name);
+    let agent = super::agents::name_of(state, principal, &schedule.agent_id).await?;
     let next_fire_times = match (schedule.paused, schedule.next_fire_at) {
         (false, Some(next)) => {
             let timing = timing(schedule.cron.as_deref(), schedule.at, &schedule.timezone)?;

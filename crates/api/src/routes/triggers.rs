@@ -68,14 +68,7 @@ async fn view(
     principal: &Principal,
     trigger: Trigger,
 ) -> Result<TriggerView, ApiError> {
-    let agent = state
-        .store
-        .get_agent(
-            &principal.tenant,
-            &roster_store::AgentRef::Id(trigger.agent_id.clone()),
-        )
-        .await?
-        .map_or_else(|| trigger.agent_id.to_string(), |a| a.name);
+    let agent = super::agents::name_of(state, principal, &trigger.agent_id).await?;
     Ok(TriggerView {
         url: format!("/v1/hooks/{}", trigger.id),
         agent,
