@@ -37,6 +37,21 @@ pub(crate) async fn delete_session(
     audit: &NewAuditEvent,
 ) -> Result<DeletedSession> {
     let found = lock_session(c, tenant, session).await?;
+    // Its delegate sessions (agents it asked) hold its conversation too:
+    // they go first, each with its own audit event, in this transaction.
+    let delegates: Vec<String> = c
+        .all(
+            crate::sql!("SELECT id FROM sessions WHERE tenant_id = $1 AND parent_session_id = $2 ORDER BY id"),
+            crate::args![tenant, session],
+            |row| row.get(0),
+        )
+        .await?;
+    for delegate in delegates {
+        let delegate = SessionId::from_stored(delegate);
+        let mut event = audit.clone();
+        event.resource = format!("session:{delegate}");
+        Box::pin(delete_session(c, tenant, &delegate, &event)).await?;
+    }
     let busy: Option<String> = c
         .opt(
             crate::sql!(

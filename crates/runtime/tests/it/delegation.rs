@@ -170,6 +170,32 @@ async fn a_call_runs_the_callee_in_its_own_session_and_returns_its_answer(db: Db
         })
         .collect();
     assert_eq!(seen, vec!["find X".to_owned(), "and Y?".to_owned()]);
+
+    // Deleting the conversation deletes what the researcher kept of it.
+    store
+        .delete_session(
+            &fx.tenant,
+            &fx.session,
+            roster_store::NewAuditEvent {
+                actor: "test".into(),
+                action: "session.delete".into(),
+                resource: format!("session:{}", fx.session),
+                decision: None,
+                detail: serde_json::json!({}),
+            },
+        )
+        .await
+        .expect("delete");
+    assert!(store
+        .get_session(&fx.tenant, &child.session_id)
+        .await
+        .expect("get")
+        .is_none());
+    assert!(store
+        .get_run(&fx.tenant, &child.id)
+        .await
+        .expect("get")
+        .is_none());
 }
 
 async fn recursion_stops_at_the_depth_limit_with_an_error_the_model_sees(db: Db) {
