@@ -33,19 +33,20 @@ impl Runtime {
                 return Ok(started);
             }
             let count = due.len();
+            let mut failed = 0;
             for schedule in due {
                 match self.fire_one(&schedule, now, grace).await {
                     Ok(runs) => started += runs.len(),
                     Err(e) => {
+                        // Left for the next pass; the others still fire.
                         tracing::warn!(schedule = %schedule.schedule.id, error = %e, "cannot fire a schedule; trying again next pass");
-                        // Leave it for the next pass rather than spin on it.
-                        if count < BATCH as usize {
-                            return Ok(started);
-                        }
+                        failed += 1;
                     }
                 }
             }
-            if count < BATCH as usize {
+            // A short batch was the last; a full one of failures would be
+            // read again unchanged.
+            if count < BATCH as usize || failed == count {
                 return Ok(started);
             }
         }

@@ -19,6 +19,7 @@ on_both_backends!(
     missed_fire_times_follow_the_catch_up_policy,
     a_named_session_gets_every_firing_in_order,
     a_revoked_key_or_a_denying_policy_refuses_the_firing,
+    a_schedule_that_cannot_fire_does_not_hold_back_the_others,
 );
 
 const GRACE: Duration = Duration::from_secs(5);
@@ -282,5 +283,41 @@ async fn a_revoked_key_or_a_denying_policy_refuses_the_firing(db: Db) {
         .list_runs(&fx.tenant, &fx.session)
         .await
         .expect("runs")
+        .is_empty());
+}
+
+async fn a_schedule_that_cannot_fire_does_not_hold_back_the_others(db: Db) {
+    let store = db.open().await;
+    let fx = Fixture::new(&store, config(&[])).await;
+    let key = key(&store, &fx).await;
+    let t0 = at("2026-01-01T00:00:00Z");
+    // Due first, and unreadable (written past the API's checks).
+    let broken = every_second(
+        &store,
+        &fx,
+        &key,
+        t0 - Span::seconds(1),
+        CatchUp::Once,
+        None,
+    )
+    .await;
+    let mut unreadable = broken.clone();
+    unreadable.cron = Some("not a cron".into());
+    store
+        .update_schedule(&fx.tenant, unreadable, audit())
+        .await
+        .expect("update");
+    let fine = every_second(&store, &fx, &key, t0, CatchUp::Once, None).await;
+    let rt = runtime(store.clone(), answering(), vec![]);
+    assert_eq!(rt.fire_due(t0, GRACE).await.expect("fire"), 1);
+    let firings = store
+        .list_firings(&fx.tenant, &fine.id, 10)
+        .await
+        .expect("firings");
+    assert_eq!(firings.len(), 1);
+    assert!(store
+        .list_firings(&fx.tenant, &broken.id, 10)
+        .await
+        .expect("firings")
         .is_empty());
 }
