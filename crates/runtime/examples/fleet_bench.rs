@@ -21,7 +21,7 @@ use roster_core::item::ToolCall;
 use roster_core::memory::MemoryBlockSpec;
 use roster_core::run::RunStatus;
 use roster_core::schedule::CatchUp;
-use roster_core::{KeyId, TenantId, TriggerId};
+use roster_core::{KeyId, RunId, SessionId, TenantId, TriggerId};
 use roster_models::{
     ChatMessage, ChatRequest, ChatResponse, ModelProvider, ProviderError, ProviderRegistry,
     RetryPolicy, Router, Usage,
@@ -146,6 +146,28 @@ fn percentile(mut xs: Vec<f64>, p: usize) -> f64 {
     xs[(xs.len() * p / 100).min(xs.len() - 1)]
 }
 
+/// Submits `input` to `session` as a new run; its id.
+async fn submit(rt: &Runtime, tenant: &TenantId, session: &SessionId, input: String) -> RunId {
+    match rt
+        .submit(
+            tenant,
+            session,
+            Submission {
+                input,
+                idempotency_key: None,
+                if_busy: BusyPolicy::Queue,
+                actor: Some("key:bench".into()),
+                parent: None,
+            },
+        )
+        .await
+        .expect("submit")
+    {
+        CreatedRun::Created(run) => run.id,
+        CreatedRun::Existing(run) => panic!("run {} existed", run.id),
+    }
+}
+
 async fn run_once(
     rt: &Runtime,
     store: &DynStore,
@@ -157,25 +179,9 @@ async fn run_once(
         .await
         .expect("session");
     let started = Instant::now();
-    let CreatedRun::Created(run) = rt
-        .submit(
-            tenant,
-            &session.id,
-            Submission {
-                input: "go".into(),
-                idempotency_key: None,
-                if_busy: BusyPolicy::Queue,
-                actor: Some("key:bench".into()),
-                parent: None,
-            },
-        )
-        .await
-        .expect("submit")
-    else {
-        panic!("a new run")
-    };
+    let run_id = submit(rt, tenant, &session.id, "go".to_owned()).await;
     let done = rt
-        .wait(tenant, &run.id, Duration::from_secs(60))
+        .wait(tenant, &run_id, Duration::from_secs(60))
         .await
         .expect("wait");
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
@@ -338,24 +344,7 @@ async fn main() {
     let mut runs = Vec::new();
     for i in 0..APPENDS_EACH {
         for (w, session) in sessions.iter().enumerate() {
-            let CreatedRun::Created(run) = rt
-                .submit(
-                    &tenant,
-                    session,
-                    Submission {
-                        input: format!("writer {w} note {i}"),
-                        idempotency_key: None,
-                        if_busy: BusyPolicy::Queue,
-                        actor: Some("key:bench".into()),
-                        parent: None,
-                    },
-                )
-                .await
-                .expect("submit")
-            else {
-                panic!("a new run")
-            };
-            runs.push(run.id);
+            runs.push(submit(&rt, &tenant, session, format!("writer {w} note {i}")).await);
         }
     }
     for run in &runs {
