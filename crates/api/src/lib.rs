@@ -99,6 +99,9 @@ pub struct Integrations {
     pub sql: std::sync::Arc<roster_sql::SqlSources>,
     pub http: std::sync::Arc<roster_openapi::HttpServices>,
     pub secrets: roster_secrets::SecretBox,
+    /// Where tenant-configured connections may go (webhook URLs are
+    /// checked against it when registered).
+    pub egress: std::sync::Arc<roster_egress::EgressPolicy>,
 }
 
 /// Default for [`AppState::max_document_bytes`].

@@ -5,8 +5,8 @@
 
 use crate::routes::{
     agents, approvals, audit, blocks, budgets, files, hooks, http_services, index, keys, knowledge,
-    ledger, mcp, memories, models, policies, run_tree, runs, schedules, sessions, sql, tenants,
-    triggers,
+    ledger, limits, mcp, memories, models, policies, run_tree, runs, schedules, sessions, sql,
+    tenants, triggers, webhooks,
 };
 use crate::{auth, codes::Code, openapi_rules, ApiError, AppState, MAX_BODY_BYTES, MAX_SPEC_BYTES};
 use axum::extract::DefaultBodyLimit;
@@ -42,6 +42,14 @@ fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::cancel))
         .routes(routes!(runs::retry))
         .routes(routes!(runs::events))
+        .routes(routes!(webhooks::of_run))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::show, webhooks::remove))
+        .routes(routes!(webhooks::notifications))
+        .routes(routes!(webhooks::show_notification))
+        .routes(routes!(webhooks::resend))
+        .routes(routes!(limits::show))
+        .routes(routes!(limits::show_tenant, limits::put_tenant))
         .routes(routes!(ledger::list))
         .routes(routes!(ledger::summary))
         .routes(routes!(triggers::create, triggers::list))

@@ -8,6 +8,8 @@ pub const AREAS: &[(&str, &[&str])] = &[
     ("agents", &["agents", "models"]),
     ("sessions", &["sessions", "runs"]),
     ("schedules", &["schedules", "triggers"]),
+    ("webhooks", &["webhooks", "notifications"]),
+    ("limits", &["limits"]),
     ("memories", &["memories"]),
     ("knowledge", &["knowledge", "index"]),
     ("tools", &["tools", "mcp", "sources"]),

@@ -59,6 +59,15 @@ pub struct AgentConfig {
     /// the message says.
     #[serde(default)]
     pub if_busy: crate::run::BusyPolicy,
+    /// Webhooks (`whk_…`) told when any of this agent's runs finishes.
+    /// Read from the agent's current version when a run finishes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+    /// Most of this agent's runs executing at once (unset: the tenant's
+    /// per-agent limit). Read from the agent's current version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub max_running: Option<u32>,
 }
 
 /// Whether a model call may answer in prose or must call one of its tools.
@@ -207,6 +216,10 @@ impl AgentConfig {
                 .map_err(|e| ValidationError::new("context.summary_model", e.message))?;
         }
         self.validate_blocks()?;
+        crate::limits::validate_notify("notify", &self.notify)?;
+        if let Some(max) = self.max_running {
+            crate::limits::validate_limit("max_running", max)?;
+        }
         if self.knowledge_recall > 20 {
             return Err(ValidationError::new(
                 "knowledge_recall",
@@ -447,6 +460,8 @@ mod tests {
     #[test]
     fn tools_must_be_known_and_listed_once() {
         let mut config = AgentConfig {
+            max_running: Default::default(),
+            notify: Default::default(),
             description: Default::default(),
             if_busy: Default::default(),
             instructions: String::new(),

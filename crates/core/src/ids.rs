@@ -66,6 +66,8 @@ typed_id!(SourceId, "src");
 typed_id!(DocumentId, "doc");
 typed_id!(ScheduleId, "sch");
 typed_id!(TriggerId, "trg");
+typed_id!(WebhookId, "whk");
+typed_id!(NotificationId, "ntf");
 
 impl TenantId {
     /// The tenant the bootstrap admin key belongs to.

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod item;
 pub mod knowledge;
 pub mod ledger;
+pub mod limits;
 pub mod machine;
 pub mod memory;
 pub mod names;
@@ -30,8 +31,8 @@ pub mod tokens;
 
 pub use error::ValidationError;
 pub use ids::{
-    AgentId, DocumentId, KeyId, MemoryId, RunId, ScheduleId, SessionId, SourceId, TenantId,
-    TriggerId,
+    AgentId, DocumentId, KeyId, MemoryId, NotificationId, RunId, ScheduleId, SessionId, SourceId,
+    TenantId, TriggerId, WebhookId,
 };
 
 /// The one timestamp type: UTC, stored with millisecond precision.

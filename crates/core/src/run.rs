@@ -128,6 +128,14 @@ pub struct Run {
     /// For a hand-off: the session its result is delivered to when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver_to: Option<SessionId>,
+    /// Why it is still `queued` although its session is free: a limit on
+    /// runs executing at once, and its place in the fair queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_reason: Option<crate::limits::QueuedReason>,
+    /// Webhooks told when it finishes (named by the request or the
+    /// schedule that started it; the agent's own are added then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

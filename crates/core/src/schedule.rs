@@ -57,6 +57,9 @@ pub struct Schedule {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<SessionId>,
     pub catch_up: CatchUp,
+    /// Webhooks (`whk_…`) told when each firing's run finishes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
     pub paused: bool,
     /// When it fires next (none: a one-off that has fired).
     pub next_fire_at: Option<DateTime<Utc>>,

@@ -96,6 +96,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let tenant = TenantId::from_stored("ten_bench".into());
     store.ensure_tenant(&tenant, "bench").await?;
     let config = AgentConfig {
+        max_running: Default::default(),
+        notify: Default::default(),
         description: Default::default(),
         if_busy: Default::default(),
         tool_choice: Default::default(),
@@ -222,6 +224,7 @@ async fn turn(runtime: &Runtime, tenant: &TenantId, session: &SessionId) -> Resu
             tenant,
             session,
             Submission {
+                notify: Default::default(),
                 input: USER_TEXT.into(),
                 idempotency_key: None,
                 if_busy: BusyPolicy::Queue,
@@ -256,6 +259,7 @@ async fn prefill(
         .create_run(
             tenant,
             NewRun {
+                notify: Default::default(),
                 session_id: session.clone(),
                 input: USER_TEXT.into(),
                 idempotency_key: None,

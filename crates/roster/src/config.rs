@@ -46,6 +46,12 @@ pub struct FileConfig {
     /// How schedules are fired.
     #[serde(default)]
     pub schedules: ScheduleSettings,
+    /// Default limits on runs executing at once.
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// How notifications (webhooks out) are sent.
+    #[serde(default)]
+    pub notifications: NotificationSettings,
     /// Model prices for the ledger's costs and cost budgets, by
     /// `provider/model` or `provider/*`, in US dollars per million tokens.
     #[serde(default)]
@@ -77,6 +83,93 @@ impl Default for ScheduleSettings {
             tick_ms: 1000,
             grace_secs: 60,
         }
+    }
+}
+
+/// `[limits]`: the default most runs executing at once per tenant
+/// (`runs`) and per agent (`runs_per_agent`); unset, no limit. An operator
+/// overrides them per tenant (`PUT /v1/tenants/{tenant}/limits`), an agent
+/// with its `max_running`. Runs past a limit wait in a fair queue, looked at
+/// again every `sweep_ms` (default 1000) besides when a run ends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    pub runs: Option<u32>,
+    pub runs_per_agent: Option<u32>,
+    pub sweep_ms: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            runs: None,
+            runs_per_agent: None,
+            sweep_ms: 1000,
+        }
+    }
+}
+
+impl LimitSettings {
+    pub fn limits(&self) -> Result<roster_core::limits::RunLimits> {
+        let limits = roster_core::limits::RunLimits {
+            runs: self.runs,
+            runs_per_agent: self.runs_per_agent,
+        };
+        limits
+            .validate()
+            .map_err(|e| anyhow::anyhow!("[limits] {e}"))?;
+        Ok(limits)
+    }
+}
+
+/// `[notifications]`: a notification is tried up to `max_attempts` times
+/// (default 8), each request cut off after `timeout_ms` (default 10000);
+/// the wait before the second is `retry_base_ms` (default 10000), each
+/// later one three times longer, at most `max_retry_ms` (default an hour);
+/// `concurrency` requests at once (default 16).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationSettings {
+    pub max_attempts: u32,
+    pub timeout_ms: u64,
+    pub retry_base_ms: u64,
+    pub max_retry_ms: u64,
+    pub concurrency: usize,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        let d = roster_notify::NotifyOptions::default();
+        Self {
+            max_attempts: d.max_attempts,
+            timeout_ms: u64::try_from(d.timeout.as_millis()).unwrap_or(10_000),
+            retry_base_ms: u64::try_from(d.retry_base.as_millis()).unwrap_or(10_000),
+            max_retry_ms: u64::try_from(d.max_retry.as_millis()).unwrap_or(3_600_000),
+            concurrency: d.concurrency,
+        }
+    }
+}
+
+impl NotificationSettings {
+    pub fn options(&self) -> Result<roster_notify::NotifyOptions> {
+        if !(1..=100).contains(&self.max_attempts)
+            || !(1..=600_000).contains(&self.timeout_ms)
+            || self.retry_base_ms == 0
+            || self.max_retry_ms < self.retry_base_ms
+            || !(1..=1024).contains(&self.concurrency)
+        {
+            anyhow::bail!(
+                "[notifications]: max_attempts must be 1-100, timeout_ms 1-600000, retry_base_ms at least 1 and at most max_retry_ms, concurrency 1-1024"
+            );
+        }
+        Ok(roster_notify::NotifyOptions {
+            max_attempts: self.max_attempts,
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+            retry_base: std::time::Duration::from_millis(self.retry_base_ms),
+            max_retry: std::time::Duration::from_millis(self.max_retry_ms),
+            concurrency: self.concurrency,
+            poll: std::time::Duration::from_secs(1),
+        })
     }
 }
 

@@ -50,6 +50,12 @@ enum Command {
     /// Signed webhooks that start runs: add (prints the URL and secret),
     /// list, show, remove.
     Trigger(client::TriggerArgs),
+    /// URLs told when runs finish (signed, retried): add (prints the id and
+    /// secret), list, show, remove, notifications, resend.
+    Webhook(client::WebhookArgs),
+    /// Limits on runs executing at once: show (running and waiting per
+    /// agent), set a tenant's (admin key).
+    Limits(client::LimitsArgs),
     /// Inspect and correct what agents remember long-term.
     Memory(client::MemoryArgs),
     /// Company documents for agents: add (file or directory), list, search, remove.
@@ -108,6 +114,8 @@ fn main() -> ExitCode {
             Command::Run(cmd) => client::run(cmd).await,
             Command::Schedule(cmd) => client::schedule(cmd).await,
             Command::Trigger(cmd) => client::trigger(cmd).await,
+            Command::Webhook(cmd) => client::webhook(cmd).await,
+            Command::Limits(cmd) => client::limits(cmd).await,
             Command::Memory(cmd) => client::memory(cmd).await,
             Command::Knowledge(cmd) => client::knowledge(cmd).await,
             Command::Index(cmd) => client::index(cmd).await,

@@ -171,7 +171,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         &secrets,
     )
     .await?;
-    let (mcp, sql, http) = (integrations.mcp, integrations.sql, integrations.http);
+    let (mcp, sql, http, egress) = (
+        integrations.mcp,
+        integrations.sql,
+        integrations.http,
+        integrations.egress,
+    );
     let mut tools = ToolRegistry::with_builtins();
     tools.add_provider(roster_mcp::McpProvider::new(mcp.clone()));
     tools.add_provider(roster_sql::SqlProvider::new(sql.clone()));
@@ -203,6 +208,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .governance()
         .set_prices(file.prices.clone().into_iter().collect());
     runtime.start_approval_expiry(std::time::Duration::from_millis(file.approvals.sweep_ms));
+    store
+        .set_default_limits(file.limits.limits()?)
+        .await
+        .context("cannot store the [limits] defaults")?;
     let resumed = runtime
         .recover()
         .await
@@ -213,6 +222,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         std::time::Duration::from_millis(file.schedules.tick_ms.max(10)),
         std::time::Duration::from_secs(file.schedules.grace_secs),
     );
+    runtime.start_queue_sweep(std::time::Duration::from_millis(
+        file.limits.sweep_ms.max(10),
+    ));
+    // Notifications left in the outbox by an earlier process go out now.
+    let notifier = roster_notify::Sender::new(
+        store.clone(),
+        secrets.clone(),
+        egress.clone(),
+        file.notifications.options()?,
+        runtime.outbox_wakeup(),
+    )
+    .spawn();
     tracing::info!(
         %address, store = store.backend(), providers = ?providers, resumed,
         "roster is listening"
@@ -243,6 +264,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             sql: sql.clone(),
             http,
             secrets,
+            egress,
         }),
     });
     let stopping = Arc::new(tokio::sync::Notify::new());
@@ -262,6 +284,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         () = grace => tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway"),
     }
     runtime.shutdown().await;
+    notifier.abort();
     mcp.shutdown().await;
     sql.shutdown().await;
     memory.shutdown().await;

@@ -86,6 +86,7 @@ pub struct Integrations {
     pub mcp: Arc<roster_mcp::McpManager>,
     pub sql: Arc<roster_sql::SqlSources>,
     pub http: Arc<roster_openapi::HttpServices>,
+    pub egress: Arc<EgressPolicy>,
 }
 
 /// What [`build`] needs from `serve`.
@@ -214,7 +215,8 @@ pub async fn build(
     Ok(Integrations {
         mcp: roster_mcp::McpManager::new(store.clone(), secrets.clone(), mcp),
         sql: roster_sql::SqlSources::new(store.clone(), secrets.clone(), sql),
-        http: roster_openapi::HttpServices::new(store.clone(), secrets.clone(), egress),
+        http: roster_openapi::HttpServices::new(store.clone(), secrets.clone(), egress.clone()),
+        egress,
     })
 }
 

@@ -153,6 +153,7 @@ async fn submit(rt: &Runtime, tenant: &TenantId, session: &SessionId, input: Str
             tenant,
             session,
             Submission {
+                notify: Default::default(),
                 input,
                 idempotency_key: None,
                 if_busy: BusyPolicy::Queue,
@@ -277,6 +278,7 @@ async fn main() {
             .create_schedule(
                 &tenant,
                 NewSchedule {
+                    notify: Default::default(),
                     agent_id: worker.id.clone(),
                     cron: Some("0 9 * * *".into()),
                     at: None,

@@ -560,6 +560,8 @@ mod tests {
     #[test]
     fn the_input_budget_is_the_context_less_instructions_and_blocks() {
         let mut config = AgentConfig {
+            max_running: Default::default(),
+            notify: Default::default(),
             description: Default::default(),
             if_busy: Default::default(),
             tool_choice: Default::default(),

@@ -96,7 +96,9 @@ impl Runtime {
                         depth,
                         deliver_to: d.hand_off.then(|| d.call.session_id.clone()),
                         max_siblings: Some(limits.max_children),
+                        caller_waits: !d.hand_off,
                     }),
+                    notify: Vec::new(),
                 },
             )
             .await

@@ -27,6 +27,8 @@ pub struct RunRequest {
     /// What to do when the session has a run in progress; `None`: the
     /// agent's `if_busy`.
     pub if_busy: Option<BusyPolicy>,
+    /// Webhooks (`whk_…`) told when the run finishes.
+    pub notify: Vec<String>,
 }
 
 impl Runtime {
@@ -54,6 +56,8 @@ impl Runtime {
                 ));
             }
         }
+        self.check_webhooks(&actor.tenant, "notify", &request.notify)
+            .await?;
         self.submit(
             &actor.tenant,
             &session.id,
@@ -63,9 +67,34 @@ impl Runtime {
                 if_busy: request.if_busy.unwrap_or(agent.config.if_busy),
                 actor: Some(actor.label()),
                 parent: None,
+                notify: request.notify,
             },
         )
         .await
+    }
+
+    /// Refuses a list of webhooks that is malformed or names one the tenant
+    /// does not have (`field` names the list in the message).
+    pub async fn check_webhooks(
+        &self,
+        tenant: &roster_core::TenantId,
+        field: &str,
+        ids: &[String],
+    ) -> Result<(), RuntimeError> {
+        roster_core::limits::validate_notify(field, ids)
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        for id in ids {
+            let known = match roster_core::WebhookId::parse(id) {
+                Some(id) => self.store().get_webhook(tenant, &id).await?.is_some(),
+                None => false,
+            };
+            if !known {
+                return Err(RuntimeError::Invalid(format!(
+                    "{field}: there is no webhook `{id}` (register one with POST /v1/webhooks)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Sends a failed run back to its session's queue for `actor`. Policy

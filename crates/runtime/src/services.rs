@@ -28,6 +28,9 @@ pub(crate) struct Services {
     pub(crate) bus: Bus,
     pub(crate) block_locks: BlockLocks,
     pub(crate) immutable: Immutable,
+    /// Woken when a commit adds notifications to the outbox, so the sender
+    /// takes them up without waiting for its next poll.
+    pub(crate) outbox: Arc<tokio::sync::Notify>,
 }
 
 impl Services {
@@ -40,6 +43,9 @@ impl Services {
         committed: &roster_store::Committed,
     ) {
         self.publish_events(run, &committed.events);
+        if committed.notifications > 0 {
+            self.outbox.notify_one();
+        }
         if let Some(delivered) = &committed.delivered {
             if let Some(scheduler) = self.scheduler.upgrade() {
                 self.bus.open(&delivered.id);

@@ -125,6 +125,7 @@ pub(crate) async fn create_agent(
         crate::args![&id, tenant, config.as_str(), now],
     )
     .await?;
+    operational(c, tenant, &id, &agent.config).await?;
     for block in &agent.memory_blocks {
         super::blocks::put_agent_block(c, tenant, &id, block, "create", principal, now).await?;
     }
@@ -158,6 +159,36 @@ pub(crate) async fn get_agent(
     Ok(c.opt(sql, crate::args![tenant, value], rows::agent).await?)
 }
 
+/// Copies the settings that act on every run of the agent, whichever
+/// version its session pins (the webhooks told when a run finishes, the
+/// most runs at once), to the agent's row: the transactions that start and
+/// finish runs read them there without decoding a configuration.
+async fn operational(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    agent: &AgentId,
+    config: &AgentConfig,
+) -> Result<()> {
+    let notify = if config.notify.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(&config.notify)?)
+    };
+    c.exec(
+        crate::sql!(
+            "UPDATE agents SET notify = $3, max_running = $4 WHERE tenant_id = $1 AND id = $2"
+        ),
+        crate::args![
+            tenant,
+            agent,
+            notify.as_deref(),
+            config.max_running.map(i64::from)
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Runs inside a transaction; the agent row is locked so concurrent updates
 /// get consecutive versions instead of colliding.
 pub(crate) async fn update_agent(
@@ -177,6 +208,7 @@ pub(crate) async fn update_agent(
         .await?;
     let version = current.ok_or_else(|| StoreError::NotFound("agent".into()))? + 1;
     let now = millis(Utc::now());
+    operational(c, tenant, agent, config).await?;
     let config = serde_json::to_string(config)?;
     c.exec(
         crate::sql!(

@@ -296,8 +296,18 @@ macro_rules! id_args {
 }
 
 id_args!(
-    TenantId, AgentId, SessionId, RunId, KeyId, MemoryId, SourceId, DocumentId, ScheduleId,
-    TriggerId
+    TenantId,
+    AgentId,
+    SessionId,
+    RunId,
+    KeyId,
+    MemoryId,
+    SourceId,
+    DocumentId,
+    ScheduleId,
+    TriggerId,
+    WebhookId,
+    NotificationId
 );
 
 /// Millisecond timestamps, the store's one time format on both backends.

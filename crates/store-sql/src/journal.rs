@@ -31,11 +31,12 @@ pub(crate) async fn commit(
     let found: RunHead = c
         .opt(
             crate::sql_pick!(
-                postgres: "SELECT r.status, r.input, r.first_seq, r.rolled_back, r.deliver_to, r.depth, r.parent_run_id, r.actor
+                postgres: "SELECT r.status, r.input, r.first_seq, r.rolled_back, r.deliver_to, r.depth, r.parent_run_id, r.actor,
+                                  r.caller_waits, r.held_since
                            FROM runs r JOIN sessions s ON s.id = r.session_id AND s.tenant_id = r.tenant_id
                            WHERE r.id = $1 AND r.tenant_id = $2 AND r.session_id = $3
                            FOR UPDATE OF r, s",
-                sqlite: "SELECT status, input, first_seq, rolled_back, deliver_to, depth, parent_run_id, actor FROM runs WHERE id = $1 AND tenant_id = $2 AND session_id = $3",
+                sqlite: "SELECT status, input, first_seq, rolled_back, deliver_to, depth, parent_run_id, actor, caller_waits, held_since FROM runs WHERE id = $1 AND tenant_id = $2 AND session_id = $3",
             ),
             crate::args![run, tenant, &write.session_id],
             |row| {
@@ -48,6 +49,8 @@ pub(crate) async fn commit(
                     depth: row.get(5)?,
                     parent_run_id: row.get(6)?,
                     actor: row.get(7)?,
+                    caller_waits: row.get(8)?,
+                    held_since: row.get(9)?,
                 })
             },
         )
@@ -65,6 +68,22 @@ pub(crate) async fn commit(
     let mut items = Vec::with_capacity(write.items.len() + 1);
     let mut next_item: Option<i64> = None;
     if let Some(RunTransition::Start) = &write.transition {
+        let held = super::limits::admit(
+            c,
+            tenant,
+            &write.run_id,
+            &write.session_id,
+            found.caller_waits,
+            found.held_since,
+        )
+        .await?;
+        if held.is_some() {
+            // A limit holds it: it stays queued, with nothing written.
+            return Ok(Committed {
+                held,
+                ..Committed::default()
+            });
+        }
         // A retried run starts again without a second copy of its input.
         let first = match first_seq {
             Some(first) => first,
@@ -77,7 +96,8 @@ pub(crate) async fn commit(
             }
         };
         c.exec(
-            crate::sql!("UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $2), first_seq = $4 WHERE id = $1 AND tenant_id = $3"),
+            crate::sql!("UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $2), first_seq = $4,
+                         queued_reason = NULL, held_since = NULL WHERE id = $1 AND tenant_id = $3"),
             crate::args![run, now, tenant, first],
         )
         .await?;
@@ -196,6 +216,26 @@ pub(crate) async fn commit(
             super::records::log_all(c, tenant, "items", &[reference], now).await?;
         }
     }
+    let notifications = match &write.transition {
+        Some(RunTransition::Finish {
+            status,
+            output,
+            error,
+        }) => {
+            let finished = super::notifications::Finished {
+                run,
+                session: &write.session_id,
+                status: *status,
+                output: output.as_deref(),
+                error: error.as_ref(),
+                actor: found.actor.as_deref(),
+                parent: found.parent_run_id.as_deref(),
+                at: now,
+            };
+            super::notifications::enqueue(c, tenant, &finished).await?
+        }
+        _ => 0,
+    };
     let delivered = match (&write.transition, &found.deliver_to) {
         (
             Some(RunTransition::Finish {
@@ -228,6 +268,8 @@ pub(crate) async fn commit(
         items,
         events,
         memories,
+        held: None,
+        notifications,
     })
 }
 
@@ -242,6 +284,8 @@ struct RunHead {
     depth: i64,
     parent_run_id: Option<String>,
     actor: Option<String>,
+    caller_waits: bool,
+    held_since: Option<i64>,
 }
 
 /// How a handed-off run ended.
@@ -312,7 +356,9 @@ async fn deliver(
             depth: u32::try_from(found.depth.saturating_sub(1)).unwrap_or(0),
             deliver_to: None,
             max_siblings: None,
+            caller_waits: false,
         }),
+        notify: Vec::new(),
     };
     match super::runs::queue_run(c, tenant, &new).await {
         Ok(CreatedRun::Created(run)) => Ok(Some(run)),

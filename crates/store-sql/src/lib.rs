@@ -34,6 +34,8 @@ mod keys;
 mod knowledge;
 mod knowledge_chunks;
 mod lifecycle;
+mod limits;
+mod notifications;
 pub mod postgres;
 mod record_plan;
 mod records;

@@ -69,7 +69,7 @@ pub(crate) fn item(row: &Row<'_>) -> Result<Item, StoreError> {
     })
 }
 
-pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at, actor, waiting, interrupted_by, rolled_back, parent_run_id, depth, deliver_to";
+pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at, actor, waiting, interrupted_by, rolled_back, parent_run_id, depth, deliver_to, queued_reason, notify";
 
 pub(crate) fn run(row: &Row<'_>) -> Result<Run, StoreError> {
     run_from(row, 0)
@@ -100,6 +100,8 @@ pub(crate) fn run_from(row: &Row<'_>, at: usize) -> Result<Run, StoreError> {
         deliver_to: row
             .get::<Option<String>>(at + 16)?
             .map(SessionId::from_stored),
+        queued_reason: row.opt_json(at + 17)?,
+        notify: row.opt_json(at + 18)?.unwrap_or_default(),
     })
 }
 

@@ -35,6 +35,15 @@ pub(crate) async fn create_run(
     if ahead > 0 {
         return Ok(CreatedRun::Created(run));
     }
+    let caller_waits = new.parent.as_ref().is_some_and(|p| p.caller_waits);
+    if let Some(reason) =
+        super::limits::admit(c, tenant, &run.id, &run.session_id, caller_waits, None).await?
+    {
+        return Ok(CreatedRun::Created(Run {
+            queued_reason: Some(reason),
+            ..run
+        }));
+    }
     // Nothing ahead of it: it starts in the same transaction, saving the
     // runner a commit (and an fsync) per turn.
     let mut start = crate::JournalWrite::new(run.id.clone(), run.session_id.clone());
@@ -112,12 +121,19 @@ pub(crate) async fn queue_run(
         parent_run_id: new.parent.as_ref().map(|p| p.run_id.clone()),
         depth: new.parent.as_ref().map_or(0, |p| p.depth),
         deliver_to: new.parent.as_ref().and_then(|p| p.deliver_to.clone()),
+        queued_reason: None,
+        notify: new.notify.clone(),
+    };
+    let notify = if new.notify.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(&new.notify)?)
     };
     c.exec(
         crate::sql!(
             "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at, actor,
-                               parent_run_id, depth, deliver_to)
-             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11)"
+                               parent_run_id, depth, deliver_to, notify, caller_waits)
+             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ),
         crate::args![
             &run.id,
@@ -130,7 +146,9 @@ pub(crate) async fn queue_run(
             &new.actor,
             run.parent_run_id.as_ref(),
             i64::from(run.depth),
-            run.deliver_to.as_ref()
+            run.deliver_to.as_ref(),
+            notify.as_deref(),
+            new.parent.as_ref().is_some_and(|p| p.caller_waits)
         ],
     )
     .await?;

@@ -11,7 +11,7 @@ use roster_store::{BusyPolicy, CreatedRun, NewAuditEvent, NewRun, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEDULE_COLUMNS: &str = "id, agent_id, cron, at_time, timezone, input, session_id, catch_up, paused, next_fire_at, fired_count, last_fired_at, created_by, created_at, updated_at, key_id";
+const SCHEDULE_COLUMNS: &str = "id, agent_id, cron, at_time, timezone, input, session_id, catch_up, paused, next_fire_at, fired_count, last_fired_at, created_by, created_at, updated_at, key_id, notify";
 
 fn schedule(row: &Row<'_>) -> Result<Schedule> {
     let catch_up: String = row.get(7)?;
@@ -32,7 +32,15 @@ fn schedule(row: &Row<'_>) -> Result<Schedule> {
         created_by: row.get(12)?,
         created_at: row.time(13)?,
         updated_at: row.time(14)?,
+        notify: row.opt_json(16)?.unwrap_or_default(),
     })
+}
+
+fn notify_text(ids: &[String]) -> Result<Option<String>> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::to_string(ids)?))
 }
 
 fn key_of(row: &Row<'_>) -> Result<KeyId> {
@@ -50,8 +58,8 @@ async fn create(
     c.exec(
         crate::sql!(
             "INSERT INTO schedules (id, tenant_id, agent_id, cron, at_time, timezone, input, session_id, catch_up,
-                                    paused, next_fire_at, created_by, key_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)"
+                                    paused, next_fire_at, created_by, key_id, created_at, updated_at, notify)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)"
         ),
         crate::args![
             &id,
@@ -67,7 +75,8 @@ async fn create(
             new.next_fire_at.map(millis),
             new.created_by.as_str(),
             &new.key_id,
-            millis(now)
+            millis(now),
+            notify_text(&new.notify)?.as_deref()
         ],
     )
     .await?;
@@ -98,7 +107,7 @@ async fn update(
         .exec(
             crate::sql!(
                 "UPDATE schedules SET cron = $3, at_time = $4, timezone = $5, input = $6, session_id = $7,
-                        catch_up = $8, paused = $9, next_fire_at = $10, updated_at = $11
+                        catch_up = $8, paused = $9, next_fire_at = $10, updated_at = $11, notify = $12
                  WHERE tenant_id = $1 AND id = $2"
             ),
             crate::args![
@@ -112,7 +121,8 @@ async fn update(
                 s.catch_up.as_str(),
                 s.paused,
                 s.next_fire_at.map(millis),
-                millis(Utc::now())
+                millis(Utc::now()),
+                notify_text(&s.notify)?.as_deref()
             ],
         )
         .await?;
@@ -267,6 +277,7 @@ async fn start(
         if_busy: BusyPolicy::Queue,
         actor: Some(request.actor.clone()),
         parent: None,
+        notify: found.notify.clone(),
     };
     match super::runs::queue_run(c, tenant, &new).await {
         Ok(CreatedRun::Created(run) | CreatedRun::Existing(run)) => Ok(Ok(run)),
@@ -300,7 +311,7 @@ crate::store_impl! {
             |row| Ok(DueSchedule {
                 schedule: schedule(row)?,
                 key_id: key_of(row)?,
-                tenant: TenantId::from_stored(row.get(16)?),
+                tenant: TenantId::from_stored(row.get(17)?),
             })).await;
         write fire_schedule(tenant: &TenantId, request: FireRequest) -> Vec<Run> = |c| fire(c, &tenant, &request).await;
     }

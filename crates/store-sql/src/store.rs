@@ -168,6 +168,12 @@ owned_as_is!(
     roster_core::schedule::Schedule,
     roster_store::triggers::NewTrigger,
     roster_store::triggers::Delivery,
+    u32,
+    roster_core::limits::RunLimits,
+    roster_store::notifications::NewWebhook,
+    roster_store::notifications::Attempt,
+    roster_store::notifications::AttemptOutcome,
+    roster_store::notifications::NotificationQuery,
 );
 
 crate::store_impl! {

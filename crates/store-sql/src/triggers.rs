@@ -149,6 +149,7 @@ async fn deliver(c: &mut Conn<'_>, tenant: &TenantId, d: &Delivery) -> Result<(R
         if_busy: BusyPolicy::Queue,
         actor: Some(d.actor.clone()),
         parent: None,
+        notify: Vec::new(),
     };
     let run = match super::runs::queue_run(c, tenant, &new).await? {
         CreatedRun::Created(run) | CreatedRun::Existing(run) => run,

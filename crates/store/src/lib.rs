@@ -17,6 +17,8 @@ mod integrations;
 mod jobs;
 mod knowledge;
 mod lifecycle;
+pub mod limits;
+pub mod notifications;
 mod records;
 pub mod schedules;
 pub mod triggers;
@@ -63,6 +65,8 @@ pub trait Store:
     + LifecycleStore
     + schedules::ScheduleStore
     + triggers::TriggerStore
+    + notifications::NotificationStore
+    + limits::LimitStore
     + Send
     + Sync
     + 'static

@@ -19,6 +19,8 @@ pub struct NewSchedule {
     pub input: String,
     pub session_id: Option<SessionId>,
     pub catch_up: CatchUp,
+    /// Webhooks told when each firing's run finishes.
+    pub notify: Vec<String>,
     pub paused: bool,
     pub next_fire_at: Option<DateTime<Utc>>,
     /// `key:key_…`.

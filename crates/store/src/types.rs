@@ -79,6 +79,8 @@ pub struct NewRun {
     pub actor: Option<String>,
     /// The run that started it, for a run another agent's run delegated.
     pub parent: Option<RunParent>,
+    /// Webhooks (`whk_…`, checked by the caller) told when it finishes.
+    pub notify: Vec<String>,
 }
 
 /// What a run's model calls used and cost, summed from the ledger.
@@ -106,6 +108,10 @@ pub struct RunParent {
     /// stores this one (`LimitReached` past it), so calls made at once
     /// cannot all slip under it.
     pub max_siblings: Option<u32>,
+    /// The parent waits for it (a synchronous ask): it runs on the
+    /// parent's slot, outside the limits on runs executing at once, so a
+    /// limit cannot hold a child its running parent waits for.
+    pub caller_waits: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -272,6 +278,10 @@ pub struct Committed {
     /// Memory records the write changed, and the search log position that
     /// covers them (0 if none).
     pub memories: crate::MemoryWritten,
+    /// A `Start` the limits refused: the run stays queued, with this reason.
+    pub held: Option<roster_core::limits::QueuedReason>,
+    /// Notifications this write added to the outbox (a run finished).
+    pub notifications: usize,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -59,6 +59,14 @@ pub struct CreateAgent {
     /// What a message does when its session is busy and it does not say:
     /// `queue` (default), `reject`, `interrupt` or `rollback`.
     pub if_busy: Option<BusyPolicy>,
+    /// Webhooks (`whk_…`) told when any run of this agent finishes.
+    #[serde(default)]
+    #[schema(max_items = 8)]
+    pub notify: Vec<String>,
+    /// Most of this agent's runs executing at once; unset, the tenant's
+    /// per-agent limit.
+    #[schema(minimum = 1, maximum = 100000)]
+    pub max_running: Option<u32>,
 }
 
 /// Fields to change; each PATCH that changes something stores a new
@@ -94,6 +102,14 @@ pub struct UpdateAgent {
     pub tool_choice: Option<ToolChoice>,
     /// The default for messages to a busy session.
     pub if_busy: Option<BusyPolicy>,
+    /// Replaces the webhooks told when a run of this agent finishes.
+    #[schema(max_items = 8)]
+    pub notify: Option<Vec<String>>,
+    /// Most of this agent's runs at once; `null` goes back to the tenant's
+    /// per-agent limit.
+    #[serde(default, with = "super::memories::double_option")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100000)]
+    pub max_running: Option<Option<u32>>,
     /// Memory blocks to add to the current ones (a label the agent has is
     /// refused; remove it in the same request to replace it).
     #[serde(default)]
@@ -230,6 +246,10 @@ async fn check_config(
         .check_entries(&principal.tenant, &config.tools)
         .await
         .map_err(ApiError::invalid)?;
+    state
+        .runtime
+        .check_webhooks(&principal.tenant, "notify", &config.notify)
+        .await?;
     check_sources(state, principal, config).await
 }
 
@@ -300,6 +320,8 @@ pub async fn create(
         }
     };
     let config = AgentConfig {
+        notify: body.notify,
+        max_running: body.max_running,
         if_busy: body.if_busy.unwrap_or_default(),
         tool_choice: body.tool_choice.unwrap_or_default(),
         instructions: body.instructions,
@@ -492,6 +514,12 @@ fn apply(body: &UpdateAgent, mut config: AgentConfig) -> Result<AgentConfig, Api
     }
     if let Some(v) = body.if_busy {
         config.if_busy = v;
+    }
+    if let Some(v) = &body.notify {
+        config.notify.clone_from(v);
+    }
+    if let Some(v) = body.max_running {
+        config.max_running = v;
     }
     if let Some(v) = &body.description {
         config.description.clone_from(v);

@@ -73,7 +73,7 @@ pub struct UpdateMemory {
 }
 
 /// Tells an absent field (keep) from an explicit `null` (clear).
-mod double_option {
+pub(crate) mod double_option {
     use serde::{Deserialize, Deserializer};
 
     pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>

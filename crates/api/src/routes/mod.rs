@@ -12,6 +12,7 @@ pub mod index;
 pub mod keys;
 pub mod knowledge;
 pub mod ledger;
+pub mod limits;
 pub mod mcp;
 pub mod memories;
 pub mod models;
@@ -23,6 +24,7 @@ pub mod sessions;
 pub mod sql;
 pub mod tenants;
 pub mod triggers;
+pub mod webhooks;
 
 /// The runtime's memory service, or `503 memory_unavailable`.
 pub(crate) fn memory_service(

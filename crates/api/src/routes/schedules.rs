@@ -50,6 +50,10 @@ pub struct CreateSchedule {
     /// Made paused (default false).
     #[serde(default)]
     pub paused: bool,
+    /// Webhooks (`whk_…`) told when each firing's run finishes.
+    #[serde(default)]
+    #[schema(max_items = 8)]
+    pub notify: Vec<String>,
 }
 
 /// Fields to change; a new timing counts from now.
@@ -65,6 +69,9 @@ pub struct UpdateSchedule {
     pub session: Option<String>,
     pub catch_up: Option<CatchUp>,
     pub paused: Option<bool>,
+    /// Replaces the webhooks told when a firing's run finishes.
+    #[schema(max_items = 8)]
+    pub notify: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -201,6 +208,10 @@ pub async fn create(
         None => None,
     };
     let catch_up = body.catch_up.unwrap_or_default();
+    state
+        .runtime
+        .check_webhooks(&principal.tenant, "notify", &body.notify)
+        .await?;
     let schedule = state
         .store
         .create_schedule(
@@ -213,6 +224,7 @@ pub async fn create(
                 input: body.input,
                 session_id,
                 catch_up,
+                notify: body.notify,
                 paused: body.paused,
                 next_fire_at,
                 created_by: principal.label(),
@@ -320,6 +332,13 @@ pub async fn update(
     }
     if let Some(catch_up) = body.catch_up {
         schedule.catch_up = catch_up;
+    }
+    if let Some(notify) = body.notify {
+        state
+            .runtime
+            .check_webhooks(&principal.tenant, "notify", &notify)
+            .await?;
+        schedule.notify = notify;
     }
     let resumed = body.paused == Some(false) && schedule.paused;
     if let Some(paused) = body.paused {

@@ -81,6 +81,10 @@ pub struct PostMessage {
     /// this); unset, the agent's `if_busy` (itself `queue` unless set).
     #[serde(default)]
     pub if_busy: Option<BusyPolicy>,
+    /// Webhooks (`whk_…`) told when the run finishes, besides the agent's.
+    #[serde(default)]
+    #[schema(max_items = 8)]
+    pub notify: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -323,6 +327,7 @@ pub async fn post_message(
                 input: body.content,
                 idempotency_key,
                 if_busy: body.if_busy,
+                notify: body.notify,
             },
         )
         .await?;

@@ -196,6 +196,30 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         .await
         .ok(201)
         .clone();
+    let webhook = b
+        .post(
+            "/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/zq-hook", "description": "zq-hook-description"}),
+        )
+        .await
+        .ok(201)
+        .clone();
+    let webhook_secret = webhook["secret"].as_str().unwrap().to_owned();
+    let webhook = webhook["id"].as_str().unwrap().to_owned();
+    app.fake.push(Reply::text("zq-notified-reply"));
+    b.post(
+        &format!("/v1/sessions/{session}/messages"),
+        json!({"content": "zq-notified-input", "notify": [webhook]}),
+    )
+    .await
+    .ok(200);
+    let notification = b
+        .get(&format!("/v1/webhooks/{webhook}/notifications"))
+        .await
+        .ok(200)["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let trigger_secret = trigger["secret"].as_str().unwrap().to_owned();
     let trigger = trigger["id"].as_str().unwrap().to_owned();
     let agent_id = agent["id"].as_str().unwrap().to_owned();
@@ -213,6 +237,8 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         ("id", "schedules", (schedule.clone(), none("sch"))),
         ("id", "triggers", (trigger.clone(), none("trg"))),
         ("id", "hooks", (trigger.clone(), none("trg"))),
+        ("id", "webhooks", (webhook.clone(), none("whk"))),
+        ("id", "notifications", (notification.clone(), none("ntf"))),
         ("label", "*", pair("persona", "zq-nolabel")),
         ("owner", "*", pair("user:zq-user", "user:zq-nouser")),
         ("user", "*", pair("zq-user", "zq-nouser")),
@@ -254,6 +280,11 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         "zq-scheduled-input".into(),
         schedule,
         trigger_secret,
+        webhook_secret,
+        webhook,
+        notification,
+        "zq-hook".into(),
+        "zq-notified-reply".into(),
         "zq-fact".into(),
         "zq-passage".into(),
         "zq-document".into(),

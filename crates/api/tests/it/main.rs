@@ -30,3 +30,4 @@ mod tenancy;
 mod triggers;
 mod users;
 mod walls;
+mod webhooks;

@@ -103,6 +103,26 @@ struct ConfigFlags {
     /// `{"strategies": [{"kind": "semantic"}]}`.
     #[arg(long, value_name = "JSON")]
     memory: Option<String>,
+    /// A webhook (`whk_…`) told when any run of the agent finishes
+    /// (repeatable; on update, replaces the list).
+    #[arg(long = "notify", value_name = "WEBHOOK")]
+    notify: Vec<String>,
+    /// Most of this agent's runs executing at once (`none`: the tenant's
+    /// per-agent limit).
+    #[arg(long, value_name = "N|none")]
+    max_running: Option<String>,
+}
+
+/// `--max-running` as the API takes it: a number, or `null` for `none`.
+fn max_running(flags: &ConfigFlags) -> Result<Option<Value>> {
+    match flags.max_running.as_deref() {
+        None => Ok(None),
+        Some("none") => Ok(Some(Value::Null)),
+        Some(n) => n
+            .parse::<u32>()
+            .map(|n| Some(json!(n)))
+            .map_err(|_| anyhow!("--max-running must be a number or `none`, not `{n}`")),
+    }
 }
 
 /// `--memory` as a JSON object, checked before anything is sent.
@@ -245,6 +265,12 @@ async fn create_agent(conn: &Connection, args: CreateArgs) -> Result<()> {
     }
     if let Some(policy) = &args.config.if_busy {
         body.insert("if_busy".into(), json!(policy));
+    }
+    if !args.config.notify.is_empty() {
+        body.insert("notify".into(), json!(args.config.notify));
+    }
+    if let Some(max) = max_running(&args.config)? {
+        body.insert("max_running".into(), max);
     }
     if let Some(n) = args.config.context_tokens {
         body.insert("context_tokens".into(), json!(n));
@@ -429,6 +455,12 @@ async fn update_agent(conn: &Connection, args: UpdateArgs) -> Result<()> {
     }
     if let Some(policy) = &args.config.if_busy {
         body.insert("if_busy".into(), json!(policy));
+    }
+    if !args.config.notify.is_empty() {
+        body.insert("notify".into(), json!(args.config.notify));
+    }
+    if let Some(max) = max_running(&args.config)? {
+        body.insert("max_running".into(), max);
     }
     if let Some(n) = args.config.context_tokens {
         body.insert("context_tokens".into(), json!(n));

@@ -41,6 +41,10 @@ pub struct ChatArgs {
     /// agent's default.
     #[arg(long, value_name = "POLICY", value_parser = ["queue", "reject", "interrupt", "rollback"])]
     if_busy: Option<String>,
+    /// A webhook (`whk_…`) told when each message's run finishes
+    /// (repeatable).
+    #[arg(long = "notify", value_name = "WEBHOOK")]
+    notify: Vec<String>,
 }
 
 /// Tool calls and results are cut to this many characters.
@@ -126,6 +130,7 @@ pub async fn run(args: ChatArgs) -> Result<()> {
             style,
             interactive,
             if_busy: args.if_busy.as_deref(),
+            notify: &args.notify,
         };
         match turn.send(session.id.as_str(), text).await {
             Ok(true) => {}
@@ -175,6 +180,7 @@ struct Turn<'a> {
     style: Style,
     interactive: bool,
     if_busy: Option<&'a str>,
+    notify: &'a [String],
 }
 
 /// How a run ended, from its `run_finished` event.
@@ -213,6 +219,9 @@ impl Turn<'_> {
         let mut body = json!({"content": text, "stream": true});
         if let Some(policy) = self.if_busy {
             body["if_busy"] = json!(policy);
+        }
+        if !self.notify.is_empty() {
+            body["notify"] = json!(self.notify);
         }
         let response = self
             .client

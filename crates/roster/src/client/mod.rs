@@ -13,6 +13,7 @@ mod budget;
 mod chat;
 mod keys;
 mod knowledge;
+mod limits;
 mod mcp;
 mod memory;
 mod models;
@@ -23,6 +24,7 @@ mod schedule;
 mod session;
 mod source;
 mod trigger;
+mod webhook;
 
 use std::path::PathBuf;
 
@@ -33,6 +35,7 @@ pub use budget::{budget, ledger, BudgetArgs, LedgerArgs};
 pub use chat::{run as chat, ChatArgs};
 pub use keys::{key, tenant, KeyArgs, TenantArgs};
 pub use knowledge::{run as knowledge, KnowledgeArgs};
+pub use limits::{limits, LimitsArgs};
 pub use mcp::{run as mcp, McpArgs};
 pub use memory::{index, run as memory, IndexArgs, MemoryArgs};
 pub use models::{models, ModelsArgs};
@@ -42,6 +45,7 @@ pub use schedule::{schedule, ScheduleArgs};
 pub use session::{run as session, SessionArgs};
 pub use source::{run as source, SourceArgs};
 pub use trigger::{trigger, TriggerArgs};
+pub use webhook::{webhook, WebhookArgs};
 
 /// Where the CLI finds its server and key. Flattened into every client
 /// command; `global` so the flags may also follow a nested subcommand

@@ -43,6 +43,10 @@ enum ScheduleCommand {
         /// Make it paused.
         #[arg(long)]
         paused: bool,
+        /// A webhook (`whk_…`) told when each firing's run finishes
+        /// (repeatable).
+        #[arg(long = "notify", value_name = "WEBHOOK")]
+        notify: Vec<String>,
     },
     /// List schedules (of one agent with --agent).
     List {
@@ -77,8 +81,10 @@ pub async fn schedule(args: ScheduleArgs) -> Result<()> {
             session,
             catch_up,
             paused,
+            notify,
         } => {
-            let mut body = json!({"agent": agent, "input": input, "paused": paused});
+            let mut body =
+                json!({"agent": agent, "input": input, "paused": paused, "notify": notify});
             for (field, value) in [
                 ("cron", cron),
                 ("at", at),

@@ -5,21 +5,10 @@
 
 use crate::common;
 
-use common::Server;
+use common::{until, Server};
 use roster_testkit::{FakeModelServer, Reply};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
-
-async fn until<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use std::time::Duration;
 
 fn env(url: Option<&String>) -> Vec<(&str, &str)> {
     url.iter()

@@ -80,12 +80,20 @@ struct RunState<'a> {
     route_decisions: HashMap<String, roster_core::ledger::RouteDecision>,
 }
 
+/// How [`execute`] left a run.
+pub(crate) enum Outcome {
+    /// Finished, waiting for approval, or gone: the session's worker moves on.
+    Ended,
+    /// A limit on runs at once holds it: still queued, with its reason.
+    Held,
+}
+
 pub(crate) async fn execute(
     services: &Services,
     tenant: &TenantId,
     run: Run,
     cancel: CancellationToken,
-) -> Result<(), RuntimeError> {
+) -> Result<Outcome, RuntimeError> {
     let store = &services.store;
     let session = services
         .session_of(tenant, &run.session_id)
@@ -95,7 +103,8 @@ pub(crate) async fn execute(
         .agent_version(tenant, &session.agent_id, run.agent_version)
         .await?;
     let Some(agent) = agent else {
-        return finish_without_agent(services, tenant, &run).await;
+        finish_without_agent(services, tenant, &run).await?;
+        return Ok(Outcome::Ended);
     };
     if run.status == RunStatus::Queued {
         let mut start = JournalWrite::new(run.id.clone(), run.session_id.clone());
@@ -111,13 +120,14 @@ pub(crate) async fn execute(
         });
         let cancelled = cancel.is_cancelled();
         match store.commit(tenant, start).await {
+            Ok(committed) if committed.held.is_some() => return Ok(Outcome::Held),
             Ok(committed) => services.publish(tenant, &run.id, &committed),
             // Cancelled while queued.
-            Err(StoreError::Conflict(_)) => return Ok(()),
+            Err(StoreError::Conflict(_)) => return Ok(Outcome::Ended),
             Err(e) => return Err(e.into()),
         }
         if cancelled {
-            return Ok(());
+            return Ok(Outcome::Ended);
         }
     }
     let steps = store.list_steps(tenant, &run.id).await?;
@@ -162,7 +172,8 @@ pub(crate) async fn execute(
     {
         state.resolve_interrupted(step.n, &step.input).await?;
     }
-    state.drive().await
+    state.drive().await?;
+    Ok(Outcome::Ended)
 }
 
 impl RunState<'_> {

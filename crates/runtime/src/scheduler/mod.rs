@@ -54,6 +54,9 @@ pub struct Submission {
     pub actor: Option<String>,
     /// The run that started it, for a delegated run.
     pub parent: Option<roster_store::RunParent>,
+    /// Webhooks (`whk_…`) told when the run finishes; the caller checked
+    /// they are the tenant's.
+    pub notify: Vec<String>,
 }
 
 /// Largest accepted input, in bytes.
@@ -105,6 +108,7 @@ impl Runtime {
                         bus: Bus::default(),
                         block_locks: crate::caches::BlockLocks::default(),
                         immutable: crate::caches::Immutable::default(),
+                        outbox: Arc::new(tokio::sync::Notify::new()),
                     },
                     workers: Mutex::new(HashMap::new()),
                     cancels: Mutex::new(HashMap::new()),
@@ -172,6 +176,7 @@ impl Runtime {
                     if_busy: submission.if_busy,
                     actor: submission.actor,
                     parent: submission.parent,
+                    notify: submission.notify,
                 },
             )
             .await?;
@@ -344,6 +349,28 @@ impl Runtime {
         }
     }
 
+    /// Woken each time a commit adds notifications to the outbox: what the
+    /// notification sender waits on between polls.
+    pub fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.services.outbox.clone()
+    }
+
+    /// Has the sessions whose next run a limit holds, and that may start
+    /// now, taken up, every `every` (besides the wake-ups when a run of
+    /// their tenant ends here): the fair queue moves even when a slot frees
+    /// where no wake-up reaches. Stops with the runtime.
+    pub fn start_queue_sweep(&self, every: Duration) {
+        self.inner.every(every, |inner| async move {
+            inner.admit_waiting(None).await;
+        });
+    }
+
+    /// Takes up `tenant`'s sessions whose next run a limit holds and that
+    /// may start now (after its limits were raised, say).
+    pub async fn admit_waiting(&self, tenant: &TenantId) {
+        self.inner.admit_waiting(Some(tenant)).await;
+    }
+
     /// Live events of a run active in this process, if it is.
     pub fn subscribe(&self, run: &RunId) -> Option<broadcast::Receiver<LiveEvent>> {
         self.inner.services.bus.subscribe(run)
@@ -424,23 +451,15 @@ impl Runtime {
     /// Denies approval requests past their expiry every `every`, resuming
     /// their runs; stops with the runtime.
     pub fn start_approval_expiry(&self, every: Duration) {
-        let inner = self.inner.clone();
-        let halt = self.inner.halt.clone();
-        self.inner.tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    () = halt.cancelled() => return,
-                    () = tokio::time::sleep(every) => {}
-                }
-                match inner.services.store.expire_approvals(chrono::Utc::now()).await {
-                    Ok(expired) => {
-                        for (tenant, approval) in expired {
-                            tracing::info!(approval = %approval.id, run = %approval.run_id, "approval request expired; the call is denied");
-                            inner.kick(&tenant, &approval.session_id);
-                        }
+        self.inner.every(every, |inner| async move {
+            match inner.services.store.expire_approvals(chrono::Utc::now()).await {
+                Ok(expired) => {
+                    for (tenant, approval) in expired {
+                        tracing::info!(approval = %approval.id, run = %approval.run_id, "approval request expired; the call is denied");
+                        inner.kick(&tenant, &approval.session_id);
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot expire approval requests"),
                 }
+                Err(e) => tracing::warn!(error = %e, "cannot expire approval requests"),
             }
         });
     }
@@ -497,6 +516,25 @@ impl Runtime {
 }
 
 impl Scheduler {
+    /// Runs `work` every `every` until the runtime stops.
+    fn every<F, Fut>(self: &Arc<Self>, every: Duration, work: F)
+    where
+        F: Fn(Arc<Scheduler>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let inner = self.clone();
+        let halt = self.halt.clone();
+        self.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = halt.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                work(inner.clone()).await;
+            }
+        });
+    }
+
     /// Cancels `run`'s token, making one if no worker holds it yet: a worker
     /// that takes the run from now on finds it cancelled (a queued run ends
     /// unstarted), one executing it stops.

@@ -14,6 +14,8 @@ use std::time::Duration;
 /// every waiting client) until the next start.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// Most sessions one wake-up of the fair queue takes up.
+const MAX_ADMITTED: u32 = 64;
 /// Consecutive failures after which each further one is logged as an error.
 const LOUD_AFTER: u32 = 5;
 
@@ -79,8 +81,23 @@ impl Scheduler {
                         .clone();
                     self.services.bus.open(&run.id);
                     match runner::execute(&self.services, tenant, run.clone(), token).await {
-                        Ok(()) => {
+                        Ok(runner::Outcome::Held) => {
+                            // A limit holds the session's next run: the
+                            // worker leaves until a slot frees (a wake-up
+                            // that came meanwhile sends it round again).
+                            let mut workers =
+                                self.workers.lock().unwrap_or_else(|p| p.into_inner());
+                            if workers.get(&key).copied() == seen {
+                                workers.remove(&key);
+                                return;
+                            }
+                            continue;
+                        }
+                        Ok(runner::Outcome::Ended) => {
                             self.forget(&run.id);
+                            // Its slot is free: the oldest runs a limit
+                            // holds may start.
+                            self.admit_waiting(Some(tenant)).await;
                             // A completed run may have queued extraction jobs.
                             self.kick_extraction();
                             failures = 0;
@@ -116,6 +133,24 @@ impl Scheduler {
                 .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
                 .min(MAX_RETRY_DELAY);
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Takes up the sessions whose next run a limit held and that may start
+    /// now (of `tenant`, or of every tenant), oldest waiting first.
+    pub(crate) async fn admit_waiting(self: &Arc<Self>, tenant: Option<&TenantId>) {
+        match self
+            .services
+            .store
+            .startable_held(tenant, MAX_ADMITTED)
+            .await
+        {
+            Ok(sessions) => {
+                for (tenant, session) in sessions {
+                    self.kick(&tenant, &session);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the runs waiting for a slot"),
         }
     }
 

@@ -11,6 +11,7 @@ mod delegation;
 mod events;
 mod extraction;
 mod failures;
+mod limits;
 mod memory;
 mod outages;
 mod queue;

@@ -73,6 +73,7 @@ async fn every_second(
         .create_schedule(
             &fx.tenant,
             NewSchedule {
+                notify: Default::default(),
                 agent_id: fx.agent.id.clone(),
                 cron: Some("* * * * * *".into()),
                 at: None,

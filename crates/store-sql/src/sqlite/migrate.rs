@@ -68,6 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_triggers",
         include_str!("../../migrations/sqlite/0016_triggers.sql"),
     ),
+    (
+        "0017_notifications_limits",
+        include_str!("../../migrations/sqlite/0017_notifications_limits.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

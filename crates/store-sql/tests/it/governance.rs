@@ -486,6 +486,7 @@ async fn agent_session(
 
 fn new_run(session: &roster_store::Session, actor: Option<&str>) -> NewRun {
     NewRun {
+        notify: Default::default(),
         parent: Default::default(),
         session_id: session.id.clone(),
         input: "hi".into(),
@@ -499,6 +500,8 @@ fn new_agent() -> NewAgent {
     NewAgent {
         name: "helper".into(),
         config: AgentConfig {
+            max_running: Default::default(),
+            notify: Default::default(),
             description: Default::default(),
             if_busy: Default::default(),
             tool_choice: Default::default(),

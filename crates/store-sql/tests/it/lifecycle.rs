@@ -29,6 +29,8 @@ fn audit(action: &str, resource: &str) -> NewAuditEvent {
 
 fn config(model: &str) -> AgentConfig {
     AgentConfig {
+        max_running: Default::default(),
+        notify: Default::default(),
         description: Default::default(),
         if_busy: Default::default(),
         tool_choice: Default::default(),
@@ -48,6 +50,7 @@ fn config(model: &str) -> AgentConfig {
 
 fn new_run(session: &roster_store::Session) -> NewRun {
     NewRun {
+        notify: Default::default(),
         parent: Default::default(),
         session_id: session.id.clone(),
         input: "hello".into(),

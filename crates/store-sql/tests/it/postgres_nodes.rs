@@ -40,6 +40,8 @@ fn new_agent(name: &str) -> NewAgent {
     NewAgent {
         name: name.into(),
         config: AgentConfig {
+            max_running: Default::default(),
+            notify: Default::default(),
             description: Default::default(),
             if_busy: Default::default(),
             tool_choice: Default::default(),
@@ -70,6 +72,7 @@ async fn agent(store: &DynStore, tenant: &TenantId) -> AgentId {
 
 fn new_run(session: &SessionId, key: Option<&str>, if_busy: BusyPolicy) -> NewRun {
     NewRun {
+        notify: Default::default(),
         parent: Default::default(),
         session_id: session.clone(),
         input: "go".into(),

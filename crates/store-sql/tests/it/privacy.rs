@@ -52,6 +52,7 @@ async fn tool_edit(
         .create_run(
             tenant,
             NewRun {
+                notify: Default::default(),
                 parent: Default::default(),
                 session_id: session.clone(),
                 input: "hi".into(),

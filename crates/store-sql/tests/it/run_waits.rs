@@ -21,6 +21,8 @@ fn agent() -> NewAgent {
     NewAgent {
         name: "helper".into(),
         config: AgentConfig {
+            max_running: Default::default(),
+            notify: Default::default(),
             description: Default::default(),
             if_busy: Default::default(),
             tool_choice: Default::default(),
@@ -45,6 +47,7 @@ async fn submit(store: &DynStore, t: &TenantId, session: &SessionId, input: &str
         .create_run(
             t,
             NewRun {
+                notify: Default::default(),
                 parent: Default::default(),
                 session_id: session.clone(),
                 input: input.into(),

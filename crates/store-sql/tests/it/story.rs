@@ -17,6 +17,8 @@ use serde_json::json;
 
 fn config(model: &str) -> AgentConfig {
     AgentConfig {
+        max_running: Default::default(),
+        notify: Default::default(),
         description: Default::default(),
         if_busy: Default::default(),
         tool_choice: Default::default(),
@@ -196,6 +198,7 @@ async fn story(store: DynStore) {
 
     // Runs: queued, idempotent by key, rejectable when busy.
     let new_run = |input: &str, key: Option<&str>, if_busy| NewRun {
+        notify: Default::default(),
         parent: Default::default(),
         session_id: session.id.clone(),
         input: input.into(),
@@ -619,6 +622,7 @@ async fn concurrent_sessions(store: DynStore) {
                 .create_run(
                     &t,
                     NewRun {
+                        notify: Default::default(),
                         parent: Default::default(),
                         session_id: session.id.clone(),
                         input: "go".into(),

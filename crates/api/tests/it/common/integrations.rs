@@ -54,7 +54,8 @@ pub async fn build(
     Integrations {
         mcp: roster_mcp::McpManager::new(store.clone(), secrets.clone(), mcp),
         sql: roster_sql::SqlSources::new(store.clone(), secrets.clone(), sql),
-        http: roster_openapi::HttpServices::new(store.clone(), secrets.clone(), egress),
+        http: roster_openapi::HttpServices::new(store.clone(), secrets.clone(), egress.clone()),
         secrets,
+        egress,
     }
 }

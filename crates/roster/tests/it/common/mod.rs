@@ -28,6 +28,18 @@ pub fn cli_with_key(server: &Server, key: &str, args: &[&str]) -> (bool, String,
     )
 }
 
+/// Polls `check` until it finds something, failing the test after `limit`.
+pub async fn until<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub struct Server {
     pub child: Child,
     pub url: String,

@@ -96,6 +96,8 @@ impl Db {
 
 pub fn config(tools: &[&str]) -> AgentConfig {
     AgentConfig {
+        max_running: Default::default(),
+        notify: Default::default(),
         description: Default::default(),
         if_busy: Default::default(),
         tool_choice: Default::default(),
@@ -253,6 +255,7 @@ pub async fn runtime_with_memory(
 
 pub fn input(text: &str) -> Submission {
     Submission {
+        notify: Default::default(),
         parent: Default::default(),
         input: text.into(),
         idempotency_key: None,
