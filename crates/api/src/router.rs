@@ -46,6 +46,7 @@ fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::show, webhooks::remove))
         .routes(routes!(webhooks::notifications))
+        .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::show_notification))
         .routes(routes!(webhooks::resend))
         .routes(routes!(limits::show))

@@ -78,6 +78,11 @@ pub(crate) async fn delete_session(
     for sql in [
         crate::sql!("DELETE FROM steps WHERE tenant_id = $1 AND run_id IN (SELECT id FROM runs WHERE tenant_id = $1 AND session_id = $2)"),
         crate::sql!("DELETE FROM run_events WHERE tenant_id = $1 AND run_id IN (SELECT id FROM runs WHERE tenant_id = $1 AND session_id = $2)"),
+        // What its runs' notifications carried (their output) goes too.
+        crate::sql!("DELETE FROM notification_attempts WHERE tenant_id = $1 AND notification_id IN
+                     (SELECT n.id FROM notifications n JOIN runs r ON r.id = n.run_id AND r.tenant_id = n.tenant_id
+                      WHERE n.tenant_id = $1 AND r.session_id = $2)"),
+        crate::sql!("DELETE FROM notifications WHERE tenant_id = $1 AND run_id IN (SELECT id FROM runs WHERE tenant_id = $1 AND session_id = $2)"),
         crate::sql!("DELETE FROM approvals WHERE tenant_id = $1 AND session_id = $2"),
         crate::sql!("DELETE FROM memory_jobs WHERE tenant_id = $1 AND session_id = $2"),
         crate::sql!("DELETE FROM session_summaries WHERE tenant_id = $1 AND session_id = $2"),

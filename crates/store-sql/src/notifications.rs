@@ -241,6 +241,25 @@ async fn delete(
     Ok(true)
 }
 
+async fn set_secret(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    id: &WebhookId,
+    sealed: &str,
+    audit: &NewAuditEvent,
+) -> Result<bool> {
+    let n = c
+        .exec(
+            crate::sql!("UPDATE webhooks SET secret_sealed = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"),
+            crate::args![tenant, id, sealed],
+        )
+        .await?;
+    if n > 0 {
+        super::audit::append(c, tenant, std::slice::from_ref(audit)).await?;
+    }
+    Ok(n > 0)
+}
+
 async fn with_attempts(
     c: &mut Conn<'_>,
     tenant: &TenantId,
@@ -369,8 +388,10 @@ async fn record(
 ) -> Result<()> {
     c.exec(
         crate::sql!(
+            // Not for a notification deleted meanwhile (with its session).
             "INSERT INTO notification_attempts (notification_id, n, tenant_id, started_at, duration_ms, status_code, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (notification_id, n) DO NOTHING"
+             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM notifications WHERE id = $1 AND tenant_id = $3)
+             ON CONFLICT (notification_id, n) DO NOTHING"
         ),
         crate::args![
             id,
@@ -440,6 +461,8 @@ crate::store_impl! {
             crate::args![&tenant], webhook).await;
         write delete_webhook(tenant: &TenantId, id: &WebhookId, audit: NewAuditEvent) -> bool =
             |c| delete(c, &tenant, &id, &audit).await;
+        write set_webhook_secret(tenant: &TenantId, id: &WebhookId, secret_sealed: &str, audit: NewAuditEvent) -> bool =
+            |c| set_secret(c, &tenant, &id, &secret_sealed, &audit).await;
         read list_notifications(tenant: &TenantId, query: NotificationQuery) -> Vec<Notification> =
             |c| list(c, &tenant, &query).await;
         read get_notification(tenant: &TenantId, id: &NotificationId) -> Option<Notification> =

@@ -152,6 +152,15 @@ pub trait NotificationStore: Send + Sync {
         id: &WebhookId,
         audit: NewAuditEvent,
     ) -> StoreResult<bool>;
+    /// Replaces its signing secret; notifications not yet sent are signed
+    /// with the new one. `false` when there is no such webhook.
+    async fn set_webhook_secret(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookId,
+        secret_sealed: &str,
+        audit: NewAuditEvent,
+    ) -> StoreResult<bool>;
     /// Newest first, each with its attempts.
     async fn list_notifications(
         &self,

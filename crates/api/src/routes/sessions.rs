@@ -181,7 +181,7 @@ pub struct SessionUpgraded {
 }
 
 #[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
-    responses((status = 204, description = "the session, its history, runs, journal and workspace are gone"),
+    responses((status = 204, description = "the session, its history, runs, journal, notifications and workspace are gone"),
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody, description = "session_busy: a run of the session is not finished; cancel it first")))]
 pub async fn delete(

@@ -151,7 +151,7 @@ pub async fn create(
             roster_notify::NotifyError::InvalidUrl(why) => ApiError::invalid(why),
             roster_notify::NotifyError::Egress(e) => e.into(),
         })?;
-    let secret = format!("whsec_{}", roster_secrets::SecretBox::generate_key());
+    let secret = new_secret();
     let id = WebhookId::generate();
     let sealed = integrations.secrets.seal(
         &Secret::new(secret.clone()),
@@ -228,6 +228,58 @@ pub async fn remove(
     } else {
         Err(ApiError::not_found("webhook"))
     }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RotatedSecret {
+    pub id: WebhookId,
+    /// The new signing secret, shown only now; the old one stops working
+    /// at once (notifications not yet sent are signed with the new one).
+    pub secret: String,
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = RotatedSecret), (status = 404, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody, description = "integrations_unavailable: no key to seal the secret with")))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<RotatedSecret>, ApiError> {
+    let webhook = find(&state, &principal, &id).await?;
+    let Some(integrations) = state.integrations.as_ref() else {
+        return Err(ApiError::new(
+            crate::codes::Code::IntegrationsUnavailable,
+            "this server has no key to seal the webhook's secret with",
+        ));
+    };
+    let secret = new_secret();
+    let sealed = integrations.secrets.seal(
+        &Secret::new(secret.clone()),
+        &roster_notify::seal_context(&webhook.id),
+    );
+    let audit = NewAuditEvent {
+        actor: principal.label(),
+        action: "webhook.rotate_secret".into(),
+        resource: format!("webhook:{}", webhook.id),
+        decision: None,
+        detail: json!({}),
+    };
+    if !state
+        .store
+        .set_webhook_secret(&principal.tenant, &webhook.id, &sealed, audit)
+        .await?
+    {
+        return Err(ApiError::not_found("webhook"));
+    }
+    Ok(axum::Json(RotatedSecret {
+        id: webhook.id,
+        secret,
+    }))
+}
+
+fn new_secret() -> String {
+    format!("whsec_{}", roster_secrets::SecretBox::generate_key())
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}/notifications", tag = "webhooks",

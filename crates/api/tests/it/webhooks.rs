@@ -155,6 +155,7 @@ async fn a_finished_run_notifies_each_webhook_it_names_once_signed() {
     }
 
     assert_eq!(sender(&app).drain().await.unwrap(), 2);
+    let received = seen.clone();
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
     let to_run_hook = seen
@@ -191,6 +192,23 @@ async fn a_finished_run_notifies_each_webhook_it_names_once_signed() {
         id
     );
 
+    // A rotated secret signs what is sent from now on.
+    let rotated = admin
+        .post(&format!("/v1/webhooks/{run_hook}/rotate-secret"), json!({}))
+        .await
+        .ok(200)["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(rotated, run_secret);
+    admin
+        .post(
+            "/v1/webhooks/whk_00000000000000000000000000000000/rotate-secret",
+            json!({}),
+        )
+        .await
+        .err(404, "not_found");
+
     // Sent again by hand: pending, then delivered a second time.
     let resent = admin
         .post(&format!("/v1/notifications/{id}/resend"), json!({}))
@@ -203,6 +221,16 @@ async fn a_finished_run_notifies_each_webhook_it_names_once_signed() {
         .ok(200)
         .clone();
     assert_eq!(again["attempts"], 2);
+    let (headers, body) = received.lock().unwrap().last().cloned().unwrap();
+    let timestamp: i64 = headers["x-roster-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        headers["x-roster-signature"].to_str().unwrap(),
+        roster_notify::sign(&rotated, timestamp, &body)
+    );
     let audit = admin
         .get("/v1/audit?action=notification.resend")
         .await
@@ -223,6 +251,22 @@ async fn a_finished_run_notifies_each_webhook_it_names_once_signed() {
         .message(&session, json!({"content": "x", "notify": [run_hook]}))
         .await
         .err(400, "invalid_request");
+
+    // Deleting the session deletes what its runs' notifications carried.
+    admin
+        .delete(&format!("/v1/sessions/{session}"))
+        .await
+        .ok(204);
+    admin
+        .get(&format!("/v1/notifications/{id}"))
+        .await
+        .err(404, "not_found");
+    let left = admin
+        .get(&format!("/v1/webhooks/{agent_hook}/notifications"))
+        .await
+        .ok(200)["data"]
+        .clone();
+    assert_eq!(left, json!([]));
 }
 
 #[tokio::test]

@@ -34,6 +34,9 @@ enum WebhookCommand {
     Show { id: String },
     /// Delete a webhook: its pending notifications are not sent.
     Remove { id: String },
+    /// Replace a webhook's signing secret; prints the new one (shown this
+    /// once). The old one stops working at once.
+    RotateSecret { id: String },
     /// The notifications sent (or to be sent) to a webhook, newest first,
     /// with every attempt.
     Notifications {
@@ -96,6 +99,14 @@ pub async fn webhook(args: WebhookArgs) -> Result<()> {
         WebhookCommand::Remove { id } => {
             client.delete(&["v1", "webhooks", &id]).await?;
             println!("webhook {id}: removed");
+            Ok(())
+        }
+        WebhookCommand::RotateSecret { id } => {
+            let rotated = client
+                .post(&["v1", "webhooks", &id, "rotate-secret"], &json!({}))
+                .await?;
+            println!("webhook  {id}");
+            println!("secret   {}", text(&rotated["secret"]));
             Ok(())
         }
         WebhookCommand::Notifications { id, status, json } => {
