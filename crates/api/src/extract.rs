@@ -19,6 +19,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
                 .await
                 .map_err(|e| json_rejection(JsonRejection::BytesRejection(e)))?;
+        // Every body this API takes is an object; serde would also read a
+        // struct from an array of its fields in order (`[null, null]`).
+        if is_array(&bytes) {
+            return Err(ApiError::invalid(
+                "invalid request body: expected a JSON object, not an array",
+            ));
+        }
         let parse = |bytes: axum::body::Bytes| {
             let req = Request::from_parts(parts.clone(), axum::body::Body::from(bytes));
             axum::Json::<T>::from_request(req, state)
@@ -41,6 +48,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
         }
         Err(json_rejection(JsonRejection::JsonDataError(data_error)))
     }
+}
+
+/// Whether the body is a JSON array (its first non-blank byte is `[`).
+fn is_array(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'[')
 }
 
 /// The body with every number that is a whole float (`3.0`) written as an
@@ -138,6 +153,14 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_array_is_not_a_body() {
+        assert!(is_array(b"[null, null]"));
+        assert!(is_array(b" \n\t[1]"));
+        assert!(!is_array(br#"{"runs": [1]}"#));
+        assert!(!is_array(b""));
+    }
 
     #[test]
     fn whole_floats_become_integers_and_nothing_else_changes() {

@@ -368,6 +368,16 @@ async fn limits_are_the_operators_and_a_held_run_says_why() {
         .put(&format!("/v1/tenants/{tenant}/limits"), json!({"runs": 0}))
         .await
         .err(400, "invalid_request");
+    // serde would read the struct from an array of its fields (found by
+    // schemathesis): refused like any body that is not an object.
+    admin
+        .put(&format!("/v1/tenants/{tenant}/limits"), json!([null, null]))
+        .await
+        .err(400, "invalid_request");
+    admin
+        .post("/v1/webhooks", json!(["http://127.0.0.1:9/hook", "x"]))
+        .await
+        .err(400, "invalid_request");
     admin
         .put(
             &format!("/v1/tenants/{tenant}/limits"),
