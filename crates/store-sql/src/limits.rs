@@ -230,40 +230,32 @@ pub(crate) async fn usage(c: &mut Conn<'_>, tenant: &TenantId) -> Result<LimitUs
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .await?;
+    fn usage_of(
+        agents: &mut HashMap<AgentId, AgentUsage>,
+        agent: AgentId,
+        limit: Option<u32>,
+    ) -> &mut AgentUsage {
+        agents.entry(agent.clone()).or_insert(AgentUsage {
+            agent_id: agent,
+            limit,
+            running: 0,
+            waiting: 0,
+        })
+    }
+    let per_agent = in_force.runs_per_agent;
     let mut agents: HashMap<AgentId, AgentUsage> = HashMap::new();
-    let entry = |agents: &mut HashMap<AgentId, AgentUsage>, id: &AgentId| {
-        agents
-            .entry(id.clone())
-            .or_insert_with(|| AgentUsage {
-                agent_id: id.clone(),
-                limit: in_force.runs_per_agent,
-                running: 0,
-                waiting: 0,
-            })
-            .running
-    };
     for (agent, n) in &occupancy.running_by_agent {
-        entry(&mut agents, agent);
-        if let Some(a) = agents.get_mut(agent) {
-            a.running = *n;
-        }
+        usage_of(&mut agents, agent.clone(), per_agent).running = *n;
     }
     let mut waiting = 0u32;
     for (agent, n) in waiting_rows {
-        let agent = AgentId::from_stored(agent);
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         waiting = waiting.saturating_add(n);
-        entry(&mut agents, &agent);
-        if let Some(a) = agents.get_mut(&agent) {
-            a.waiting = n;
-        }
+        usage_of(&mut agents, AgentId::from_stored(agent), per_agent).waiting = n;
     }
     for (agent, own) in own_limits {
-        let agent = AgentId::from_stored(agent);
-        entry(&mut agents, &agent);
-        if let Some(a) = agents.get_mut(&agent) {
-            a.limit = limit(own).or(in_force.runs_per_agent);
-        }
+        usage_of(&mut agents, AgentId::from_stored(agent), per_agent).limit =
+            limit(own).or(per_agent);
     }
     let mut agents: Vec<AgentUsage> = agents.into_values().collect();
     agents.sort_by(|a, b| a.agent_id.as_str().cmp(b.agent_id.as_str()));

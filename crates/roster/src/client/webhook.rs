@@ -21,7 +21,8 @@ enum WebhookCommand {
     /// schedule or a message.
     Add {
         /// `http(s)://…`; the server's `[egress] allow` must let it through.
-        url: String,
+        #[arg(value_name = "URL")]
+        target: String,
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
     },
@@ -57,8 +58,11 @@ enum WebhookCommand {
 pub async fn webhook(args: WebhookArgs) -> Result<()> {
     let client = Client::new(&args.conn)?;
     match args.command {
-        WebhookCommand::Add { url, description } => {
-            let mut body = json!({"url": url});
+        WebhookCommand::Add {
+            target,
+            description,
+        } => {
+            let mut body = json!({"url": target});
             if let Some(description) = description {
                 body["description"] = json!(description);
             }

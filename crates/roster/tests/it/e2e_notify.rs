@@ -101,6 +101,26 @@ async fn notification_across_sigkill(database_url: Option<String>) {
     let (ok, out, err) = cli(&server, &["limits", "show"]);
     assert!(ok, "{err}");
     assert!(out.contains("runs at once: 1"), "{out}");
+    // Bad input: one line on stderr, a failing exit, nothing stored.
+    let (ok, _, err) = cli(&server, &["limits", "set", "default", "--runs", "many"]);
+    assert!(!ok && err.contains("--runs must be a number"), "{err}");
+    let (ok, out, err) = cli(
+        &server,
+        &[
+            "webhook",
+            "add",
+            &format!("http://127.0.0.1:{port}/other"),
+            "--description",
+            "cli",
+        ],
+    );
+    assert!(
+        ok && out.contains("webhook  whk_") && out.contains("secret   whsec_"),
+        "{out}{err}"
+    );
+    let (ok, _, err) = cli(&server, &["webhook", "add", "ftp://127.0.0.1/x"]);
+    assert!(!ok && err.contains("http or https"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     let ids: Vec<String> = runs
         .iter()
         .map(|r| r["id"].as_str().expect("id").to_owned())
