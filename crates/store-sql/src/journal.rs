@@ -247,6 +247,7 @@ pub(crate) async fn commit(
         ) => {
             let result = HandOffResult {
                 run,
+                at: now,
                 status: *status,
                 output: output.as_deref(),
                 error: error.as_ref(),
@@ -291,6 +292,8 @@ struct RunHead {
 /// How a handed-off run ended.
 struct HandOffResult<'a> {
     run: &'a str,
+    /// When it finished (milliseconds).
+    at: i64,
     status: RunStatus,
     output: Option<&'a str>,
     error: Option<&'a RunError>,
@@ -348,7 +351,10 @@ async fn deliver(
     let new = NewRun {
         session_id: to.clone(),
         input,
-        idempotency_key: Some(format!("handoff:{}", result.run)),
+        // One per end of the task: a failed task retried and finished
+        // again reports again. The write that finishes a run runs once
+        // (a finished run takes no further write), so this never repeats.
+        idempotency_key: Some(format!("handoff:{}:{}", result.run, result.at)),
         if_busy: BusyPolicy::Queue,
         actor: Some(actor),
         parent: Some(RunParent {

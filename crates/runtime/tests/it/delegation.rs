@@ -17,6 +17,7 @@ on_both_backends!(
     recursion_stops_at_the_depth_limit_with_an_error_the_model_sees,
     fan_out_past_the_limit_is_refused,
     a_hand_off_returns_at_once_and_its_result_arrives_once,
+    a_retried_hand_off_reports_its_new_result,
     a_crash_while_the_child_runs_resumes_both_and_the_answer_arrives_once,
     cancelling_the_parent_cancels_the_child,
     an_unknown_callee_is_named_to_the_model,
@@ -363,6 +364,79 @@ async fn a_hand_off_returns_at_once_and_its_result_arrives_once(db: Db) {
         .await
         .expect("runs");
     assert_eq!(runs.len(), 2, "{runs:?}");
+}
+
+async fn a_retried_hand_off_reports_its_new_result(db: Db) {
+    let researcher_calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = researcher_calls.clone();
+    let model = ScriptedModel::new(vec![]);
+    model.set_fallback(move |req| {
+        if is_researcher(req) {
+            // The first attempt fails; the retry digs it up.
+            if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                return Answer::Fail(roster_models::ProviderError::BadRequest {
+                    message: "no shovel".into(),
+                });
+            }
+            return text("dug up 7");
+        }
+        let last = last_user_text(req).unwrap_or_default();
+        if last.starts_with("[hand-off result]") {
+            text("noted")
+        } else if last_is_tool_result(req) {
+            text("handed off")
+        } else {
+            calls(vec![call(
+                "h1",
+                "hand_off",
+                r#"{"agent":"researcher","task":"dig"}"#,
+            )])
+        }
+    });
+    let store = db.open().await;
+    let (fx, _) = team(&store, &["agent:researcher"]).await;
+    let rt = runtime(store.clone(), model.clone(), vec![]);
+    let root = start(&rt, &fx, "get it dug").await;
+    finished(&rt, &fx, &root.id, RunStatus::Completed).await;
+    let task = children(&store, &fx, &root).await.remove(0);
+    finished(&rt, &fx, &task.id, RunStatus::Failed).await;
+    let results = |store: DynStore, fx_tenant, fx_session| async move {
+        store
+            .list_runs(&fx_tenant, &fx_session)
+            .await
+            .expect("runs")
+            .into_iter()
+            .filter(|r| r.input.starts_with("[hand-off result]"))
+            .collect::<Vec<Run>>()
+    };
+    eventually("the failure's report", || {
+        let (store, t, s) = (store.clone(), fx.tenant.clone(), fx.session.clone());
+        async move { results(store, t, s).await.len() == 1 }
+    })
+    .await;
+    rt.retry(&fx.tenant, &task.id, "key:key_test")
+        .await
+        .expect("retry");
+    finished(&rt, &fx, &task.id, RunStatus::Completed).await;
+    eventually("the retry's report", || {
+        let (store, t, s) = (store.clone(), fx.tenant.clone(), fx.session.clone());
+        async move { results(store, t, s).await.len() == 2 }
+    })
+    .await;
+    let reports = results(store.clone(), fx.tenant.clone(), fx.session.clone()).await;
+    assert!(
+        reports[0].input.contains("no shovel"),
+        "{:?}",
+        reports[0].input
+    );
+    assert!(
+        reports[1].input.contains("dug up 7"),
+        "{:?}",
+        reports[1].input
+    );
+    for report in &reports {
+        finished(&rt, &fx, &report.id, RunStatus::Completed).await;
+    }
 }
 
 async fn a_crash_while_the_child_runs_resumes_both_and_the_answer_arrives_once(db: Db) {
