@@ -44,7 +44,7 @@ fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::events))
         .routes(routes!(webhooks::of_run))
         .routes(routes!(webhooks::create, webhooks::list))
-        .routes(routes!(webhooks::show, webhooks::remove))
+        .routes(routes!(webhooks::show, webhooks::update, webhooks::remove))
         .routes(routes!(webhooks::notifications))
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::show_notification))

@@ -241,6 +241,27 @@ async fn delete(
     Ok(true)
 }
 
+async fn update(
+    c: &mut Conn<'_>,
+    tenant: &TenantId,
+    id: &WebhookId,
+    url: &str,
+    description: &str,
+    audit: &NewAuditEvent,
+) -> Result<Option<Webhook>> {
+    let n = c
+        .exec(
+            crate::sql!("UPDATE webhooks SET url = $3, description = $4 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"),
+            crate::args![tenant, id, url, description],
+        )
+        .await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    super::audit::append(c, tenant, std::slice::from_ref(audit)).await?;
+    get(c, tenant, id).await
+}
+
 async fn set_secret(
     c: &mut Conn<'_>,
     tenant: &TenantId,
@@ -461,6 +482,8 @@ crate::store_impl! {
             crate::args![&tenant], webhook).await;
         write delete_webhook(tenant: &TenantId, id: &WebhookId, audit: NewAuditEvent) -> bool =
             |c| delete(c, &tenant, &id, &audit).await;
+        write update_webhook(tenant: &TenantId, id: &WebhookId, url: &str, description: &str, audit: NewAuditEvent) -> Option<Webhook> =
+            |c| update(c, &tenant, &id, &url, &description, &audit).await;
         write set_webhook_secret(tenant: &TenantId, id: &WebhookId, secret_sealed: &str, audit: NewAuditEvent) -> bool =
             |c| set_secret(c, &tenant, &id, &secret_sealed, &audit).await;
         read list_notifications(tenant: &TenantId, query: NotificationQuery) -> Vec<Notification> =

@@ -152,6 +152,17 @@ pub trait NotificationStore: Send + Sync {
         id: &WebhookId,
         audit: NewAuditEvent,
     ) -> StoreResult<bool>;
+    /// Changes its URL (checked by the caller) and description; `None`
+    /// when there is no such webhook. Pending notifications go to the new
+    /// URL.
+    async fn update_webhook(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookId,
+        url: &str,
+        description: &str,
+        audit: NewAuditEvent,
+    ) -> StoreResult<Option<Webhook>>;
     /// Replaces its signing secret; notifications not yet sent are signed
     /// with the new one. `false` when there is no such webhook.
     async fn set_webhook_secret(

@@ -35,6 +35,18 @@ pub struct CreateWebhook {
     pub description: String,
 }
 
+/// Fields to change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    /// A new URL, checked like a new webhook's; pending notifications go
+    /// there.
+    #[schema(min_length = 1, max_length = 2048)]
+    pub url: Option<String>,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct CreatedWebhook {
     #[serde(flatten)]
@@ -134,23 +146,14 @@ pub async fn create(
     principal: Principal,
     Json(body): Json<CreateWebhook>,
 ) -> Result<(StatusCode, axum::Json<CreatedWebhook>), ApiError> {
-    if body.description.chars().count() > 500 {
-        return Err(ApiError::invalid(
-            "`description` is longer than 500 characters",
-        ));
-    }
+    check_description(&body.description)?;
     let Some(integrations) = state.integrations.as_ref() else {
         return Err(ApiError::new(
             crate::codes::Code::IntegrationsUnavailable,
             "this server has no key to seal the webhook's secret with",
         ));
     };
-    let url = roster_notify::check_target(&integrations.egress, body.url.trim())
-        .await
-        .map_err(|e| match e {
-            roster_notify::NotifyError::InvalidUrl(why) => ApiError::invalid(why),
-            roster_notify::NotifyError::Egress(e) => e.into(),
-        })?;
+    let url = checked(&integrations.egress, &body.url).await?;
     let secret = new_secret();
     let id = WebhookId::generate();
     let sealed = integrations.secrets.seal(
@@ -163,7 +166,7 @@ pub async fn create(
             &principal.tenant,
             NewWebhook {
                 id,
-                url: url.to_string(),
+                url: url.clone(),
                 description: body.description,
                 secret_sealed: sealed,
                 created_by: principal.label(),
@@ -173,7 +176,7 @@ pub async fn create(
                 action: "webhook.create".into(),
                 resource: String::new(),
                 decision: None,
-                detail: json!({"url": url.to_string()}),
+                detail: json!({ "url": url }),
             },
         )
         .await?;
@@ -201,6 +204,48 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Webhook>, ApiError> {
     Ok(axum::Json(find(&state, &principal, &id).await?))
+}
+
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    request_body = UpdateWebhook,
+    responses((status = 200, body = Webhook), (status = 400, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "egress_denied: the egress policy refuses the new address"),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody, description = "integrations_unavailable: no egress policy to check the URL with")))]
+pub async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateWebhook>,
+) -> Result<axum::Json<Webhook>, ApiError> {
+    let webhook = find(&state, &principal, &id).await?;
+    let url = match &body.url {
+        Some(raw) => {
+            let Some(integrations) = state.integrations.as_ref() else {
+                return Err(ApiError::new(
+                    crate::codes::Code::IntegrationsUnavailable,
+                    "this server has no egress policy to check the URL with",
+                ));
+            };
+            checked(&integrations.egress, raw).await?
+        }
+        None => webhook.url.clone(),
+    };
+    let description = body.description.unwrap_or(webhook.description);
+    check_description(&description)?;
+    let audit = NewAuditEvent {
+        actor: principal.label(),
+        action: "webhook.update".into(),
+        resource: format!("webhook:{}", webhook.id),
+        decision: None,
+        detail: json!({"url": url}),
+    };
+    state
+        .store
+        .update_webhook(&principal.tenant, &webhook.id, &url, &description, audit)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
@@ -276,6 +321,26 @@ pub async fn rotate_secret(
         id: webhook.id,
         secret,
     }))
+}
+
+/// The URL as it will be stored, or why it may not be.
+async fn checked(egress: &roster_egress::EgressPolicy, raw: &str) -> Result<String, ApiError> {
+    roster_notify::check_target(egress, raw.trim())
+        .await
+        .map(|url| url.to_string())
+        .map_err(|e| match e {
+            roster_notify::NotifyError::InvalidUrl(why) => ApiError::invalid(why),
+            roster_notify::NotifyError::Egress(e) => e.into(),
+        })
+}
+
+fn check_description(description: &str) -> Result<(), ApiError> {
+    if description.chars().count() > 500 {
+        return Err(ApiError::invalid(
+            "`description` is longer than 500 characters",
+        ));
+    }
+    Ok(())
 }
 
 fn new_secret() -> String {

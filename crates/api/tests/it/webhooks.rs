@@ -92,6 +92,30 @@ async fn a_webhook_url_is_checked_before_it_is_stored() {
     );
     // The secret is shown once.
     let (id, _) = webhook(&app, "http://127.0.0.1:9/hook").await;
+    // A new URL is checked the same way; a refused one changes nothing.
+    admin
+        .patch(
+            &format!("/v1/webhooks/{id}"),
+            json!({"url": "http://10.0.0.1/hook"}),
+        )
+        .await
+        .err(403, "egress_denied");
+    let changed = admin
+        .patch(
+            &format!("/v1/webhooks/{id}"),
+            json!({"url": "http://127.0.0.1:10/new", "description": "moved"}),
+        )
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(
+        (changed["url"].as_str(), changed["description"].as_str()),
+        (Some("http://127.0.0.1:10/new"), Some("moved"))
+    );
+    admin
+        .patch(&format!("/v1/webhooks/{id}"), json!({"secret": "x"}))
+        .await
+        .err(400, "invalid_request");
     let shown = admin
         .get(&format!("/v1/webhooks/{id}"))
         .await

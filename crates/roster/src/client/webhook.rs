@@ -33,6 +33,15 @@ enum WebhookCommand {
     },
     /// One webhook (never its secret).
     Show { id: String },
+    /// Change a webhook's URL (checked like a new one) or description.
+    Update {
+        id: String,
+        /// The new URL (`--url` names the server).
+        #[arg(long = "to", value_name = "URL")]
+        target: Option<String>,
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
     /// Delete a webhook: its pending notifications are not sent.
     Remove { id: String },
     /// Replace a webhook's signing secret; prints the new one (shown this
@@ -99,6 +108,20 @@ pub async fn webhook(args: WebhookArgs) -> Result<()> {
         }
         WebhookCommand::Show { id } => {
             print_json(&client.get(&["v1", "webhooks", &id], &[]).await?)
+        }
+        WebhookCommand::Update {
+            id,
+            target,
+            description,
+        } => {
+            let mut body = json!({});
+            if let Some(url) = target {
+                body["url"] = json!(url);
+            }
+            if let Some(description) = description {
+                body["description"] = json!(description);
+            }
+            print_json(&client.patch(&["v1", "webhooks", &id], &body).await?)
         }
         WebhookCommand::Remove { id } => {
             client.delete(&["v1", "webhooks", &id]).await?;

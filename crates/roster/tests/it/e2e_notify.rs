@@ -118,6 +118,14 @@ async fn notification_across_sigkill(database_url: Option<String>) {
         ok && out.contains("webhook  whk_") && out.contains("secret   whsec_"),
         "{out}{err}"
     );
+    let added = out
+        .split_whitespace()
+        .find(|w| w.starts_with("whk_"))
+        .expect("id")
+        .to_owned();
+    let moved = format!("http://127.0.0.1:{port}/moved");
+    let (ok, out, err) = cli(&server, &["webhook", "update", &added, "--to", &moved]);
+    assert!(ok && out.contains("/moved"), "{out}{err}");
     let (ok, _, err) = cli(&server, &["webhook", "add", "ftp://127.0.0.1/x"]);
     assert!(!ok && err.contains("http or https"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
