@@ -26,18 +26,23 @@ pub fn document() -> Value {
     else {
         return doc;
     };
-    // A list is given whole or changed by additions and removals, not both.
+    // A list is given whole or changed by additions and removals, not both
+    // (a `null` counts as not given, as the handler reads it).
     if let Some(update) = schemas
         .get_mut("UpdateAgent")
         .and_then(Value::as_object_mut)
     {
+        let both = |whole: &str, change: &str| {
+            json!({ "required": [whole, change],
+                    "properties": { whole: { "type": "array" }, change: { "type": "array" } } })
+        };
         update.insert(
             "not".into(),
             json!({ "anyOf": [
-                { "required": ["tools", "add_tools"] },
-                { "required": ["tools", "remove_tools"] },
-                { "required": ["knowledge", "add_knowledge"] },
-                { "required": ["knowledge", "remove_knowledge"] },
+                both("tools", "add_tools"),
+                both("tools", "remove_tools"),
+                both("knowledge", "add_knowledge"),
+                both("knowledge", "remove_knowledge"),
             ]}),
         );
     }

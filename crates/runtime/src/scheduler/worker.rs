@@ -7,6 +7,7 @@ use crate::runner;
 use roster_core::{RunId, SessionId, TenantId};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Delay before the worker retries its session's work after a store error,
 /// doubling per consecutive failure up to [`MAX_RETRY_DELAY`]. It never gives
@@ -82,6 +83,10 @@ impl Scheduler {
                     self.services.bus.open(&run.id);
                     match runner::execute(&self.services, tenant, run.clone(), token).await {
                         Ok(runner::Outcome::Held) => {
+                            if self.release_held(&run.id) {
+                                // Cancelled meanwhile: taken again to end.
+                                continue;
+                            }
                             // A limit holds the session's next run: the
                             // worker leaves until a slot frees (a wake-up
                             // that came meanwhile sends it round again).
@@ -152,6 +157,22 @@ impl Scheduler {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the runs waiting for a slot"),
         }
+    }
+
+    /// For a run a limit holds: drops its cancellation token, so a cancel
+    /// from now on finds no worker and ends the queued run itself — unless
+    /// a cancel already fired it (`true`: the worker takes the run again,
+    /// and the runner ends it cancelled).
+    fn release_held(&self, run: &RunId) -> bool {
+        let mut cancels = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
+        if cancels
+            .get(run)
+            .is_some_and(CancellationToken::is_cancelled)
+        {
+            return true;
+        }
+        cancels.remove(run);
+        false
     }
 
     /// Drops what the worker kept for a run it is done with.

@@ -18,6 +18,7 @@ on_both_backends!(
     a_busy_session_does_not_jump_the_queue,
     a_synchronous_ask_runs_on_its_callers_slot,
     held_runs_wait_across_a_restart,
+    a_held_run_is_cancelled_at_once,
 );
 
 async fn limit_tenant(store: &DynStore, fx: &Fixture, limits: RunLimits) {
@@ -276,4 +277,40 @@ async fn held_runs_wait_across_a_restart(db: Db) {
     }
     assert_eq!(model.max_in_flight(), 1);
     assert_eq!(order(&model), ["s0", "s1", "s2"]);
+}
+
+async fn a_held_run_is_cancelled_at_once(db: Db) {
+    let (model, gate, store, fx) = limited(&db, 1).await;
+    let rt = runtime(store.clone(), model.clone(), vec![]);
+    let first = send(&rt, &fx, &fx.session, "first").await;
+    let other = fx.new_session(&store).await;
+    let held = send(&rt, &fx, &other, "held").await;
+    wait_until("the first run calls the model", || {
+        model.request_count() == 1
+    })
+    .await;
+    // Its worker tried to start it, was refused a slot and left.
+    eventually("the held run's reason", || {
+        let (store, fx_tenant, id) = (store.clone(), fx.tenant.clone(), held.id.clone());
+        async move {
+            let run = store
+                .get_run(&fx_tenant, &id)
+                .await
+                .expect("get")
+                .expect("run");
+            run.queued_reason.is_some()
+        }
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let cancelled = rt.cancel(&fx.tenant, &held.id).await.expect("cancel");
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the cancel waited {:?} for a worker that had left",
+        started.elapsed()
+    );
+    gate.add_permits(10);
+    finished(&rt, &fx, &first.id, RunStatus::Completed).await;
+    assert_eq!(order(&model), ["first"]);
 }
