@@ -413,6 +413,37 @@ mod tests {
     }
 
     #[test]
+    fn limit_and_notification_settings_are_checked() {
+        let read = |text: &str| -> Result<FileConfig> { Ok(toml::from_str(text)?) };
+        let limits = read("[limits]\nruns = 8\nruns_per_agent = 2\n")
+            .and_then(|c| c.limits.limits())
+            .expect("limits");
+        assert_eq!((limits.runs, limits.runs_per_agent), (Some(8), Some(2)));
+        for bad in [
+            "[limits]\nruns = 0\n",
+            "[limits]\nruns_per_agent = 100001\n",
+            "[limits]\nruns = -1\n",
+            "[limits]\nbogus = 1\n",
+        ] {
+            let err = read(bad).and_then(|c| c.limits.limits());
+            assert!(err.is_err(), "{bad} was accepted");
+        }
+        let options = read("[notifications]\nmax_attempts = 3\ntimeout_ms = 500\n")
+            .and_then(|c| c.notifications.options())
+            .expect("options");
+        assert_eq!(options.max_attempts, 3);
+        for bad in [
+            "[notifications]\nmax_attempts = 0\n",
+            "[notifications]\nconcurrency = 0\n",
+            "[notifications]\nretry_base_ms = 10\nmax_retry_ms = 5\n",
+            "[notifications]\nbogus = 1\n",
+        ] {
+            let err = read(bad).and_then(|c| c.notifications.options());
+            assert!(err.is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
     fn retry_settings_are_checked() {
         let parse = |text: &str| -> Result<roster_models::RetryPolicy> {
             let config: FileConfig = toml::from_str(text)?;

@@ -200,22 +200,9 @@ pub(crate) async fn commit(
         )
         .await?;
     }
-    // Last: on PostgreSQL the search log append takes the lock that orders
-    // log ids, held until this transaction commits.
-    let memories = if write.memory_writes.is_empty() {
-        crate::MemoryWritten::default()
-    } else {
-        super::records::write_memories(c, tenant, &write.memory_writes).await?
-    };
-    // A rolled-back run's items are out of the history: nothing of them is
-    // searched or extracted into memory.
-    if matches!(write.transition, Some(RunTransition::Finish { .. })) && !found.rolled_back {
-        if let Some((first, last)) = run_items(c, tenant, write).await? {
-            super::jobs::create_jobs(c, tenant, write, first, last, now).await?;
-            let reference = format!("{}:{first}:{last}", write.session_id);
-            super::records::log_all(c, tenant, "items", &[reference], now).await?;
-        }
-    }
+    // Before the search log append below: a hand-off's delivery locks the
+    // caller's session row, and taking it after the log lock would invert
+    // the order a commit in that session takes them in (a deadlock).
     let notifications = match &write.transition {
         Some(RunTransition::Finish {
             status,
@@ -264,6 +251,22 @@ pub(crate) async fn commit(
         }
         _ => None,
     };
+    // Last: on PostgreSQL the search log append takes the lock that orders
+    // log ids, held until this transaction commits.
+    let memories = if write.memory_writes.is_empty() {
+        crate::MemoryWritten::default()
+    } else {
+        super::records::write_memories(c, tenant, &write.memory_writes).await?
+    };
+    // A rolled-back run's items are out of the history: nothing of them is
+    // searched or extracted into memory.
+    if matches!(write.transition, Some(RunTransition::Finish { .. })) && !found.rolled_back {
+        if let Some((first, last)) = run_items(c, tenant, write).await? {
+            super::jobs::create_jobs(c, tenant, write, first, last, now).await?;
+            let reference = format!("{}:{first}:{last}", write.session_id);
+            super::records::log_all(c, tenant, "items", &[reference], now).await?;
+        }
+    }
     Ok(Committed {
         delivered,
         items,

@@ -53,6 +53,24 @@ fn is_researcher(req: &ChatRequest) -> bool {
     req.system.contains(RESEARCHER)
 }
 
+/// The coordinator's side of a hand-off: it hands `dig` to the researcher,
+/// says `carried_on` once the tool has answered, and `noted` to each
+/// result that comes back.
+fn coordinator_hands_off(req: &ChatRequest, noted: &str, carried_on: &str) -> Answer {
+    let last = last_user_text(req).unwrap_or_default();
+    if last.starts_with("[hand-off result]") {
+        text(noted)
+    } else if last_is_tool_result(req) {
+        text(carried_on)
+    } else {
+        calls(vec![call(
+            "h1",
+            "hand_off",
+            r#"{"agent":"researcher","task":"dig"}"#,
+        )])
+    }
+}
+
 fn last_is_tool_result(req: &ChatRequest) -> bool {
     matches!(req.messages.last(), Some(ChatMessage::ToolResult { .. }))
 }
@@ -289,18 +307,7 @@ async fn a_hand_off_returns_at_once_and_its_result_arrives_once(db: Db) {
         if is_researcher(req) {
             return text("dug up 7");
         }
-        let last = last_user_text(req).unwrap_or_default();
-        if last.starts_with("[hand-off result]") {
-            text("thanks for the 7")
-        } else if last_is_tool_result(req) {
-            text("handed off, carrying on")
-        } else {
-            calls(vec![call(
-                "h1",
-                "hand_off",
-                r#"{"agent":"researcher","task":"dig"}"#,
-            )])
-        }
+        coordinator_hands_off(req, "thanks for the 7", "handed off, carrying on")
     });
     let store = db.open().await;
     let (fx, researcher) = team(&store, &["agent:researcher"]).await;
@@ -380,18 +387,7 @@ async fn a_retried_hand_off_reports_its_new_result(db: Db) {
             }
             return text("dug up 7");
         }
-        let last = last_user_text(req).unwrap_or_default();
-        if last.starts_with("[hand-off result]") {
-            text("noted")
-        } else if last_is_tool_result(req) {
-            text("handed off")
-        } else {
-            calls(vec![call(
-                "h1",
-                "hand_off",
-                r#"{"agent":"researcher","task":"dig"}"#,
-            )])
-        }
+        coordinator_hands_off(req, "noted", "handed off")
     });
     let store = db.open().await;
     let (fx, _) = team(&store, &["agent:researcher"]).await;
