@@ -10,6 +10,7 @@ pub mod codes;
 pub mod error;
 mod extract;
 mod identity;
+mod openai;
 mod openapi_rules;
 mod router;
 mod routes;

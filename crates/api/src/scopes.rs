@@ -6,7 +6,10 @@ use axum::http::Method;
 /// Every area, with the first path segments under `/v1` that belong to it.
 pub const AREAS: &[(&str, &[&str])] = &[
     ("agents", &["agents", "models"]),
-    ("sessions", &["sessions", "runs"]),
+    (
+        "sessions",
+        &["sessions", "runs", "responses", "conversations", "chat"],
+    ),
     ("schedules", &["schedules", "triggers"]),
     ("webhooks", &["webhooks", "notifications"]),
     ("limits", &["limits"]),

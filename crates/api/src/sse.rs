@@ -18,10 +18,28 @@ pub fn run_events(
     run: RunId,
     after: i64,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    use futures::StreamExt;
+    let events =
+        event_stream(state, tenant, run, after).map(|(seq, event)| Ok(sse_event(seq, &event)));
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// A run's events after `after`: the persisted ones (with their `seq`),
+/// then live ones (deltas without a `seq`), ending when the run finishes.
+/// Every surface that streams a run renders this one stream.
+pub(crate) fn event_stream(
+    state: AppState,
+    tenant: TenantId,
+    run: RunId,
+    after: i64,
+) -> impl Stream<Item = (Option<i64>, RunEvent)> {
     // Subscribe before replaying so nothing falls between the two, and now
     // rather than when the body is first polled: a run submitted just before
     // may already be streaming text deltas by then, and those are live only.
-    let mut live = state.runtime.subscribe(&run);
+    let (mut live, mut streamed) = match state.runtime.subscribe_with_text(&run) {
+        Some((rx, text)) => (Some(rx), Some(text)),
+        None => (None, None),
+    };
     let stream = async_stream::stream! {
         let mut last = after;
         // Set once the run is known to have finished: what is left in the
@@ -42,7 +60,7 @@ pub fn run_events(
             for e in events {
                 last = e.seq;
                 ended = matches!(e.event, RunEvent::RunFinished { .. });
-                yield Ok(sse_event(Some(e.seq), &named(e.event, &run)));
+                yield (Some(e.seq), named(e.event, &run));
             }
             if page_full {
                 continue;
@@ -75,7 +93,15 @@ pub fn run_events(
                         break;
                     }
                 },
-                Some(rx) => loop {
+                Some(rx) => {
+                // Joined while a reply streams: its text so far, unless the
+                // store already had the reply (its event carries the text).
+                if let Some(text) = streamed.take().filter(|t| t.after_seq == last) {
+                    for delta in text.deltas {
+                        yield (None, RunEvent::TextDelta { step: 0, delta });
+                    }
+                }
+                loop {
                     let received = match tokio::time::timeout(QUIET_CHECK, rx.recv()).await {
                         Ok(received) => received,
                         // Quiet for a while: make sure the run is still going
@@ -95,12 +121,12 @@ pub fn run_events(
                     };
                     match received {
                         Ok(ev) => match ev.seq {
-                            None => yield Ok(sse_event(None, &ev.event)),
+                            None => yield (None, ev.event),
                             Some(seq) if seq <= last => continue,
                             Some(seq) if seq == last + 1 => {
                                 last = seq;
                                 let is_last = matches!(ev.event, RunEvent::RunFinished { .. });
-                                yield Ok(sse_event(Some(seq), &ev.event));
+                                yield (Some(seq), ev.event);
                                 if is_last {
                                     break 'outer;
                                 }
@@ -114,11 +140,12 @@ pub fn run_events(
                             break;
                         }
                     }
-                },
+                }
+                }
             }
         }
     };
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    stream
 }
 
 /// Events stored before `run_queued` named its run get the name here, so

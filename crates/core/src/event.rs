@@ -77,6 +77,10 @@ pub enum RunEvent {
     /// An item was appended to the session.
     Item {
         item: Item,
+        /// For a reply: the byte lengths of the pieces its text streamed
+        /// in, so a replay of the run streams it in the same pieces.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        chunks: Vec<u32>,
     },
     /// The run reached a final status.
     RunFinished {

@@ -36,6 +36,12 @@ pub enum ItemContent {
     SystemNote {
         text: String,
     },
+    /// An item of a kind Roster does not act on (a surface that speaks
+    /// more item types sent it), kept as it came; the model does not see it.
+    Opaque {
+        #[schema(value_type = Object)]
+        item: serde_json::Value,
+    },
 }
 
 impl ItemContent {
@@ -45,6 +51,7 @@ impl ItemContent {
             ItemContent::AssistantMessage { .. } => "assistant_message",
             ItemContent::ToolResult { .. } => "tool_result",
             ItemContent::SystemNote { .. } => "system_note",
+            ItemContent::Opaque { .. } => "opaque",
         }
     }
 
@@ -62,6 +69,8 @@ impl ItemContent {
                     })
             }
             ItemContent::ToolResult { output, .. } => crate::tokens::estimate_tokens(output),
+            // Never sent to a model.
+            ItemContent::Opaque { .. } => 0,
         };
         text_tokens
     }

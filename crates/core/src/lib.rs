@@ -28,6 +28,7 @@ pub mod route;
 pub mod run;
 pub mod schedule;
 pub mod tokens;
+pub mod turn;
 
 pub use error::ValidationError;
 pub use ids::{

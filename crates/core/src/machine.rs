@@ -77,6 +77,10 @@ pub struct RunMachine {
     last_calls: Vec<(String, serde_json::Value)>,
     #[serde(default)]
     repeats: u32,
+    /// The text of the last reply, which a run ending on calls its caller
+    /// answers (client tools) finishes with.
+    #[serde(default)]
+    last_text: String,
 }
 
 /// A call as the repeat guard compares it: its name and its arguments as
@@ -95,6 +99,7 @@ impl RunMachine {
             phase: Phase::NeedModel,
             last_calls: Vec::new(),
             repeats: 0,
+            last_text: String::new(),
         }
     }
 
@@ -123,6 +128,7 @@ impl RunMachine {
             return;
         }
         self.model_calls += 1;
+        self.last_text.clone_from(&reply.text);
         let calls: Vec<_> = reply.tool_calls.iter().map(signature).collect();
         if !calls.is_empty() && calls == self.last_calls {
             self.repeats += 1;
@@ -183,6 +189,11 @@ impl RunMachine {
                 Phase::NeedModel
             };
         }
+    }
+
+    /// The text of the last model reply.
+    pub fn last_text(&self) -> &str {
+        &self.last_text
     }
 
     /// A model call failed for good (after retries and fallbacks).

@@ -136,6 +136,10 @@ pub struct Run {
     /// schedule that started it; the agent's own are added then).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<String>,
+    /// What the request asked beyond `input` (items, instructions for this
+    /// run, the caller's own tools), from a surface that speaks items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<crate::turn::Turn>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -298,6 +298,8 @@ pub(crate) fn item_text(content: &roster_core::item::ItemContent) -> String {
             out
         }
         ItemContent::ToolResult { name, output, .. } => format!("{name}: {output}"),
+        // Not read by Roster: its words are not searched.
+        ItemContent::Opaque { .. } => String::new(),
     }
 }
 

@@ -109,6 +109,7 @@ impl World {
             .create_run(
                 &self.tenant,
                 NewRun {
+                    turn: Default::default(),
                     session_id: session.id.clone(),
                     input: "hi".into(),
                     idempotency_key: None,

@@ -224,6 +224,7 @@ async fn turn(runtime: &Runtime, tenant: &TenantId, session: &SessionId) -> Resu
             tenant,
             session,
             Submission {
+                turn: Default::default(),
                 notify: Default::default(),
                 input: USER_TEXT.into(),
                 idempotency_key: None,
@@ -259,6 +260,7 @@ async fn prefill(
         .create_run(
             tenant,
             NewRun {
+                turn: Default::default(),
                 notify: Default::default(),
                 session_id: session.clone(),
                 input: USER_TEXT.into(),

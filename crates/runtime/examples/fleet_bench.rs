@@ -153,6 +153,7 @@ async fn submit(rt: &Runtime, tenant: &TenantId, session: &SessionId, input: Str
             tenant,
             session,
             Submission {
+                turn: Default::default(),
                 notify: Default::default(),
                 input,
                 idempotency_key: None,

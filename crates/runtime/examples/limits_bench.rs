@@ -76,6 +76,7 @@ async fn agent(store: &DynStore, tenant: &TenantId, name: &str, notify: Vec<Stri
 
 async fn submit(rt: &Runtime, tenant: &TenantId, session: &roster_core::SessionId) -> RunId {
     let submission = Submission {
+        turn: Default::default(),
         input: "go".into(),
         idempotency_key: None,
         if_busy: BusyPolicy::Queue,

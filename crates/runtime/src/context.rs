@@ -159,6 +159,8 @@ pub(crate) fn history(
                 output: fit(output, "tool result"),
                 is_error: *is_error,
             }),
+            // Kept for the surface that sent it; no model reads it.
+            ItemContent::Opaque { .. } => {}
             ItemContent::AssistantMessage { text, tool_calls } => {
                 messages.push(ChatMessage::Assistant {
                     text: fit(text, "reply"),

@@ -87,6 +87,7 @@ impl Runtime {
                 tenant,
                 &session.id,
                 Submission {
+                    turn: Default::default(),
                     input: d.input,
                     idempotency_key: Some(key),
                     if_busy: BusyPolicy::Queue,

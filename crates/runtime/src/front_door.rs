@@ -29,6 +29,9 @@ pub struct RunRequest {
     pub if_busy: Option<BusyPolicy>,
     /// Webhooks (`whk_…`) told when the run finishes.
     pub notify: Vec<String>,
+    /// Items, instructions for this run and the caller's own tools, from a
+    /// surface that speaks items; `None`: one user message of `input`.
+    pub turn: Option<roster_core::turn::Turn>,
 }
 
 impl Runtime {
@@ -58,6 +61,9 @@ impl Runtime {
         }
         self.check_webhooks(&actor.tenant, "notify", &request.notify)
             .await?;
+        if let Some(turn) = &request.turn {
+            self.check_turn(&actor.tenant, &agent, turn).await?;
+        }
         self.submit(
             &actor.tenant,
             &session.id,
@@ -68,6 +74,7 @@ impl Runtime {
                 actor: Some(actor.label()),
                 parent: None,
                 notify: request.notify,
+                turn: request.turn,
             },
         )
         .await

@@ -29,10 +29,12 @@ mod schedules;
 mod services;
 pub mod tools;
 mod triggers;
+mod turns;
 
-pub use bus::LiveEvent;
+pub use bus::{LiveEvent, LiveText};
 pub use context::MAX_CONTEXT_ITEMS;
 pub use error::RuntimeError;
 pub use front_door::RunRequest;
 pub use key_changes::{hash_key, user_not_allowed, IssuedKey, KeyRequest};
 pub use scheduler::{Runtime, RuntimeOptions, Submission, MAX_INPUT_BYTES};
+pub use turns::{turn_text, Conversation};

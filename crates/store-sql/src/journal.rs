@@ -32,11 +32,11 @@ pub(crate) async fn commit(
         .opt(
             crate::sql_pick!(
                 postgres: "SELECT r.status, r.input, r.first_seq, r.rolled_back, r.deliver_to, r.depth, r.parent_run_id, r.actor,
-                                  r.caller_waits, r.held_since
+                                  r.caller_waits, r.held_since, r.turn
                            FROM runs r JOIN sessions s ON s.id = r.session_id AND s.tenant_id = r.tenant_id
                            WHERE r.id = $1 AND r.tenant_id = $2 AND r.session_id = $3
                            FOR UPDATE OF r, s",
-                sqlite: "SELECT status, input, first_seq, rolled_back, deliver_to, depth, parent_run_id, actor, caller_waits, held_since FROM runs WHERE id = $1 AND tenant_id = $2 AND session_id = $3",
+                sqlite: "SELECT status, input, first_seq, rolled_back, deliver_to, depth, parent_run_id, actor, caller_waits, held_since, turn FROM runs WHERE id = $1 AND tenant_id = $2 AND session_id = $3",
             ),
             crate::args![run, tenant, &write.session_id],
             |row| {
@@ -51,6 +51,7 @@ pub(crate) async fn commit(
                     actor: row.get(7)?,
                     caller_waits: row.get(8)?,
                     held_since: row.get(9)?,
+                    turn: row.opt_json(10)?,
                 })
             },
         )
@@ -88,11 +89,17 @@ pub(crate) async fn commit(
         let first = match first_seq {
             Some(first) => first,
             None => {
-                let content = ItemContent::UserMessage { text: input };
-                let item = append_item(c, tenant, write, &mut next_item, &content, now).await?;
-                let seq = item.seq;
-                items.push(item);
-                seq
+                let inputs = match found.turn.as_ref().filter(|t| !t.items.is_empty()) {
+                    Some(turn) => turn.items.clone(),
+                    None => vec![ItemContent::UserMessage { text: input }],
+                };
+                let mut first = None;
+                for content in &inputs {
+                    let item = append_item(c, tenant, write, &mut next_item, content, now).await?;
+                    first.get_or_insert(item.seq);
+                    items.push(item);
+                }
+                first.unwrap_or_default()
             }
         };
         c.exec(
@@ -290,6 +297,7 @@ struct RunHead {
     actor: Option<String>,
     caller_waits: bool,
     held_since: Option<i64>,
+    turn: Option<roster_core::turn::Turn>,
 }
 
 /// How a handed-off run ended.
@@ -352,6 +360,7 @@ async fn deliver(
         found.actor.as_deref().unwrap_or("unknown")
     );
     let new = NewRun {
+        turn: Default::default(),
         session_id: to.clone(),
         input,
         // One per end of the task: a failed task retried and finished

@@ -23,6 +23,7 @@ mod audit;
 mod blocks;
 mod budgets;
 mod conn;
+mod conversations;
 mod db;
 mod governance;
 mod index_documents;

@@ -42,7 +42,7 @@ pub(crate) fn agent(row: &Row<'_>) -> Result<Agent, StoreError> {
 }
 
 pub(crate) const SESSION_COLUMNS: &str =
-    "id, agent_id, agent_version, created_at, user_id, parent_session_id";
+    "id, agent_id, agent_version, created_at, user_id, parent_session_id, metadata";
 
 pub(crate) fn session(row: &Row<'_>) -> Result<Session, StoreError> {
     Ok(Session {
@@ -52,6 +52,7 @@ pub(crate) fn session(row: &Row<'_>) -> Result<Session, StoreError> {
         created_at: row.time(3)?,
         user: row.get(4)?,
         parent_session_id: row.get::<Option<String>>(5)?.map(SessionId::from_stored),
+        metadata: row.opt_json(6)?,
     })
 }
 
@@ -69,7 +70,7 @@ pub(crate) fn item(row: &Row<'_>) -> Result<Item, StoreError> {
     })
 }
 
-pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at, actor, waiting, interrupted_by, rolled_back, parent_run_id, depth, deliver_to, queued_reason, notify";
+pub(crate) const RUN_COLUMNS: &str = "id, session_id, status, input, output, error, agent_version, created_at, started_at, finished_at, actor, waiting, interrupted_by, rolled_back, parent_run_id, depth, deliver_to, queued_reason, notify, turn";
 
 pub(crate) fn run(row: &Row<'_>) -> Result<Run, StoreError> {
     run_from(row, 0)
@@ -102,6 +103,7 @@ pub(crate) fn run_from(row: &Row<'_>, at: usize) -> Result<Run, StoreError> {
             .map(SessionId::from_stored),
         queued_reason: row.opt_json(at + 17)?,
         notify: row.opt_json(at + 18)?.unwrap_or_default(),
+        turn: row.opt_json(at + 19)?,
     })
 }
 

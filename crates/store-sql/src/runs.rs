@@ -123,7 +123,9 @@ pub(crate) async fn queue_run(
         deliver_to: new.parent.as_ref().and_then(|p| p.deliver_to.clone()),
         queued_reason: None,
         notify: new.notify.clone(),
+        turn: new.turn.clone(),
     };
+    let turn = new.turn.as_ref().map(serde_json::to_string).transpose()?;
     let notify = if new.notify.is_empty() {
         None
     } else {
@@ -132,8 +134,8 @@ pub(crate) async fn queue_run(
     c.exec(
         crate::sql!(
             "INSERT INTO runs (id, tenant_id, session_id, status, input, agent_version, idempotency_key, created_at, actor,
-                               parent_run_id, depth, deliver_to, notify, caller_waits)
-             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                               parent_run_id, depth, deliver_to, notify, caller_waits, turn)
+             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ),
         crate::args![
             &run.id,
@@ -148,7 +150,8 @@ pub(crate) async fn queue_run(
             i64::from(run.depth),
             run.deliver_to.as_ref(),
             notify.as_deref(),
-            new.parent.as_ref().is_some_and(|p| p.caller_waits)
+            new.parent.as_ref().is_some_and(|p| p.caller_waits),
+            turn.as_deref()
         ],
     )
     .await?;

@@ -271,6 +271,7 @@ async fn start(
         }
     };
     let new = NewRun {
+        turn: Default::default(),
         session_id: session,
         input: found.input.clone(),
         idempotency_key: Some(format!("schedule:{}:{}", found.id, millis(at))),

@@ -18,6 +18,7 @@ pub(crate) async fn create_session(
     user: Option<&str>,
 ) -> Result<Session> {
     let session = Session {
+        metadata: Default::default(),
         id: SessionId::generate(),
         agent_id: agent.clone(),
         agent_version: version,
@@ -63,6 +64,7 @@ pub(crate) async fn delegate_session(
         return Ok(found);
     }
     let session = Session {
+        metadata: Default::default(),
         id: SessionId::generate(),
         agent_id: agent.clone(),
         agent_version: version,
@@ -130,7 +132,7 @@ pub(crate) async fn tail_items(
     let mut items = c
         .all(
             crate::sql!(
-                "SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2
+                "SELECT {ITEM_COLUMNS} FROM items WHERE session_id = $1 AND tenant_id = $2 AND NOT removed
                  AND (run_id IS NULL OR run_id NOT IN (SELECT id FROM runs WHERE session_id = $1 AND rolled_back))
                  ORDER BY seq DESC LIMIT $3"
             ),

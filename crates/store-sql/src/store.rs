@@ -148,6 +148,8 @@ owned_as_is!(
     bool,
     chrono::DateTime<chrono::Utc>,
     serde_json::Value,
+    Option<serde_json::Value>,
+    roster_store::conversations::ItemPage,
     roster_core::agent::AgentConfig,
     roster_core::agent::NewAgent,
     crate::ApprovalDecision,

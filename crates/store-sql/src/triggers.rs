@@ -143,6 +143,7 @@ async fn deliver(c: &mut Conn<'_>, tenant: &TenantId, d: &Delivery) -> Result<(R
         }
     };
     let new = NewRun {
+        turn: Default::default(),
         session_id: session.clone(),
         input: d.input.clone(),
         idempotency_key: Some(format!("hook:{}:{}", found.id, d.delivery_id)),

@@ -11,6 +11,7 @@
 pub mod approvals;
 pub mod blocks;
 pub mod budgets;
+pub mod conversations;
 mod error;
 pub mod governance;
 mod integrations;
@@ -67,6 +68,7 @@ pub trait Store:
     + triggers::TriggerStore
     + notifications::NotificationStore
     + limits::LimitStore
+    + conversations::ConversationStore
     + Send
     + Sync
     + 'static

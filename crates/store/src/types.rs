@@ -54,6 +54,10 @@ pub struct Session {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_session_id: Option<SessionId>,
     pub created_at: DateTime<Utc>,
+    /// Key/value pairs a caller attached (a conversation's metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -81,6 +85,8 @@ pub struct NewRun {
     pub parent: Option<RunParent>,
     /// Webhooks (`whk_…`, checked by the caller) told when it finishes.
     pub notify: Vec<String>,
+    /// Items, instructions and client tools beyond `input`.
+    pub turn: Option<roster_core::turn::Turn>,
 }
 
 /// What a run's model calls used and cost, summed from the ledger.
@@ -209,6 +215,9 @@ pub struct JournalWrite {
     pub events: Vec<RunEvent>,
     /// Appended to the session in order; the store assigns `seq`.
     pub items: Vec<ItemContent>,
+    /// The pieces (byte lengths) the text of the reply among `items`
+    /// streamed in, kept on its `item` event.
+    pub text_chunks: Vec<u32>,
     pub ledger: Vec<NewLedgerEntry>,
     pub block_write: Option<BlockWrite>,
     /// Memory record changes made by a tool, landing with its result.
@@ -255,6 +264,7 @@ impl JournalWrite {
             steps: Vec::new(),
             events: Vec::new(),
             items: Vec::new(),
+            text_chunks: Vec::new(),
             ledger: Vec::new(),
             block_write: None,
             memory_writes: Vec::new(),
@@ -343,11 +353,13 @@ pub fn events_for(write: &JournalWrite, items: &[Item]) -> Vec<RunEvent> {
         _ => {}
     }
     events.extend(write.events.iter().filter(|e| e.is_persisted()).cloned());
-    events.extend(
-        items
-            .iter()
-            .map(|item| RunEvent::Item { item: item.clone() }),
-    );
+    events.extend(items.iter().map(|item| RunEvent::Item {
+        chunks: match item.content {
+            roster_core::item::ItemContent::AssistantMessage { .. } => write.text_chunks.clone(),
+            _ => Vec::new(),
+        },
+        item: item.clone(),
+    }));
     if let Some(RunTransition::Finish {
         status,
         output,

@@ -190,6 +190,17 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let session = find(&state, &principal, &id).await?;
+    remove(&state, &principal, &session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a session (audited) and its workspace; every surface that
+/// deletes a session (a conversation's delete too) comes here.
+pub(crate) async fn remove(
+    state: &AppState,
+    principal: &Principal,
+    session: &Session,
+) -> Result<(), ApiError> {
     let audit = roster_store::NewAuditEvent {
         actor: principal.label(),
         action: "session.delete".into(),
@@ -220,7 +231,7 @@ pub async fn delete(
             ));
         }
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/v1/sessions/{id}/upgrade", tag = "sessions", params(("id" = String, Path)),
@@ -324,6 +335,7 @@ pub async fn post_message(
             &principal.actor(),
             &session,
             RunRequest {
+                turn: Default::default(),
                 input: body.content,
                 idempotency_key,
                 if_busy: body.if_busy,
@@ -372,7 +384,7 @@ pub(crate) async fn run_items(
         let Some(last) = events.last() else { break };
         after = last.seq;
         items.extend(events.into_iter().filter_map(|e| match e.event {
-            RunEvent::Item { item } => Some(item),
+            RunEvent::Item { item, .. } => Some(item),
             _ => None,
         }));
     }

@@ -19,6 +19,7 @@ mod knowledge;
 mod lifecycle;
 mod memories;
 mod messages;
+mod openai_surface;
 mod openapi;
 mod outages;
 mod policies;

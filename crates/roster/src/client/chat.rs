@@ -392,7 +392,7 @@ impl Turn<'_> {
                 );
                 self.note(progress, &line);
             }
-            RunEvent::Item { item } => {
+            RunEvent::Item { item, .. } => {
                 if progress.run.is_none() {
                     progress.run.clone_from(&item.run_id);
                 }

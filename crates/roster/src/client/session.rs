@@ -407,6 +407,10 @@ fn render_item(item: &Item) -> String {
     let mut out = match &item.content {
         ItemContent::UserMessage { text } => format!("{seq} user: {}", hang(text, 4)),
         ItemContent::SystemNote { text } => format!("{seq} system: {}", hang(text, 4)),
+        ItemContent::Opaque { item } => format!(
+            "{seq} {}: (kept as sent)",
+            item.get("type").and_then(|t| t.as_str()).unwrap_or("item")
+        ),
         ItemContent::AssistantMessage { text, tool_calls } => {
             let mut out = if text.is_empty() {
                 format!("{seq} assistant:")

@@ -17,6 +17,7 @@ mod e2e_lifecycle;
 mod e2e_local_model;
 mod e2e_mcp;
 mod e2e_notify;
+mod e2e_openai;
 mod e2e_outage;
 mod e2e_privacy;
 mod e2e_sandbox;

@@ -318,6 +318,8 @@ pub(crate) fn transcript(items: &[Item], item_tokens: u32) -> String {
                 if *is_error { "failed" } else { "returned" },
                 quote(output, "tool result")
             ),
+            // Not read by Roster, nor by the model.
+            ItemContent::Opaque { .. } => continue,
         };
         out.push_str(&line);
         out.push('\n');

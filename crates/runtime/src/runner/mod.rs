@@ -78,6 +78,8 @@ struct RunState<'a> {
     /// The routing policy's decision per target (`provider/model`), for
     /// the ledger rows of this run's model calls.
     route_decisions: HashMap<String, roster_core::ledger::RouteDecision>,
+    /// The pieces the last answer's text streamed in, for its commit.
+    text_chunks: Vec<u32>,
 }
 
 /// How [`execute`] left a run.
@@ -165,6 +167,7 @@ pub(crate) async fn execute(
         awaiting: false,
         rewait: std::sync::atomic::AtomicBool::new(false),
         route_decisions: HashMap::new(),
+        text_chunks: Vec::new(),
     };
     for step in steps
         .iter()
@@ -187,7 +190,19 @@ impl RunState<'_> {
             }
             match self.machine.next_action() {
                 Action::CallModel => self.model_step().await?,
-                Action::CallTools(calls) => self.tool_steps(calls).await?,
+                Action::CallTools(calls) => {
+                    // The caller's own tools are its to run: the run ends
+                    // with them unanswered once the rest are done.
+                    let (theirs, ours): (Vec<_>, Vec<_>) = calls
+                        .into_iter()
+                        .partition(|c| self.is_client_tool(&c.name));
+                    if !ours.is_empty() {
+                        self.tool_steps(ours).await?;
+                    } else if !theirs.is_empty() {
+                        let output = self.machine.last_text().to_owned();
+                        return self.finish(RunStatus::Completed, Some(output), None).await;
+                    }
+                }
                 Action::Complete(output) => {
                     return self.finish(RunStatus::Completed, Some(output), None).await
                 }
@@ -292,6 +307,30 @@ impl RunState<'_> {
         })
     }
 
+    /// Whether `name` is one of the tools this run's caller runs itself.
+    fn is_client_tool(&self, name: &str) -> bool {
+        self.run
+            .turn
+            .as_ref()
+            .is_some_and(|t| t.is_client_tool(name))
+            && self.tools.get(name).is_none()
+    }
+
+    /// The agent's instructions, then the run's own.
+    fn instructions(&self) -> std::borrow::Cow<'_, str> {
+        match self
+            .run
+            .turn
+            .as_ref()
+            .and_then(|t| t.instructions.as_deref())
+        {
+            Some(extra) if !extra.trim().is_empty() => {
+                format!("{}\n\n{extra}", self.agent.config.instructions).into()
+            }
+            _ => self.agent.config.instructions.as_str().into(),
+        }
+    }
+
     fn tool_specs(&self) -> Vec<ToolSpec> {
         let labels: Vec<&str> = self
             .agent
@@ -300,7 +339,20 @@ impl RunState<'_> {
             .iter()
             .map(|b| b.label.as_str())
             .collect();
-        self.tools.specs_for(&labels)
+        let mut specs = self.tools.specs_for(&labels);
+        if let Some(turn) = &self.run.turn {
+            specs.extend(
+                turn.client_tools
+                    .iter()
+                    .filter(|t| self.tools.get(&t.name).is_none())
+                    .map(|t| ToolSpec {
+                        name: t.name.clone(),
+                        description: t.description.clone(),
+                        parameters: t.parameters.clone(),
+                    }),
+            );
+        }
+        specs
     }
 
     /// One model step, in phases: admit (budget and route policy, before
@@ -404,8 +456,8 @@ impl RunState<'_> {
             }
         };
         let budget = self.agent.config.context_tokens;
-        let instructions = &self.agent.config.instructions;
-        let bare = system_prompt(instructions, &blocks, &recalled, &passages, None);
+        let instructions = self.instructions().into_owned();
+        let bare = system_prompt(&instructions, &blocks, &recalled, &passages, None);
         let summary_tokens = self
             .summary()
             .await?
@@ -417,7 +469,7 @@ impl RunState<'_> {
         let summary = self.summary().await?;
         let through = summary.as_ref().map_or(0, |s| s.through_seq);
         let system = system_prompt(
-            &self.agent.config.instructions,
+            &instructions,
             &blocks,
             &recalled,
             &passages,
@@ -465,6 +517,7 @@ impl RunState<'_> {
         waited: bool,
     ) -> Result<(), RuntimeError> {
         let mut write = self.journal();
+        write.text_chunks = std::mem::take(&mut self.text_chunks);
         write.steps.push(StepWrite::Completed {
             n,
             kind: StepKind::ModelCall,
@@ -546,6 +599,10 @@ impl RunState<'_> {
             _ => "the run stopped",
         };
         for call in self.machine.dangling_calls() {
+            if status == RunStatus::Completed && self.is_client_tool(&call.name) {
+                // The caller answers it in its next input.
+                continue;
+            }
             let output = format!("not executed: {reason} before this call completed");
             let step = self.resumed.get(&call.id).copied();
             // A call whose `started` row is journaled gets it completed, so

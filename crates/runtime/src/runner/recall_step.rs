@@ -448,6 +448,13 @@ impl RunState<'_> {
         }
         let limit = self.agent.config.knowledge_recall;
         let mut found = Vec::new();
+        // A run whose input holds no words (only a client tool's result)
+        // has nothing to recall by.
+        let limit = if self.run.input.trim().is_empty() {
+            0
+        } else {
+            limit
+        };
         if let (Some(memory), 1..) = (self.services.memory.clone(), limit) {
             match self.knowledge_sources().await {
                 Ok((sources, _)) if !sources.is_empty() => {
@@ -481,6 +488,11 @@ impl RunState<'_> {
             return recalled.clone();
         }
         let limit = self.agent.config.memory.recall;
+        let limit = if self.run.input.trim().is_empty() {
+            0
+        } else {
+            limit
+        };
         let found = match (&self.services.memory, limit) {
             (Some(memory), 1..) => {
                 let (_, namespaces) = self.memory_namespaces();
@@ -547,6 +559,9 @@ fn render_items(items: &[roster_core::item::Item]) -> String {
                 ),
                 ItemContent::ToolResult { name, output, .. } => {
                     ("tool", format!("{name}: {output}"))
+                }
+                ItemContent::Opaque { .. } => {
+                    ("other", "(an item the model does not read)".to_owned())
                 }
             };
             format!(

@@ -51,7 +51,14 @@ impl RunState<'_> {
         let mut outage = self.run.waiting.as_ref().map(outage_of);
         let patience = services.router.patience_for(route);
         let attempts: Mutex<Vec<Attempt>> = Mutex::new(Vec::new());
+        // The pieces the answer streams in, kept with it so a replay of the
+        // run streams it the same way (see `RunEvent::Item::chunks`).
+        let chunks: Mutex<Vec<u32>> = Mutex::new(Vec::new());
         let on_text = |delta: &str| {
+            chunks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(u32::try_from(delta.len()).unwrap_or(u32::MAX));
             services.bus.publish(
                 &run_id,
                 crate::LiveEvent {
@@ -66,6 +73,7 @@ impl RunState<'_> {
         let on_attempt = |a: Attempt| {
             if a.error.is_some() {
                 // Whatever that attempt streamed will not be the answer.
+                chunks.lock().unwrap_or_else(|p| p.into_inner()).clear();
                 services.bus.publish(
                     &run_id,
                     crate::LiveEvent {
@@ -109,6 +117,13 @@ impl RunState<'_> {
             Some(Err(error)) => Called::Failed(failure(&error, outage.as_ref())),
             Some(Ok((response, target))) => {
                 self.run.waiting = None;
+                let chunks = chunks.into_inner().unwrap_or_else(|p| p.into_inner());
+                let streamed: u64 = chunks.iter().map(|&n| u64::from(n)).sum();
+                self.text_chunks = if streamed == response.text.len() as u64 {
+                    chunks
+                } else {
+                    Vec::new()
+                };
                 Called::Answered {
                     response,
                     target,

@@ -57,6 +57,9 @@ pub struct Submission {
     /// Webhooks (`whk_…`) told when the run finishes; the caller checked
     /// they are the tenant's.
     pub notify: Vec<String>,
+    /// Items, instructions and client tools beyond `input` (checked by the
+    /// caller).
+    pub turn: Option<roster_core::turn::Turn>,
 }
 
 /// Largest accepted input, in bytes.
@@ -151,17 +154,23 @@ impl Runtime {
         submission: Submission,
     ) -> Result<CreatedRun, RuntimeError> {
         self.inner.check_running()?;
-        if submission.input.trim().is_empty() {
+        // Items in place of one message: what the model will read of them
+        // is what must fit.
+        let items_text = submission
+            .turn
+            .as_ref()
+            .filter(|t| !t.items.is_empty())
+            .map(|t| crate::turn_text(&t.items));
+        let input = items_text.as_deref().unwrap_or(&submission.input);
+        if input.trim().is_empty() && items_text.is_none() {
             return Err(RuntimeError::Invalid("content must not be empty".into()));
         }
-        if submission.input.len() > MAX_INPUT_BYTES {
+        if input.len() > MAX_INPUT_BYTES {
             return Err(RuntimeError::Invalid(format!(
                 "content is longer than {MAX_INPUT_BYTES} bytes"
             )));
         }
-        self.inner
-            .check_input(tenant, session, &submission.input)
-            .await?;
+        self.inner.check_input(tenant, session, input).await?;
         let stops_earlier = submission.if_busy.stops_earlier_runs();
         let created = self
             .inner
@@ -177,6 +186,7 @@ impl Runtime {
                     actor: submission.actor,
                     parent: submission.parent,
                     notify: submission.notify,
+                    turn: submission.turn,
                 },
             )
             .await?;
@@ -374,6 +384,15 @@ impl Runtime {
     /// Live events of a run active in this process, if it is.
     pub fn subscribe(&self, run: &RunId) -> Option<broadcast::Receiver<LiveEvent>> {
         self.inner.services.bus.subscribe(run)
+    }
+
+    /// [`Runtime::subscribe`], with the text the run's model call in
+    /// flight has streamed so far.
+    pub fn subscribe_with_text(
+        &self,
+        run: &RunId,
+    ) -> Option<(broadcast::Receiver<LiveEvent>, crate::LiveText)> {
+        self.inner.services.bus.subscribe_with_text(run)
     }
 
     /// Waits until the run has finished (or `limit` passes) and returns it.

@@ -129,6 +129,7 @@ async fn an_interrupt_stored_before_a_crash_is_carried_out_on_recovery(db: Db) {
         .create_run(
             &fx.tenant,
             roster_store::NewRun {
+                turn: Default::default(),
                 notify: Default::default(),
                 parent: Default::default(),
                 session_id: fx.session.clone(),

@@ -350,6 +350,7 @@ async fn a_run_out_of_patience_fails_and_a_retry_continues_from_its_journal(db: 
             ItemContent::AssistantMessage { text, .. } => format!("assistant:{text}"),
             ItemContent::ToolResult { output, .. } => format!("tool:{output}"),
             ItemContent::SystemNote { text } => format!("note:{text}"),
+            ItemContent::Opaque { .. } => "opaque".into(),
         })
         .collect();
     assert_eq!(

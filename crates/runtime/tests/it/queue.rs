@@ -84,6 +84,7 @@ async fn busy_policy_reject_and_idempotency_keys(db: Db) {
     let fx = Fixture::new(&store, config(&[])).await;
     let rt = runtime(store.clone(), model.clone(), vec![]);
     let keyed = |text: &str, key: &str, if_busy| Submission {
+        turn: Default::default(),
         notify: Default::default(),
         parent: Default::default(),
         input: text.into(),
@@ -207,6 +208,7 @@ async fn concurrent_rejecting_inputs_admit_exactly_one(db: Db) {
         let (tenant, session) = (fx.tenant.clone(), fx.session.clone());
         tokio::spawn(async move {
             let submission = Submission {
+                turn: Default::default(),
                 notify: Default::default(),
                 parent: Default::default(),
                 input: format!("attempt {i}"),
@@ -242,6 +244,7 @@ async fn concurrent_inputs_with_one_key_make_one_run(db: Db) {
         let (tenant, session) = (fx.tenant.clone(), fx.session.clone());
         tokio::spawn(async move {
             let submission = Submission {
+                turn: Default::default(),
                 notify: Default::default(),
                 parent: Default::default(),
                 input: "same".into(),

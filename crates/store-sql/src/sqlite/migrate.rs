@@ -72,6 +72,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_notifications_limits",
         include_str!("../../migrations/sqlite/0017_notifications_limits.sql"),
     ),
+    (
+        "0018_open_surfaces",
+        include_str!("../../migrations/sqlite/0018_open_surfaces.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -486,6 +486,7 @@ async fn agent_session(
 
 fn new_run(session: &roster_store::Session, actor: Option<&str>) -> NewRun {
     NewRun {
+        turn: Default::default(),
         notify: Default::default(),
         parent: Default::default(),
         session_id: session.id.clone(),

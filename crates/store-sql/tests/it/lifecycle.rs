@@ -50,6 +50,7 @@ fn config(model: &str) -> AgentConfig {
 
 fn new_run(session: &roster_store::Session) -> NewRun {
     NewRun {
+        turn: Default::default(),
         notify: Default::default(),
         parent: Default::default(),
         session_id: session.id.clone(),

@@ -72,6 +72,7 @@ async fn agent(store: &DynStore, tenant: &TenantId) -> AgentId {
 
 fn new_run(session: &SessionId, key: Option<&str>, if_busy: BusyPolicy) -> NewRun {
     NewRun {
+        turn: Default::default(),
         notify: Default::default(),
         parent: Default::default(),
         session_id: session.clone(),

@@ -52,6 +52,7 @@ async fn tool_edit(
         .create_run(
             tenant,
             NewRun {
+                turn: Default::default(),
                 notify: Default::default(),
                 parent: Default::default(),
                 session_id: session.clone(),

@@ -47,6 +47,7 @@ async fn submit(store: &DynStore, t: &TenantId, session: &SessionId, input: &str
         .create_run(
             t,
             NewRun {
+                turn: Default::default(),
                 notify: Default::default(),
                 parent: Default::default(),
                 session_id: session.clone(),

@@ -198,6 +198,7 @@ async fn story(store: DynStore) {
 
     // Runs: queued, idempotent by key, rejectable when busy.
     let new_run = |input: &str, key: Option<&str>, if_busy| NewRun {
+        turn: Default::default(),
         notify: Default::default(),
         parent: Default::default(),
         session_id: session.id.clone(),
@@ -622,6 +623,7 @@ async fn concurrent_sessions(store: DynStore) {
                 .create_run(
                     &t,
                     NewRun {
+                        turn: Default::default(),
                         notify: Default::default(),
                         parent: Default::default(),
                         session_id: session.id.clone(),

@@ -221,3 +221,41 @@ pub async fn postgres_url() -> Option<String> {
             .expect("create test database"),
     )
 }
+
+/// Whether `python3` can import `module` (a real client the e2e tests
+/// drive); without it a test is skipped with a notice, except in CI, where
+/// `.ci/run` installs it and a missing module fails the test.
+pub fn python_has(module: &str) -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide the Python package `{module}` (see .ci/run)"
+        );
+        eprintln!("notice: python3 cannot import `{module}`; skipping a real-client test");
+    }
+    found
+}
+
+/// Runs a client script from `tests/clients` with `args`; panics with its
+/// output unless it exits 0 and its last line is `ok`.
+pub fn run_client_script(script: &str, args: &[&str]) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let output = std::process::Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.trim_end().ends_with("ok"),
+        "{script} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}

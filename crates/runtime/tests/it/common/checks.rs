@@ -69,6 +69,7 @@ pub fn assert_history_closed(items: &[ItemContent]) {
                     "two results for {call_id}"
                 );
             }
+            ItemContent::Opaque { .. } => {}
             ItemContent::UserMessage { .. } | ItemContent::SystemNote { .. } => {
                 assert!(
                     open.is_empty(),

@@ -16,6 +16,7 @@ pub async fn started_run(store: &DynStore, fx: &Fixture, input: &str) -> RunId {
         .create_run(
             &fx.tenant,
             NewRun {
+                turn: Default::default(),
                 notify: Default::default(),
                 parent: Default::default(),
                 session_id: fx.session.clone(),

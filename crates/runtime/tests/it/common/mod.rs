@@ -255,6 +255,7 @@ pub async fn runtime_with_memory(
 
 pub fn input(text: &str) -> Submission {
     Submission {
+        turn: Default::default(),
         notify: Default::default(),
         parent: Default::default(),
         input: text.into(),
