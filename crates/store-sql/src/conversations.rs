@@ -11,6 +11,21 @@ use roster_store::{from_millis, millis, Session, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+/// Items added outside a run, numbered from `first`, made at `at`.
+fn numbered(contents: &[ItemContent], first: i64, at: i64) -> Vec<Item> {
+    contents
+        .iter()
+        .zip(first..)
+        .map(|(content, seq)| Item {
+            seq,
+            run_id: None,
+            tokens: content.token_estimate(),
+            content: content.clone(),
+            created_at: from_millis(at),
+        })
+        .collect()
+}
+
 async fn create(
     c: &mut Conn<'_>,
     tenant: &TenantId,
@@ -20,17 +35,7 @@ async fn create(
     created_by: &str,
 ) -> Result<PendingConversation> {
     let now = millis(Utc::now());
-    let items: Vec<Item> = items
-        .iter()
-        .zip(1..)
-        .map(|(content, seq)| Item {
-            seq,
-            run_id: None,
-            tokens: content.token_estimate(),
-            content: content.clone(),
-            created_at: from_millis(now),
-        })
-        .collect();
+    let items = numbered(items, 1, now);
     let conversation = PendingConversation {
         id: SessionId::generate(),
         user: user.map(str::to_owned),
@@ -228,17 +233,7 @@ async fn append(
             return Err(StoreError::NotFound("conversation".into()));
         };
         let next = found.items.last().map_or(1, |i| i.seq + 1);
-        let added: Vec<Item> = contents
-            .iter()
-            .zip(next..)
-            .map(|(content, seq)| Item {
-                seq,
-                run_id: None,
-                tokens: content.token_estimate(),
-                content: content.clone(),
-                created_at: from_millis(now),
-            })
-            .collect();
+        let added = numbered(contents, next, now);
         found.items.extend(added.iter().cloned());
         save_items(c, tenant, id, &found.items).await?;
         return Ok(added);
@@ -262,16 +257,9 @@ async fn append(
             |row| row.get(0),
         )
         .await?;
-    let mut added = Vec::with_capacity(contents.len());
-    for (content, seq) in contents.iter().zip(last + 1..) {
-        insert_item(c, tenant, id, seq, content, now).await?;
-        added.push(Item {
-            seq,
-            run_id: None,
-            tokens: content.token_estimate(),
-            content: content.clone(),
-            created_at: from_millis(now),
-        });
+    let added = numbered(contents, last + 1, now);
+    for item in &added {
+        insert_item(c, tenant, id, item.seq, &item.content, now).await?;
     }
     log_items(c, tenant, id, &added, now).await?;
     Ok(added)

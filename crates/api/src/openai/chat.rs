@@ -153,28 +153,7 @@ fn parse_tools(tools: &[Value]) -> Result<Vec<ClientTool>, OpenAiError> {
                     "a function tool needs `function`",
                 )
             })?;
-            Ok(ClientTool {
-                name: function
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        OpenAiError::invalid(
-                            format!("{param}.function.name"),
-                            "a function needs a `name`",
-                        )
-                    })?
-                    .to_owned(),
-                description: function
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                parameters: function
-                    .get("parameters")
-                    .filter(|p| !p.is_null())
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            })
+            super::client_tool(function, &format!("{param}.function"))
         })
         .collect()
 }

@@ -55,6 +55,34 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         ))
 }
 
+/// A function the caller runs, from its definition (`name`, and optional
+/// `description` and `parameters`): on the tool itself in the Responses
+/// API, under `function` in Chat Completions. `param` names where it is.
+fn client_tool(
+    definition: &Value,
+    param: &str,
+) -> Result<roster_core::turn::ClientTool, OpenAiError> {
+    let name = definition
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            OpenAiError::invalid(format!("{param}.name"), "a function needs a `name`")
+        })?;
+    Ok(roster_core::turn::ClientTool {
+        name: name.to_owned(),
+        description: definition
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        parameters: definition
+            .get("parameters")
+            .filter(|p| !p.is_null())
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+    })
+}
+
 /// A JSON object body, refused in OpenAI's envelope otherwise.
 fn body_json(body: &[u8]) -> Result<Value, OpenAiError> {
     match serde_json::from_slice::<Value>(body) {

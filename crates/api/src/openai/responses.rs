@@ -287,23 +287,7 @@ fn parse_tools(tools: &[Value]) -> Result<Vec<ClientTool>, OpenAiError> {
                     format!("tool type `{kind}` is not offered here: pass functions (`type: function`); the agent's own tools are configured on the agent"),
                 ));
             }
-            let name = tool
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| OpenAiError::invalid(format!("{param}.name"), "a function needs a `name`"))?;
-            Ok(ClientTool {
-                name: name.to_owned(),
-                description: tool
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                parameters: tool
-                    .get("parameters")
-                    .filter(|p| !p.is_null())
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            })
+            super::client_tool(tool, &param)
         })
         .collect()
 }

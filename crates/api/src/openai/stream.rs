@@ -297,3 +297,118 @@ impl Renderer {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use roster_core::item::Item;
+
+    fn run() -> Run {
+        serde_json::from_value(json!({
+            "id": "run_01a252ec0ff57723b92f2e76bb3b7fac",
+            "session_id": "ses_01a252ec0ff3710492c6d04051ce5520",
+            "status": "running", "input": "hi", "output": null, "error": null,
+            "agent_version": 1, "created_at": "2026-12-07T00:00:00Z",
+            "started_at": null, "finished_at": null,
+        }))
+        .unwrap()
+    }
+
+    fn item(seq: i64, content: ItemContent, chunks: Vec<u32>) -> RunEvent {
+        RunEvent::Item {
+            item: Item {
+                seq,
+                run_id: None,
+                content,
+                tokens: 1,
+                created_at: chrono::Utc::now(),
+            },
+            chunks,
+        }
+    }
+
+    fn render(events: &[RunEvent]) -> Vec<Value> {
+        let mut renderer = Renderer::new(run());
+        let mut out = renderer.start(&json!({"id": "r", "status": "in_progress"}));
+        for event in events {
+            out.extend(renderer.on_event(event));
+        }
+        out.extend(renderer.finish(RunStatus::Completed, json!({"id": "r"})));
+        out
+    }
+
+    #[test]
+    fn a_replay_numbers_events_as_the_live_stream_did() {
+        let input = item(1, ItemContent::UserMessage { text: "hi".into() }, vec![]);
+        let reply = item(
+            2,
+            ItemContent::AssistantMessage {
+                text: "echo: hi".into(),
+                tool_calls: vec![],
+            },
+            vec![5, 3],
+        );
+        let delta = |d: &str| RunEvent::TextDelta {
+            step: 1,
+            delta: d.into(),
+        };
+        let live = render(&[input.clone(), delta("echo:"), delta(" hi"), reply.clone()]);
+        let replayed = render(&[input, reply]);
+        assert_eq!(live, replayed);
+        let numbers: Vec<u64> = live
+            .iter()
+            .map(|e| e["sequence_number"].as_u64().unwrap())
+            .collect();
+        assert_eq!(numbers, (0..live.len() as u64).collect::<Vec<_>>());
+        let kinds: Vec<&str> = live.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds.first(), Some(&"response.created"));
+        assert_eq!(kinds.last(), Some(&"response.completed"));
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| **k == "response.output_text.delta")
+                .count(),
+            2
+        );
+        assert_eq!(
+            live[2]["item"]["id"], "msg_2",
+            "the id the reply's item gets"
+        );
+    }
+
+    #[test]
+    fn the_agents_calls_are_not_the_callers_functions() {
+        let reply = item(
+            2,
+            ItemContent::AssistantMessage {
+                text: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: "c".into(),
+                    name: "memory_append".into(),
+                    arguments: "{}".into(),
+                }],
+            },
+            vec![],
+        );
+        let result = item(
+            3,
+            ItemContent::ToolResult {
+                call_id: "c".into(),
+                name: "memory_append".into(),
+                output: "done".into(),
+                is_error: false,
+            },
+            vec![],
+        );
+        let input = item(1, ItemContent::UserMessage { text: "hi".into() }, vec![]);
+        let out = render(&[input, reply, result]);
+        let done: Vec<&Value> = out
+            .iter()
+            .filter(|e| e["type"] == "response.output_item.done")
+            .collect();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0]["item"]["type"], "mcp_call");
+        assert_eq!(done[0]["item"]["output"], "done");
+    }
+}
