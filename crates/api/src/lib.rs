@@ -5,6 +5,7 @@
 //! only crate that knows HTTP. It must never touch SQL or call a model: it
 //! asks the store for state and the runtime for runs.
 
+mod a2a;
 pub mod auth;
 pub mod codes;
 pub mod error;

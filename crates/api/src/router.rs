@@ -132,6 +132,7 @@ pub fn app(state: AppState) -> Router {
     let (router, _) = public().merge(v1).split_for_parts();
     router
         .merge(crate::openai::routes(state.clone()))
+        .merge(crate::a2a::routes(state.clone()))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(method_not_allowed))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

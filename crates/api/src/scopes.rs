@@ -8,7 +8,14 @@ pub const AREAS: &[(&str, &[&str])] = &[
     ("agents", &["agents", "models"]),
     (
         "sessions",
-        &["sessions", "runs", "responses", "conversations", "chat"],
+        &[
+            "sessions",
+            "runs",
+            "responses",
+            "conversations",
+            "chat",
+            "a2a",
+        ],
     ),
     ("schedules", &["schedules", "triggers"]),
     ("webhooks", &["webhooks", "notifications"]),

@@ -1,7 +1,7 @@
 //! Conversations: pending ones (no agent yet) kept whole in one row, and
 //! the items a conversation adds or removes outside runs.
 
-use super::rows::{self, ITEM_COLUMNS};
+use super::rows::{self, ITEM_COLUMNS, RUN_COLUMNS};
 use super::Conn;
 use chrono::Utc;
 use roster_core::item::{Item, ItemContent};
@@ -383,6 +383,20 @@ crate::store_impl! {
             |c| self::page(c, &tenant, &id, page).await;
         write remove_conversation_item(tenant: &TenantId, id: &SessionId, seq: i64) -> bool =
             |c| remove(c, &tenant, &id, seq).await;
+        read list_agent_runs(tenant: &TenantId, agent: &AgentId, session: Option<&SessionId>,
+                             visible: Option<Vec<String>>, before: Option<&roster_core::RunId>, limit: i64) -> Vec<roster_core::run::Run> =
+            |c| c.all(
+                crate::sql!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1
+                     AND session_id IN (SELECT id FROM sessions WHERE tenant_id = $1 AND agent_id = $2
+                                        AND ($3 IS NULL OR user_id IS NULL OR user_id = ANY($3)))
+                     AND ($4 IS NULL OR id < $4) AND ($5 IS NULL OR session_id = $5)
+                     ORDER BY id DESC LIMIT $6"
+                ),
+                &[(&tenant).into(), (&agent).into(), (&visible).into(), before.as_ref().into(),
+                  session.as_ref().into(), crate::Arg::Limit(limit)],
+                rows::run,
+            ).await;
         write set_run_surface(tenant: &TenantId, run: &roster_core::RunId, surface: serde_json::Value) -> bool =
             |c| set_surface(c, &tenant, &run, &surface).await;
     }

@@ -149,6 +149,7 @@ owned_as_is!(
     chrono::DateTime<chrono::Utc>,
     serde_json::Value,
     Option<serde_json::Value>,
+    Option<Vec<String>>,
     roster_store::conversations::ItemPage,
     roster_core::agent::AgentConfig,
     roster_core::agent::NewAgent,

@@ -89,6 +89,18 @@ pub trait ConversationStore: Send + Sync {
         id: &SessionId,
         seq: i64,
     ) -> StoreResult<bool>;
+    /// Runs in sessions of `agent` (and of `session`, when given) that the
+    /// users in `visible` may see (`None`: all), newest first, before
+    /// `before` — a protocol's task list.
+    async fn list_agent_runs(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        session: Option<&SessionId>,
+        visible: Option<Vec<String>>,
+        before: Option<&roster_core::RunId>,
+        limit: i64,
+    ) -> StoreResult<Vec<roster_core::run::Run>>;
     /// Replaces what a surface stored with run `run` (its echo of the
     /// request; a deleted response's mark); false when there is no run.
     async fn set_run_surface(

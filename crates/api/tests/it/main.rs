@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 
+mod a2a_surface;
 mod agents;
 mod anthropic;
 mod approvals;

@@ -6,6 +6,7 @@ mod common;
 
 mod bench_smoke;
 mod cli;
+mod e2e_a2a;
 mod e2e_chat;
 mod e2e_cli_lifecycle;
 mod e2e_crash;
