@@ -27,6 +27,10 @@ pub struct Turn {
     /// with the call unanswered; the caller's next input carries its result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client_tools: Vec<ClientTool>,
+    /// Whether the model must, may or must not call a tool in this run's
+    /// first model call (`None`: the agent's own `tool_choice`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<TurnToolChoice>,
     /// The surface's own record of the request (what it echoes back),
     /// opaque to the runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,6 +86,17 @@ impl Turn {
         }
         Ok(())
     }
+}
+
+/// A request's `tool_choice`: `required` holds the run's first model call
+/// to calling a tool (as an agent's `tool_choice: required` does); `none`
+/// offers the model no tool in this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnToolChoice {
+    Auto,
+    Required,
+    None,
 }
 
 /// A function the caller runs (the model sees it like any tool).

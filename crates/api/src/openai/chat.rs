@@ -207,6 +207,7 @@ pub async fn create(
         items,
         instructions: None,
         client_tools: tools,
+        tool_choice: super::tool_choice(body.get("tool_choice"))?,
         surface: Some(json!({"model": model, "store": false})),
     };
     let created = state

@@ -83,6 +83,36 @@ fn client_tool(
     })
 }
 
+/// A request's `tool_choice`: `auto`, `required`, `none`, or one named
+/// tool (`{"type": "function", "name"}`, Chat Completions' `{"function":
+/// {"name"}}`), which holds the first call to calling a tool.
+fn tool_choice(
+    given: Option<&Value>,
+) -> Result<Option<roster_core::turn::TurnToolChoice>, OpenAiError> {
+    use roster_core::turn::TurnToolChoice;
+    Ok(match given {
+        None | Some(Value::Null) => None,
+        Some(Value::String(mode)) => Some(match mode.as_str() {
+            "auto" => TurnToolChoice::Auto,
+            "required" => TurnToolChoice::Required,
+            "none" => TurnToolChoice::None,
+            other => {
+                return Err(OpenAiError::invalid(
+                    "tool_choice",
+                    format!("tool_choice `{other}` is not one of auto, required, none"),
+                ))
+            }
+        }),
+        Some(Value::Object(_)) => Some(TurnToolChoice::Required),
+        Some(_) => {
+            return Err(OpenAiError::invalid(
+                "tool_choice",
+                "tool_choice must be a string or an object",
+            ))
+        }
+    })
+}
+
 /// A JSON object body, refused in OpenAI's envelope otherwise.
 fn body_json(body: &[u8]) -> Result<Value, OpenAiError> {
     match serde_json::from_slice::<Value>(body) {

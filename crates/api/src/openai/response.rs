@@ -77,6 +77,26 @@ fn seconds(at: chrono::DateTime<chrono::Utc>) -> i64 {
     at.timestamp()
 }
 
+/// The request's functions as a response lists them: every field the spec
+/// requires present (`description`, `parameters`, `strict`, each may be
+/// null).
+fn tools(given: Option<&Value>) -> Value {
+    let listed = given.and_then(Value::as_array).cloned().unwrap_or_default();
+    Value::Array(
+        listed
+            .into_iter()
+            .map(|mut tool| {
+                if let Some(object) = tool.as_object_mut() {
+                    for field in ["description", "parameters", "strict"] {
+                        object.entry(field).or_insert(Value::Null);
+                    }
+                }
+                tool
+            })
+            .collect(),
+    )
+}
+
 /// The Response object.
 pub fn render(view: &ResponseView<'_>) -> Value {
     let run = view.run;
@@ -113,11 +133,21 @@ pub fn render(view: &ResponseView<'_>) -> Value {
         "previous_response_id": field("previous_response_id"),
         "conversation": field("conversation"),
         "store": echo.get("store").cloned().unwrap_or(Value::Bool(true)),
-        "temperature": field("temperature"),
-        "top_p": field("top_p"),
+        // Sampling as the request set it, else the values a model uses
+        // when none is given (the spec wants numbers here).
+        "temperature": echo.get("temperature").filter(|v| v.is_number()).cloned().unwrap_or(json!(1.0)),
+        "top_p": echo.get("top_p").filter(|v| v.is_number()).cloned().unwrap_or(json!(1.0)),
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "top_logprobs": 0,
+        "reasoning": Value::Null,
+        "max_tool_calls": Value::Null,
+        "service_tier": "default",
+        "safety_identifier": Value::Null,
+        "prompt_cache_key": Value::Null,
         "text": {"format": {"type": "text"}},
         "tool_choice": echo.get("tool_choice").cloned().unwrap_or_else(|| json!("auto")),
-        "tools": echo.get("tools").cloned().unwrap_or_else(|| json!([])),
+        "tools": tools(echo.get("tools")),
         "truncation": "disabled",
         "usage": usage,
         "user": field("user"),

@@ -138,6 +138,7 @@ pub async fn create(
         items: turn_items,
         instructions: request.instructions.clone(),
         client_tools,
+        tool_choice: super::tool_choice(request.tool_choice.as_ref())?,
         surface: Some(echo),
     };
     state

@@ -103,6 +103,15 @@ with client.responses.stream(model=agent, input="weather in Bergen?", tools=WEAT
     final = stream.get_final_response()
 assert [o.type for o in final.output] == ["function_call"], final.output
 
+# tool_choice reaches the model: `none` offers no tool, `required` forces one.
+quiet = client.responses.create(model=agent, input="weather in Oslo?", tools=WEATHER, tool_choice="none")
+assert quiet.output_text == "echo: weather in Oslo?" and quiet.tool_choice == "none", quiet.output
+forced = client.responses.create(model=agent, input="just talk", tools=WEATHER, tool_choice="required")
+assert [o.type for o in forced.output] == ["function_call"], forced.output
+forced_by_name = client.responses.create(model=agent, input="just talk", tools=WEATHER,
+                                         tool_choice={"type": "function", "name": "get_weather"})
+assert [o.type for o in forced_by_name.output] == ["function_call"], forced_by_name.output
+
 # Conversations: a conversation is a session, in both APIs.
 conversation = client.conversations.create(metadata={"topic": "trip"})
 assert conversation.metadata == {"topic": "trip"}

@@ -37,7 +37,8 @@ fn answer(body: &Value) -> Reply {
         .map(text)
         .collect();
     let last = said.last().cloned().unwrap_or_default();
-    if last.contains("weather") {
+    let offered = body["tools"].as_array().is_some_and(|t| !t.is_empty());
+    if offered && (last.contains("weather") || body["tool_choice"] == "required") {
         let city = if last.contains("Bergen") {
             "Bergen"
         } else {

@@ -18,6 +18,7 @@ mod e2e_lifecycle;
 mod e2e_local_model;
 mod e2e_mcp;
 mod e2e_notify;
+mod e2e_open_responses;
 mod e2e_openai;
 mod e2e_outage;
 mod e2e_privacy;

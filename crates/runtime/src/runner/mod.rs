@@ -29,6 +29,7 @@ use roster_core::ledger::NewLedgerEntry;
 use roster_core::machine::{replay, Action, ModelCallInput, ModelReply, RunMachine, StepOutput};
 use roster_core::run::{Run, RunError, RunStatus, StepKind, StepStatus};
 use roster_core::tokens::estimate_tokens;
+use roster_core::turn::TurnToolChoice;
 use roster_core::TenantId;
 use roster_models::{Attempt, ChatRequest, ToolChoice, ToolSpec};
 use roster_store::{JournalWrite, RunTransition, Session, StepWrite, StoreError};
@@ -332,6 +333,10 @@ impl RunState<'_> {
     }
 
     fn tool_specs(&self) -> Vec<ToolSpec> {
+        // The request said the model may call no tool in this run.
+        if self.run.turn.as_ref().and_then(|t| t.tool_choice) == Some(TurnToolChoice::None) {
+            return Vec::new();
+        }
         let labels: Vec<&str> = self
             .agent
             .config
@@ -487,10 +492,12 @@ impl RunState<'_> {
         };
         // Only the run's first call is held to `required`: forced on every
         // step, the model could never give its answer.
-        let tool_choice = if self.machine.model_calls() == 0 && !tools.is_empty() {
-            self.agent.config.tool_choice
-        } else {
-            ToolChoice::Auto
+        let asked = self.run.turn.as_ref().and_then(|t| t.tool_choice);
+        let tool_choice = match asked {
+            _ if self.machine.model_calls() > 0 || tools.is_empty() => ToolChoice::Auto,
+            Some(TurnToolChoice::Required) => ToolChoice::Required,
+            Some(TurnToolChoice::Auto) => ToolChoice::Auto,
+            Some(TurnToolChoice::None) | None => self.agent.config.tool_choice,
         };
         let request = ChatRequest {
             tool_choice,
