@@ -27,6 +27,10 @@ pub struct Turn {
     /// with the call unanswered; the caller's next input carries its result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client_tools: Vec<ClientTool>,
+    /// The route (`provider/model`) this run's model calls take instead of
+    /// its agent's: a call addressed to a model rather than an agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     /// Whether the model must, may or must not call a tool in this run's
     /// first model call (`None`: the agent's own `tool_choice`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

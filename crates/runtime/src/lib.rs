@@ -37,4 +37,4 @@ pub use error::RuntimeError;
 pub use front_door::RunRequest;
 pub use key_changes::{hash_key, user_not_allowed, IssuedKey, KeyRequest};
 pub use scheduler::{Runtime, RuntimeOptions, Submission, MAX_INPUT_BYTES};
-pub use turns::{turn_text, Conversation};
+pub use turns::{turn_text, Conversation, DIRECT_AGENT};

@@ -67,7 +67,55 @@ impl Conversation {
     }
 }
 
+/// The agent behind calls addressed to a model (`provider/model`) rather
+/// than an agent: one per tenant, made on first use, with no tools, no
+/// memory and no instructions of its own. Its name cannot be an agent a
+/// person makes (names start with a letter or digit), and it is an agent
+/// like any other for policies (`invoke_agent`, `use_route`), budgets and
+/// the ledger.
+pub const DIRECT_AGENT: &str = "_direct";
+
 impl Runtime {
+    /// The tenant's [`DIRECT_AGENT`], made now if it does not exist yet.
+    pub async fn direct_agent(
+        &self,
+        tenant: &roster_core::TenantId,
+        route: &str,
+        made_by: &str,
+    ) -> Result<Agent, RuntimeError> {
+        let name = AgentRef::Name(DIRECT_AGENT.to_owned());
+        if let Some(agent) = self.store().get_agent(tenant, &name).await? {
+            return Ok(agent);
+        }
+        let config: roster_core::agent::AgentConfig = serde_json::from_value(serde_json::json!({
+            "instructions": "",
+            "model": route,
+        }))
+        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let made = self
+            .store()
+            .create_agent(
+                tenant,
+                roster_core::agent::NewAgent {
+                    name: DIRECT_AGENT.to_owned(),
+                    config,
+                    memory_blocks: Vec::new(),
+                },
+                made_by,
+            )
+            .await;
+        match made {
+            Ok(agent) => Ok(agent),
+            // Made by another request meanwhile.
+            Err(StoreError::Conflict(_)) => self
+                .store()
+                .get_agent(tenant, &name)
+                .await?
+                .ok_or(RuntimeError::NotFound("agent")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// A turn's own checks, and that its client tools do not take the name
     /// of one of the agent's tools (the model could not tell them apart).
     pub async fn check_turn(

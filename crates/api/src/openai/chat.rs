@@ -18,7 +18,6 @@ use roster_core::item::{ItemContent, ToolCall};
 use roster_core::run::{Run, RunStatus};
 use roster_core::turn::{ClientTool, Turn};
 use roster_runtime::RunRequest;
-use roster_store::AgentRef;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -186,18 +185,7 @@ pub async fn create(
         .map(|t| parse_tools(t))
         .transpose()?
         .unwrap_or_default();
-    let agent = state
-        .store
-        .get_agent(&principal.tenant, &AgentRef::parse(&model))
-        .await?
-        .ok_or_else(|| OpenAiError {
-            status: axum::http::StatusCode::NOT_FOUND,
-            code: "model_not_found".into(),
-            message: format!(
-                "the model `{model}` does not exist: name one of this tenant's agents"
-            ),
-            param: Some("model".into()),
-        })?;
+    let (agent, route) = super::target(&state, &principal, &model).await?;
     let user = crate::identity::session_user(&principal, None)?;
     let session = state
         .store
@@ -208,6 +196,7 @@ pub async fn create(
         instructions: None,
         client_tools: tools,
         tool_choice: super::tool_choice(body.get("tool_choice"))?,
+        route,
         surface: Some(json!({"model": model, "store": false})),
     };
     let created = state

@@ -113,6 +113,46 @@ fn tool_choice(
     })
 }
 
+/// What `model` names: an agent of the tenant, or a route
+/// (`provider/model` of a configured provider), whose calls run as the
+/// tenant's direct agent with that route. OpenAI's 404 otherwise.
+async fn target(
+    state: &crate::AppState,
+    principal: &crate::auth::Principal,
+    model: &str,
+) -> Result<(roster_core::agent::Agent, Option<String>), OpenAiError> {
+    let missing = || {
+        OpenAiError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        code: "model_not_found".into(),
+        message: format!(
+            "the model `{model}` does not exist: name one of this tenant's agents (GET /v1/agents) or a route provider/model of a configured provider (GET /v1/models)"
+        ),
+        param: Some("model".into()),
+    }
+    };
+    let by_name = roster_store::AgentRef::parse(model);
+    if let Some(agent) = state.store.get_agent(&principal.tenant, &by_name).await? {
+        return Ok((agent, None));
+    }
+    let Ok(route) = roster_core::route::RouteTarget::parse(model) else {
+        return Err(missing());
+    };
+    if !state
+        .models
+        .providers
+        .iter()
+        .any(|p| p.name == route.provider)
+    {
+        return Err(missing());
+    }
+    let agent = state
+        .runtime
+        .direct_agent(&principal.tenant, model, &principal.label())
+        .await?;
+    Ok((agent, Some(model.to_owned())))
+}
+
 /// A JSON object body, refused in OpenAI's envelope otherwise.
 fn body_json(body: &[u8]) -> Result<Value, OpenAiError> {
     match serde_json::from_slice::<Value>(body) {

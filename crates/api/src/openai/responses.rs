@@ -78,7 +78,7 @@ pub async fn create(
         super::check_metadata(metadata)?;
     }
     let actor = principal.actor();
-    let agent = agent_named(&state, &principal, &model).await?;
+    let (agent, route) = super::target(&state, &principal, &model).await?;
     let conversation_id = request
         .conversation
         .as_ref()
@@ -139,6 +139,7 @@ pub async fn create(
         instructions: request.instructions.clone(),
         client_tools,
         tool_choice: super::tool_choice(request.tool_choice.as_ref())?,
+        route,
         surface: Some(echo),
     };
     state
@@ -187,26 +188,6 @@ pub async fn create(
             .await?
     };
     Ok(axum::Json(render(&state, &principal, &run, &model).await?).into_response())
-}
-
-/// The agent `model` names; OpenAI's 404 for an unknown model.
-async fn agent_named(
-    state: &AppState,
-    principal: &Principal,
-    model: &str,
-) -> Result<Agent, OpenAiError> {
-    state
-        .store
-        .get_agent(&principal.tenant, &AgentRef::parse(model))
-        .await?
-        .ok_or_else(|| OpenAiError {
-            status: axum::http::StatusCode::NOT_FOUND,
-            code: "model_not_found".into(),
-            message: format!(
-                "the model `{model}` does not exist: name one of this tenant's agents (GET /v1/agents)"
-            ),
-            param: Some("model".into()),
-        })
 }
 
 fn conversation_id(value: &Value) -> Result<String, OpenAiError> {

@@ -112,6 +112,19 @@ forced_by_name = client.responses.create(model=agent, input="just talk", tools=W
                                          tool_choice={"type": "function", "name": "get_weather"})
 assert [o.type for o in forced_by_name.output] == ["function_call"], forced_by_name.output
 
+# A route instead of an agent: a governed, ledgered call of that model.
+direct = client.responses.create(model="openai/direct-model", input="direct hello")
+assert direct.output_text == "echo: direct hello" and direct.model == "openai/direct-model", direct
+follow = client.responses.create(model="openai/direct-model", input="what did I say",
+                                 previous_response_id=direct.id)
+assert follow.output_text == "you said: direct hello | what did I say", follow.output_text
+expect(openai.NotFoundError, lambda: client.responses.create(model="nowhere/model", input="x"))
+chat_direct = client.chat.completions.create(model="openai/direct-model",
+                                             messages=[{"role": "user", "content": "direct chat"}])
+assert chat_direct.choices[0].message.content == "echo: direct chat"
+ledger = native("/v1/ledger?limit=100")["data"]
+assert any(row["model"] == "direct-model" for row in ledger), ledger
+
 # Conversations: a conversation is a session, in both APIs.
 conversation = client.conversations.create(metadata={"topic": "trip"})
 assert conversation.metadata == {"topic": "trip"}

@@ -422,7 +422,11 @@ impl RunState<'_> {
         &mut self,
         n: i64,
     ) -> Result<Option<roster_core::route::ModelRoute>, RuntimeError> {
-        let route = match self.agent.config.route() {
+        let asked = self.run.turn.as_ref().and_then(|t| t.route.as_deref());
+        let route = match asked.map_or_else(
+            || self.agent.config.route(),
+            |r| roster_core::route::ModelRoute::parse(r, &[]),
+        ) {
             Ok(route) => route,
             Err(e) => {
                 self.machine
