@@ -24,5 +24,6 @@ mod e2e_outage;
 mod e2e_privacy;
 mod e2e_sandbox;
 mod e2e_sql;
+mod e2e_surfaces;
 mod e2e_walls;
 mod readme;
