@@ -257,6 +257,10 @@ impl Call {
             return Err(RpcError::invalid_params("the message has no text"));
         }
         let actor = self.principal.actor();
+        let fresh = message
+            .get("contextId")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
         let session = match message
             .get("contextId")
             .and_then(Value::as_str)
@@ -298,7 +302,7 @@ impl Call {
             .filter(|k| !k.is_empty() && k.len() <= 255 && k.is_ascii())
             .map(|k| format!("a2a:{k}"))
             .filter(|k| k.len() <= 255);
-        let created = self
+        let created = match self
             .state
             .runtime
             .start_run(
@@ -312,7 +316,16 @@ impl Call {
                     turn: None,
                 },
             )
-            .await?;
+            .await
+        {
+            Ok(created) => created,
+            Err(e) => {
+                if fresh {
+                    crate::routes::sessions::discard(&self.state, &self.principal, &session).await;
+                }
+                return Err(e.into());
+            }
+        };
         Ok(created.run().clone())
     }
 

@@ -199,7 +199,7 @@ pub async fn create(
         route,
         surface: Some(json!({"model": model, "store": false})),
     };
-    let created = state
+    let created = match state
         .runtime
         .start_run(
             &principal.actor(),
@@ -212,7 +212,16 @@ pub async fn create(
                 turn: Some(turn),
             },
         )
-        .await?;
+        .await
+    {
+        Ok(created) => created,
+        Err(e) => {
+            if true {
+                crate::routes::sessions::discard(&state, &principal, &session).await;
+            }
+            return Err(e.into());
+        }
+    };
     let run = created.run().clone();
     let include_usage = body
         .pointer("/stream_options/include_usage")

@@ -146,6 +146,7 @@ pub async fn create(
         .runtime
         .check_turn(&principal.tenant, &agent, &turn)
         .await?;
+    let fresh = previous.is_none() && conversation.is_none();
     let session = match (previous, conversation) {
         (Some(session), _) => session,
         (None, Some((id, _))) => state
@@ -161,7 +162,7 @@ pub async fn create(
                 .await?
         }
     };
-    let created = state
+    let created = match state
         .runtime
         .start_run(
             &actor,
@@ -174,7 +175,16 @@ pub async fn create(
                 turn: Some(turn),
             },
         )
-        .await?;
+        .await
+    {
+        Ok(created) => created,
+        Err(e) => {
+            if fresh {
+                crate::routes::sessions::discard(&state, &principal, &session).await;
+            }
+            return Err(e.into());
+        }
+    };
     let run = created.run().clone();
     if request.stream.unwrap_or(false) {
         return Ok(stream(state, principal, run, model, None).into_response());

@@ -196,3 +196,50 @@ async fn a_busy_conversation_refuses_added_items_without_a_retry() {
     assert_eq!(refused.headers["x-should-retry"], "false");
     assert_eq!(refused.body["error"]["code"], "session_busy");
 }
+
+#[tokio::test]
+async fn a_refused_first_turn_leaves_no_session_through_any_surface() {
+    let app = TestApp::start().await;
+    let a = app.admin();
+    a.agent("vault", "openai/test-model").await;
+    a.put(
+        "/v1/policies/closed",
+        json!({"text": "forbid(principal, action == Roster::Action::\"invoke_agent\", resource == Roster::Agent::\"vault\");"}),
+    )
+    .await
+    .ok(201);
+    let refused = a
+        .post("/v1/responses", json!({"model": "vault", "input": "open"}))
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "denied_by_policy");
+    let refused = a
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "vault", "messages": [{"role": "user", "content": "open"}]}),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let refused = a
+        .send(
+            a.request(reqwest::Method::POST, "/v1/a2a/vault")
+                .header("A2A-Version", "1.0")
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+                    "params": {"message": {"messageId": "m", "parts": [{"text": "open"}]}}})),
+        )
+        .await;
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("denied_by_policy"),
+        "{}",
+        refused.body
+    );
+    let sessions = a.get("/v1/sessions").await;
+    assert_eq!(
+        sessions.ok(200)["data"],
+        json!([]),
+        "no session stays behind"
+    );
+}
