@@ -82,8 +82,30 @@ pub async fn require_key(
     mut req: axum::extract::Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let header = req
-        .headers()
+    let principal = authenticate(&state, req.headers()).await?;
+    if let Some(needed) = scopes::needed(req.method(), req.uri().path()) {
+        let scope = needed.scope();
+        if !principal.has_scope(&scope) {
+            return Err(ApiError::new(
+                crate::codes::Code::InsufficientScope,
+                format!("this key's scopes do not include `{scope}`"),
+            ));
+        }
+    }
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}
+
+/// Who presents the request's `Authorization: Bearer` key (in the tenant
+/// `X-Roster-Tenant` names, for the admin key), without a scope check:
+/// [`require_key`] checks the scope a path needs; a surface whose
+/// operations are named inside the body (the MCP endpoint) checks each
+/// operation's scope itself.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Principal, ApiError> {
+    let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <key>` header"))?;
     let key = header
@@ -133,32 +155,21 @@ pub async fn require_key(
         user: record.user,
         act_for: record.act_for.map(Into::into),
     };
-    let principal = match req.headers().get(TENANT_HEADER) {
-        None => principal,
+    match headers.get(TENANT_HEADER) {
+        None => Ok(principal),
         Some(named) => {
             let named = named
                 .to_str()
                 .map_err(|_| ApiError::invalid("the X-Roster-Tenant header must be text"))?
                 .trim()
                 .to_owned();
-            let tenant = crate::tenancy::target_tenant(&state, &principal, Some(&named)).await?;
-            Principal {
+            let tenant = crate::tenancy::target_tenant(state, &principal, Some(&named)).await?;
+            Ok(Principal {
                 tenant,
                 ..principal
-            }
-        }
-    };
-    if let Some(needed) = scopes::needed(req.method(), req.uri().path()) {
-        let scope = needed.scope();
-        if !principal.has_scope(&scope) {
-            return Err(ApiError::new(
-                crate::codes::Code::InsufficientScope,
-                format!("this key's scopes do not include `{scope}`"),
-            ));
+            })
         }
     }
-    req.extensions_mut().insert(principal);
-    Ok(next.run(req).await)
 }
 
 impl Access {

@@ -81,12 +81,14 @@ error_codes! {
     UnsupportedType = "unsupported_type", UNPROCESSABLE_ENTITY, "The document's type is not one Roster reads.";
     NoText = "no_text", UNPROCESSABLE_ENTITY, "The document has no text to index (for example a scanned PDF).";
     MalformedDocument = "malformed_document", UNPROCESSABLE_ENTITY, "The document is not a readable file of its kind.";
+    InvalidAgentCard = "invalid_agent_card", UNPROCESSABLE_ENTITY, "The remote's agent card is not a usable A2A card: it has no name or offers no JSON-RPC interface.";
     InternalError = "internal_error", INTERNAL_SERVER_ERROR, "Something failed inside the server; the server log has the details.";
     SecretUnreadable = "secret_unreadable", INTERNAL_SERVER_ERROR, "Stored credentials cannot be opened (the secret key changed).";
     WorkspaceNotRemoved = "workspace_not_removed", INTERNAL_SERVER_ERROR, "The session was deleted but its workspace directory could not be removed.";
     McpUnavailable = "mcp_unavailable", BAD_GATEWAY, "The MCP server did not start or answer.";
     HostUnresolved = "host_unresolved", BAD_GATEWAY, "The integration's host name does not resolve.";
     DatabaseUnavailable = "database_unavailable", BAD_GATEWAY, "The source's database cannot be reached.";
+    RemoteUnavailable = "remote_unavailable", BAD_GATEWAY, "The remote agent's card could not be fetched: no answer, an HTTP error, or not JSON.";
     Unavailable = "unavailable", SERVICE_UNAVAILABLE, "The server's store is not answering; try again.";
     ShuttingDown = "shutting_down", SERVICE_UNAVAILABLE, "The server is shutting down.";
     MemoryUnavailable = "memory_unavailable", SERVICE_UNAVAILABLE, "Long-term memory and knowledge search are not enabled on this server.";
@@ -181,12 +183,14 @@ mod tests {
             ("unsupported_type", 422),
             ("no_text", 422),
             ("malformed_document", 422),
+            ("invalid_agent_card", 422),
             ("internal_error", 500),
             ("secret_unreadable", 500),
             ("workspace_not_removed", 500),
             ("mcp_unavailable", 502),
             ("host_unresolved", 502),
             ("database_unavailable", 502),
+            ("remote_unavailable", 502),
             ("unavailable", 503),
             ("shutting_down", 503),
             ("memory_unavailable", 503),
@@ -286,12 +290,20 @@ mod tests {
             roster_openapi::HttpError::NotFound(String::new()),
             roster_openapi::HttpError::Secret(String::new()),
         ];
+        let remotes = [
+            roster_a2a::A2aError::Invalid(String::new()),
+            roster_a2a::A2aError::NotFound(String::new()),
+            roster_a2a::A2aError::Unavailable(String::new()),
+            roster_a2a::A2aError::InvalidCard(String::new()),
+            roster_a2a::A2aError::Secret(String::new()),
+        ];
         let documents = documents();
         let codes = sql
             .iter()
             .map(roster_sql::SqlError::code)
             .chain(egress.iter().map(roster_egress::EgressError::code))
             .chain(http.iter().map(roster_openapi::HttpError::code))
+            .chain(remotes.iter().map(roster_a2a::A2aError::code))
             .chain(documents.iter().map(roster_ingest::IngestError::code));
         for code in codes {
             assert!(Code::parse(code).is_some(), "`{code}` is not in the table");

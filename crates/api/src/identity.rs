@@ -70,7 +70,7 @@ pub(crate) fn require_user(principal: &Principal, user: &str) -> Result<(), ApiE
 
 /// The user a new session works for: a user key's own (naming another is
 /// refused); for a service key or the admin key, the one it names, if any.
-pub(crate) fn session_user(
+pub fn session_user(
     principal: &Principal,
     requested: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
@@ -88,7 +88,7 @@ pub(crate) fn may_use_namespace(principal: &Principal, namespace: &str) -> bool 
 }
 
 /// Fails with `user_not_allowed` when `namespace` is another user's.
-pub(crate) fn require_namespace(principal: &Principal, namespace: &str) -> Result<(), ApiError> {
+pub fn require_namespace(principal: &Principal, namespace: &str) -> Result<(), ApiError> {
     match namespace_owner(namespace) {
         Some(user) => require_user(principal, user),
         None => Ok(()),

@@ -10,7 +10,7 @@ pub mod auth;
 pub mod codes;
 pub mod error;
 mod extract;
-mod identity;
+pub mod identity;
 mod openai;
 mod openapi_rules;
 mod router;
@@ -25,6 +25,9 @@ use utoipa::OpenApi;
 
 pub use auth::hash_key;
 pub use error::ApiError;
+/// For surfaces outside this crate (the MCP endpoint) that make a session
+/// for a first turn: the same clean-up when the run is refused.
+pub use routes::sessions::discard as discard_refused_session;
 
 /// Request bodies above this size are refused with `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -100,6 +103,8 @@ pub struct Integrations {
     pub mcp: std::sync::Arc<roster_mcp::McpManager>,
     pub sql: std::sync::Arc<roster_sql::SqlSources>,
     pub http: std::sync::Arc<roster_openapi::HttpServices>,
+    /// Remote A2A agents (`/v1/remotes`, `a2a:NAME` tools).
+    pub a2a: std::sync::Arc<roster_a2a::Remotes>,
     pub secrets: roster_secrets::SecretBox,
     /// Where tenant-configured connections may go (webhook URLs are
     /// checked against it when registered).

@@ -8,6 +8,8 @@ use crate::routes::{
     ledger, limits, mcp, memories, models, policies, run_tree, runs, schedules, sessions, sql,
     tenants, triggers, webhooks,
 };
+// Remote A2A agents (`a2a:NAME` tools).
+use crate::routes::remotes;
 use crate::{auth, codes::Code, openapi_rules, ApiError, AppState, MAX_BODY_BYTES, MAX_SPEC_BYTES};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -112,6 +114,9 @@ fn v1() -> OpenApiRouter<AppState> {
                 .layer(DefaultBodyLimit::max(MAX_SPEC_BYTES)),
         )
         .routes(routes!(http_services::show, http_services::delete))
+        .routes(routes!(remotes::create, remotes::list))
+        .routes(routes!(remotes::show, remotes::delete))
+        .routes(routes!(remotes::refresh))
 }
 
 /// The operations anyone may call, without a key.

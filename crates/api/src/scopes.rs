@@ -22,7 +22,7 @@ pub const AREAS: &[(&str, &[&str])] = &[
     ("limits", &["limits"]),
     ("memories", &["memories"]),
     ("knowledge", &["knowledge", "index"]),
-    ("tools", &["tools", "mcp", "sources"]),
+    ("tools", &["tools", "mcp", "sources", "remotes"]),
     ("ledger", &["ledger", "budgets"]),
     ("policies", &["policies"]),
     ("approvals", &["approvals"]),

@@ -66,6 +66,8 @@ enum Command {
     Mcp(client::McpArgs),
     /// Company data sources agents may query: add-sql, list, show, schema, query, remove.
     Source(client::SourceArgs),
+    /// Remote A2A agents your agents may call (`a2a:NAME`): add (by card URL), list, show, remove, refresh.
+    Remote(client::RemoteArgs),
     /// Tenants (admin key only): create, list.
     Tenant(client::TenantArgs),
     /// API keys of users and service accounts: create, list, show, revoke.
@@ -121,6 +123,7 @@ fn main() -> ExitCode {
             Command::Index(cmd) => client::index(cmd).await,
             Command::Mcp(cmd) => client::mcp(cmd).await,
             Command::Source(cmd) => client::source(cmd).await,
+            Command::Remote(cmd) => client::remote(cmd).await,
             Command::Tenant(cmd) => client::tenant(cmd).await,
             Command::Key(cmd) => client::key(cmd).await,
             Command::Policy(cmd) => client::policy(cmd).await,

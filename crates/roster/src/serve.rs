@@ -181,6 +181,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tools.add_provider(roster_mcp::McpProvider::new(mcp.clone()));
     tools.add_provider(roster_sql::SqlProvider::new(sql.clone()));
     tools.add_provider(roster_openapi::HttpProvider::new(http.clone()));
+    tools.add_provider(roster_a2a::RemoteProvider::new(integrations.a2a.clone()));
     let sandbox_config = file.sandbox.to_config(data_dir.join("workspaces"))?;
     let sandbox = match (&jail, file.sandbox.enabled) {
         (Some(jail), true) => {
@@ -253,7 +254,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Some(mb) => anyhow::bail!("max_document_mb must be between 1 and 4096, not {mb}"),
         None => roster_api::DEFAULT_MAX_DOCUMENT_BYTES,
     };
-    let app = roster_api::app(AppState {
+    let state = AppState {
         store,
         runtime: runtime.clone(),
         max_document_bytes,
@@ -263,12 +264,22 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             mcp: mcp.clone(),
             sql: sql.clone(),
             http,
+            a2a: integrations.a2a,
             secrets,
             egress,
         }),
-    });
+    };
+    // The MCP endpoint (`/mcp`) shares the listener and the keys.
+    let app = roster_api::app(state.clone()).merge(roster_mcp_server::router(state));
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
+    // Without TCP_NODELAY a streamed answer's first event, written after
+    // the headers, waits for the client's delayed ACK (about 40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         signalled.notify_one();

@@ -86,6 +86,8 @@ pub struct Integrations {
     pub mcp: Arc<roster_mcp::McpManager>,
     pub sql: Arc<roster_sql::SqlSources>,
     pub http: Arc<roster_openapi::HttpServices>,
+    /// Remote A2A agents, reached through the same egress policy.
+    pub a2a: Arc<roster_a2a::Remotes>,
     pub egress: Arc<EgressPolicy>,
 }
 
@@ -216,6 +218,7 @@ pub async fn build(
         mcp: roster_mcp::McpManager::new(store.clone(), secrets.clone(), mcp),
         sql: roster_sql::SqlSources::new(store.clone(), secrets.clone(), sql),
         http: roster_openapi::HttpServices::new(store.clone(), secrets.clone(), egress.clone()),
+        a2a: roster_a2a::Remotes::new(store.clone(), secrets.clone(), egress.clone()),
         egress,
     })
 }

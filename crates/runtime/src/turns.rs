@@ -175,7 +175,21 @@ impl Runtime {
         id: &SessionId,
         agent: &Agent,
     ) -> Result<Session, RuntimeError> {
-        let session = match self.conversation(actor, id).await? {
+        let found = self.conversation(actor, id).await?;
+        self.conversation_session_of(actor, found, agent).await
+    }
+
+    /// [`Runtime::conversation_session`] of a conversation already read
+    /// (by [`Runtime::conversation`], for this actor).
+    pub async fn conversation_session_of(
+        &self,
+        actor: &Actor,
+        found: Conversation,
+        agent: &Agent,
+    ) -> Result<Session, RuntimeError> {
+        let id = found.id().clone();
+        let id = &id;
+        let session = match found {
             Conversation::Session(session) => session,
             Conversation::Pending(_) => {
                 match self

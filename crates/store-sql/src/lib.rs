@@ -40,6 +40,7 @@ mod notifications;
 pub mod postgres;
 mod record_plan;
 mod records;
+mod remotes;
 mod row;
 mod rows;
 mod runs;

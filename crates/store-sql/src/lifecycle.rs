@@ -87,6 +87,8 @@ pub(crate) async fn delete_session(
         crate::sql!("DELETE FROM memory_jobs WHERE tenant_id = $1 AND session_id = $2"),
         crate::sql!("DELETE FROM session_summaries WHERE tenant_id = $1 AND session_id = $2"),
         crate::sql!("DELETE FROM items WHERE tenant_id = $1 AND session_id = $2"),
+        // Its conversations with remote A2A agents.
+        crate::sql!("DELETE FROM remote_contexts WHERE tenant_id = $1 AND session_id = $2"),
     ] {
         c.exec(sql, crate::args![tenant, session]).await?;
     }

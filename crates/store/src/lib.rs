@@ -21,6 +21,7 @@ mod lifecycle;
 pub mod limits;
 pub mod notifications;
 mod records;
+pub mod remotes;
 pub mod schedules;
 pub mod triggers;
 mod types;
@@ -69,6 +70,7 @@ pub trait Store:
     + notifications::NotificationStore
     + limits::LimitStore
     + conversations::ConversationStore
+    + remotes::RemoteStore
     + Send
     + Sync
     + 'static

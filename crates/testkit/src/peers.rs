@@ -24,6 +24,18 @@ pub fn mcp_node_modules() -> Option<PathBuf> {
     }
 }
 
+/// The MCP Inspector's command (`node_modules/.bin/mcp-inspector` of
+/// @modelcontextprotocol/inspector), from `ROSTER_TEST_MCP_INSPECTOR`.
+pub fn mcp_inspector() -> Option<PathBuf> {
+    match std::env::var_os("ROSTER_TEST_MCP_INSPECTOR") {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => {
+            missing("the MCP Inspector", "set ROSTER_TEST_MCP_INSPECTOR");
+            None
+        }
+    }
+}
+
 /// True when bubblewrap runs here.
 pub fn have_bwrap() -> bool {
     let ok = std::process::Command::new("bwrap")

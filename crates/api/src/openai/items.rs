@@ -92,6 +92,28 @@ pub fn parse_input(input: &Value, earlier: &[Item]) -> Result<Vec<ItemContent>, 
     Ok(items)
 }
 
+/// Whether `input` holds a `function_call_output` whose call is not in
+/// it (so the call's name must come from the session's earlier items).
+pub fn answers_earlier_calls(input: &Value) -> bool {
+    let Some(list) = input.as_array() else {
+        return false;
+    };
+    let kind = |item: &Value, k: &str| item.get("type").and_then(Value::as_str) == Some(k);
+    let call_id = |item: &Value| {
+        item.get("call_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let calls: std::collections::HashSet<String> = list
+        .iter()
+        .filter(|i| kind(i, "function_call"))
+        .filter_map(call_id)
+        .collect();
+    list.iter()
+        .filter(|i| kind(i, "function_call_output"))
+        .any(|i| call_id(i).is_none_or(|id| !calls.contains(&id)))
+}
+
 fn text_field(object: &Map<String, Value>, field: &str, param: &str) -> Result<String, Refused> {
     match object.get(field) {
         Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),

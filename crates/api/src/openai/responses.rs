@@ -103,7 +103,10 @@ pub async fn create(
         }
         None => None,
     };
+    // Earlier items name the calls a `function_call_output` answers; read
+    // only when the input has an output whose call it does not hold.
     let earlier = match (&previous, &conversation) {
+        _ if !items::answers_earlier_calls(&request.input) => Vec::new(),
         (Some(session), _) | (None, Some((_, roster_runtime::Conversation::Session(session)))) => {
             state
                 .store
@@ -149,9 +152,9 @@ pub async fn create(
     let fresh = previous.is_none() && conversation.is_none();
     let session = match (previous, conversation) {
         (Some(session), _) => session,
-        (None, Some((id, _))) => state
+        (None, Some((id, found))) => state
             .runtime
-            .conversation_session(&actor, &id, &agent)
+            .conversation_session_of(&actor, found, &agent)
             .await
             .map_err(|e| not_found_as(e, "conversation", &id.to_string()))?,
         (None, None) => {

@@ -17,6 +17,7 @@ pub mod mcp;
 pub mod memories;
 pub mod models;
 pub mod policies;
+pub mod remotes;
 pub mod run_tree;
 pub mod runs;
 pub mod schedules;

@@ -198,7 +198,7 @@ pub async fn delete(
 /// (a policy, a budget, an input too large): a refused request leaves
 /// nothing behind. Audited like any delete; a failure is only logged (the
 /// refusal is what the caller must hear).
-pub(crate) async fn discard(state: &AppState, principal: &Principal, session: &Session) {
+pub async fn discard(state: &AppState, principal: &Principal, session: &Session) {
     let audit = roster_store::NewAuditEvent {
         actor: principal.label(),
         action: "session.delete".into(),
@@ -395,19 +395,25 @@ pub(crate) async fn run_items(
     principal: &Principal,
     run: &Run,
 ) -> Result<Vec<Item>, ApiError> {
+    const PAGE: i64 = 1000;
     let mut items = Vec::new();
     let mut after = 0;
     loop {
         let events = state
             .store
-            .list_events(&principal.tenant, &run.id, after, 1000)
+            .list_events(&principal.tenant, &run.id, after, PAGE)
             .await?;
         let Some(last) = events.last() else { break };
         after = last.seq;
+        // A short page is the last: no second read to find it empty.
+        let more = events.len() as i64 == PAGE;
         items.extend(events.into_iter().filter_map(|e| match e.event {
             RunEvent::Item { item, .. } => Some(item),
             _ => None,
         }));
+        if !more {
+            break;
+        }
     }
     Ok(items)
 }

@@ -171,6 +171,21 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
     )
     .await
     .ok(201);
+    // A remote A2A agent: its card is fetched at registration, so it is served.
+    let cards = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let card_base = format!("http://{}", cards.local_addr().unwrap());
+    let card = json!({"name": "zq-remote-card", "url": format!("{card_base}/rpc"), "protocolVersion": "1.0"});
+    let served = axum::Router::new().route(
+        "/.well-known/agent-card.json",
+        axum::routing::get(move || std::future::ready(axum::Json(card.clone()))),
+    );
+    tokio::spawn(async move { axum::serve(cards, served).await });
+    b.post(
+        "/v1/remotes",
+        json!({"name": "zq-remote", "url": card_base, "bearer_token": "zq-remote-secret"}),
+    )
+    .await
+    .ok(201);
     if app.state.sandbox.is_some() {
         let put = b
             .request(Method::PUT, &format!("/v1/sessions/{session}/files/zq.txt"))
@@ -247,6 +262,7 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         ("name", "mcp", pair("zq-mcp", "zq-nomcp")),
         ("name", "sql", pair("zq-sql", "zq-nosql")),
         ("name", "http", pair("zq-http", "zq-nohttp")),
+        ("name", "remotes", pair("zq-remote", "zq-noremote")),
         ("path", "knowledge", pair("zq/doc.md", "zq/nodoc.md")),
         ("path", "sessions", pair("zq.txt", "zq-nofile.txt")),
         ("tenant", "*", (app.tenant_b.to_string(), none("ten"))),
@@ -289,6 +305,8 @@ async fn tenant_b_objects(app: &TestApp, dir: &std::path::Path) -> Names {
         "zq-passage".into(),
         "zq-document".into(),
         "zq-header-secret".into(),
+        "zq-remote-secret".into(),
+        "zq-remote-card".into(),
         "zq_table".into(),
         "zq-row".into(),
         "zqOp".into(),

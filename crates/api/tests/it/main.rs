@@ -24,6 +24,7 @@ mod openai_surface;
 mod openapi;
 mod outages;
 mod policies;
+mod remotes;
 mod schedules;
 mod shared_blocks;
 mod store_failure;

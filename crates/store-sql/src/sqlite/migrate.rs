@@ -76,6 +76,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0018_open_surfaces",
         include_str!("../../migrations/sqlite/0018_open_surfaces.sql"),
     ),
+    (
+        "0019_remotes",
+        include_str!("../../migrations/sqlite/0019_remotes.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

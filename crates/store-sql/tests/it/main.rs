@@ -11,6 +11,7 @@ mod lifecycle;
 mod postgres_nodes;
 mod privacy;
 mod records;
+mod remotes;
 mod run_waits;
 mod schema_parity;
 mod story;

@@ -55,6 +55,7 @@ pub async fn build(
         mcp: roster_mcp::McpManager::new(store.clone(), secrets.clone(), mcp),
         sql: roster_sql::SqlSources::new(store.clone(), secrets.clone(), sql),
         http: roster_openapi::HttpServices::new(store.clone(), secrets.clone(), egress.clone()),
+        a2a: roster_a2a::Remotes::new(store.clone(), secrets.clone(), egress.clone()),
         secrets,
         egress,
     }

@@ -161,6 +161,7 @@ impl TestApp {
         tools.add_provider(roster_mcp::McpProvider::new(integrations.mcp.clone()));
         tools.add_provider(roster_sql::SqlProvider::new(integrations.sql.clone()));
         tools.add_provider(roster_openapi::HttpProvider::new(integrations.http.clone()));
+        tools.add_provider(roster_a2a::RemoteProvider::new(integrations.a2a.clone()));
         // The file API needs only the workspace directories; a machine
         // without bubblewrap serves it all the same.
         let sandbox = roster_sandbox::Sandbox::open(roster_sandbox::SandboxConfig::new(
