@@ -1,7 +1,7 @@
 //! One conversation through every surface of the real binary: made with
 //! the Conversations API, a turn through Responses, one through A2A (its
-//! `contextId` the conversation's id), one through the native API — the
-//! same session, so the agent sees every earlier turn whichever surface
+//! `contextId` the conversation's id), one through the native API, one
+//! through MCP (`continue_session` with its id) — the same session, so the agent sees every earlier turn whichever surface
 //! brought it.
 
 use crate::common;
@@ -81,6 +81,25 @@ async fn a_conversation_is_one_session_in_every_surface() {
         "you said: first | second | what did I say"
     );
 
+    // MCP: the same session by its id.
+    let mcp = reqwest::Client::new()
+        .post(format!("{}/mcp", server.url))
+        .bearer_auth(common::ADMIN_KEY)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "continue_session", "arguments": {"session": id, "message": "what did I say"}}}))
+        .send()
+        .await
+        .expect("mcp")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        mcp.contains("you said: first | second | what did I say | what did I say"),
+        "{mcp}"
+    );
+
     let (status, items) = api
         .get(&format!("/v1/conversations/{id}/items?order=asc"))
         .await;
@@ -99,7 +118,9 @@ async fn a_conversation_is_one_session_in_every_surface() {
             "second",
             "echo: second",
             "what did I say",
-            "you said: first | second | what did I say"
+            "you said: first | second | what did I say",
+            "what did I say",
+            "you said: first | second | what did I say | what did I say"
         ]
     );
 }
