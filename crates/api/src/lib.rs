@@ -25,9 +25,6 @@ use utoipa::OpenApi;
 
 pub use auth::hash_key;
 pub use error::ApiError;
-/// For surfaces outside this crate (the MCP endpoint) that make a session
-/// for a first turn: the same clean-up when the run is refused.
-pub use routes::sessions::discard as discard_refused_session;
 
 /// Request bodies above this size are refused with `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;

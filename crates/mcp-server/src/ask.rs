@@ -33,19 +33,13 @@ pub(crate) async fn ask(
     let actor = principal.actor();
     let Some(raw) = request.session else {
         let user = roster_api::identity::session_user(principal, request.user.as_deref())?;
-        let session = state
-            .store
-            .create_session_for(&principal.tenant, &agent.id, agent.version, user.as_deref())
+        // A refused first call takes its new session with it (the front
+        // door's `start_first_run`), as on the API's other surfaces.
+        let created = state
+            .runtime
+            .start_first_run(&actor, agent, user.as_deref(), request_of(request.message))
             .await?;
-        return match run(state, &actor, &session.id, request.message).await {
-            Ok(result) => Ok(result),
-            Err(refused) => {
-                // The session holds nothing: a refused call leaves no
-                // trace but its audit, as on the API's other surfaces.
-                roster_api::discard_refused_session(state, principal, &session).await;
-                Err(refused)
-            }
-        };
+        return settle(state, &actor, created).await;
     };
     let session = state
         .runtime
@@ -85,6 +79,16 @@ fn session_id(raw: &str) -> Result<SessionId, ToolError> {
     SessionId::parse(raw).ok_or_else(|| ApiError::not_found("session").into())
 }
 
+fn request_of(message: String) -> RunRequest {
+    RunRequest {
+        input: message,
+        idempotency_key: None,
+        if_busy: None,
+        notify: Vec::new(),
+        turn: None,
+    }
+}
+
 async fn run(
     state: &AppState,
     actor: &Actor,
@@ -93,23 +97,22 @@ async fn run(
 ) -> Result<CallToolResult, ToolError> {
     let created = state
         .runtime
-        .start_run(
-            actor,
-            session,
-            RunRequest {
-                input: message,
-                idempotency_key: None,
-                if_busy: None,
-                notify: Vec::new(),
-                turn: None,
-            },
-        )
+        .start_run(actor, session, request_of(message))
         .await?;
+    settle(state, actor, created).await
+}
+
+/// Waits for the run and renders it.
+async fn settle(
+    state: &AppState,
+    actor: &Actor,
+    created: roster_store::CreatedRun,
+) -> Result<CallToolResult, ToolError> {
     let run = state
         .runtime
         .wait_settled(&actor.tenant, &created.run().id, WAIT_LIMIT)
         .await?;
-    Ok(render(session, &run))
+    Ok(render(&run.session_id, &run))
 }
 
 /// The run as the caller sees it: the answer, or why there is none yet.

@@ -80,6 +80,43 @@ impl Runtime {
         .await
     }
 
+    /// Starts a run in a new session of `agent` (for `user`): a first turn
+    /// on a surface that makes its session per request. A run the front
+    /// door refuses (policy, budget, input) takes its session with it, so a
+    /// refused request leaves nothing behind but the audit of both.
+    pub async fn start_first_run(
+        &self,
+        actor: &Actor,
+        agent: &Agent,
+        user: Option<&str>,
+        request: RunRequest,
+    ) -> Result<CreatedRun, RuntimeError> {
+        let session = self
+            .store()
+            .create_session_for(&actor.tenant, &agent.id, agent.version, user)
+            .await?;
+        match self.start_run(actor, &session.id, request).await {
+            Ok(created) => Ok(created),
+            Err(refused) => {
+                let audit = roster_store::NewAuditEvent {
+                    actor: actor.label(),
+                    action: "session.delete".into(),
+                    resource: format!("session:{}", session.id),
+                    decision: None,
+                    detail: json!({"agent": session.agent_id, "reason": "its first run was refused"}),
+                };
+                if let Err(e) = self
+                    .store()
+                    .delete_session(&actor.tenant, &session.id, audit)
+                    .await
+                {
+                    tracing::warn!(session = %session.id, error = %e, "cannot delete the session of a refused first run");
+                }
+                Err(refused)
+            }
+        }
+    }
+
     /// Refuses a list of webhooks that is malformed or names one the tenant
     /// does not have (`field` names the list in the message).
     pub async fn check_webhooks(

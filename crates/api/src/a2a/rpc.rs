@@ -257,75 +257,51 @@ impl Call {
             return Err(RpcError::invalid_params("the message has no text"));
         }
         let actor = self.principal.actor();
-        let fresh = message
-            .get("contextId")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty);
-        let session = match message
-            .get("contextId")
-            .and_then(Value::as_str)
-            .filter(|c| !c.is_empty())
-        {
-            Some(context) => {
-                let id = SessionId::parse(context)
-                    .ok_or_else(|| RpcError::invalid_params(format!("no context `{context}`")))?;
-                let session = match self.state.runtime.session_for(&actor, &id).await {
-                    Ok(session) => session,
-                    Err(RuntimeError::NotFound(_)) => {
-                        return Err(RpcError::invalid_params(format!("no context `{context}`")))
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                if session.agent_id != self.agent.id {
-                    return Err(RpcError::invalid_params(format!(
-                        "context `{context}` is another agent's"
-                    )));
-                }
-                session
-            }
-            None => {
-                let user = crate::identity::session_user(&self.principal, None)?;
-                self.state
-                    .store
-                    .create_session_for(
-                        &self.principal.tenant,
-                        &self.agent.id,
-                        self.agent.version,
-                        user.as_deref(),
-                    )
-                    .await?
-            }
-        };
         let idempotency_key = message
             .get("messageId")
             .and_then(Value::as_str)
             .filter(|k| !k.is_empty() && k.len() <= 255 && k.is_ascii())
             .map(|k| format!("a2a:{k}"))
             .filter(|k| k.len() <= 255);
-        let created = match self
+        let request = RunRequest {
+            input: text,
+            idempotency_key,
+            if_busy: None,
+            notify: Vec::new(),
+            turn: None,
+        };
+        let context = message
+            .get("contextId")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty());
+        let Some(context) = context else {
+            let user = crate::identity::session_user(&self.principal, None)?;
+            let created = self
+                .state
+                .runtime
+                .start_first_run(&actor, &self.agent, user.as_deref(), request)
+                .await?;
+            return Ok(created.run().clone());
+        };
+        let id = SessionId::parse(context)
+            .ok_or_else(|| RpcError::invalid_params(format!("no context `{context}`")))?;
+        let session = match self.state.runtime.session_for(&actor, &id).await {
+            Ok(session) => session,
+            Err(RuntimeError::NotFound(_)) => {
+                return Err(RpcError::invalid_params(format!("no context `{context}`")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if session.agent_id != self.agent.id {
+            return Err(RpcError::invalid_params(format!(
+                "context `{context}` is another agent's"
+            )));
+        }
+        let created = self
             .state
             .runtime
-            .start_run(
-                &actor,
-                &session.id,
-                RunRequest {
-                    input: text,
-                    idempotency_key,
-                    if_busy: None,
-                    notify: Vec::new(),
-                    turn: None,
-                },
-            )
-            .await
-        {
-            Ok(created) => created,
-            Err(e) => {
-                if fresh {
-                    crate::routes::sessions::discard(&self.state, &self.principal, &session).await;
-                }
-                return Err(e.into());
-            }
-        };
+            .start_run(&actor, &session.id, request)
+            .await?;
         Ok(created.run().clone())
     }
 

@@ -187,10 +187,6 @@ pub async fn create(
         .unwrap_or_default();
     let (agent, route) = super::target(&state, &principal, &model).await?;
     let user = crate::identity::session_user(&principal, None)?;
-    let session = state
-        .store
-        .create_session_for(&principal.tenant, &agent.id, agent.version, user.as_deref())
-        .await?;
     let turn = Turn {
         items,
         instructions: None,
@@ -199,11 +195,12 @@ pub async fn create(
         route,
         surface: Some(json!({"model": model, "store": false})),
     };
-    let created = match state
+    let created = state
         .runtime
-        .start_run(
+        .start_first_run(
             &principal.actor(),
-            &session.id,
+            &agent,
+            user.as_deref(),
             RunRequest {
                 input: turn.input_text(),
                 idempotency_key: idempotency_key(&headers)?,
@@ -212,16 +209,7 @@ pub async fn create(
                 turn: Some(turn),
             },
         )
-        .await
-    {
-        Ok(created) => created,
-        Err(e) => {
-            if true {
-                crate::routes::sessions::discard(&state, &principal, &session).await;
-            }
-            return Err(e.into());
-        }
-    };
+        .await?;
     let run = created.run().clone();
     let include_usage = body
         .pointer("/stream_options/include_usage")

@@ -149,43 +149,37 @@ pub async fn create(
         .runtime
         .check_turn(&principal.tenant, &agent, &turn)
         .await?;
-    let fresh = previous.is_none() && conversation.is_none();
-    let session = match (previous, conversation) {
-        (Some(session), _) => session,
-        (None, Some((id, found))) => state
-            .runtime
-            .conversation_session_of(&actor, found, &agent)
-            .await
-            .map_err(|e| not_found_as(e, "conversation", &id.to_string()))?,
+    let request_run = RunRequest {
+        input: turn.input_text(),
+        idempotency_key: idempotency_key(&headers)?,
+        if_busy: None,
+        notify: Vec::new(),
+        turn: Some(turn),
+    };
+    let created = match (previous, conversation) {
+        (Some(session), _) => {
+            state
+                .runtime
+                .start_run(&actor, &session.id, request_run)
+                .await?
+        }
+        (None, Some((id, found))) => {
+            let session = state
+                .runtime
+                .conversation_session_of(&actor, found, &agent)
+                .await
+                .map_err(|e| not_found_as(e, "conversation", &id.to_string()))?;
+            state
+                .runtime
+                .start_run(&actor, &session.id, request_run)
+                .await?
+        }
         (None, None) => {
             let user = crate::identity::session_user(&principal, None)?;
             state
-                .store
-                .create_session_for(&principal.tenant, &agent.id, agent.version, user.as_deref())
+                .runtime
+                .start_first_run(&actor, &agent, user.as_deref(), request_run)
                 .await?
-        }
-    };
-    let created = match state
-        .runtime
-        .start_run(
-            &actor,
-            &session.id,
-            RunRequest {
-                input: turn.input_text(),
-                idempotency_key: idempotency_key(&headers)?,
-                if_busy: None,
-                notify: Vec::new(),
-                turn: Some(turn),
-            },
-        )
-        .await
-    {
-        Ok(created) => created,
-        Err(e) => {
-            if fresh {
-                crate::routes::sessions::discard(&state, &principal, &session).await;
-            }
-            return Err(e.into());
         }
     };
     let run = created.run().clone();

@@ -194,27 +194,6 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Deletes a session a surface made for a first run that was then refused
-/// (a policy, a budget, an input too large): a refused request leaves
-/// nothing behind. Audited like any delete; a failure is only logged (the
-/// refusal is what the caller must hear).
-pub async fn discard(state: &AppState, principal: &Principal, session: &Session) {
-    let audit = roster_store::NewAuditEvent {
-        actor: principal.label(),
-        action: "session.delete".into(),
-        resource: format!("session:{}", session.id),
-        decision: None,
-        detail: serde_json::json!({"agent": session.agent_id, "reason": "its first run was refused"}),
-    };
-    if let Err(e) = state
-        .store
-        .delete_session(&principal.tenant, &session.id, audit)
-        .await
-    {
-        tracing::warn!(session = %session.id, error = %e, "cannot delete the session of a refused first run");
-    }
-}
-
 /// Deletes a session (audited) and its workspace; every surface that
 /// deletes a session (a conversation's delete too) comes here.
 pub(crate) async fn remove(
